@@ -1,0 +1,34 @@
+"""
+GoCast configuration: the VIBE format, the schema, and loading with errors
+that name the file, line, column and key.
+"""
+
+from ._load import (
+    LoadedConfig,
+    default_config,
+    dump_config,
+    format_for,
+    load_config,
+    parse_config,
+    render_issues,
+)
+from ._mount import MountConfig
+from ._report import ConfigError, Issue
+from ._schema import DEFAULT_PASSWORD, EVENT_NAMES, PERMISSIONS, Config
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DEFAULT_PASSWORD",
+    "EVENT_NAMES",
+    "Issue",
+    "LoadedConfig",
+    "MountConfig",
+    "PERMISSIONS",
+    "default_config",
+    "dump_config",
+    "format_for",
+    "load_config",
+    "parse_config",
+    "render_issues",
+]

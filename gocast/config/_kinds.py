@@ -1,0 +1,535 @@
+# -*- test-case-name: tests.test_config_kinds -*-
+"""
+Value kinds: how one configuration value is read from the raw tree (VIBE or
+JSON), checked, turned into a typed Python value, and written back.
+
+Every kind has ``parse(raw, path, report)``, which returns the typed value or
+:data:`INVALID` after reporting why; ``dump(value)``, which returns what a
+config file would say; and ``expected``, the words used in errors and docs.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
+
+from ._report import Path, Reporter
+
+#: Returned by a kind that reported a problem; the key keeps its default.
+INVALID = object()
+
+#: Shown in place of a secret by ``gocast config show`` and the API.
+REDACTED = "<redacted>"
+
+
+def _show(raw: Any) -> str:
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, dict):
+        return "a block { ... }"
+    if isinstance(raw, list):
+        return "a list [ ... ]"
+    if isinstance(raw, str):
+        return '"%s"' % (raw if len(raw) <= 40 else raw[:37] + "...")
+    if raw is None:
+        return "null"
+    return str(raw)
+
+
+class Kind:
+    """Base kind: a scalar passed through unchanged."""
+
+    expected = "a value"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        return raw
+
+    def dump(self, value: Any, reveal: bool = False) -> Any:
+        return value
+
+    def fail(self, raw: Any, path: Path, report: Reporter, why: str = "") -> Any:
+        report.error(path, "expected %s, got %s%s" % (self.expected, _show(raw), why))
+        return INVALID
+
+
+class Str(Kind):
+    """Text, optionally limited to some choices or a pattern."""
+
+    def __init__(
+        self,
+        choices: Optional[Sequence[str]] = None,
+        pattern: Optional[str] = None,
+        expected: Optional[str] = None,
+        allow_empty: bool = True,
+    ):
+        self.choices = tuple(choices) if choices else None
+        self.pattern = re.compile(pattern) if pattern else None
+        self.allow_empty = allow_empty
+        if expected:
+            self.expected = expected
+        elif self.choices:
+            self.expected = "one of " + ", ".join(self.choices)
+        else:
+            self.expected = "text"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool) and not self.choices:
+            raw = str(raw)
+        if not isinstance(raw, str):
+            return self.fail(raw, path, report)
+        if self.choices is not None and raw not in self.choices:
+            from difflib import get_close_matches
+
+            close = get_close_matches(raw, self.choices, n=1, cutoff=0.6)
+            hint = "; did you mean '%s'?" % close[0] if close else ""
+            return self.fail(raw, path, report, hint)
+        if not raw and not self.allow_empty:
+            return self.fail(raw, path, report)
+        if self.pattern is not None and not self.pattern.fullmatch(raw):
+            return self.fail(raw, path, report)
+        return raw
+
+
+class Int(Kind):
+    def __init__(self, minimum: Optional[int] = None, maximum: Optional[int] = None):
+        self.minimum = minimum
+        self.maximum = maximum
+        if minimum is not None and maximum is not None:
+            self.expected = "a whole number from %d to %d" % (minimum, maximum)
+        elif minimum is not None:
+            self.expected = "a whole number of at least %d" % minimum
+        else:
+            self.expected = "a whole number"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            return self.fail(raw, path, report)
+        if (self.minimum is not None and raw < self.minimum) or (
+            self.maximum is not None and raw > self.maximum
+        ):
+            return self.fail(raw, path, report)
+        return raw
+
+
+class Float(Kind):
+    expected = "a number"
+
+    def __init__(self, minimum: Optional[float] = None, maximum: Optional[float] = None):
+        self.minimum = minimum
+        self.maximum = maximum
+        if minimum is not None and maximum is not None:
+            self.expected = "a number from %g to %g" % (minimum, maximum)
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            return self.fail(raw, path, report)
+        if (self.minimum is not None and raw < self.minimum) or (
+            self.maximum is not None and raw > self.maximum
+        ):
+            return self.fail(raw, path, report)
+        return float(raw)
+
+
+class Bool(Kind):
+    expected = "true or false"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if isinstance(raw, bool):
+            return raw
+        hint = ""
+        if isinstance(raw, str) and raw.lower() in ("true", "false", "yes", "no", "on", "off"):
+            hint = " (VIBE booleans are lowercase true or false, unquoted)"
+        return self.fail(raw, path, report, hint)
+
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> Optional[float]:
+    """``"1h30m"`` → 5400.0; ``None`` when ``text`` is not a duration."""
+    text = text.strip()
+    if not text:
+        return None
+    pos = 0
+    total = 0.0
+    for m in _DURATION_PART.finditer(text):
+        if m.start() != pos:
+            return None
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text):
+        return None
+    return total
+
+
+def format_duration(seconds: float) -> Any:
+    """The shortest exact way to write ``seconds``: ``90`` → ``"90s"``, ``3600`` → ``"1h"``."""
+    if seconds == 0:
+        return "0s"
+    for unit in ("w", "d", "h", "m", "s"):
+        size = _DURATION_UNITS[unit]
+        if seconds >= size and float(seconds / size).is_integer():
+            return "%d%s" % (seconds // size, unit)
+    millis = seconds * 1000
+    if float(millis).is_integer():
+        return "%dms" % millis
+    return float(seconds)
+
+
+class Duration(Kind):
+    """A time span in seconds: a number, or text such as ``30s``, ``5m``, ``1h30m``, ``30d``."""
+
+    expected = "a duration such as 30s, 5m, 1h or 30d (a bare number is seconds)"
+
+    def __init__(self, minimum: float = 0.0, positive: bool = False):
+        self.minimum = minimum
+        self.positive = positive
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if isinstance(raw, bool):
+            return self.fail(raw, path, report)
+        if isinstance(raw, (int, float)):
+            value: Optional[float] = float(raw)
+        elif isinstance(raw, str):
+            value = parse_duration(raw)
+        else:
+            value = None
+        if value is None or value < self.minimum or (self.positive and value <= 0):
+            return self.fail(raw, path, report)
+        return value
+
+    def dump(self, value: float, reveal: bool = False) -> Any:
+        return format_duration(value)
+
+
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]?)(i?[bB])?")
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(text: str) -> Optional[int]:
+    """``"64k"`` → 65536, ``"100MB"`` → 104857600 (binary units); ``None`` if not a size."""
+    m = _SIZE.fullmatch(text.strip())
+    if not m:
+        return None
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+def format_size(size: int) -> Any:
+    for unit, factor in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= factor and size % factor == 0:
+            return "%d%s" % (size // factor, unit)
+    return size
+
+
+class Size(Kind):
+    """A byte count: a number, or text with a binary unit (``64k``, ``100MB``, ``1G``)."""
+
+    expected = "a size such as 65536, 64k or 100MB"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if isinstance(raw, bool):
+            return self.fail(raw, path, report)
+        if isinstance(raw, int):
+            value: Optional[int] = raw
+        elif isinstance(raw, str):
+            value = parse_size(raw)
+        else:
+            value = None
+        if value is None or value < 0:
+            return self.fail(raw, path, report)
+        return value
+
+    def dump(self, value: int, reveal: bool = False) -> Any:
+        return format_size(value)
+
+
+_BITRATE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kKmM]?)(?:bps|b/s|bit/s)?")
+
+
+class Bitrate(Kind):
+    """
+    An audio bitrate in bits per second. ``128k`` and ``1.5M`` use decimal
+    units, as audio does; a bare number is kbit/s, as Icecast writes bitrates.
+    """
+
+    expected = "a bitrate such as 128k (a bare number is kbit/s)"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        value: Optional[float] = None
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            value = float(raw) * 1000
+        elif isinstance(raw, str):
+            m = _BITRATE.fullmatch(raw.strip())
+            if m:
+                factor = {"": 1000, "k": 1000, "m": 1000000}[m.group(2).lower()]
+                value = float(m.group(1)) * factor
+        if value is None or value <= 0:
+            return self.fail(raw, path, report)
+        return int(value)
+
+    def dump(self, value: int, reveal: bool = False) -> Any:
+        if value % 1000 == 0:
+            return "%dk" % (value // 1000)
+        return "%gk" % (value / 1000)
+
+
+class CIDR(Kind):
+    """An IPv4 or IPv6 network (``10.0.0.0/8``) or a single address."""
+
+    expected = "an IP address or network such as 10.0.0.0/8 or 2001:db8::/32"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if not isinstance(raw, str):
+            return self.fail(raw, path, report)
+        try:
+            return ipaddress.ip_network(raw, strict=False)
+        except ValueError:
+            return self.fail(raw, path, report)
+
+    def dump(self, value: Any, reveal: bool = False) -> Any:
+        if value.num_addresses == 1:
+            return str(value.network_address)
+        return str(value)
+
+
+_MOUNT_PATH = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
+
+
+def normalise_mount(text: str) -> Optional[str]:
+    """``live`` and ``/live`` are the mount ``/live``; ``None`` if not a usable mount path."""
+    if not text.startswith("/"):
+        text = "/" + text
+    if not _MOUNT_PATH.fullmatch(text) or text == "/" or "//" in text:
+        return None
+    if any(part in (".", "..") for part in text.split("/")):
+        return None
+    return text
+
+
+class MountPath(Kind):
+    expected = "a mount path such as /live"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if not isinstance(raw, str):
+            return self.fail(raw, path, report)
+        mount = normalise_mount(raw)
+        if mount is None:
+            return self.fail(raw, path, report)
+        return mount
+
+
+class URL(Kind):
+    def __init__(self, schemes: Sequence[str] = ("http", "https")):
+        self.schemes = tuple(schemes)
+        self.expected = "a %s URL" % "/".join(self.schemes)
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if not isinstance(raw, str):
+            return self.fail(raw, path, report)
+        parts = urlsplit(raw)
+        if parts.scheme not in self.schemes or not parts.netloc:
+            return self.fail(raw, path, report)
+        return raw
+
+
+class HostPort(Kind):
+    expected = "host:port, such as radio.example.com:8000"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if not isinstance(raw, str):
+            return self.fail(raw, path, report)
+        host, sep, port = raw.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            return self.fail(raw, path, report)
+        return raw
+
+
+_CRON_NAMES = {
+    3: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
+    4: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
+}
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_CRON_MACROS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+
+def _cron_value(text: str, field: int) -> Optional[int]:
+    names = _CRON_NAMES.get(field)
+    if names and text.lower() in names:
+        return names.index(text.lower()) + (1 if field == 3 else 0)
+    if text.isdigit():
+        low, high = _CRON_RANGES[field]
+        value = int(text)
+        return value if low <= value <= high else None
+    return None
+
+
+def check_cron(expr: str) -> Optional[str]:
+    """Return why ``expr`` is not a five-field cron expression, or ``None``."""
+    expr = _CRON_MACROS.get(expr.strip(), expr)
+    fields = expr.split()
+    if len(fields) != 5:
+        return "a cron expression has 5 fields (minute hour day month weekday), got %d" % len(fields)
+    labels = ("minute", "hour", "day of month", "month", "weekday")
+    for index, field in enumerate(fields):
+        for item in field.split(","):
+            base, _, step = item.partition("/")
+            if step and (not step.isdigit() or int(step) == 0):
+                return "bad step %r in the %s field" % (item, labels[index])
+            if base == "*":
+                continue
+            low, dash, high = base.partition("-")
+            bounds = [_cron_value(low, index)] + ([_cron_value(high, index)] if dash else [])
+            if None in bounds or (dash and bounds[0] > bounds[1]):  # type: ignore[operator]
+                low_ok, high_ok = _CRON_RANGES[index]
+                return "%r is not valid in the %s field (%d-%d)" % (
+                    item, labels[index], low_ok, high_ok)
+    return None
+
+
+class Cron(Kind):
+    expected = 'a cron expression such as "0 6 * * *"'
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if not isinstance(raw, str):
+            return self.fail(raw, path, report)
+        why = check_cron(raw)
+        if why:
+            report.error(path, "%s: %s" % (_show(raw), why))
+            return INVALID
+        return raw
+
+
+class Date(Kind):
+    """A calendar date (``2025-12-31``) or an ISO 8601 date and time."""
+
+    expected = "a date such as 2025-12-31"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if not isinstance(raw, str):
+            return self.fail(raw, path, report)
+        try:
+            if len(raw) == 10:
+                return datetime.date.fromisoformat(raw)
+            return datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            return self.fail(raw, path, report)
+
+    def dump(self, value: Any, reveal: bool = False) -> Any:
+        return value.isoformat()
+
+
+class Dimensions(Kind):
+    expected = "a size in pixels such as 300x300"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        m = re.fullmatch(r"([1-9][0-9]{0,4})x([1-9][0-9]{0,4})", raw) if isinstance(raw, str) else None
+        if not m:
+            return self.fail(raw, path, report)
+        return (int(m.group(1)), int(m.group(2)))
+
+    def dump(self, value: Tuple[int, int], reveal: bool = False) -> Any:
+        return "%dx%d" % value
+
+
+class ListOf(Kind):
+    """
+    A list of scalars. A single scalar is taken as a list of one. Items
+    written with commas, as in ``[a, b]``, are accepted with a warning,
+    because VIBE separates items by spaces.
+    """
+
+    def __init__(self, item: Kind):
+        self.item = item
+        self.expected = "a list of %s" % _plural(item.expected)
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if not isinstance(raw, list):
+            if isinstance(raw, dict) or raw is None:
+                return self.fail(raw, path, report)
+            raw = [raw]
+        out = []
+        commas = False
+        ok = True
+        for index, item in enumerate(raw):
+            if isinstance(item, str) and item.endswith(",") and len(item) > 1:
+                item = item.rstrip(",")
+                commas = True
+            elif item == ",":
+                commas = True
+                continue
+            if isinstance(item, (dict, list)):
+                report.error(path + (index,), "list items must be plain values, got %s" % _show(item))
+                ok = False
+                continue
+            value = self.item.parse(item, path + (index,), report)
+            if value is INVALID:
+                ok = False
+            else:
+                out.append(value)
+        if commas:
+            report.warning(
+                path,
+                "list items are separated by spaces in VIBE; the commas were ignored",
+            )
+        return tuple(out) if ok else INVALID
+
+    def dump(self, value: Sequence[Any], reveal: bool = False) -> Any:
+        return [self.item.dump(v, reveal) for v in value]
+
+
+def _plural(expected: str) -> str:
+    for article in ("an ", "a "):
+        if expected.startswith(article):
+            return "items (each %s)" % expected
+    return expected
+
+
+class MapOf(Kind):
+    """
+    Named entries, ``NAME value`` or ``NAME { ... }``, all of one kind, as in
+    ``mounts { live { ... } }`` or ``users { alice "secret" }``.
+
+    :param key: how a name is checked and normalised (e.g. ``live`` → ``/live``).
+    """
+
+    def __init__(self, value: Kind, key: Optional[Callable[[str], Optional[str]]] = None,
+                 key_expected: str = "a name", secret_values: bool = False):
+        self.value = value
+        self.secret_values = secret_values
+        self.key = key
+        self.key_expected = key_expected
+        self.expected = "a block of named entries"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if not isinstance(raw, dict):
+            return self.fail(raw, path, report)
+        out: Dict[str, Any] = {}
+        for name, item in raw.items():
+            key = self.key(name) if self.key else name
+            if key is None:
+                report.error(path + (name,), "%r is not %s" % (name, self.key_expected), at="key")
+                continue
+            if key in out:
+                report.warning(path + (name,), "%s is defined twice; the last one wins" % key)
+            value = self.value.parse(item, path + (name,), report)
+            if value is not INVALID:
+                out[key] = value
+        return out
+
+    def dump(self, value: Dict[str, Any], reveal: bool = False) -> Any:
+        if self.secret_values and not reveal:
+            return {k: REDACTED for k in value}
+        return {k: self.value.dump(v, reveal) for k, v in value.items()}
+

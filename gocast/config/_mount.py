@@ -1,0 +1,265 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+The per-mount part of the schema: ``mounts { NAME { ... } }``, with the keys
+of the old GoCast and every per-mount block of the roadmap.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import attr
+
+from ._kinds import (
+    CIDR,
+    INVALID,
+    URL,
+    Bitrate,
+    Bool,
+    Dimensions,
+    Duration,
+    Int,
+    Kind,
+    ListOf,
+    MapOf,
+    MountPath,
+    Size,
+    Str,
+    check_cron,
+)
+from ._report import Path, Reporter
+from ._section import Section, setting
+
+AUDIO_FORMATS = ("mp3", "aac", "opus", "vorbis", "ogg", "flac")
+
+
+@attr.frozen
+class HlsConfig:
+    enabled: bool = setting(False, "Serve this mount as HLS too.")
+    segment_duration: float = setting(6.0, "Target length of one media segment.", Duration(positive=True))
+    playlist_length: int = setting(3, "Segments listed in the live playlist.", Int(1, 100))
+    low_latency: bool = setting(False, "Low-Latency HLS: partial segments and blocking playlist reload.")
+    part_duration: float = setting(1.0, "Target length of an LL-HLS partial segment.", Duration(positive=True))
+    path: str = setting("", "URL prefix of the playlist and segments; empty means /hls/<mount>.")
+
+
+@attr.frozen
+class DashConfig:
+    enabled: bool = setting(False, "Serve this mount as MPEG-DASH too.")
+    segment_duration: float = setting(4.0, "Target length of one media segment.", Duration(positive=True))
+    window: int = setting(5, "Segments kept in the live MPD window.", Int(1, 100))
+    path: str = setting("", "URL prefix of the manifest and segments; empty means /dash/<mount>.")
+
+
+LISTENER_AUTH_TYPES = ("token", "http", "url", "ip", "basic")
+
+#: The keys that each listener auth type needs (any one of a tuple).
+_AUTH_REQUIRED = {
+    "token": ("secret", "public_key", "jwks_url"),
+    "http": ("url",),
+    "url": ("url",),
+    "ip": ("allowed", "denied"),
+    "basic": ("users", "users_file"),
+}
+
+
+@attr.frozen
+class ListenerAuthConfig:
+    type: str = setting("", "Backend: token (JWT), http (callback), url (Icecast-compatible), ip or basic.",
+                        Str(LISTENER_AUTH_TYPES))
+    secret: str = setting("", "token: HS256 shared secret.", secret=True)
+    public_key: str = setting("", "token: file with the RS256/ES256 public key (PEM).")
+    jwks_url: Optional[str] = setting(None, "token: JWKS URL to fetch signing keys from.", URL())
+    leeway: float = setting(30.0, "token: clock skew allowed on exp and nbf.", Duration())
+    allow_past_expiry: bool = setting(False, "token: keep a listener connected after its token expires.")
+    url: Optional[str] = setting(None, "http/url: the URL asked to allow each listener.", URL())
+    timeout: float = setting(5.0, "http/url: how long to wait for the callback.", Duration(positive=True))
+    cache_ttl: float = setting(0.0, "http/url: how long a decision is reused; 0 asks every time.", Duration())
+    on_error: str = setting("deny", "http/url: decision when the callback fails or times out.",
+                            Str(("allow", "deny")))
+    allowed: Tuple[Any, ...] = setting((), "ip: networks allowed; empty allows all.", ListOf(CIDR()))
+    denied: Tuple[Any, ...] = setting((), "ip: networks denied; denied wins.", ListOf(CIDR()))
+    users: Dict[str, str] = setting(dict, "basic: user names and passwords (plain or bcrypt $2b$).",
+                                    MapOf(Str(), secret_values=True), secret=True)
+    users_file: str = setting("", "basic: htpasswd file (bcrypt or SHA lines), re-read on reload.")
+    realm: str = setting("GoCast", "basic: realm shown by the player's password prompt.")
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if not self.type:
+            report.error(path, "type is required: one of %s" % ", ".join(LISTENER_AUTH_TYPES), at="key")
+            return
+        needed = _AUTH_REQUIRED[self.type]
+        if not any(key in raw for key in needed):
+            report.error(
+                path,
+                "auth type %s needs %s" % (self.type, " or ".join(needed)),
+                at="key",
+            )
+
+
+@attr.frozen
+class UploadConfig:
+    type: str = setting("s3", "Object store: s3, gcs or b2.", Str(("s3", "gcs", "b2")))
+    bucket: str = setting("", "Bucket name.")
+    region: str = setting("", "Bucket region.")
+    endpoint: Optional[str] = setting(None, "Endpoint URL for S3-compatible stores.", URL())
+    prefix: str = setting("", "Key prefix for uploaded files.")
+    access_key: str = setting("", "Access key id.", secret=True)
+    secret_key: str = setting("", "Secret access key.", secret=True)
+
+
+class Rotation(Str):
+    """``hourly``, ``daily``, or ``size:100MB``."""
+
+    expected = "hourly, daily or size:<size> such as size:100MB"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if raw in ("hourly", "daily"):
+            return raw
+        if isinstance(raw, str) and raw.startswith("size:"):
+            size = Size().parse(raw[5:], path, report)
+            return INVALID if size is INVALID else raw
+        return self.fail(raw, path, report)
+
+
+@attr.frozen
+class RecordingConfig:
+    enabled: bool = setting(False, "Record this mount continuously.")
+    path: str = setting("recordings", "Folder for recordings (relative paths are under server.data_dir).")
+    format: str = setting("source", "Keep the source's format, or transcode to one.",
+                          Str(("source",) + AUDIO_FORMATS))
+    rotation: str = setting("hourly", "Start a new file hourly, daily, or at a size (size:100MB).", Rotation())
+    max_age: float = setting(0.0, "Delete recordings older than this; 0 keeps them.", Duration())
+    max_size: int = setting(0, "Delete the oldest recordings past this total; 0 is no limit.", Size())
+    upload: UploadConfig = setting(UploadConfig, "Copy finished recordings to object storage.")
+
+
+@attr.frozen
+class TranscodeOutput:
+    path: str = setting("", "Mount the transcoded stream is published on.", MountPath())
+    format: str = setting("mp3", "Output codec.", Str(AUDIO_FORMATS))
+    bitrate: int = setting(128000, "Output bitrate.", Bitrate())
+    samplerate: int = setting(0, "Output sample rate in Hz; 0 keeps the source's.", Int(0, 192000))
+    channels: int = setting(0, "Output channels; 0 keeps the source's.", Int(0, 2))
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if "path" not in raw:
+            report.error(path, "path is required: the mount this output is published on", at="key")
+
+
+@attr.frozen
+class TranscodingConfig:
+    enabled: bool = setting(False, "Transcode this mount into the outputs below.")
+    outputs: Dict[str, TranscodeOutput] = setting(dict, "Named outputs, each published on its own mount.",
+                                                  MapOf(Section(TranscodeOutput)))
+
+
+@attr.frozen
+class FallbackConfig:
+    mounts: Tuple[str, ...] = setting((), "Mounts to move listeners to, in order, when the source leaves.",
+                                      ListOf(MountPath()))
+    file: str = setting("", "Audio file played in a loop when no fallback mount has a source.")
+    loop: bool = setting(True, "Loop the fallback file.")
+
+
+class FallbackKind(Kind):
+    """``fallback /backup`` (Icecast style) or a ``fallback { ... }`` block."""
+
+    expected = "a mount path or a fallback { ... } block"
+
+    def __init__(self) -> None:
+        self.section = Section(FallbackConfig)
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if isinstance(raw, str):
+            mount = MountPath().parse(raw, path, report)
+            return INVALID if mount is INVALID else FallbackConfig(mounts=(mount,))
+        return self.section.parse(raw, path, report)
+
+    def dump(self, value: Any, reveal: bool = False) -> Any:
+        return self.section.dump(value, reveal)
+
+
+@attr.frozen
+class ScheduleEntry:
+    source: str = setting("", "Mount whose source takes over at this time.", MountPath())
+    intro: str = setting("", "Audio file played once when switching.")
+    outro: str = setting("", "Audio file played once before switching away.")
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if "source" not in raw:
+            report.error(path, "source is required: the mount to switch to", at="key")
+
+
+@attr.frozen
+class MetadataConfig:
+    artwork_enabled: bool = setting(False, "Serve album art at /<mount>/artwork.jpg.")
+    artwork_cache: str = setting("", "Folder for cached artwork (relative paths are under server.data_dir).")
+    artwork_size: Tuple[int, int] = setting((300, 300), "Artwork is resized to fit this box.", Dimensions())
+
+
+@attr.frozen
+class PrerollConfig:
+    enabled: bool = setting(False, "Play an ad to each listener on connect.")
+    files: Tuple[str, ...] = setting((), "Audio files to choose from.", ListOf(Str(allow_empty=False)))
+    rotation: str = setting("random", "How the next file is chosen.", Str(("random", "sequential")))
+
+
+@attr.frozen
+class MidrollConfig:
+    enabled: bool = setting(False, "Insert ads at intervals.")
+    interval: float = setting(900.0, "Time between ad breaks.", Duration(positive=True))
+    max_duration: float = setting(30.0, "Longest ad break.", Duration(positive=True))
+    files: Tuple[str, ...] = setting((), "Audio files to choose from.", ListOf(Str(allow_empty=False)))
+    vast_url: Optional[str] = setting(None, "VAST ad server asked for each break.", URL())
+
+
+@attr.frozen
+class AdsConfig:
+    preroll: PrerollConfig = setting(PrerollConfig, "Ads on connect.")
+    midroll: MidrollConfig = setting(MidrollConfig, "Ads during the stream.")
+
+
+def _cron_key(text: str) -> Optional[str]:
+    return None if check_cron(text) else text
+
+
+@attr.frozen
+class MountConfig:
+    password: str = setting("", "Source password for this mount; empty uses auth.source_password.", secret=True)
+    username: str = setting("source", "Source user name for this mount.")
+    max_listeners: int = setting(0, "Listener limit; 0 uses limits.max_listeners_per_mount.", Int(0))
+    fallback: FallbackConfig = setting(FallbackConfig, "Where listeners go when the source leaves.", FallbackKind())
+    fallback_override: str = setting("all", "Who comes back when the source returns: all, own (only its own "
+                                     "listeners) or none.", Str(("all", "own", "none")))
+    fallback_when_full: bool = setting(False, "Send listeners past max_listeners to the fallback.")
+    stream_name: str = setting("", "Stream name (icy-name); overrides the source's ice-name.")
+    genre: str = setting("", "Genre (icy-genre); overrides the source's.")
+    description: str = setting("", "Description (icy-description); overrides the source's.")
+    url: str = setting("", "Station web site (icy-url); overrides the source's.")
+    bitrate: Optional[int] = setting(None, "Advertised bitrate (icy-br); overrides the source's.", Bitrate())
+    type: str = setting("", "Content type to require, e.g. audio/mpeg; empty accepts the source's.")
+    public: Optional[bool] = setting(None, "List in directories (icy-pub); unset follows the source.", Bool())
+    hidden: bool = setting(False, "Hide from status pages and the public mount list.")
+    burst_size: Optional[int] = setting(None, "Bytes sent at once to a new listener; unset uses limits.burst_size.",
+                                        Size())
+    max_listener_duration: float = setting(0.0, "Disconnect listeners after this long; 0 is no limit.", Duration())
+    allowed_ips: Tuple[Any, ...] = setting((), "Only these networks may listen; empty allows all.", ListOf(CIDR()))
+    denied_ips: Tuple[Any, ...] = setting((), "These networks may not listen.", ListOf(CIDR()))
+    dump_file: str = setting("", "Append the raw stream to this file.")
+    charset: str = setting("UTF-8", "Character set of ICY metadata sent to listeners.")
+    metaint: int = setting(16000, "Audio bytes between ICY metadata blocks.", Int(256, 65536))
+    hls: HlsConfig = setting(HlsConfig, "HTTP Live Streaming output.", implemented=False)
+    dash: DashConfig = setting(DashConfig, "MPEG-DASH output.", implemented=False)
+    auth: ListenerAuthConfig = setting(ListenerAuthConfig, "Listener authentication.", implemented=False)
+    recording: RecordingConfig = setting(RecordingConfig, "Recording and archiving.", implemented=False)
+    transcoding: TranscodingConfig = setting(TranscodingConfig, "Extra outputs transcoded from this mount.",
+                                             implemented=False)
+    schedule: Dict[str, ScheduleEntry] = setting(
+        dict, "Scheduled switching: a cron expression per entry.",
+        MapOf(Section(ScheduleEntry), key=_cron_key,
+              key_expected='a cron expression such as "0 6 * * *" (minute hour day month weekday)'),
+        implemented=False)
+    metadata: MetadataConfig = setting(MetadataConfig, "Album art and extended metadata.", implemented=False)
+    ads: AdsConfig = setting(AdsConfig, "Ad insertion.", implemented=False)
+

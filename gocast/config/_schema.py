@@ -1,0 +1,318 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+The whole configuration surface of GoCast, designed once.
+
+Each section is a frozen attrs class; every key has a default and a one-line
+description (they feed ``gocast config show`` and docs/configuration.md).
+Keys of features not built yet are marked ``implemented=False``: a file may
+set them (they are validated) and gets a warning that they are ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import attr
+
+from ._kinds import (
+    CIDR,
+    URL,
+    Date,
+    Duration,
+    HostPort,
+    Int,
+    ListOf,
+    MapOf,
+    Size,
+    Str,
+    normalise_mount,
+)
+from ._mount import MountConfig
+from ._report import Path, Reporter
+from ._section import Section, setting
+
+#: Events published on the event bus; webhooks subscribe to these by name.
+EVENT_NAMES = (
+    "source.connect",
+    "source.disconnect",
+    "source.metadata",
+    "source.fallback",
+    "listener.connect",
+    "listener.disconnect",
+    "listener.kicked",
+    "mount.created",
+    "mount.removed",
+    "stats.milestone",
+    "config.reloaded",
+)
+
+#: What an API key may be allowed to do.
+PERMISSIONS = (
+    "read_stats",
+    "read_mounts",
+    "write_mounts",
+    "write_metadata",
+    "manage_listeners",
+    "manage_sources",
+    "manage_recordings",
+    "reload",
+    "manage_keys",
+)
+
+DEFAULT_PASSWORD = "hackme"
+
+
+@attr.frozen
+class ServerConfig:
+    hostname: str = setting("localhost", "Public host name, used in stream URLs and directory listings.")
+    listen: str = setting("0.0.0.0", "Address to listen on: 0.0.0.0 (all IPv4), :: (all), or 127.0.0.1.")
+    port: int = setting(8000, "Port for sources, listeners, admin and API (Icecast's default is 8000).",
+                        Int(1, 65535))
+    location: str = setting("Earth", "Where the server is, as shown in status pages.")
+    admin_email: str = setting("admin@localhost", "Contact address shown in status pages.")
+    server_id: str = setting("GoCast", "Server name sent in the Server header and status pages.")
+    admin_root: str = setting("/admin", "URL path of the Icecast-compatible admin interface.",
+                              Str(pattern=r"/[A-Za-z0-9._~/-]*", expected="a URL path such as /admin"))
+    shutdown_timeout: float = setting(30.0, "How long listeners and sources may drain on shutdown.", Duration())
+    drain_listeners: bool = setting(True, "Let listeners drain on shutdown; false closes them at once.")
+    restrict_mounts: bool = setting(False, "Only accept sources on mounts listed under mounts.")
+    trusted_proxies: Tuple[Any, ...] = setting((), "Proxies whose X-Forwarded-For / Forwarded headers "
+                                               "are believed.", ListOf(CIDR()))
+    data_dir: str = setting("gocast-data", "Folder for the state database, recordings and caches.")
+
+
+@attr.frozen
+class SslConfig:
+    enabled: bool = setting(False, "Also listen with TLS.")
+    port: int = setting(8443, "TLS port.", Int(1, 65535))
+    cert: str = setting("", "Certificate file (PEM).")
+    key: str = setting("", "Private key file (PEM).")
+    chain: str = setting("", "Intermediate certificates file (PEM), if not in cert.")
+    min_version: str = setting("TLSv1.2", "Oldest TLS version accepted.", Str(("TLSv1.2", "TLSv1.3")))
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if self.enabled and not (self.cert and self.key):
+            report.error(path, "TLS is enabled but cert and key are not both set", at="key")
+
+
+@attr.frozen
+class AuthConfig:
+    source_password: str = setting(DEFAULT_PASSWORD, "Password sources use (user 'source') on any mount "
+                                   "without its own.", secret=True)
+    relay_user: str = setting("relay", "User name relays use to pull streams.")
+    relay_password: str = setting(DEFAULT_PASSWORD, "Password relays use to pull streams.", secret=True)
+    admin_user: str = setting("admin", "Administrator user name.")
+    admin_password: str = setting(DEFAULT_PASSWORD, "Administrator password.", secret=True)
+
+
+@attr.frozen
+class LimitsConfig:
+    max_clients: int = setting(1000, "Most connections at once (listeners, sources, admin).", Int(1))
+    max_sources: int = setting(16, "Most sources at once.", Int(1))
+    max_listeners_per_mount: int = setting(0, "Default listener limit per mount; 0 is no limit.", Int(0))
+    queue_size: int = setting(512 * 1024, "How far a listener may fall behind before it is dropped.",
+                              Size())
+    burst_size: int = setting(64 * 1024, "Bytes sent at once to a new listener so playback starts fast.",
+                              Size())
+    client_timeout: float = setting(30.0, "Idle time before a listener that receives nothing is closed.",
+                                    Duration(positive=True))
+    header_timeout: float = setting(15.0, "Time a client has to send its request headers.",
+                                    Duration(positive=True))
+    source_timeout: float = setting(10.0, "Time a source may send nothing before it is cut.",
+                                    Duration(positive=True))
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if self.burst_size >= self.queue_size:
+            report.error(
+                path + ("burst_size",),
+                "burst_size (%d) must be smaller than queue_size (%d), or every new listener "
+                "is dropped at once" % (self.burst_size, self.queue_size),
+            )
+
+
+@attr.frozen
+class LoggingConfig:
+    format: str = setting("text", "Log format: text for people, json for ELK/Loki/Splunk.",
+                          Str(("text", "json")))
+    level: str = setting("info", "Least severe level logged.", Str(("debug", "info", "warn", "error")))
+    include_request_id: bool = setting(True, "Tag each log line with the request ID.")
+    output: str = setting("stdout", "stdout, stderr, or a file path.")
+    access_log: str = setting("", "File for the access log; empty logs requests with the rest.")
+
+
+@attr.frozen
+class MetricsConfig:
+    enabled: bool = setting(True, "Expose Prometheus metrics.")
+    path: str = setting("/metrics", "URL path of the metrics.")
+    auth_required: bool = setting(False, "Require admin credentials or an API key to read metrics.")
+
+
+@attr.frozen
+class GeoipConfig:
+    enabled: bool = setting(False, "Look up each listener's location.")
+    database: str = setting("", "MaxMind GeoLite2/GeoIP2 database file (.mmdb).")
+    precision: str = setting("country", "Most detail stored: country, region or city.",
+                             Str(("country", "region", "city")))
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if self.enabled and not self.database:
+            report.error(path, "geoip is enabled but no database is set", at="key")
+
+
+@attr.frozen
+class CorsConfig:
+    enabled: bool = setting(True, "Send CORS headers so web players can read streams and metadata.")
+    allowed_origins: Tuple[str, ...] = setting(("*",), "Origins allowed; * allows all.", ListOf(Str()))
+    allowed_methods: Tuple[str, ...] = setting(("GET", "HEAD", "OPTIONS"), "Methods allowed.", ListOf(Str()))
+    allowed_headers: Tuple[str, ...] = setting(
+        ("Icy-MetaData", "Range", "Authorization", "Content-Type"), "Request headers allowed.", ListOf(Str()))
+    exposed_headers: Tuple[str, ...] = setting(
+        ("icy-metaint", "icy-name", "icy-br", "icy-genre", "icy-url", "icy-description", "icy-pub",
+         "Content-Type"), "Response headers scripts may read.", ListOf(Str()))
+    allow_credentials: bool = setting(False, "Allow cookies and credentials on cross-origin requests.")
+    max_age: float = setting(3600.0, "How long browsers may cache a preflight answer.", Duration())
+
+
+@attr.frozen
+class AdminConfig:
+    enabled: bool = setting(True, "Serve the admin interface and dashboard.")
+    dashboard: bool = setting(True, "Serve the live dashboard at <admin_root>/dashboard.")
+    session_timeout: float = setting(43200.0, "How long a dashboard login lasts.", Duration(positive=True))
+
+
+@attr.frozen
+class DirectoryConfig:
+    enabled: bool = setting(False, "List public mounts in stream directories (YP).")
+    urls: Tuple[str, ...] = setting(("https://dir.xiph.org/cgi-bin/yp-cgi",), "Directory servers.",
+                                    ListOf(URL()))
+    interval: float = setting(600.0, "Most time between updates (the directory may ask for less).",
+                              Duration(minimum=30.0))
+
+
+@attr.frozen
+class ApiKeyConfig:
+    key: str = setting("", "The key itself (gck_...).", secret=True)
+    permissions: Tuple[str, ...] = setting((), "What the key may do; * for everything.",
+                                           ListOf(Str(PERMISSIONS + ("*",))))
+    expires: Optional[Any] = setting(None, "Date the key stops working.", Date())
+    description: str = setting("", "What the key is for.")
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if not self.key:
+            report.error(path, "key is required", at="key")
+        elif len(self.key) < 16:
+            report.warning(path + ("key",), "key is shorter than 16 characters; it is easy to guess")
+
+
+@attr.frozen
+class OAuthConfig:
+    enabled: bool = setting(False, "Let administrators sign in with an OpenID Connect provider.")
+    provider: str = setting("generic", "Provider: auth0, google, github, keycloak, okta, azure or generic.",
+                            Str(("auth0", "google", "github", "keycloak", "okta", "azure", "generic")))
+    client_id: str = setting("", "OAuth client id.")
+    client_secret: str = setting("", "OAuth client secret.", secret=True)
+    issuer: Optional[str] = setting(None, "OpenID Connect issuer URL.", URL())
+    scopes: Tuple[str, ...] = setting(("openid", "profile", "email"), "Scopes requested.", ListOf(Str()))
+
+
+@attr.frozen
+class SyncConfig:
+    enabled: bool = setting(False, "Share listener counts, metadata and stats across nodes.")
+    nodes: Tuple[str, ...] = setting((), "The nodes of the cluster (host:port).", ListOf(HostPort()))
+    backend: str = setting("redis", "Where shared state lives.", Str(("redis",)))
+    redis_url: str = setting("redis://localhost:6379", "Redis server for shared state.",
+                             URL(("redis", "rediss", "unix")))
+
+
+@attr.frozen
+class ClusterConfig:
+    role: str = setting("standalone", "standalone, primary (has the sources) or relay (pulls from the "
+                        "primary).", Str(("standalone", "primary", "relay")))
+    advertise: Optional[str] = setting(None, "Address other nodes and listeners reach this node at.",
+                                       HostPort())
+    primary: Optional[str] = setting(None, "relay: the primary to pull mounts from.", HostPort())
+    secret: str = setting("", "Shared secret of the cluster.", secret=True)
+    region: str = setting("", "Region of this node, for routing listeners to the nearest relay.")
+    auto_relay: bool = setting(False, "relay: relay every public mount of the primary.")
+    mounts: Tuple[str, ...] = setting((), "relay: mounts to relay.", ListOf(Str()))
+    sync: SyncConfig = setting(SyncConfig, "Shared state across nodes.")
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if self.role == "relay" and not self.primary:
+            report.error(path, "a relay needs primary (host:port)", at="key")
+        if self.role != "standalone" and not self.secret:
+            report.error(path, "role %s needs a secret shared by the cluster" % self.role, at="key")
+
+
+@attr.frozen
+class WebhookConfig:
+    url: str = setting("", "Where events are POSTed.", URL())
+    events: Tuple[str, ...] = setting(("*",), "Events sent; * for all.", ListOf(Str(EVENT_NAMES + ("*",))))
+    format: str = setting("generic", "Payload shape: generic JSON, discord or slack.",
+                          Str(("generic", "discord", "slack")))
+    headers: Dict[str, str] = setting(dict, "Extra request headers.", MapOf(Str(), secret_values=True),
+                                      secret=True)
+    retry: int = setting(3, "Retries after a failed delivery, with backoff.", Int(0, 10))
+    timeout: float = setting(10.0, "How long one delivery may take.", Duration(positive=True))
+    secret: str = setting("", "If set, payloads are signed with HMAC-SHA256 in X-GoCast-Signature.",
+                          secret=True)
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if not self.url:
+            report.error(path, "url is required", at="key")
+
+
+@attr.frozen
+class Config:
+    """The root of a GoCast configuration."""
+
+    server: ServerConfig = setting(ServerConfig, "Listening address, identity and shutdown.")
+    ssl: SslConfig = setting(SslConfig, "TLS.", implemented=False)
+    auth: AuthConfig = setting(AuthConfig, "Source, relay and admin credentials.")
+    limits: LimitsConfig = setting(LimitsConfig, "Connection limits, queues and timeouts.")
+    logging: LoggingConfig = setting(LoggingConfig, "Log format, level and destination.", implemented=False)
+    metrics: MetricsConfig = setting(MetricsConfig, "Prometheus metrics.", implemented=False)
+    geoip: GeoipConfig = setting(GeoipConfig, "Listener locations.", implemented=False)
+    cors: CorsConfig = setting(CorsConfig, "Cross-origin access for web players.", implemented=False)
+    admin: AdminConfig = setting(AdminConfig, "Admin interface and dashboard.", implemented=False)
+    directory: DirectoryConfig = setting(DirectoryConfig, "Stream directory (YP) listings.", implemented=False)
+    api_keys: Dict[str, ApiKeyConfig] = setting(dict, "API keys by name.", MapOf(Section(ApiKeyConfig)),
+                                                implemented=False)
+    oauth: OAuthConfig = setting(OAuthConfig, "Single sign-on for administrators.", implemented=False)
+    cluster: ClusterConfig = setting(ClusterConfig, "Relays and multi-server sync.", implemented=False)
+    webhooks: Dict[str, WebhookConfig] = setting(dict, "Webhooks by name.", MapOf(Section(WebhookConfig)),
+                                                 implemented=False)
+    mounts: Dict[str, MountConfig] = setting(
+        dict, "Mounts by path (live means /live); with none, any mount is accepted.",
+        MapOf(Section(MountConfig), key=normalise_mount, key_expected="a mount path such as live or /live"))
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        names = {normalise_mount(k): k for k in raw.get("mounts", {}) if isinstance(raw.get("mounts"), dict)}
+        self._check_mount_limits(report, names)
+        self._check_fallbacks(report, names)
+        if self.ssl.enabled and self.ssl.port == self.server.port:
+            report.error(("ssl", "port"), "ssl.port must differ from server.port (%d)" % self.server.port)
+
+    def _check_mount_limits(self, report: Reporter, names: Dict[Optional[str], str]) -> None:
+        queue = self.limits.queue_size
+        for mount, cfg in self.mounts.items():
+            if cfg.burst_size is not None and cfg.burst_size >= queue:
+                report.error(
+                    ("mounts", names.get(mount, mount), "burst_size"),
+                    "burst_size (%d) must be smaller than limits.queue_size (%d)" % (cfg.burst_size, queue),
+                )
+
+    def _check_fallbacks(self, report: Reporter, names: Dict[Optional[str], str]) -> None:
+        for mount, cfg in self.mounts.items():
+            where = ("mounts", names.get(mount, mount), "fallback")
+            if mount in cfg.fallback.mounts:
+                report.error(where, "%s falls back to itself" % mount)
+                continue
+            seen = [mount]
+            current: Optional[str] = mount
+            while current in self.mounts and self.mounts[current].fallback.mounts:
+                current = self.mounts[current].fallback.mounts[0]
+                if current in seen:
+                    report.error(where, "fallback loop: %s" % " -> ".join(seen + [current]))
+                    break
+                seen.append(current)

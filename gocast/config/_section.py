@@ -1,0 +1,160 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+Configuration sections: frozen attrs classes whose fields say, through
+:func:`setting`, their default, their kind, a one-line description, whether
+they hold a secret, and whether the feature behind them exists yet.
+
+:class:`Section` is the kind that reads such a class from a raw block: it
+reports unknown keys with a "did you mean", feature blocks that are not
+built yet with a warning, and runs the class's own cross-field checks.
+"""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+from typing import Any, Callable, Dict, Optional
+
+import attr
+
+from ._kinds import INVALID, REDACTED, Bool, Float, Int, Kind, Str
+from ._report import Path, Reporter
+
+
+
+def setting(
+    default: Any,
+    doc: str,
+    kind: Optional[Kind] = None,
+    secret: bool = False,
+    implemented: bool = True,
+    example: Any = None,
+) -> Any:
+    """
+    Declare one configuration key.
+
+    :param default: the value when the key is absent; a section class or a
+        zero-argument callable gives a fresh default per instance.
+    :param doc: one line for ``gocast config show`` and docs/configuration.md.
+    :param kind: how the value is read; inferred from ``default`` for plain
+        text, numbers and booleans.
+    :param secret: redact the value wherever the config is shown.
+    :param implemented: ``False`` for a feature not built yet: the key is
+        accepted with a warning and ignored.
+    """
+    if kind is None:
+        kind = _infer_kind(default)
+    if isinstance(default, type) and attr.has(default):
+        factory: Any = attr.Factory(default)
+    elif callable(default):
+        factory = attr.Factory(default)
+    else:
+        factory = default
+    return attr.field(
+        default=factory,
+        metadata={
+            "doc": doc,
+            "kind": kind,
+            "secret": secret,
+            "implemented": implemented,
+            "example": example,
+        },
+    )
+
+
+def _infer_kind(default: Any) -> Kind:
+    if isinstance(default, type) and attr.has(default):
+        return Section(default)
+    if isinstance(default, bool):
+        return Bool()
+    if isinstance(default, int):
+        return Int()
+    if isinstance(default, float):
+        return Float()
+    if isinstance(default, str):
+        return Str()
+    raise TypeError("give a kind for a setting defaulting to %r" % (default,))
+
+
+def fields_of(cls: type) -> Dict[str, "attr.Attribute[Any]"]:
+    return {f.name: f for f in attr.fields(cls)}
+
+
+class Section(Kind):
+    """A block ``name { ... }`` read into the attrs class ``cls``."""
+
+    def __init__(self, cls: type):
+        self.cls = cls
+        self.expected = "a block { ... }"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if not isinstance(raw, dict):
+            return self.fail(raw, path, report)
+        fields = fields_of(self.cls)
+        values: Dict[str, Any] = {}
+        for key, item in raw.items():
+            field = fields.get(key)
+            here = path + (key,)
+            if field is None:
+                report.error(here, "unknown key" + did_you_mean(key, fields), at="key")
+                continue
+            meta = field.metadata
+            if not meta["implemented"]:
+                report.warning(here, "not implemented yet; ignored")
+            value = meta["kind"].parse(item, here, report)
+            if value is not INVALID:
+                values[key] = value
+        try:
+            instance = self.cls(**values)
+        except (TypeError, ValueError) as e:  # pragma: no cover - schema bug
+            report.error(path, str(e))
+            return INVALID
+        check: Optional[Callable[..., None]] = getattr(instance, "check", None)
+        if check is not None:
+            check(path, report, raw)
+        return instance
+
+    def dump(self, value: Any, reveal: bool = False) -> Dict[str, Any]:
+        """The raw tree a config file would need to produce ``value``."""
+        out: Dict[str, Any] = {}
+        for field in attr.fields(type(value)):
+            meta = field.metadata
+            item = getattr(value, field.name)
+            if item is None:
+                continue
+            if meta["secret"] and not reveal and item:
+                out[field.name] = {k: REDACTED for k in item} if isinstance(item, dict) else REDACTED
+                continue
+            out[field.name] = meta["kind"].dump(item, reveal)
+        return out
+
+
+def did_you_mean(key: str, known: Any) -> str:
+    close = get_close_matches(key, list(known), n=1, cutoff=0.6)
+    if close:
+        return "; did you mean '%s'?" % close[0]
+    return "; known keys: " + ", ".join(sorted(known))
+
+
+def walk_settings(cls: type, prefix: Path = ()):
+    """Yield ``(path, field)`` for every key of ``cls``, depth first, for docs."""
+    for field in attr.fields(cls):
+        path = prefix + (field.name,)
+        yield path, field
+        kind = field.metadata["kind"]
+        inner = _section_of(kind)
+        if inner is not None:
+            name = "NAME" if inner is not kind else None
+            sub = path + ((name,) if name else ())
+            yield from walk_settings(inner.cls, sub)
+
+
+def _section_of(kind: Kind) -> Optional[Section]:
+    if isinstance(kind, Section):
+        return kind
+    nested = getattr(kind, "value", None) or getattr(kind, "section", None)
+    if isinstance(nested, Section):
+        return nested
+    return None
+
+
+__all__ = ["REDACTED", "Section", "setting", "walk_settings"]
