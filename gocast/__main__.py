@@ -1,0 +1,5 @@
+"""``python -m gocast`` is the ``gocast`` command."""
+
+from gocast.cli import main
+
+main()

@@ -1,0 +1,3 @@
+"""The GoCast version, in one place."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""twisted.web resources: health now; admin, status, API and HLS later."""

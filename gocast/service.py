@@ -1,0 +1,120 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+The GoCast service tree: one :class:`GocastService` (a ``MultiService``)
+whose children are the named parts of the server and, added last so they
+stop first, the listening endpoints.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Any, Optional
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from ._version import __version__
+from .config import DEFAULT_PASSWORD, Config, LoadedConfig
+from .resources.health import HealthResource, HealthState, disk_check
+
+
+def listen_description(config: Config) -> str:
+    """The Twisted endpoint string for ``server.listen`` and ``server.port``."""
+    interface = config.server.listen.replace(":", "\\:")
+    return "tcp:port=%d:interface=%s" % (config.server.port, interface)
+
+
+def listens_beyond_loopback(config: Config) -> bool:
+    try:
+        return not ipaddress.ip_address(config.server.listen).is_loopback
+    except ValueError:
+        return True  # a host name: assume it is reachable
+
+
+def default_credentials(config: Config) -> list:
+    """Names of the credentials still set to the shipped default password."""
+    auth = config.auth
+    names = [
+        name
+        for name in ("source_password", "relay_password", "admin_password")
+        if getattr(auth, name) == DEFAULT_PASSWORD
+    ]
+    names += [
+        "mounts.%s.password" % mount.lstrip("/")
+        for mount, cfg in config.mounts.items()
+        if cfg.password == DEFAULT_PASSWORD
+    ]
+    return names
+
+
+def _nearest_existing(path: str) -> str:
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+class GocastService(MultiService):
+    """The root of GoCast's service tree."""
+
+    _log = Logger()
+
+    def __init__(self, loaded: LoadedConfig, reactor: Any = None):
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as _reactor
+
+            reactor = _reactor
+        self.reactor = reactor
+        self.loaded = loaded
+        self.config = loaded.config
+        data_dir = self.config.server.data_dir
+        self.health = HealthState(reactor, {"disk": lambda: disk_check(_nearest_existing(data_dir))})
+        self.site = Site(self.build_root(), reactor=reactor)
+        self.endpoint_service = StreamServerEndpointService(
+            serverFromString(reactor, listen_description(self.config)), self.site
+        )
+        self.endpoint_service.setName("listener")
+        self.endpoint_service.setServiceParent(self)
+
+    def build_root(self) -> Resource:
+        root = Resource()
+        root.putChild(b"health", HealthResource(self.health))
+        return root
+
+    def startService(self) -> None:
+        self._log.info(
+            "GoCast {version} starting on {listen}:{port} (config: {source})",
+            version=__version__,
+            listen=self.config.server.listen,
+            port=self.config.server.port,
+            source=self.loaded.filename or "built-in defaults",
+        )
+        for issue in self.loaded.warnings:
+            self._log.warn("config: {issue}", issue=str(issue))
+        self.warn_default_passwords()
+        super().startService()
+
+    def stopService(self) -> Optional[Any]:
+        self.health.draining = True
+        return super().stopService()
+
+    def warn_default_passwords(self) -> None:
+        defaults = default_credentials(self.config)
+        if not defaults or not listens_beyond_loopback(self.config):
+            return
+        bar = "*" * 72
+        self._log.warn(
+            "\n{bar}\n*** WARNING: default password '{default}' in use for: {names}\n"
+            "*** and the server listens on {listen}, beyond this machine.\n"
+            "*** Anyone can take over your streams. Set them in the config file.\n{bar}",
+            bar=bar,
+            default=DEFAULT_PASSWORD,
+            names=", ".join(defaults),
+            listen=self.config.server.listen,
+        )

@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+version = {}
+with open("gocast/_version.py") as f:
+    exec(f.read(), version)
+
+setup(
+    name="gocast",
+    version=version["__version__"],
+    description="Icecast-compatible internet radio server on Twisted",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]) + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/gocast_plugin.py"]},
+    install_requires=[
+        "Twisted>=23.10",
+        "attrs>=23.1",
+    ],
+    extras_require={
+        "test": [
+            "treq>=23.11",
+        ],
+    },
+    entry_points={"console_scripts": ["gocast = gocast.cli:main"]},
+)
