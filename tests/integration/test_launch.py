@@ -1,0 +1,77 @@
+"""
+End to end: start GoCast the three documented ways as real processes on a
+free loopback port, query it over HTTP, stop it with SIGTERM.
+"""
+
+import json
+import signal
+import sys
+
+from twisted.internet import reactor
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import TestCase
+
+from ._process import ROOT, ServerProcess, free_port, twistd_command, wait_for_http
+
+
+class LaunchTests(TestCase):
+    timeout = 90
+
+    def config_file(self, text, name="gocast.vibe"):
+        folder = FilePath(self.mktemp())
+        folder.makedirs()
+        path = folder.child(name)
+        path.setContent(text.encode("utf-8"))
+        return path.path
+
+    def start(self, argv, env=None):
+        process = ServerProcess.spawn(reactor, argv, env=env)
+        self.addCleanup(process.stop)
+        return process
+
+    async def check_serves_and_stops(self, process, port):
+        response, body = await wait_for_http(
+            reactor, "http://127.0.0.1:%d/health/live" % port, process)
+        self.assertEqual(response.code, 200)
+        self.assertEqual(json.loads(body), {"status": "alive"})
+        self.assertIn(await process.stop(), [(0, None), (None, signal.SIGTERM)])
+        output = process.output.decode()
+        self.assertIn("Server Shut Down.", output)
+        return output
+
+    async def test_twistd_plugin_with_config(self):
+        port = free_port()
+        path = self.config_file("server {\n  listen 127.0.0.1\n  port %d\n}\n" % port)
+        process = self.start(twistd_command("--nodaemon", "--pidfile=", "gocast", "--config", path))
+        output = await self.check_serves_and_stops(process, port)
+        self.assertIn("GoCast", output)
+        self.assertIn("(config: %s)" % path, output)
+
+    async def test_twistd_plugin_with_json_config(self):
+        port = free_port()
+        path = self.config_file(json.dumps({"server": {"listen": "127.0.0.1", "port": port}}),
+                                "gocast.json")
+        process = self.start(twistd_command("--nodaemon", "--pidfile=", "gocast", "--config", path))
+        await self.check_serves_and_stops(process, port)
+
+    async def test_tac_file(self):
+        port = free_port()
+        path = self.config_file("server { listen 127.0.0.1 port %d }" % port)
+        process = self.start(
+            twistd_command("--nodaemon", "--pidfile=", "-y", str(ROOT / "gocast.tac")),
+            env={"GOCAST_CONFIG": path})
+        await self.check_serves_and_stops(process, port)
+
+    async def test_gocast_serve(self):
+        port = free_port()
+        path = self.config_file("server { listen 127.0.0.1 port %d }" % port)
+        process = self.start([sys.executable, "-m", "gocast", "serve", "--config", path])
+        await self.check_serves_and_stops(process, port)
+
+    async def test_bad_config_refused_with_location(self):
+        path = self.config_file("server {\n  port 80000\n}\n")
+        process = self.start(twistd_command("--nodaemon", "--pidfile=", "gocast", "--config", path))
+        code, _ = await process.ended
+        self.assertEqual(code, 1)
+        self.assertIn("%s:2:8: server.port: expected a whole number from 1 to 65535, got 80000" % path,
+                      process.output.decode())

@@ -1,0 +1,112 @@
+"""Tests for the ``gocast`` command (run in-process, output captured)."""
+
+import contextlib
+import io
+import json
+
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SynchronousTestCase
+
+from gocast import __version__, cli
+from gocast.config import vibe
+
+BROKEN = (
+    "server {\n"
+    "  port eighty\n"          # a type error
+    "}\n"
+    "mounts {\n"
+    "  live {\n"
+    "    max_listenrs 10\n"     # a typo
+    "  }\n"
+    "}\n"
+)
+
+
+class CliTests(SynchronousTestCase):
+    def run_cli(self, *argv):
+        out, err = io.StringIO(), io.StringIO()
+        with self.assertRaises(SystemExit) as caught:
+            cli.main(list(argv), out=out, err=err)
+        return caught.exception.code, out.getvalue(), err.getvalue()
+
+    def write(self, name, text):
+        path = FilePath(self.mktemp())
+        path.makedirs()
+        child = path.child(name)
+        child.setContent(text.encode("utf-8"))
+        return child.path
+
+    def test_version(self):
+        out = io.StringIO()
+        with self.assertRaises(SystemExit) as caught:
+            with contextlib.redirect_stdout(out):
+                cli.main(["--version"])
+        self.assertEqual(caught.exception.code, 0)
+        self.assertEqual(out.getvalue().strip(), "gocast %s" % __version__)
+
+    def test_check_ok(self):
+        path = self.write("g.vibe", "mounts { live { } }\n")
+        code, out, err = self.run_cli("config", "check", path)
+        self.assertEqual((code, err), (0, ""))
+        self.assertEqual(out, "%s: OK (1 mount, 0 warnings)\n" % path)
+
+    def test_check_reports_every_error(self):
+        path = self.write("g.vibe", BROKEN)
+        code, out, err = self.run_cli("config", "check", path)
+        self.assertEqual(code, 1)
+        self.assertEqual(out, "")
+        self.assertIn("%s:2:8: server.port: expected a whole number from 1 to 65535, got \"eighty\"" % path, err)
+        self.assertIn("%s:6:5: mounts.live.max_listenrs: unknown key; did you mean 'max_listeners'?" % path, err)
+        self.assertIn("        max_listenrs 10\n        ^\n", err)
+        self.assertTrue(err.endswith("%s: 2 errors\n" % path))
+
+    def test_check_syntax_error(self):
+        path = self.write("g.vibe", "server {\n  port 8000\n")
+        code, out, err = self.run_cli("config", "check", path)
+        self.assertEqual(code, 1)
+        self.assertIn("%s:1:8: unclosed-object: '{' is never closed; add '}'" % path, err)
+
+    def test_check_missing_file(self):
+        code, out, err = self.run_cli("config", "check", "/nonexistent/gocast.vibe")
+        self.assertEqual(code, 1)
+        self.assertIn("cannot read the config file: No such file or directory", err)
+
+    def test_check_several_files(self):
+        good = self.write("a.vibe", "")
+        bad = self.write("b.vibe", "x 1")
+        code, out, err = self.run_cli("config", "check", good, bad)
+        self.assertEqual(code, 1)
+        self.assertIn("a.vibe: OK", out)
+        self.assertIn("b.vibe: 1 error", err)
+
+    def test_show_fills_defaults_and_redacts(self):
+        path = self.write("g.vibe", 'auth { admin_password "t0psecret" }\nmounts { live { } }\n')
+        code, out, err = self.run_cli("config", "show", path)
+        self.assertEqual(code, 0)
+        tree = vibe.loads(out)
+        self.assertEqual(tree["server"]["port"], 8000)
+        self.assertEqual(tree["auth"]["admin_password"], "<redacted>")
+        self.assertIn("/live", tree["mounts"])
+        self.assertNotIn("t0psecret", out)
+
+    def test_show_json_reveal(self):
+        path = self.write("g.json", '{"auth": {"admin_password": "t0psecret"}}')
+        code, out, err = self.run_cli("config", "show", path, "--format", "json", "--reveal-secrets")
+        self.assertEqual(code, 0)
+        self.assertEqual(json.loads(out)["auth"]["admin_password"], "t0psecret")
+
+    def test_show_defaults(self):
+        code, out, err = self.run_cli("config", "show")
+        self.assertEqual(code, 0)
+        self.assertEqual(vibe.loads(out)["limits"]["burst_size"], "64KB")
+
+    def test_show_invalid(self):
+        path = self.write("g.vibe", "server { port 0 }")
+        code, out, err = self.run_cli("config", "show", path)
+        self.assertEqual((code, out), (1, ""))
+        self.assertIn("server.port", err)
+
+    def test_no_command(self):
+        code, out, err = self.run_cli()
+        self.assertEqual(code, 2)
+        self.assertIn("usage: gocast", err)
