@@ -60,6 +60,28 @@ class CliTests(SynchronousTestCase):
         self.assertIn("        max_listenrs 10\n        ^\n", err)
         self.assertTrue(err.endswith("%s: 2 errors\n" % path))
 
+    def test_check_typo_type_error_and_syntax_error_together(self):
+        path = self.write("g.vibe", (
+            "server {\n"
+            "  port eighty\n"
+            '  hostname "radio.example.com\n'
+            "}\n"
+            "mounts {\n"
+            "  live {\n"
+            "    max_listenrs 10\n"
+            "  }\n"
+            "}\n"))
+        code, out, err = self.run_cli("config", "check", path)
+        self.assertEqual(code, 1)
+        located = [line for line in err.splitlines() if line.startswith(path)]
+        self.assertEqual(located, [
+            '%s:2:8: server.port: expected a whole number from 1 to 65535, got "eighty"' % path,
+            "%s:3:12: unterminated-string: string is not closed on this line; "
+            "add the closing '\"'" % path,
+            "%s:7:5: mounts.live.max_listenrs: unknown key; did you mean 'max_listeners'?" % path,
+            "%s: 3 errors" % path,
+        ])
+
     def test_check_syntax_error(self):
         path = self.write("g.vibe", "server {\n  port 8000\n")
         code, out, err = self.run_cli("config", "check", path)

@@ -98,6 +98,17 @@ class ErrorMessageTests(SynchronousTestCase):
         else:
             self.fail("accepted")
 
+    def test_syntax_errors_on_several_lines(self):
+        errors = errors_of('a "x\nserver { port 0 }\nb "\\q"\n')
+        self.assertEqual([e.split(": ")[1] for e in errors],
+                         ["unterminated-string", "server.port", "invalid-escape"])
+
+    def test_no_recovery_across_brackets(self):
+        # Dropping a line with a bracket would misplace everything after it.
+        errors = errors_of('server { hostname "x\n  port 0\n}\n')
+        self.assertEqual(len(errors), 1)
+        self.assertIn("unterminated-string", errors[0])
+
     def test_every_error_reported(self):
         errors = errors_of(
             "server { port 0 hostnme x }\nlimits { queue_size lots }\nmounts { a { bitrate fast } }"

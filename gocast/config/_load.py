@@ -16,7 +16,7 @@ import attr
 from . import vibe
 from ._json import parse_json
 from ._kinds import INVALID
-from ._report import ConfigError, Issue, Reporter
+from ._report import ConfigError, Issue, Reporter, sort_issues
 from ._schema import Config
 from ._section import Section
 
@@ -56,12 +56,46 @@ def parse_config(
     try:
         if fmt == "json":
             tree, locations, text = parse_json(data, filename)
+            syntax: List[Issue] = []
         else:
-            tree, locations = vibe.parse(data, filename)
-            text = data.decode("utf-8") if isinstance(data, bytes) else data
+            text = vibe.decode(data, filename)
+            tree, locations, syntax = _parse_vibe_recovering(text, filename)
     except vibe.VibeError as err:
         raise ConfigError([_syntax_issue(err)])
-    return build_config(tree, Reporter(filename, text, locations), filename)
+    report = Reporter(filename, text, locations)
+    if syntax:
+        if tree is not None:
+            Section(Config).parse(tree, (), report)
+        raise ConfigError(sort_issues(syntax + report.issues))
+    return build_config(tree, report, filename)
+
+
+#: Syntax errors confined to their line: parsing can resume on the next one.
+_LINE_LOCAL = {"unterminated-string", "invalid-escape", "invalid-number",
+               "illegal-character", "unexpected-token"}
+_MAX_SYNTAX_ERRORS = 20
+
+
+def _parse_vibe_recovering(text: str, filename: str) -> Tuple[Any, Dict[Any, Any], List[Issue]]:
+    """
+    Parse, and after a syntax error confined to one line (a bad string or
+    value, no brackets on the line) parse again without that line, so one
+    run reports every syntax error and the schema errors of the rest. The
+    tree is ``None`` when parsing could not recover.
+    """
+    lines = text.split("\n")
+    issues: List[Issue] = []
+    while True:
+        try:
+            tree, locations = vibe.parse("\n".join(lines), filename)
+            return tree, locations, issues
+        except vibe.VibeError as err:
+            issues.append(_syntax_issue(err))
+            line = lines[err.line - 1] if err.line <= len(lines) else ""
+            if (err.code not in _LINE_LOCAL or any(c in line for c in "{}[]")
+                    or len(issues) >= _MAX_SYNTAX_ERRORS or not line.strip()):
+                return None, {}, issues
+            lines[err.line - 1] = ""
 
 
 def build_config(tree: Dict[str, Any], report: Reporter, filename: Optional[str] = None) -> LoadedConfig:

@@ -116,6 +116,9 @@ class Reporter:
         return any(i.severity == "error" for i in self.issues)
 
     def sorted_issues(self) -> List[Issue]:
-        return sorted(
-            self.issues, key=lambda i: (i.severity != "error", i.line, i.column)
-        )
+        return sort_issues(self.issues)
+
+
+def sort_issues(issues: List[Issue]) -> List[Issue]:
+    """Errors first, then warnings, each in file order."""
+    return sorted(issues, key=lambda i: (i.severity != "error", i.line, i.column))

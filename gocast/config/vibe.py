@@ -41,6 +41,7 @@ __all__ = [
     "Limits",
     "Location",
     "VibeError",
+    "decode",
     "dumps",
     "load",
     "loads",
@@ -227,8 +228,13 @@ class _Document:
         )
 
 
-def _decode(data: Union[str, bytes], filename: str) -> str:
-    """Check the encoding rules and return the document as text."""
+def decode(data: Union[str, bytes], filename: str = "<string>") -> str:
+    """
+    Check the encoding rules (UTF-8, no BOM, no NUL, size) and return the
+    document as text.
+
+    :raises VibeError: ``encoding-error`` or ``limit-exceeded``.
+    """
     if isinstance(data, (bytes, bytearray, memoryview)):
         raw = bytes(data)
         if len(raw) > Limits.document_bytes:
@@ -565,7 +571,7 @@ def parse(
         arrays) to its :class:`Location`.
     :raises VibeError: if the document is not valid VIBE.
     """
-    parser = _Parser(_decode(data, filename), filename, track=True)
+    parser = _Parser(decode(data, filename), filename, track=True)
     return parser.parse(), parser.locations
 
 
@@ -576,7 +582,7 @@ def loads(data: Union[str, bytes], filename: str = "<string>") -> Tree:
 
     :raises VibeError: if the document is not valid VIBE.
     """
-    return _Parser(_decode(data, filename), filename, track=False).parse()
+    return _Parser(decode(data, filename), filename, track=False).parse()
 
 
 def load(fp: IO[Any]) -> Tree:
