@@ -174,7 +174,7 @@ class ValueKindTests(SynchronousTestCase):
         mounts = self.config('mounts { live { } "/radio/jazz" { } "/x.mp3" { } }').mounts
         self.assertEqual(list(mounts), ["/live", "/radio/jazz", "/x.mp3"])
         [error] = errors_of('mounts { "/a/../b" { } }')
-        self.assertIn("is not a mount path such as live or /live", error)
+        self.assertIn("mounts./a/../b: '/a/../b' is not a mount path such as /live", error)
 
     def test_single_value_list(self):
         self.assertEqual(self.config("server { trusted_proxies 10.0.0.1 }").server.trusted_proxies,

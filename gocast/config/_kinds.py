@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import re
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from difflib import get_close_matches
+from typing import Any, Dict, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from ._report import Path, Reporter
@@ -55,6 +56,24 @@ class Kind:
         return INVALID
 
 
+class TextKind(Kind):
+    """
+    A value written as text and converted by :meth:`convert`, which raises
+    ``ValueError`` (with an explanation, or none) to refuse it.
+    """
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        if not isinstance(raw, str):
+            return self.fail(raw, path, report)
+        try:
+            return self.convert(raw)
+        except ValueError as e:
+            return self.fail(raw, path, report, "; %s" % e if str(e) else "")
+
+    def convert(self, text: str) -> Any:
+        raise NotImplementedError
+
+
 class Str(Kind):
     """Text, optionally limited to some choices or a pattern."""
 
@@ -81,8 +100,6 @@ class Str(Kind):
         if not isinstance(raw, str):
             return self.fail(raw, path, report)
         if self.choices is not None and raw not in self.choices:
-            from difflib import get_close_matches
-
             close = get_close_matches(raw, self.choices, n=1, cutoff=0.6)
             hint = "; did you mean '%s'?" % close[0] if close else ""
             return self.fail(raw, path, report, hint)
@@ -277,18 +294,16 @@ class Bitrate(Kind):
         return "%gk" % (value / 1000)
 
 
-class CIDR(Kind):
+class CIDR(TextKind):
     """An IPv4 or IPv6 network (``10.0.0.0/8``) or a single address."""
 
     expected = "an IP address or network such as 10.0.0.0/8 or 2001:db8::/32"
 
-    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
-        if not isinstance(raw, str):
-            return self.fail(raw, path, report)
+    def convert(self, text: str) -> Any:
         try:
-            return ipaddress.ip_network(raw, strict=False)
+            return ipaddress.ip_network(text, strict=False)
         except ValueError:
-            return self.fail(raw, path, report)
+            raise ValueError("")
 
     def dump(self, value: Any, reveal: bool = False) -> Any:
         if value.num_addresses == 1:
@@ -310,42 +325,36 @@ def normalise_mount(text: str) -> Optional[str]:
     return text
 
 
-class MountPath(Kind):
+class MountPath(TextKind):
     expected = "a mount path such as /live"
 
-    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
-        if not isinstance(raw, str):
-            return self.fail(raw, path, report)
-        mount = normalise_mount(raw)
+    def convert(self, text: str) -> Any:
+        mount = normalise_mount(text)
         if mount is None:
-            return self.fail(raw, path, report)
+            raise ValueError("")
         return mount
 
 
-class URL(Kind):
+class URL(TextKind):
     def __init__(self, schemes: Sequence[str] = ("http", "https")):
         self.schemes = tuple(schemes)
         self.expected = "a %s URL" % "/".join(self.schemes)
 
-    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
-        if not isinstance(raw, str):
-            return self.fail(raw, path, report)
-        parts = urlsplit(raw)
+    def convert(self, text: str) -> Any:
+        parts = urlsplit(text)
         if parts.scheme not in self.schemes or not parts.netloc:
-            return self.fail(raw, path, report)
-        return raw
+            raise ValueError("")
+        return text
 
 
-class HostPort(Kind):
+class HostPort(TextKind):
     expected = "host:port, such as radio.example.com:8000"
 
-    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
-        if not isinstance(raw, str):
-            return self.fail(raw, path, report)
-        host, sep, port = raw.rpartition(":")
+    def convert(self, text: str) -> Any:
+        host, sep, port = text.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            return self.fail(raw, path, report)
-        return raw
+            raise ValueError("")
+        return text
 
 
 _CRON_NAMES = {
@@ -398,45 +407,40 @@ def check_cron(expr: str) -> Optional[str]:
     return None
 
 
-class Cron(Kind):
+class Cron(TextKind):
     expected = 'a cron expression such as "0 6 * * *"'
 
-    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
-        if not isinstance(raw, str):
-            return self.fail(raw, path, report)
-        why = check_cron(raw)
+    def convert(self, text: str) -> Any:
+        why = check_cron(text)
         if why:
-            report.error(path, "%s: %s" % (_show(raw), why))
-            return INVALID
-        return raw
+            raise ValueError(why)
+        return text
 
 
-class Date(Kind):
+class Date(TextKind):
     """A calendar date (``2025-12-31``) or an ISO 8601 date and time."""
 
     expected = "a date such as 2025-12-31"
 
-    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
-        if not isinstance(raw, str):
-            return self.fail(raw, path, report)
+    def convert(self, text: str) -> Any:
         try:
-            if len(raw) == 10:
-                return datetime.date.fromisoformat(raw)
-            return datetime.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if len(text) == 10:
+                return datetime.date.fromisoformat(text)
+            return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            return self.fail(raw, path, report)
+            raise ValueError("")
 
     def dump(self, value: Any, reveal: bool = False) -> Any:
         return value.isoformat()
 
 
-class Dimensions(Kind):
+class Dimensions(TextKind):
     expected = "a size in pixels such as 300x300"
 
-    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
-        m = re.fullmatch(r"([1-9][0-9]{0,4})x([1-9][0-9]{0,4})", raw) if isinstance(raw, str) else None
+    def convert(self, text: str) -> Any:
+        m = re.fullmatch(r"([1-9][0-9]{0,4})x([1-9][0-9]{0,4})", text)
         if not m:
-            return self.fail(raw, path, report)
+            raise ValueError("")
         return (int(m.group(1)), int(m.group(2)))
 
     def dump(self, value: Tuple[int, int], reveal: bool = False) -> Any:
@@ -501,15 +505,14 @@ class MapOf(Kind):
     Named entries, ``NAME value`` or ``NAME { ... }``, all of one kind, as in
     ``mounts { live { ... } }`` or ``users { alice "secret" }``.
 
-    :param key: how a name is checked and normalised (e.g. ``live`` → ``/live``).
+    :param key: the kind that checks and normalises each name (a mount path
+        turns ``live`` into ``/live``).
     """
 
-    def __init__(self, value: Kind, key: Optional[Callable[[str], Optional[str]]] = None,
-                 key_expected: str = "a name", secret_values: bool = False):
+    def __init__(self, value: Kind, key: Optional[TextKind] = None, secret_values: bool = False):
         self.value = value
-        self.secret_values = secret_values
         self.key = key
-        self.key_expected = key_expected
+        self.secret_values = secret_values
         self.expected = "a block of named entries"
 
     def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
@@ -517,9 +520,8 @@ class MapOf(Kind):
             return self.fail(raw, path, report)
         out: Dict[str, Any] = {}
         for name, item in raw.items():
-            key = self.key(name) if self.key else name
+            key = self.parse_key(name, path + (name,), report)
             if key is None:
-                report.error(path + (name,), "%r is not %s" % (name, self.key_expected), at="key")
                 continue
             if key in out:
                 report.warning(path + (name,), "%s is defined twice; the last one wins" % key)
@@ -527,6 +529,16 @@ class MapOf(Kind):
             if value is not INVALID:
                 out[key] = value
         return out
+
+    def parse_key(self, name: str, path: Path, report: Reporter) -> Optional[str]:
+        if self.key is None:
+            return name
+        try:
+            return self.key.convert(name)
+        except ValueError as e:
+            report.error(path, "%r is not %s%s" % (name, self.key.expected, "; %s" % e if str(e) else ""),
+                         at="key")
+            return None
 
     def dump(self, value: Dict[str, Any], reveal: bool = False) -> Any:
         if self.secret_values and not reveal:

@@ -16,6 +16,7 @@ from ._kinds import (
     URL,
     Bitrate,
     Bool,
+    Cron,
     Dimensions,
     Duration,
     Int,
@@ -25,7 +26,6 @@ from ._kinds import (
     MountPath,
     Size,
     Str,
-    check_cron,
 )
 from ._report import Path, Reporter
 from ._section import Section, setting
@@ -220,10 +220,6 @@ class AdsConfig:
     midroll: MidrollConfig = setting(MidrollConfig, "Ads during the stream.")
 
 
-def _cron_key(text: str) -> Optional[str]:
-    return None if check_cron(text) else text
-
-
 @attr.frozen
 class MountConfig:
     password: str = setting("", "Source password for this mount; empty uses auth.source_password.", secret=True)
@@ -257,8 +253,7 @@ class MountConfig:
                                              implemented=False)
     schedule: Dict[str, ScheduleEntry] = setting(
         dict, "Scheduled switching: a cron expression per entry.",
-        MapOf(Section(ScheduleEntry), key=_cron_key,
-              key_expected='a cron expression such as "0 6 * * *" (minute hour day month weekday)'),
+        MapOf(Section(ScheduleEntry), key=Cron()),
         implemented=False)
     metadata: MetadataConfig = setting(MetadataConfig, "Album art and extended metadata.", implemented=False)
     ads: AdsConfig = setting(AdsConfig, "Ad insertion.", implemented=False)

@@ -26,7 +26,10 @@ def dotted(path: Sequence[Union[str, int]]) -> str:
         if isinstance(part, int):
             out += "[%d]" % part
         else:
-            out += ("." if out else "") + str(part)
+            text = str(part)
+            if not text or any(c.isspace() or c == '"' for c in text):
+                text = '"%s"' % text.replace('"', '\\"')
+            out += ("." if out else "") + text
     return out
 
 

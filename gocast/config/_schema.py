@@ -25,6 +25,7 @@ from ._kinds import (
     MapOf,
     Size,
     Str,
+    MountPath,
     normalise_mount,
 )
 from ._mount import MountConfig
@@ -284,7 +285,7 @@ class Config:
                                                  implemented=False)
     mounts: Dict[str, MountConfig] = setting(
         dict, "Mounts by path (live means /live); with none, any mount is accepted.",
-        MapOf(Section(MountConfig), key=normalise_mount, key_expected="a mount path such as live or /live"))
+        MapOf(Section(MountConfig), key=MountPath()))
 
     def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
         names = {normalise_mount(k): k for k in raw.get("mounts", {}) if isinstance(raw.get("mounts"), dict)}
