@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.test_service -*-
 """
 ``twistd gocast``: command-line options and the service maker.
 

@@ -38,10 +38,15 @@ Keys marked *not implemented yet* are validated but ignored, with a warning.
 """
 
 
+def _is_block(kind: Kind) -> bool:
+    """A section, a named map of sections, or a kind read as a section (fallback)."""
+    if isinstance(kind, MapOf):
+        return isinstance(kind.value, Section)
+    return isinstance(getattr(kind, "section", kind), Section)
+
+
 def _default(field: Any) -> str:
     kind: Kind = field.metadata["kind"]
-    if isinstance(kind, Section):
-        return ""
     default = field.default
     if isinstance(default, attr.Factory):  # type: ignore[arg-type]
         default = default.factory()
@@ -64,14 +69,12 @@ def generate() -> str:
         meta = field.metadata
         kind = meta["kind"]
         name = ".".join(path)
-        if len(path) == 1 or isinstance(kind, Section) or (
-            isinstance(kind, MapOf) and isinstance(kind.value, Section)
-        ):
+        if len(path) == 1 or _is_block(kind):
             level = "##" if len(path) == 1 else "###"
             out.append("\n%s `%s`\n\n%s%s\n\n" % (
                 level, name, meta["doc"],
                 "" if meta["implemented"] else " *Not implemented yet.*"))
-            if not isinstance(kind, (Section, MapOf)):
+            if not _is_block(kind):
                 out.append("\nType: %s. Default: %s.\n" % (kind.expected, _default(field)))
             continue
         notes = []

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_config_kinds -*-
+# -*- test-case-name: tests.test_config -*-
 """
 Value kinds: how one configuration value is read from the raw tree (VIBE or
 JSON), checked, turned into a typed Python value, and written back.
@@ -338,7 +338,7 @@ class MountPath(TextKind):
 class URL(TextKind):
     def __init__(self, schemes: Sequence[str] = ("http", "https")):
         self.schemes = tuple(schemes)
-        self.expected = "a %s URL" % "/".join(self.schemes)
+        self.expected = "a URL (%s)" % ", ".join(self.schemes)
 
     def convert(self, text: str) -> Any:
         parts = urlsplit(text)
@@ -494,10 +494,9 @@ class ListOf(Kind):
 
 
 def _plural(expected: str) -> str:
-    for article in ("an ", "a "):
-        if expected.startswith(article):
-            return "items (each %s)" % expected
-    return expected
+    if expected == "text":
+        return "text items"
+    return "items, each " + expected
 
 
 class MapOf(Kind):
@@ -509,10 +508,9 @@ class MapOf(Kind):
         turns ``live`` into ``/live``).
     """
 
-    def __init__(self, value: Kind, key: Optional[TextKind] = None, secret_values: bool = False):
+    def __init__(self, value: Kind, key: Optional[TextKind] = None):
         self.value = value
         self.key = key
-        self.secret_values = secret_values
         self.expected = "a block of named entries"
 
     def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
@@ -541,7 +539,5 @@ class MapOf(Kind):
             return None
 
     def dump(self, value: Dict[str, Any], reveal: bool = False) -> Any:
-        if self.secret_values and not reveal:
-            return {k: REDACTED for k in value}
         return {k: self.value.dump(v, reveal) for k, v in value.items()}
 

@@ -80,7 +80,7 @@ class ListenerAuthConfig:
     allowed: Tuple[Any, ...] = setting((), "ip: networks allowed; empty allows all.", ListOf(CIDR()))
     denied: Tuple[Any, ...] = setting((), "ip: networks denied; denied wins.", ListOf(CIDR()))
     users: Dict[str, str] = setting(dict, "basic: user names and passwords (plain or bcrypt $2b$).",
-                                    MapOf(Str(), secret_values=True), secret=True)
+                                    MapOf(Str()), secret=True)
     users_file: str = setting("", "basic: htpasswd file (bcrypt or SHA lines), re-read on reload.")
     realm: str = setting("GoCast", "basic: realm shown by the player's password prompt.")
 

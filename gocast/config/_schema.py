@@ -251,7 +251,7 @@ class WebhookConfig:
     events: Tuple[str, ...] = setting(("*",), "Events sent; * for all.", ListOf(Str(EVENT_NAMES + ("*",))))
     format: str = setting("generic", "Payload shape: generic JSON, discord or slack.",
                           Str(("generic", "discord", "slack")))
-    headers: Dict[str, str] = setting(dict, "Extra request headers.", MapOf(Str(), secret_values=True),
+    headers: Dict[str, str] = setting(dict, "Extra request headers.", MapOf(Str()),
                                       secret=True)
     retry: int = setting(3, "Retries after a failed delivery, with backoff.", Int(0, 10))
     timeout: float = setting(10.0, "How long one delivery may take.", Duration(positive=True))

@@ -16,9 +16,8 @@ from typing import Any, Callable, Dict, Optional
 
 import attr
 
-from ._kinds import INVALID, REDACTED, Bool, Float, Int, Kind, Str
+from ._kinds import INVALID, REDACTED, Bool, Float, Int, Kind, MapOf, Str
 from ._report import Path, Reporter
-
 
 
 def setting(
@@ -27,7 +26,6 @@ def setting(
     kind: Optional[Kind] = None,
     secret: bool = False,
     implemented: bool = True,
-    example: Any = None,
 ) -> Any:
     """
     Declare one configuration key.
@@ -56,7 +54,6 @@ def setting(
             "kind": kind,
             "secret": secret,
             "implemented": implemented,
-            "example": example,
         },
     )
 
@@ -136,25 +133,18 @@ def did_you_mean(key: str, known: Any) -> str:
 
 
 def walk_settings(cls: type, prefix: Path = ()):
-    """Yield ``(path, field)`` for every key of ``cls``, depth first, for docs."""
+    """
+    Yield ``(path, field)`` for every key of ``cls``, depth first, for docs;
+    the entries of a named map appear under ``NAME``.
+    """
     for field in attr.fields(cls):
         path = prefix + (field.name,)
         yield path, field
         kind = field.metadata["kind"]
-        inner = _section_of(kind)
-        if inner is not None:
-            name = "NAME" if inner is not kind else None
-            sub = path + ((name,) if name else ())
-            yield from walk_settings(inner.cls, sub)
-
-
-def _section_of(kind: Kind) -> Optional[Section]:
-    if isinstance(kind, Section):
-        return kind
-    nested = getattr(kind, "value", None) or getattr(kind, "section", None)
-    if isinstance(nested, Section):
-        return nested
-    return None
+        if isinstance(kind, MapOf) and isinstance(kind.value, Section):
+            yield from walk_settings(kind.value.cls, path + ("NAME",))
+        elif isinstance(getattr(kind, "section", kind), Section):
+            yield from walk_settings(getattr(kind, "section", kind).cls, path)
 
 
 __all__ = ["REDACTED", "Section", "setting", "walk_settings"]

@@ -340,24 +340,23 @@ class _Parser:
             simple = _SIMPLE_ESCAPES.get(esc)
             if simple is not None:
                 return simple
-            if len(esc) == 5:
-                cp = int(esc[1:], 16)
-                if 0xD800 <= cp <= 0xDFFF:
-                    raise self.fail(
-                        "invalid-escape",
-                        "\\%s is a surrogate; write the character itself" % esc,
-                        pos + 1 + m.start(),
-                    )
-                if cp == 0:
-                    raise self.fail("invalid-escape", "\\u0000 (NUL) is not allowed", pos + 1 + m.start())
-                return chr(cp)
-            raise self.fail(
-                "invalid-escape",
-                "invalid escape '\\%s'; valid escapes are \\\" \\\\ \\n \\r \\t \\uXXXX" % esc[:1]
-                if not esc.startswith("u")
-                else "\\u must be followed by four hex digits",
-                pos + 1 + m.start(),
-            )
+            at = pos + 1 + m.start()
+            if len(esc) != 5:
+                if esc.startswith("u"):
+                    raise self.fail("invalid-escape", "\\u must be followed by four hex digits", at)
+                raise self.fail(
+                    "invalid-escape",
+                    "invalid escape '\\%s'; valid escapes are \\\" \\\\ \\n \\r \\t \\uXXXX" % esc,
+                    at,
+                )
+            code_point = int(esc[1:], 16)
+            if 0xD800 <= code_point <= 0xDFFF:
+                raise self.fail(
+                    "invalid-escape", "\\%s is a surrogate; write the character itself" % esc, at
+                )
+            if code_point == 0:
+                raise self.fail("invalid-escape", "\\u0000 (NUL) is not allowed", at)
+            return chr(code_point)
 
         return _ESCAPE.sub(replace, body)
 
