@@ -19,6 +19,7 @@ setup(
     ],
     extras_require={
         "test": [
+            "hypothesis>=6.100",
             "treq>=23.11",
         ],
     },
