@@ -14,7 +14,7 @@ from ._load import (
 )
 from ._mount import MountConfig
 from ._report import ConfigError, Issue
-from ._schema import DEFAULT_PASSWORD, EVENT_NAMES, PERMISSIONS, Config
+from ._schema import DEFAULT_PASSWORD, EVENT_NAMES, PERMISSIONS, Config, LimitsConfig
 
 __all__ = [
     "Config",
@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_PASSWORD",
     "EVENT_NAMES",
     "Issue",
+    "LimitsConfig",
     "LoadedConfig",
     "MountConfig",
     "PERMISSIONS",

@@ -1,0 +1,355 @@
+# -*- test-case-name: tests.test_mount -*-
+"""
+A mount: one stream, its current source, and the frame stream its
+subscribers share.
+
+The source's bytes go through the codec framer; whole frames are gathered
+into chunks of about :data:`CHUNK_SECONDS` and kept in a bounded ring of
+immutable ``bytes`` (``limits.queue_size``). Every subscriber (ICY listener,
+later HLS segmenter, recorder, WebSocket client) receives the same chunk
+object; a subscriber that falls out of the ring is dropped, and nobody else
+notices.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections import deque
+from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
+from urllib.parse import unquote_plus
+
+import attr
+from zope.interface import Interface
+
+from ..config import LimitsConfig, MountConfig
+from ..media import framer_for, is_ogg
+from .events import EventBus
+
+#: Chunks gather frames until they hold this much audio: fewer, larger
+#: writes per listener, at the cost of this much latency.
+CHUNK_SECONDS = 0.1
+#: A chunk never grows past this, whatever the bitrate.
+CHUNK_BYTES = 64 * 1024
+#: ICY metadata is at most 255 blocks of 16 bytes.
+ICY_MAX = 255 * 16
+
+
+@attr.s(slots=True, frozen=True, auto_attribs=True)
+class Chunk:
+    """
+    Whole frames, shared by every subscriber.
+
+    :ivar seq: position in the mount's stream, counting chunks.
+    :ivar generation: which set of codec headers the chunk belongs to.
+    :ivar header: the chunk is the codec header pages themselves (Ogg).
+    """
+
+    seq: int
+    data: bytes
+    duration: float
+    generation: int
+    header: bool = False
+
+
+class ISubscriber(Interface):
+    """Something that consumes a mount's stream."""
+
+    def chunk(chunk: Chunk) -> None:
+        """A new chunk is on the mount."""
+
+    def metadata_changed() -> None:
+        """The now-playing metadata changed."""
+
+    def moved(mount: "Mount") -> None:
+        """The subscriber now belongs to ``mount`` (fallback, override, moveclients)."""
+
+    def detach(reason: str) -> None:
+        """The mount stops serving this subscriber (no source, no fallback)."""
+
+
+@attr.s(slots=True, auto_attribs=True)
+class SourceInfo:
+    """What a connected source told us about itself."""
+
+    content_type: str
+    peer: str = ""
+    user_agent: str = ""
+    connected_at: float = 0.0
+    #: ice-* and icy-* request headers, lower-cased names.
+    ice: Dict[str, str] = attr.Factory(dict)
+
+    def audio_info(self) -> Dict[str, str]:
+        """``ice-audio-info: bitrate=128;samplerate=44100`` as a dict."""
+        out = {}
+        for item in self.ice.get("ice-audio-info", "").split(";"):
+            key, sep, value = item.partition("=")
+            if sep:
+                out[unquote_plus(key.strip()).lower()] = unquote_plus(value.strip())
+        return out
+
+
+class MountInUse(Exception):
+    """A source is already streaming to the mount."""
+
+
+def _first(*values: Optional[str]) -> Optional[str]:
+    for value in values:
+        if value:
+            return value
+    return None
+
+
+class Mount:
+    """One mount point and its shared stream."""
+
+    def __init__(self, path: str, config: MountConfig, limits: LimitsConfig, bus: EventBus):
+        self.path = path
+        self.config = config
+        self.limits = limits
+        self.bus = bus
+        self.source: Optional[SourceInfo] = None
+        self.framer: Any = None
+        self.ring: Deque[Chunk] = deque()
+        self.ring_bytes = 0
+        self.next_seq = 0
+        self.generation = 0
+        self.header_pages = b""
+        self.subscribers: Dict[Any, None] = {}
+        self._pending: List[bytes] = []
+        self._pending_seconds = 0.0
+        self._pending_bytes = 0
+        self.title = ""
+        self.artist = ""
+        self.stream_url = ""
+        self.metadata_version = 0
+        self._icy_cache: Tuple[int, bytes] = (-1, b"\x00")
+        self.peak_listeners = 0
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.slow_listeners = 0
+
+    # Configuration
+
+    def reconfigure(self, config: MountConfig, limits: LimitsConfig) -> None:
+        self.config = config
+        self.limits = limits
+
+    @property
+    def burst_size(self) -> int:
+        if self.config.burst_size is not None:
+            return self.config.burst_size
+        return self.limits.burst_size
+
+    @property
+    def max_listeners(self) -> int:
+        """0 means no limit."""
+        return self.config.max_listeners or self.limits.max_listeners_per_mount
+
+    @property
+    def content_type(self) -> str:
+        if self.source is not None:
+            return self.source.content_type
+        return self.config.type or "audio/mpeg"
+
+    @property
+    def is_ogg(self) -> bool:
+        return is_ogg(self.content_type)
+
+    # Source
+
+    def start_source(self, info: SourceInfo) -> None:
+        """
+        :raises MountInUse: when another source is connected.
+        """
+        if self.source is not None:
+            raise MountInUse(self.path)
+        self.source = info
+        self.framer = framer_for(info.content_type)
+        self.header_pages = b""
+        self.generation += 1
+        self._pending = []
+        self._pending_seconds = 0.0
+        self._pending_bytes = 0
+        self.bus.publish("source.connect", self.path, source_ip=info.peer,
+                         user_agent=info.user_agent, content_type=info.content_type)
+        title = info.ice.get("icy-title") or info.ice.get("ice-title")
+        if title:
+            self.set_metadata(song=title)
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the source, in any pieces."""
+        self.bytes_received += len(data)
+        for packet in self.framer.feed(data):
+            if packet.header:
+                self._flush()
+                self.generation += 1
+                self.header_pages = packet.data
+                self._publish(packet.data, 0.0, header=True)
+                continue
+            self._pending.append(packet.data)
+            self._pending_seconds += packet.duration
+            self._pending_bytes += len(packet.data)
+            if (self._pending_seconds >= CHUNK_SECONDS or self._pending_bytes >= CHUNK_BYTES
+                    or not packet.duration):
+                self._flush()
+        metadata = self.framer.take_metadata()
+        if metadata:
+            self.set_metadata(title=metadata.get("title", ""), artist=metadata.get("artist", ""))
+
+    def stop_source(self) -> Optional[SourceInfo]:
+        """The source left; returns what it was. Subscribers stay (the registry moves them)."""
+        self._flush()
+        info, self.source = self.source, None
+        self.framer = None
+        if info is not None:
+            self.bus.publish("source.disconnect", self.path, source_ip=info.peer,
+                             bytes_received=self.bytes_received)
+        return info
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        seconds = self._pending_seconds
+        self._pending = []
+        self._pending_seconds = 0.0
+        self._pending_bytes = 0
+        self._publish(data, seconds)
+
+    def _publish(self, data: bytes, seconds: float, header: bool = False) -> None:
+        chunk = Chunk(self.next_seq, data, seconds, self.generation, header)
+        self.next_seq += 1
+        ring = self.ring
+        ring.append(chunk)
+        self.ring_bytes += len(data)
+        queue_size = self.limits.queue_size
+        while self.ring_bytes > queue_size and len(ring) > 1:
+            self.ring_bytes -= len(ring.popleft().data)
+        for subscriber in list(self.subscribers):
+            subscriber.chunk(chunk)
+
+    # Subscribers
+
+    def add_subscriber(self, subscriber: Any) -> None:
+        self.subscribers[subscriber] = None
+        if len(self.subscribers) > self.peak_listeners:
+            self.peak_listeners = len(self.subscribers)
+
+    def remove_subscriber(self, subscriber: Any) -> None:
+        self.subscribers.pop(subscriber, None)
+
+    @property
+    def listeners(self) -> int:
+        return len(self.subscribers)
+
+    def burst(self) -> List[bytes]:
+        """
+        What a new listener receives first: the codec headers (Ogg), then the
+        newest chunks of the current stream holding at most ``burst_size``
+        bytes (at least one chunk), each starting on a frame boundary.
+        """
+        chunks: List[bytes] = []
+        budget = self.burst_size
+        for chunk in reversed(self.ring):
+            if chunk.generation != self.generation or chunk.header:
+                break
+            if chunks and budget < len(chunk.data):
+                break
+            chunks.append(chunk.data)
+            budget -= len(chunk.data)
+        chunks.reverse()
+        if self.header_pages:
+            chunks.insert(0, self.header_pages)
+        return chunks
+
+    def chunks_after(self, seq: int) -> Optional[Iterable[Chunk]]:
+        """The chunks after ``seq``, or ``None`` when some left the ring (too far behind)."""
+        ring = self.ring
+        if not ring or seq + 1 >= self.next_seq:
+            return ()
+        if seq + 1 < ring[0].seq:
+            return None
+        start = seq + 1 - ring[0].seq
+        return [ring[i] for i in range(start, len(ring))]
+
+    @property
+    def oldest_seq(self) -> int:
+        return self.ring[0].seq if self.ring else self.next_seq
+
+    # Metadata
+
+    def set_metadata(self, song: str = "", title: str = "", artist: str = "", url: str = "") -> None:
+        """
+        Update now-playing. ``song`` is Icecast's ``Artist - Title`` form and
+        fills both; ``title``/``artist`` may come separately.
+        """
+        if song:
+            artist_part, sep, title_part = song.partition(" - ")
+            title, artist = (title_part, artist_part) if sep else (song, "")
+        self.title = title
+        self.artist = artist
+        if url:
+            self.stream_url = url
+        self.metadata_version += 1
+        self.bus.publish("source.metadata", self.path, title=self.title, artist=self.artist,
+                         song=self.song)
+        for subscriber in list(self.subscribers):
+            subscriber.metadata_changed()
+
+    @property
+    def song(self) -> str:
+        return "%s - %s" % (self.artist, self.title) if self.artist else self.title
+
+    def icy_block(self) -> bytes:
+        """The current ICY metadata block (length byte + padded text), built once per change."""
+        version, block = self._icy_cache
+        if version == self.metadata_version:
+            return block
+        block = icy_metadata(self.song, self.stream_url, self.config.charset)
+        self._icy_cache = (self.metadata_version, block)
+        return block
+
+    # What listeners are told
+
+    def listener_headers(self) -> List[Tuple[str, str]]:
+        """``icy-*`` response headers: the mount's config wins over what the source sent."""
+        cfg = self.config
+        ice = self.source.ice if self.source else {}
+        audio_info = self.source.audio_info() if self.source else {}
+        bitrate = str(cfg.bitrate // 1000) if cfg.bitrate else _first(
+            ice.get("ice-bitrate"), ice.get("icy-br"), audio_info.get("bitrate"),
+            audio_info.get("ice-bitrate"))
+        public = "1" if cfg.public else "0" if cfg.public is False else _first(
+            ice.get("ice-public"), ice.get("icy-pub"), ice.get("icy-public"))
+        pairs = [
+            ("icy-name", _first(cfg.stream_name, ice.get("ice-name"), ice.get("icy-name"))),
+            ("icy-description", _first(cfg.description, ice.get("ice-description"),
+                                       ice.get("icy-description"))),
+            ("icy-genre", _first(cfg.genre, ice.get("ice-genre"), ice.get("icy-genre"))),
+            ("icy-url", _first(cfg.url, ice.get("ice-url"), ice.get("icy-url"))),
+            ("icy-br", bitrate),
+            ("icy-pub", public),
+        ]
+        if audio_info:
+            pairs.append(("ice-audio-info", ";".join("%s=%s" % kv for kv in audio_info.items())))
+        return [(name, value) for name, value in pairs if value]
+
+
+def icy_metadata(song: str, url: str = "", charset: str = "UTF-8") -> bytes:
+    """
+    An ICY metadata block: a length byte N, then N*16 bytes of
+    ``StreamTitle='...';`` (and ``StreamUrl='...';``) padded with NULs.
+    Quotes are not escaped: players split on ``';``. Text past the 4080-byte
+    limit is cut from the title.
+    """
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        charset = "utf-8"
+    tail = b"StreamUrl='%s';" % url[:1024].encode(charset, "replace") if url else b""
+    room = max(ICY_MAX - len(b"StreamTitle='';") - len(tail), 0)
+    # Cut on a character boundary, not inside a multi-byte sequence.
+    title = song.encode(charset, "replace")[:room].decode(charset, "ignore").encode(charset)
+    text = b"StreamTitle='" + title + b"';" + tail
+    blocks = -(-len(text) // 16)
+    return bytes([blocks]) + text.ljust(blocks * 16, b"\x00")

@@ -1,0 +1,148 @@
+# -*- test-case-name: tests.test_registry -*-
+"""
+All mounts, and the one operation that fallback, override, ``moveclients``
+and (later) scheduled switching share: moving subscribers between mounts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional
+
+from ..config import Config, MountConfig
+from .events import EventBus
+from .mount import Mount
+
+
+class MountNotAllowed(Exception):
+    """The config restricts sources to its listed mounts."""
+
+
+class MountRegistry:
+    def __init__(self, config: Config, bus: EventBus):
+        self.bus = bus
+        self.mounts: Dict[str, Mount] = {}
+        self.config = config
+        self.configure(config)
+
+    def configure(self, config: Config) -> None:
+        """Create or update the configured mounts (unknown ones stay until idle)."""
+        self.config = config
+        for path, mount_config in config.mounts.items():
+            mount = self.mounts.get(path)
+            if mount is None:
+                self._create(path, mount_config)
+            else:
+                mount.reconfigure(mount_config, config.limits)
+        for mount in self.mounts.values():
+            if mount.path not in config.mounts:
+                mount.reconfigure(MountConfig(), config.limits)
+
+    def _create(self, path: str, mount_config: MountConfig) -> Mount:
+        mount = Mount(path, mount_config, self.config.limits, self.bus)
+        self.mounts[path] = mount
+        self.bus.publish("mount.created", path)
+        return mount
+
+    def get(self, path: str) -> Optional[Mount]:
+        return self.mounts.get(path)
+
+    def is_configured(self, path: str) -> bool:
+        return path in self.config.mounts
+
+    def mount_for_source(self, path: str) -> Mount:
+        """
+        The mount a source on ``path`` streams to, created on demand.
+
+        :raises MountNotAllowed: if ``server.restrict_mounts`` and ``path`` is not listed.
+        """
+        mount = self.mounts.get(path)
+        if mount is not None and (self.is_configured(path) or not self.config.server.restrict_mounts):
+            return mount
+        if self.config.server.restrict_mounts and not self.is_configured(path):
+            raise MountNotAllowed(path)
+        return self._create(path, MountConfig())
+
+    @property
+    def sources(self) -> int:
+        return sum(1 for m in self.mounts.values() if m.source is not None)
+
+    # Fallback
+
+    def fallback_chain(self, path: str) -> List[Mount]:
+        """The mounts listeners of ``path`` may fall back to, nearest first."""
+        chain: List[Mount] = []
+        seen = {path}
+        queue = list(self._fallbacks_of(path))
+        while queue:
+            candidate = queue.pop(0)
+            if candidate in seen:
+                continue
+            seen.add(candidate)
+            mount = self.mounts.get(candidate)
+            if mount is not None:
+                chain.append(mount)
+            queue.extend(self._fallbacks_of(candidate))
+        return chain
+
+    def _fallbacks_of(self, path: str) -> Iterable[str]:
+        mount = self.mounts.get(path)
+        return mount.config.fallback.mounts if mount is not None else ()
+
+    def live_mount_for(self, path: str) -> Optional[Mount]:
+        """Where a listener asking for ``path`` is served: the mount or its nearest live fallback."""
+        mount = self.mounts.get(path)
+        if mount is not None and mount.source is not None:
+            return mount
+        return self.first_live_fallback(path)
+
+    def first_live_fallback(self, path: str) -> Optional[Mount]:
+        for candidate in self.fallback_chain(path):
+            if candidate.source is not None:
+                return candidate
+        return None
+
+    def move(self, source: Mount, destination: Mount, subscribers: Optional[Iterable[Any]] = None) -> int:
+        """Move ``subscribers`` (default: all) of ``source`` to ``destination``."""
+        moving = list(source.subscribers if subscribers is None else subscribers)
+        for subscriber in moving:
+            source.remove_subscriber(subscriber)
+            destination.add_subscriber(subscriber)
+            subscriber.moved(destination)
+        if moving:
+            self.bus.publish("source.fallback", source.path, destination=destination.path,
+                             listeners=len(moving))
+        return len(moving)
+
+    def source_stopped(self, mount: Mount) -> None:
+        """Move the mount's listeners down its fallback chain, or let them go."""
+        target = self.first_live_fallback(mount.path)
+        if target is not None:
+            self.move(mount, target)
+        else:
+            for subscriber in list(mount.subscribers):
+                mount.remove_subscriber(subscriber)
+                subscriber.detach("the source of %s left and no fallback is live" % mount.path)
+        self._forget_if_idle(mount)
+
+    def source_started(self, mount: Mount) -> None:
+        """Bring listeners back from the fallbacks, as ``fallback_override`` says."""
+        override = mount.config.fallback_override
+        if override == "none":
+            return
+        for fallback in self.fallback_chain(mount.path):
+            if override == "all":
+                self.move(fallback, mount)
+            else:
+                own = [s for s in fallback.subscribers if getattr(s, "home", None) == mount.path]
+                self.move(fallback, mount, own)
+
+    def subscriber_left(self, mount: Mount, subscriber: Any) -> None:
+        mount.remove_subscriber(subscriber)
+        self._forget_if_idle(mount)
+
+    def _forget_if_idle(self, mount: Mount) -> None:
+        """An unconfigured mount with no source and no listener is removed."""
+        if (mount.source is None and not mount.subscribers and not self.is_configured(mount.path)
+                and self.mounts.get(mount.path) is mount):
+            del self.mounts[mount.path]
+            self.bus.publish("mount.removed", mount.path)

@@ -1,0 +1,168 @@
+"""The mount's shared frame stream: chunks, ring bound, burst, metadata."""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from gocast.config import parse_config
+from gocast.core.events import EventBus
+from gocast.core.mount import CHUNK_SECONDS, Mount, MountInUse, SourceInfo, icy_metadata
+
+from .media_builders import mp3_frame, opus_stream
+
+
+class Recorder:
+    """A subscriber that remembers what it was given."""
+
+    def __init__(self):
+        self.chunks = []
+        self.metadata = 0
+        self.detached = None
+        self.mount = None
+
+    def chunk(self, chunk):
+        self.chunks.append(chunk)
+
+    def metadata_changed(self):
+        self.metadata += 1
+
+    def moved(self, mount):
+        self.mount = mount
+
+    def detach(self, reason):
+        self.detached = reason
+
+
+def make_mount(text="", path="/live"):
+    config = parse_config(text).config
+    events = []
+    bus = EventBus(lambda: 1000.0)
+    bus.subscribe(events.append)
+    mount_config = config.mounts.get(path) or parse_config("mounts { x { } }").config.mounts["/x"]
+    return Mount(path, mount_config, config.limits, bus), events
+
+
+class MountStreamTests(SynchronousTestCase):
+    def test_frames_gathered_into_chunks(self):
+        mount, events = make_mount()
+        mount.start_source(SourceInfo("audio/mpeg", "1.2.3.4"))
+        listener = Recorder()
+        mount.add_subscriber(listener)
+        frame = mp3_frame()
+        per_chunk = int(CHUNK_SECONDS / (1152 / 44100)) + 1
+        for _ in range(50):
+            mount.feed(frame)
+        self.assertTrue(listener.chunks)
+        for chunk in listener.chunks:
+            self.assertEqual(len(chunk.data) % len(frame), 0)
+            self.assertGreaterEqual(chunk.duration, CHUNK_SECONDS)
+        self.assertEqual(len(listener.chunks[0].data), per_chunk * len(frame))
+        self.assertEqual([e.name for e in events], ["source.connect"])
+        self.assertIs(listener.chunks[0].data, mount.ring[0].data)
+
+    def test_same_bytes_object_for_every_subscriber(self):
+        mount, _ = make_mount()
+        mount.start_source(SourceInfo("audio/mpeg"))
+        a, b = Recorder(), Recorder()
+        mount.add_subscriber(a)
+        mount.add_subscriber(b)
+        mount.feed(mp3_frame() * 20)
+        self.assertIs(a.chunks[0].data, b.chunks[0].data)
+
+    def test_ring_bounded_by_queue_size(self):
+        mount, _ = make_mount("limits { queue_size 20k burst_size 4k }")
+        mount.start_source(SourceInfo("audio/mpeg"))
+        for _ in range(50):
+            mount.feed(mp3_frame() * 10)
+        self.assertLessEqual(mount.ring_bytes, 20 * 1024)
+        self.assertEqual(mount.ring_bytes, sum(len(c.data) for c in mount.ring))
+        self.assertIsNone(mount.chunks_after(0))
+        self.assertEqual(list(mount.chunks_after(mount.next_seq - 2)), [mount.ring[-1]])
+
+    def test_burst_starts_on_frame_boundary_within_size(self):
+        mount, _ = make_mount("limits { burst_size 8k }")
+        mount.start_source(SourceInfo("audio/mpeg"))
+        for _ in range(20):
+            mount.feed(mp3_frame() * 5)
+        burst = mount.burst()
+        total = b"".join(burst)
+        self.assertLessEqual(len(total), 8 * 1024)
+        self.assertGreater(len(total), 4 * 1024)
+        self.assertEqual(total[:2], b"\xff\xfb")
+        self.assertEqual(total, b"".join(c.data for c in list(mount.ring)[-len(burst):]))
+
+    def test_ogg_burst_sends_headers_first(self):
+        headers, audio = opus_stream(pages=10)
+        mount, _ = make_mount()
+        mount.start_source(SourceInfo("application/ogg"))
+        mount.feed(headers + b"".join(audio))
+        burst = mount.burst()
+        self.assertEqual(burst[0], headers)
+        self.assertTrue(b"".join(burst[1:]).startswith(b"OggS"))
+        self.assertNotIn(b"OpusHead", b"".join(burst[1:]))
+
+    def test_ogg_title_from_comments(self):
+        headers, audio = opus_stream(title="In band")
+        mount, events = make_mount()
+        mount.start_source(SourceInfo("application/ogg"))
+        mount.feed(headers + b"".join(audio))
+        self.assertEqual((mount.title, mount.artist), ("In band", "Band"))
+        self.assertIn("source.metadata", [e.name for e in events])
+
+    def test_second_source_refused(self):
+        mount, _ = make_mount()
+        mount.start_source(SourceInfo("audio/mpeg"))
+        self.assertRaises(MountInUse, mount.start_source, SourceInfo("audio/mpeg"))
+
+    def test_stop_flushes_and_publishes(self):
+        mount, events = make_mount()
+        mount.start_source(SourceInfo("audio/mpeg", "9.9.9.9"))
+        listener = Recorder()
+        mount.add_subscriber(listener)
+        mount.feed(mp3_frame() * 2)
+        self.assertEqual(listener.chunks, [])
+        info = mount.stop_source()
+        self.assertEqual(info.peer, "9.9.9.9")
+        self.assertEqual(len(listener.chunks), 1)
+        self.assertEqual(events[-1].name, "source.disconnect")
+
+
+class MetadataTests(SynchronousTestCase):
+    def test_song_split(self):
+        mount, events = make_mount()
+        listener = Recorder()
+        mount.add_subscriber(listener)
+        mount.set_metadata(song="Queen - Bohemian Rhapsody")
+        self.assertEqual((mount.artist, mount.title), ("Queen", "Bohemian Rhapsody"))
+        self.assertEqual(listener.metadata, 1)
+        self.assertEqual(events[-1].data["song"], "Queen - Bohemian Rhapsody")
+
+    def test_icy_block(self):
+        block = icy_metadata("It's - O'Clock", "http://x")
+        text = b"StreamTitle='It's - O'Clock';StreamUrl='http://x';"
+        self.assertEqual(block[0], -(-len(text) // 16))
+        self.assertEqual(block[1:], text.ljust(block[0] * 16, b"\x00"))
+
+    def test_icy_block_limit_and_charset(self):
+        block = icy_metadata("é" * 5000)
+        self.assertEqual(block[0], 255)
+        self.assertEqual(len(block), 1 + 255 * 16)
+        block[1:].rstrip(b"\x00").decode("utf-8")  # never cut inside a character
+        self.assertIn(b"caf\xe9", icy_metadata("café", charset="ISO-8859-1"))
+
+    def test_icy_block_cached(self):
+        mount, _ = make_mount()
+        mount.set_metadata(song="A")
+        self.assertIs(mount.icy_block(), mount.icy_block())
+        mount.set_metadata(song="B")
+        self.assertIn(b"'B'", mount.icy_block())
+
+    def test_listener_headers(self):
+        mount, _ = make_mount('mounts { live { genre "Jazz" bitrate 192k } }')
+        mount.start_source(SourceInfo("audio/mpeg", ice={
+            "ice-name": "Src", "ice-genre": "Rock", "ice-public": "1",
+            "ice-audio-info": "bitrate=128;samplerate=44100;channels=2"}))
+        headers = dict(mount.listener_headers())
+        self.assertEqual(headers["icy-name"], "Src")
+        self.assertEqual(headers["icy-genre"], "Jazz")
+        self.assertEqual(headers["icy-br"], "192")
+        self.assertEqual(headers["icy-pub"], "1")
+        self.assertEqual(headers["ice-audio-info"], "bitrate=128;samplerate=44100;channels=2")
