@@ -20,13 +20,21 @@ from twisted.web.server import Site
 
 from ._version import __version__
 from .config import DEFAULT_PASSWORD, Config, LoadedConfig
+from .core.events import EventBus
+from .core.registry import MountRegistry
+from .protocols.frontdoor import FrontDoorFactory
 from .resources.health import HealthResource, HealthState, disk_check
+
+
+#: Icecast listens with a backlog of 5, so bursts of listeners wait for SYN
+#: retries; GoCast takes them at once.
+BACKLOG = 1024
 
 
 def listen_description(config: Config) -> str:
     """The Twisted endpoint string for ``server.listen`` and ``server.port``."""
     interface = config.server.listen.replace(":", "\\:")
-    return "tcp:port=%d:interface=%s" % (config.server.port, interface)
+    return "tcp:port=%d:interface=%s:backlog=%d" % (config.server.port, interface, BACKLOG)
 
 
 def listens_beyond_loopback(config: Config) -> bool:
@@ -75,9 +83,12 @@ class GocastService(MultiService):
         self.config = loaded.config
         data_dir = self.config.server.data_dir
         self.health = HealthState(reactor, {"disk": lambda: disk_check(_nearest_existing(data_dir))})
+        self.bus = EventBus(reactor.seconds)
+        self.registry = MountRegistry(self.config, self.bus)
         self.site = Site(self.build_root(), reactor=reactor)
+        self.front_door = FrontDoorFactory(self.config, self.registry, self.bus, self.site, reactor)
         self.endpoint_service = StreamServerEndpointService(
-            serverFromString(reactor, listen_description(self.config)), self.site
+            serverFromString(reactor, listen_description(self.config)), self.front_door
         )
         self.endpoint_service.setName("listener")
         self.endpoint_service.setServiceParent(self)

@@ -34,12 +34,12 @@ class ServiceTests(SynchronousTestCase):
     def test_listens_on_configured_port(self):
         reactor, service, _ = self.start(loaded("server { listen 127.0.0.1 port 8123 }"))
         [(port, factory, backlog, interface)] = reactor.tcpServers
-        self.assertEqual((port, interface), (8123, "127.0.0.1"))
-        self.assertIs(factory, service.site)
+        self.assertEqual((port, interface, backlog), (8123, "127.0.0.1", 1024))
+        self.assertIs(factory, service.front_door)
 
     def test_ipv6_listen_description(self):
         config = loaded("server { listen \"::\" port 8000 }").config
-        self.assertEqual(listen_description(config), "tcp:port=8000:interface=\\:\\:")
+        self.assertEqual(listen_description(config), "tcp:port=8000:interface=\\:\\::backlog=1024")
 
     def test_loud_warning_for_default_passwords_beyond_loopback(self):
         _, _, events = self.start(LoadedConfig(loaded("").config))

@@ -1,0 +1,191 @@
+# -*- test-case-name: tests.test_http_parsing -*-
+"""
+Sans-IO pieces of HTTP that GoCast parses itself: the request head (which
+must accept ``SOURCE`` and ``ICE/1.0``, unlike twisted.web), chunked bodies,
+Basic credentials, and writing a response head. Everything is bounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Dict, List, Optional, Tuple
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import attr
+
+#: The most a request head (line and headers) may take.
+MAX_HEAD = 16 * 1024
+MAX_HEADERS = 100
+#: The most a chunk-size line of a chunked body may take.
+MAX_CHUNK_LINE = 1024
+
+#: Reason phrases for the codes GoCast writes itself.
+REASONS = {
+    100: "Continue", 200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+    409: "Conflict", 415: "Unsupported Media Type", 429: "Too Many Requests",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
+    503: "Service Unavailable",
+}
+
+
+class BadRequest(Exception):
+    """The request is malformed; :attr:`status` says how to answer."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+@attr.s(slots=True, auto_attribs=True)
+class RequestHead:
+    method: str
+    target: str
+    version: str
+    headers: List[Tuple[str, str]]
+    path: str = ""
+    query: Dict[str, List[str]] = attr.Factory(dict)
+
+    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        """The last value of header ``name`` (case-insensitive)."""
+        name = name.lower()
+        for key, value in reversed(self.headers):
+            if key == name:
+                return value
+        return default
+
+    def arg(self, name: str) -> Optional[str]:
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+    @property
+    def keep_alive(self) -> bool:
+        connection = (self.get("connection") or "").lower()
+        if self.version == "HTTP/1.1":
+            return "close" not in connection
+        return "keep-alive" in connection
+
+
+def find_head_end(buf: bytes) -> Optional[Tuple[int, int]]:
+    """``(end of head, start of body)``, accepting CRLF or bare LF lines."""
+    crlf = buf.find(b"\r\n\r\n")
+    lf = buf.find(b"\n\n")
+    candidates = [(crlf, crlf + 4)] if crlf >= 0 else []
+    if lf >= 0:
+        candidates.append((lf, lf + 2))
+    return min(candidates) if candidates else None
+
+
+def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
+    """
+    Parse a request head from the start of ``buf``.
+
+    :return: the head and where the body starts, or ``None`` if more bytes
+        are needed.
+    :raises BadRequest: for a malformed or oversized head.
+    """
+    found = find_head_end(buf)
+    if found is None:
+        if len(buf) > MAX_HEAD:
+            raise BadRequest("request head larger than %d bytes" % MAX_HEAD, 431)
+        return None
+    end, body = found
+    if end > MAX_HEAD:
+        raise BadRequest("request head larger than %d bytes" % MAX_HEAD, 431)
+    try:
+        text = buf[:end].decode("iso-8859-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes anything
+        raise BadRequest("undecodable request head")
+    lines = text.replace("\r\n", "\n").split("\n")
+    parts = lines[0].split()
+    if len(parts) != 3:
+        raise BadRequest("malformed request line")
+    method, target, version = parts
+    if not version.startswith(("HTTP/1.", "ICE/1.")) or not method.isalpha():
+        raise BadRequest("unsupported protocol %r" % version[:20])
+    if len(lines) - 1 > MAX_HEADERS:
+        raise BadRequest("more than %d headers" % MAX_HEADERS, 431)
+    headers = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip() or name != name.strip():
+            raise BadRequest("malformed header line")
+        headers.append((name.lower(), value.strip()))
+    split = urlsplit(target)
+    head = RequestHead(method.upper(), target, version.upper(), headers,
+                       unquote(split.path) if target != "*" else "*",
+                       parse_qs(split.query, keep_blank_values=True))
+    return head, body
+
+
+def basic_credentials(head: RequestHead) -> Optional[Tuple[str, str]]:
+    """The user and password of an ``Authorization: Basic`` header."""
+    value = head.get("authorization") or ""
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def response_head(status: int, headers: List[Tuple[str, str]], version: str = "HTTP/1.0") -> bytes:
+    lines = ["%s %d %s" % (version, status, REASONS.get(status, "Unknown"))]
+    lines.extend("%s: %s" % (name, value) for name, value in headers)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+
+
+class ChunkedDecoder:
+    """Decodes a ``Transfer-Encoding: chunked`` body as it arrives."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._remaining = 0  # bytes of chunk data still to come
+        self._state = "size"  # size, data, crlf, trailer, done
+
+    @property
+    def done(self) -> bool:
+        return self._state == "done"
+
+    def feed(self, data: bytes) -> bytes:
+        """Return the body bytes in ``data``. :raises BadRequest: on bad framing."""
+        out = []
+        buf = self._buf + data
+        pos = 0
+        while pos < len(buf) and self._state != "done":
+            if self._state == "data":
+                take = min(self._remaining, len(buf) - pos)
+                out.append(buf[pos : pos + take])
+                pos += take
+                self._remaining -= take
+                if not self._remaining:
+                    self._state = "crlf"
+                continue
+            newline = buf.find(b"\n", pos)
+            if newline < 0:
+                if len(buf) - pos > MAX_CHUNK_LINE:
+                    raise BadRequest("chunk-size line too long")
+                break
+            line = buf[pos:newline].rstrip(b"\r")
+            pos = newline + 1
+            if self._state == "crlf":
+                if line:
+                    raise BadRequest("chunk data longer than its size")
+                self._state = "size"
+            elif self._state == "size":
+                try:
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise BadRequest("bad chunk size")
+                if size < 0:
+                    raise BadRequest("bad chunk size")
+                self._remaining = size
+                self._state = "data" if size else "trailer"
+            elif not line:  # end of trailer
+                self._state = "done"
+        self._buf = buf[pos:]
+        return b"".join(out)

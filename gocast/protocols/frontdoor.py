@@ -1,0 +1,180 @@
+# -*- test-case-name: tests.test_frontdoor -*-
+"""
+The front door: every connection on the shared port starts here.
+
+It reads the request head with GoCast's own bounded parser (twisted.web
+would refuse ``ICE/1.0`` and buffer a never-ending source body), then routes:
+
+- ``SOURCE`` or ``PUT``: source ingestion (:mod:`gocast.protocols.source`);
+- ``GET``/``HEAD`` on a mount: an ICY listener (:mod:`gocast.protocols.listener`);
+- ``OPTIONS``: answered here, as libshout and browsers expect;
+- anything else: handed, with the bytes read so far, to a twisted.web
+  ``HTTPChannel`` built from the site (admin, status, health, API).
+
+A client has ``limits.header_timeout`` to send its head; the head is at
+most 16 KiB. Connections past ``limits.max_clients`` get a 503.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.internet.interfaces import IAddress
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from .._version import __version__
+from ..config import Config
+from ..core.events import EventBus
+from ..core.registry import MountRegistry
+from ._http import BadRequest, RequestHead, parse_head, response_head
+
+#: Sent on every reply GoCast writes itself, as Icecast does: libshout reads
+#: them to learn what the server supports.
+COMMON_HEADERS = [
+    ("Server", "GoCast/%s" % __version__),
+    ("Allow", "GET, PUT, OPTIONS, SOURCE"),
+    ("Accept-Encoding", "identity"),
+]
+
+#: Extensions that ask for a playlist pointing at a mount.
+PLAYLIST_SUFFIXES = (".m3u", ".pls", ".xspf")
+
+
+def reply_version(head: RequestHead) -> str:
+    """Answer in the request's HTTP version; ``ICE/1.0`` clients get HTTP/1.0."""
+    return "HTTP/1.1" if head.version == "HTTP/1.1" else "HTTP/1.0"
+
+
+class FrontDoor(Protocol, TimeoutMixin):
+    """Reads one request head, then hands the connection to its handler."""
+
+    _log = Logger()
+
+    def __init__(self, factory: "FrontDoorFactory"):
+        self.factory = factory
+        self.callLater = factory.reactor.callLater
+        self._buffer = b""
+        self.delegate: Optional[Any] = None
+        self.peer = ""
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.peer = getattr(peer, "host", str(peer))
+        self.factory.connections += 1
+        if self.factory.connections > self.factory.config.limits.max_clients:
+            self.reply(503, "server full: too many clients")
+            return
+        self.setTimeout(self.factory.config.limits.header_timeout)
+
+    def timeoutConnection(self) -> None:
+        if self.delegate is None:
+            self.reply(408, "request head not received in time")
+        else:  # pragma: no cover - the timeout is cancelled on delegation
+            self.transport.abortConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.delegate is not None:
+            self.delegate.dataReceived(data)
+            return
+        self._buffer += data
+        try:
+            parsed = parse_head(self._buffer)
+        except BadRequest as e:
+            self.reply(e.status, str(e))
+            return
+        if parsed is None:
+            return
+        head, body_start = parsed
+        raw, rest = self._buffer[:body_start], self._buffer[body_start:]
+        self._buffer = b""
+        self.route(head, raw, rest)
+
+    def route(self, head: RequestHead, raw: bytes, rest: bytes) -> None:
+        method = head.method
+        if method in ("SOURCE", "PUT"):
+            from .source import SourceSession
+
+            self.hand_over(SourceSession(self, head), rest)
+        elif method in ("GET", "HEAD") and self.is_listener_path(head.path):
+            from .listener import ListenerSession
+
+            self.hand_over(ListenerSession(self, head), rest)
+        elif method == "OPTIONS" and head.target == "*":
+            self.write_head(200, [("Content-Length", "0")], reply_version(head))
+            self.next_request(head, rest)
+        else:
+            self.to_web(raw + rest)
+
+    def is_listener_path(self, path: str) -> bool:
+        registry = self.factory.registry
+        return registry.get(path) is not None or registry.is_configured(path)
+
+    def hand_over(self, handler: Any, rest: bytes) -> None:
+        self.setTimeout(None)
+        self.delegate = handler
+        handler.start(rest)
+
+    def next_request(self, head: RequestHead, rest: bytes) -> None:
+        """After a reply of our own: read the next head, or close."""
+        self.delegate = None
+        if head.keep_alive:
+            self.resetTimeout()
+            if rest:
+                self.dataReceived(rest)
+        else:
+            self.transport.loseConnection()
+
+    def to_web(self, data: bytes) -> None:
+        """Give the connection, and the bytes already read, to twisted.web."""
+        self.setTimeout(None)
+        channel = self.factory.site.buildProtocol(self.transport.getPeer())
+        self.delegate = channel
+        channel.makeConnection(self.transport)
+        channel.dataReceived(data)
+
+    def write_head(self, status: int, headers: list, version: str = "HTTP/1.0") -> None:
+        self.transport.write(response_head(status, COMMON_HEADERS + headers, version))
+
+    def reply(self, status: int, reason: str, version: str = "HTTP/1.0",
+              headers: Optional[list] = None, close: bool = True) -> None:
+        """A short plain-text answer with a one-line reason."""
+        body = (reason + "\n").encode("utf-8")
+        self.write_head(status, (headers or []) + [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ] + ([("Connection", "close")] if close else []), version)
+        self.transport.write(body)
+        if close:
+            self.setTimeout(None)
+            self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.setTimeout(None)
+        self.factory.connections -= 1
+        if self.delegate is not None:
+            self.delegate.connectionLost(reason)
+
+
+class FrontDoorFactory(Factory):
+    """Shared state of the port: config, registry, events, the web site."""
+
+    def __init__(self, config: Config, registry: MountRegistry, bus: EventBus, site: Any,
+                 reactor: Any):
+        self.config = config
+        self.registry = registry
+        self.bus = bus
+        self.site = site
+        self.reactor = reactor
+        self.connections = 0
+        self._listener_ids = 0
+
+    def new_listener_id(self) -> int:
+        """Listener IDs, as /admin/listclients shows and killclient takes."""
+        self._listener_ids += 1
+        return self._listener_ids
+
+    def buildProtocol(self, addr: IAddress) -> FrontDoor:
+        return FrontDoor(self)

@@ -1,0 +1,264 @@
+# -*- test-case-name: tests.test_listener -*-
+"""
+ICY listeners: ``GET /mount`` answered the way Icecast does, written by us
+rather than twisted.web (whose ``Request`` would switch HTTP/1.1 replies to
+chunked encoding, which ICY players do not expect).
+
+The reply is ``HTTP/1.0 200 OK`` with the source's Content-Type, the
+``icy-*`` headers, no-cache headers and CORS headers that let a browser
+read ``icy-metaint``; no Content-Length; the body ends when the connection
+does. With ``Icy-MetaData: 1`` (and not Ogg, which carries metadata in
+band) a metadata block follows every ``metaint`` audio bytes.
+
+Each listener is a streaming producer registered on its transport: while
+the socket keeps up it writes each shared chunk as it comes; when the
+kernel buffer is full Twisted pauses it, and it remembers where it was.
+If the mount's ring has moved past that point (``limits.queue_size``) the
+listener is dropped, and nobody else is slowed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, List, Optional
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ..config._kinds import normalise_mount
+from ..core.mount import Chunk, ISubscriber, Mount
+from ._http import RequestHead
+from .frontdoor import FrontDoor
+
+#: A date in the past, so nothing caches the stream.
+EXPIRES = "Mon, 26 Jul 1997 05:00:00 GMT"
+
+
+def wants_metadata(head: RequestHead) -> bool:
+    value = (head.get("icy-metadata") or "0").strip()
+    return value not in ("", "0")
+
+
+@implementer(IPushProducer, ISubscriber)
+class ListenerSession:
+    """One listener connection, after its head was read."""
+
+    _log = Logger()
+
+    def __init__(self, door: FrontDoor, head: RequestHead):
+        self.door = door
+        self.head = head
+        self.transport = door.transport
+        self.home = normalise_mount(head.path) or head.path
+        self.mount: Optional[Mount] = None
+        self.id = door.factory.new_listener_id()
+        self.paused = False
+        self.last_seq = -1
+        self.metaint = 0
+        self._meta_left = 0
+        self._meta_version = -1
+        self.sent = 0
+        self.connected_at = 0.0
+        self._status = 200
+        self._limit: Any = None
+
+    @property
+    def user_agent(self) -> str:
+        return self.head.get("user-agent") or ""
+
+    @property
+    def peer(self) -> str:
+        return self.door.peer
+
+    def start(self, rest: bytes) -> None:
+        factory = self.door.factory
+        mount = self.choose_mount()
+        if mount is None:
+            return
+        self.mount = mount
+        self.connected_at = factory.reactor.seconds()
+        if wants_metadata(self.head) and not mount.is_ogg:
+            self.metaint = self._meta_left = mount.config.metaint
+        self.door.write_head(200, self.response_headers(mount))
+        if self.head.method == "HEAD":
+            self.transport.loseConnection()
+            return
+        self.transport.registerProducer(self, True)
+        mount.add_subscriber(self)
+        self.last_seq = mount.next_seq - 1
+        burst = mount.burst()
+        if burst:
+            self.send_many(burst)
+        factory.bus.publish("listener.connect", mount.path, id=self.id, ip=self.peer,
+                            user_agent=self.user_agent, listeners=mount.listeners)
+        limit = mount.config.max_listener_duration
+        if limit:
+            self._limit = self.door.callLater(limit, self.transport.loseConnection)
+
+    def choose_mount(self) -> Optional[Mount]:
+        """The live mount to serve, or ``None`` after answering 404/503."""
+        registry = self.door.factory.registry
+        mount = registry.live_mount_for(self.home)
+        if mount is None:
+            self._status = 404
+            self.door.reply(404, "mount %s has no source and no live fallback" % self.home[:100])
+            return None
+        if self.full(mount):
+            spare = None
+            if mount.config.fallback_when_full:
+                spare = next((m for m in registry.fallback_chain(mount.path)
+                              if m.source is not None and not self.full(m)), None)
+            if spare is None:
+                self._status = 503
+                self.door.reply(503, "mount %s is full (%d listeners)" % (mount.path, mount.listeners))
+                return None
+            mount = spare
+        return mount
+
+    @staticmethod
+    def full(mount: Mount) -> bool:
+        return bool(mount.max_listeners) and mount.listeners >= mount.max_listeners
+
+    def response_headers(self, mount: Mount) -> List[Any]:
+        headers: List[Any] = [("Content-Type", mount.content_type)]
+        headers += mount.listener_headers()
+        if self.metaint:
+            headers.append(("icy-metaint", str(self.metaint)))
+        headers += [
+            ("Cache-Control", "no-cache, no-store"),
+            ("Pragma", "no-cache"),
+            ("Expires", EXPIRES),
+            ("Connection", "Close"),
+        ]
+        cors = self.door.factory.config.cors
+        if cors.enabled:
+            origin = self.head.get("origin")
+            allowed = "*" if "*" in cors.allowed_origins else (
+                origin if origin in cors.allowed_origins else None)
+            if allowed:
+                headers += [
+                    ("Access-Control-Allow-Origin", allowed),
+                    ("Access-Control-Allow-Headers", ", ".join(cors.allowed_headers)),
+                    ("Access-Control-Expose-Headers", ", ".join(cors.exposed_headers)),
+                ]
+        return headers
+
+    # Writing, with ICY metadata every metaint bytes
+
+    def send(self, data: bytes) -> None:
+        self.sent += len(data)
+        if not self.metaint:
+            self.transport.write(data)
+            return
+        left = self._meta_left
+        if len(data) < left:
+            self._meta_left = left - len(data)
+            self.transport.write(data)
+            return
+        parts = []
+        pos = 0
+        end = len(data)
+        while end - pos >= left:
+            parts.append(data[pos : pos + left])
+            parts.append(self.metadata_block())
+            pos += left
+            left = self.metaint
+        if pos < end:
+            parts.append(data[pos:])
+            left -= end - pos
+        self._meta_left = left
+        self.transport.writeSequence(parts)
+
+    def send_many(self, chunks: List[bytes]) -> None:
+        if not self.metaint:
+            self.sent += sum(len(c) for c in chunks)
+            self.transport.writeSequence(chunks)
+            return
+        for data in chunks:
+            self.send(data)
+
+    def metadata_block(self) -> bytes:
+        mount = self.mount
+        if mount is None or self._meta_version == mount.metadata_version:
+            return b"\x00"
+        self._meta_version = mount.metadata_version
+        return mount.icy_block()
+
+    # ISubscriber
+
+    def chunk(self, chunk: Chunk) -> None:
+        if self.paused:
+            if self.mount is not None and self.last_seq + 1 < self.mount.oldest_seq:
+                self.drop_slow()
+            return
+        self.last_seq = chunk.seq
+        self.send(chunk.data)
+
+    def metadata_changed(self) -> None:
+        """Nothing to do now: the next metadata block carries the change."""
+
+    def moved(self, mount: Mount) -> None:
+        self.mount = mount
+        self.last_seq = mount.next_seq - 1
+        self._meta_version = -1
+        if mount.header_pages and not self.paused:
+            self.send(mount.header_pages)
+
+    def detach(self, reason: str) -> None:
+        self._log.info("{mount}: listener {id} closed: {reason}", mount=self.home, id=self.id,
+                       reason=reason)
+        self.mount = None
+        self.transport.loseConnection()
+
+    def drop_slow(self) -> None:
+        mount = self.mount
+        if mount is not None:
+            mount.slow_listeners += 1
+            self._log.info("{mount}: listener {id} from {peer} dropped: more than queue_size behind",
+                           mount=mount.path, id=self.id, peer=self.peer)
+        self.paused = True
+        self.transport.abortConnection()
+
+    # IPushProducer
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        mount = self.mount
+        self.paused = False
+        if mount is None:
+            return
+        missed = mount.chunks_after(self.last_seq)
+        if missed is None:
+            self.drop_slow()
+            return
+        for chunk in missed:
+            if self.paused:
+                break
+            self.last_seq = chunk.seq
+            self.send(chunk.data)
+
+    def stopProducing(self) -> None:
+        self.paused = True
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self._limit is not None and self._limit.active():
+            self._limit.cancel()
+        mount, self.mount = self.mount, None
+        if self._status != 200 or not self.connected_at:
+            return
+        seconds = self.door.factory.reactor.seconds() - self.connected_at
+        factory = self.door.factory
+        if mount is not None:
+            mount.bytes_sent += self.sent
+            factory.registry.subscriber_left(mount, self)
+        factory.bus.publish("listener.disconnect", mount.path if mount else self.home, id=self.id,
+                            ip=self.peer, duration=seconds, bytes_sent=self.sent)
+        self._log.info(
+            '{peer} - - [{date}] "{request}" 200 {sent} "{referer}" "{agent}" {seconds}',
+            peer=self.peer, date=time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
+            request="%s %s %s" % (self.head.method, self.head.target, self.head.version),
+            sent=self.sent, referer=self.head.get("referer") or "-",
+            agent=self.user_agent or "-", seconds=int(seconds), log_system="access")

@@ -1,0 +1,168 @@
+# -*- test-case-name: tests.test_source -*-
+"""
+Source ingestion, as Icecast clients expect it.
+
+- ``SOURCE /mount HTTP/1.0`` (libshout, BUTT, Mixxx, Liquidsoap) and
+  ``SOURCE /mount ICE/1.0`` (old ices): ``HTTP/1.0 200 OK`` at once.
+- ``PUT /mount HTTP/1.1`` (ffmpeg): with ``Expect: 100-continue`` the reply is
+  ``HTTP/1.1 100 Continue`` and no final status until the source ends
+  (Liquidsoap fails otherwise); without it, ``200 OK`` at once. Chunked
+  bodies are decoded.
+- Credentials are checked first, so libshout's unauthenticated probe gets a
+  ``401`` with ``WWW-Authenticate`` and may retry on the same connection.
+- Refusals use Icecast 2.5's codes with a one-line reason: 401 bad
+  credentials, 400 no Content-Type, 415 not audio, 404 mount not allowed,
+  409 mount in use, 503 too many sources.
+
+The body is fed to the mount as it arrives and never buffered whole; a
+source that sends nothing for ``limits.source_timeout`` is cut, so a
+reconnecting source is not locked out by its own dead connection.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any, Optional
+
+from twisted.logger import Logger
+
+from ..config import MountConfig
+from ..config._kinds import normalise_mount
+from ..core.mount import Mount, MountInUse, SourceInfo
+from ..core.registry import MountNotAllowed
+from ..media import is_streamable
+from ._http import BadRequest, ChunkedDecoder, RequestHead, basic_credentials
+from .frontdoor import FrontDoor, reply_version
+
+REALM = 'Basic realm="Icecast2 Server"'
+
+
+def _same(a: str, b: str) -> bool:
+    """Constant-time comparison of two secrets."""
+    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
+
+
+def source_authorised(head: RequestHead, mount_config: MountConfig, global_password: str) -> bool:
+    """Basic auth as the mount's user (``source``), or ICE/1.0's ``ice-password``."""
+    expected = mount_config.password or global_password
+    credentials = basic_credentials(head)
+    if credentials is None and head.get("ice-password") is not None:
+        credentials = ("source", head.get("ice-password") or "")
+    if credentials is None:
+        return False
+    user, password = credentials
+    user_ok = _same(user, mount_config.username)
+    password_ok = _same(password, expected)
+    return user_ok and password_ok
+
+
+class SourceSession:
+    """One source connection, after its head was read."""
+
+    _log = Logger()
+
+    def __init__(self, door: FrontDoor, head: RequestHead):
+        self.door = door
+        self.head = head
+        self.mount: Optional[Mount] = None
+        self.decoder: Optional[ChunkedDecoder] = None
+        self._idle: Any = None
+
+    def start(self, rest: bytes) -> None:
+        door, head = self.door, self.head
+        factory = door.factory
+        config = factory.config
+        version = reply_version(head)
+        path = normalise_mount(head.path)
+        if path is None:
+            door.reply(400, "not a mount path: %s" % head.path[:100], version)
+            return
+        mount_config = config.mounts.get(path) or MountConfig()
+        if not source_authorised(head, mount_config, config.auth.source_password):
+            self._log.info("{mount}: source from {peer} refused: bad credentials", mount=path, peer=door.peer)
+            probe = head.keep_alive and not rest and (head.get("content-length") or "0") == "0"
+            door.reply(401, "authentication required: user '%s' and the source password"
+                       % mount_config.username, version, [("WWW-Authenticate", REALM)], close=not probe)
+            if probe:
+                door.next_request(head, b"")
+            return
+        content_type = head.get("content-type")
+        if not content_type:
+            door.reply(400, "no Content-Type: say what you stream, e.g. audio/mpeg", version)
+            return
+        if not is_streamable(content_type):
+            door.reply(415, "unsupported content type %s: send audio" % content_type[:100], version)
+            return
+        registry = factory.registry
+        if registry.sources >= config.limits.max_sources:
+            door.reply(503, "too many sources (limits.max_sources is %d)" % config.limits.max_sources,
+                       version)
+            return
+        try:
+            mount = registry.mount_for_source(path)
+            mount.start_source(self.source_info(content_type))
+        except MountNotAllowed:
+            door.reply(404, "mount %s is not in the configuration" % path, version)
+            return
+        except MountInUse:
+            door.reply(409, "mount %s is in use by another source" % path, version)
+            return
+        self.mount = mount
+        self.accept(version)
+        self._log.info("{mount}: source connected from {peer} ({content_type}, {agent})",
+                       mount=path, peer=door.peer, content_type=content_type,
+                       agent=head.get("user-agent") or "-")
+        registry.source_started(mount)
+        if "chunked" in (head.get("transfer-encoding") or "").lower():
+            self.decoder = ChunkedDecoder()
+        self._idle = door.callLater(config.limits.source_timeout, self.timed_out)
+        if rest:
+            self.dataReceived(rest)
+
+    def source_info(self, content_type: str) -> SourceInfo:
+        head = self.head
+        ice = {name: value for name, value in head.headers
+               if name.startswith(("ice-", "icy-")) and name not in ("ice-password", "icy-metaint")}
+        return SourceInfo(content_type, self.door.peer, head.get("user-agent") or "",
+                          self.door.factory.reactor.seconds(), ice)
+
+    def accept(self, version: str) -> None:
+        head = self.head
+        if head.method == "PUT" and (head.get("expect") or "").lower() == "100-continue":
+            self.door.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        else:
+            self.door.write_head(200, [], version)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.mount is None:
+            return
+        if self._idle is not None and self._idle.active():
+            self._idle.reset(self.door.factory.config.limits.source_timeout)
+        if self.decoder is not None:
+            try:
+                data = self.decoder.feed(data)
+            except BadRequest as e:
+                self._log.warn("{mount}: source cut: {why}", mount=self.mount.path, why=str(e))
+                self.door.transport.loseConnection()
+                return
+        if data:
+            self.mount.feed(data)
+        if self.decoder is not None and self.decoder.done:
+            self.door.transport.loseConnection()
+
+    def timed_out(self) -> None:
+        self._log.warn("{mount}: source sent nothing for {seconds}s; cut",
+                       mount=self.mount.path if self.mount else "?",
+                       seconds=self.door.factory.config.limits.source_timeout)
+        self.door.transport.abortConnection()
+
+    def connectionLost(self, reason: Any = None) -> None:
+        if self._idle is not None and self._idle.active():
+            self._idle.cancel()
+        mount, self.mount = self.mount, None
+        if mount is None:
+            return
+        mount.stop_source()
+        self._log.info("{mount}: source from {peer} left ({received} bytes)", mount=mount.path,
+                       peer=self.door.peer, received=mount.bytes_received)
+        self.door.factory.registry.source_stopped(mount)
