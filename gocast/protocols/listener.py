@@ -59,8 +59,7 @@ class ListenerSession:
         self._meta_left = 0
         self._meta_version = -1
         self.sent = 0
-        self.connected_at = 0.0
-        self._status = 200
+        self.connected_at: Optional[float] = None
         self._limit: Any = None
 
     @property
@@ -77,13 +76,14 @@ class ListenerSession:
         if mount is None:
             return
         self.mount = mount
-        self.connected_at = factory.reactor.seconds()
         if wants_metadata(self.head) and not mount.is_ogg:
             self.metaint = self._meta_left = mount.config.metaint
         self.door.write_head(200, self.response_headers(mount))
         if self.head.method == "HEAD":
+            self.mount = None
             self.transport.loseConnection()
             return
+        self.connected_at = factory.reactor.seconds()
         self.transport.registerProducer(self, True)
         mount.add_subscriber(self)
         self.last_seq = mount.next_seq - 1
@@ -101,7 +101,6 @@ class ListenerSession:
         registry = self.door.factory.registry
         mount = registry.live_mount_for(self.home)
         if mount is None:
-            self._status = 404
             self.door.reply(404, "mount %s has no source and no live fallback" % self.home[:100])
             return None
         if self.full(mount):
@@ -110,7 +109,6 @@ class ListenerSession:
                 spare = next((m for m in registry.fallback_chain(mount.path)
                               if m.source is not None and not self.full(m)), None)
             if spare is None:
-                self._status = 503
                 self.door.reply(503, "mount %s is full (%d listeners)" % (mount.path, mount.listeners))
                 return None
             mount = spare
@@ -208,7 +206,7 @@ class ListenerSession:
     def detach(self, reason: str) -> None:
         self._log.info("{mount}: listener {id} closed: {reason}", mount=self.home, id=self.id,
                        reason=reason)
-        self.mount = None
+        self.leave_mount()
         self.transport.loseConnection()
 
     def drop_slow(self) -> None:
@@ -217,8 +215,17 @@ class ListenerSession:
             mount.slow_listeners += 1
             self._log.info("{mount}: listener {id} from {peer} dropped: more than queue_size behind",
                            mount=mount.path, id=self.id, peer=self.peer)
+        self.leave_mount()
         self.paused = True
         self.transport.abortConnection()
+
+    def leave_mount(self) -> Optional[Mount]:
+        """Stop receiving chunks; return the mount left, if any."""
+        mount, self.mount = self.mount, None
+        if mount is not None:
+            mount.bytes_sent += self.sent
+            self.door.factory.registry.subscriber_left(mount, self)
+        return mount
 
     # IPushProducer
 
@@ -246,14 +253,11 @@ class ListenerSession:
     def connectionLost(self, reason: Any = None) -> None:
         if self._limit is not None and self._limit.active():
             self._limit.cancel()
-        mount, self.mount = self.mount, None
-        if self._status != 200 or not self.connected_at:
-            return
-        seconds = self.door.factory.reactor.seconds() - self.connected_at
+        if self.connected_at is None:
+            return  # refused, or a HEAD request: never a listener
         factory = self.door.factory
-        if mount is not None:
-            mount.bytes_sent += self.sent
-            factory.registry.subscriber_left(mount, self)
+        seconds = factory.reactor.seconds() - self.connected_at
+        mount = self.leave_mount()
         factory.bus.publish("listener.disconnect", mount.path if mount else self.home, id=self.id,
                             ip=self.peer, duration=seconds, bytes_sent=self.sent)
         self._log.info(

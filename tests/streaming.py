@@ -1,0 +1,73 @@
+"""
+A GoCast front door on a MemoryReactorClock with StringTransports: sources
+and listeners as byte strings, no sockets, no sleeping.
+"""
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import Site
+
+from gocast.config import parse_config
+from gocast.core.events import EventBus
+from gocast.core.registry import MountRegistry
+from gocast.protocols.frontdoor import FrontDoorFactory
+
+from .media_builders import mp3_frame
+
+AUTH = "Authorization: Basic c291cmNlOmhhY2ttZQ==\r\n"  # source:hackme
+
+
+class Harness:
+    def __init__(self, text=""):
+        self.clock = MemoryReactorClock()
+        self.config = parse_config(text).config
+        self.events = []
+        self.bus = EventBus(self.clock.seconds)
+        self.bus.subscribe(self.events.append)
+        self.registry = MountRegistry(self.config, self.bus)
+        root = Resource()
+        self.site = Site(root, reactor=self.clock)
+        self.factory = FrontDoorFactory(self.config, self.registry, self.bus, self.site, self.clock)
+
+    def connect(self, data=b"", peer="10.0.0.5"):
+        proto = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 8000))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", peer, 40000))
+        proto.makeConnection(transport)
+        if data:
+            proto.dataReceived(data)
+        return proto, transport
+
+    def source(self, mount="/live", content_type="audio/mpeg", extra=""):
+        head = ("SOURCE %s HTTP/1.0\r\n%sContent-Type: %s\r\n%s\r\n"
+                % (mount, AUTH, content_type, extra)).encode()
+        return self.connect(head)
+
+    def listener(self, mount="/live", extra=""):
+        return self.connect(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (mount, extra)).encode())
+
+    def event_names(self):
+        return [e.name for e in self.events]
+
+
+def close(proto):
+    proto.connectionLost(Failure(ConnectionDone()))
+
+
+def feed_frames(proto, count, frame=None):
+    frame = frame or mp3_frame()
+    for _ in range(count):
+        proto.dataReceived(frame)
+
+
+def split_response(data):
+    head, sep, body = data.partition(b"\r\n\r\n")
+    assert sep, data[:200]
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(": ")
+        headers[name.lower()] = value
+    return lines[0], headers, body

@@ -1,0 +1,182 @@
+"""Source ingestion through the front door, as each Icecast client does it."""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from .media_builders import mp3_frame
+from .streaming import AUTH, Harness, close, feed_frames, split_response
+
+
+class SourceRequestTests(SynchronousTestCase):
+    def test_source_http10_answered_at_once(self):
+        h = Harness()
+        proto, transport = h.source(extra="ice-name: My Radio\r\n")
+        status, headers, body = split_response(transport.value())
+        self.assertEqual(status, "HTTP/1.0 200 OK")
+        self.assertEqual(headers["allow"], "GET, PUT, OPTIONS, SOURCE")
+        self.assertEqual(headers["accept-encoding"], "identity")
+        mount = h.registry.get("/live")
+        self.assertEqual(mount.source.ice["ice-name"], "My Radio")
+        self.assertEqual(h.event_names(), ["mount.created", "source.connect"])
+        feed_frames(proto, 10)
+        self.assertEqual(mount.bytes_received, 10 * len(mp3_frame()))
+        self.assertFalse(transport.disconnecting)
+
+    def test_put_with_expect_gets_only_100_continue(self):
+        h = Harness()
+        proto, transport = h.connect(
+            ("PUT /live HTTP/1.1\r\nHost: x\r\n%sContent-Type: audio/mpeg\r\n"
+             "Expect: 100-continue\r\n\r\n" % AUTH).encode())
+        self.assertEqual(transport.value(), b"HTTP/1.1 100 Continue\r\n\r\n")
+        feed_frames(proto, 3)
+        self.assertEqual(transport.value(), b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.assertIsNotNone(h.registry.get("/live").source)
+
+    def test_put_without_expect_gets_200(self):
+        h = Harness()
+        _, transport = h.connect(("PUT /live HTTP/1.1\r\n%sContent-Type: audio/mpeg\r\n\r\n" % AUTH).encode())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
+
+    def test_ice_protocol(self):
+        h = Harness()
+        _, transport = h.connect(b"SOURCE /live ICE/1.0\r\nice-password: hackme\r\n"
+                                 b"content-type: audio/mpeg\r\n\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 200 OK\r\n"))
+
+    def test_body_in_same_packet_as_head(self):
+        h = Harness()
+        frames = mp3_frame() * 4
+        h.connect(("SOURCE /live HTTP/1.0\r\n%sContent-Type: audio/mpeg\r\n\r\n" % AUTH).encode() + frames)
+        self.assertEqual(h.registry.get("/live").bytes_received, len(frames))
+
+    def test_chunked_put(self):
+        h = Harness()
+        proto, _ = h.connect(("PUT /live HTTP/1.1\r\n%sContent-Type: audio/mpeg\r\n"
+                              "Transfer-Encoding: chunked\r\n\r\n" % AUTH).encode())
+        frame = mp3_frame()
+        proto.dataReceived(b"%x\r\n" % len(frame) + frame + b"\r\n")
+        proto.dataReceived(b"%x\r\n" % len(frame) + frame[:100])
+        proto.dataReceived(frame[100:] + b"\r\n")
+        self.assertEqual(h.registry.get("/live").bytes_received, 2 * len(frame))
+
+
+class SourceAuthTests(SynchronousTestCase):
+    def test_libshout_probe_then_retry_on_same_connection(self):
+        h = Harness()
+        proto, transport = h.connect(b"SOURCE /live HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                                     b"Content-Type: audio/mpeg\r\n\r\n")
+        status, headers, body = split_response(transport.value())
+        self.assertEqual(status, "HTTP/1.1 401 Unauthorized")
+        self.assertEqual(headers["www-authenticate"], 'Basic realm="Icecast2 Server"')
+        self.assertEqual(int(headers["content-length"]), len(body))
+        self.assertFalse(transport.disconnecting)
+        transport.clear()
+        proto.dataReceived(("SOURCE /live HTTP/1.1\r\nHost: x\r\n%sContent-Type: audio/mpeg\r\n\r\n"
+                            % AUTH).encode())
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertIsNotNone(h.registry.get("/live").source)
+
+    def test_http10_refusal_closes(self):
+        h = Harness()
+        _, transport = h.connect(b"SOURCE /live HTTP/1.0\r\nContent-Type: audio/mpeg\r\n\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 401 Unauthorized"))
+        self.assertTrue(transport.disconnecting)
+
+    def test_wrong_password_and_user(self):
+        h = Harness()
+        for auth in ("c291cmNlOndyb25n", "YWRtaW46aGFja21l", "bm9jb2xvbg==", "!!!"):  # source:wrong, admin:hackme
+            _, transport = h.connect(("SOURCE /live HTTP/1.0\r\nAuthorization: Basic %s\r\n"
+                                      "Content-Type: audio/mpeg\r\n\r\n" % auth).encode())
+            self.assertTrue(transport.value().startswith(b"HTTP/1.0 401"), auth)
+        self.assertIsNone(h.registry.get("/live"))
+
+    def test_mount_password_and_username(self):
+        h = Harness("mounts { live { password s3cret username dj } }")
+        _, transport = h.source()  # global password no longer works here
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 401"))
+        _, transport = h.connect(b"SOURCE /live HTTP/1.0\r\nAuthorization: Basic ZGo6czNjcmV0\r\n"
+                                 b"Content-Type: audio/mpeg\r\n\r\n")  # dj:s3cret
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 200 OK"))
+
+
+class SourceRefusalTests(SynchronousTestCase):
+    def assertRefused(self, transport, status, reason):
+        line, headers, body = split_response(transport.value())
+        self.assertEqual(line.split(" ", 2)[1], str(status))
+        self.assertIn(reason, body.decode())
+        self.assertTrue(transport.disconnecting)
+
+    def test_missing_content_type(self):
+        h = Harness()
+        _, transport = h.connect(("SOURCE /live HTTP/1.0\r\n%s\r\n" % AUTH).encode())
+        self.assertRefused(transport, 400, "no Content-Type")
+
+    def test_unsupported_content_type(self):
+        _, transport = Harness().source(content_type="text/html")
+        self.assertRefused(transport, 415, "unsupported content type text/html")
+
+    def test_mount_in_use(self):
+        h = Harness()
+        h.source()
+        _, transport = h.source()
+        self.assertRefused(transport, 409, "mount /live is in use")
+
+    def test_restricted_mounts(self):
+        h = Harness("server { restrict_mounts true } mounts { live { } }")
+        _, transport = h.source("/other")
+        self.assertRefused(transport, 404, "mount /other is not in the configuration")
+
+    def test_too_many_sources(self):
+        h = Harness("limits { max_sources 1 }")
+        h.source("/a")
+        _, transport = h.source("/b")
+        self.assertRefused(transport, 503, "too many sources")
+
+    def test_bad_request_head(self):
+        _, transport = Harness().connect(b"SOURCE\r\n\r\n")
+        self.assertRefused(transport, 400, "malformed request line")
+
+    def test_head_too_large(self):
+        _, transport = Harness().connect(b"GET / HTTP/1.1\r\nX: " + b"a" * 20000)
+        self.assertRefused(transport, 431, "larger than")
+
+
+class SourceLifetimeTests(SynchronousTestCase):
+    def test_silent_source_cut(self):
+        h = Harness("limits { source_timeout 10s }")
+        proto, transport = h.source()
+        h.clock.advance(9)
+        feed_frames(proto, 1)
+        h.clock.advance(9)
+        self.assertFalse(transport.disconnecting)
+        h.clock.advance(2)
+        self.assertTrue(transport.disconnected)
+        close(proto)
+        self.assertIsNone(h.registry.get("/live"))
+
+    def test_disconnect_frees_the_mount(self):
+        h = Harness("mounts { live { } }")
+        proto, _ = h.source()
+        close(proto)
+        self.assertIsNone(h.registry.get("/live").source)
+        self.assertEqual(h.event_names()[-1], "source.disconnect")
+        _, transport = h.source()
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 200 OK"))
+
+    def test_header_timeout(self):
+        h = Harness("limits { header_timeout 5s }")
+        _, transport = h.connect(b"SOURCE /live HTTP/1.0\r\n")
+        h.clock.advance(5)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 408"))
+        self.assertTrue(transport.disconnecting)
+
+    def test_options(self):
+        proto, transport = Harness().connect(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
+        self.assertIn(b"Allow: GET, PUT, OPTIONS, SOURCE", transport.value())
+        self.assertFalse(transport.disconnecting)
+
+    def test_max_clients(self):
+        h = Harness("limits { max_clients 1 }")
+        h.connect()
+        _, transport = h.connect()
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 503"))
