@@ -15,7 +15,6 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
-from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from ._version import __version__
@@ -23,7 +22,8 @@ from .config import DEFAULT_PASSWORD, Config, LoadedConfig
 from .core.events import EventBus
 from .core.registry import MountRegistry
 from .protocols.frontdoor import FrontDoorFactory
-from .resources.health import HealthResource, HealthState, disk_check
+from .resources.health import HealthState, disk_check
+from .resources.root import build_root
 
 
 #: Icecast listens with a backlog of 5, so bursts of listeners wait for SYN
@@ -85,18 +85,14 @@ class GocastService(MultiService):
         self.health = HealthState(reactor, {"disk": lambda: disk_check(_nearest_existing(data_dir))})
         self.bus = EventBus(reactor.seconds)
         self.registry = MountRegistry(self.config, self.bus)
-        self.site = Site(self.build_root(), reactor=reactor)
+        root = build_root(self.registry, self.config, self.health, reactor)
+        self.site = Site(root, reactor=reactor)
         self.front_door = FrontDoorFactory(self.config, self.registry, self.bus, self.site, reactor)
         self.endpoint_service = StreamServerEndpointService(
             serverFromString(reactor, listen_description(self.config)), self.front_door
         )
         self.endpoint_service.setName("listener")
         self.endpoint_service.setServiceParent(self)
-
-    def build_root(self) -> Resource:
-        root = Resource()
-        root.putChild(b"health", HealthResource(self.health))
-        return root
 
     def startService(self) -> None:
         self._log.info(

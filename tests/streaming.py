@@ -7,13 +7,14 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from gocast.config import parse_config
 from gocast.core.events import EventBus
 from gocast.core.registry import MountRegistry
 from gocast.protocols.frontdoor import FrontDoorFactory
+from gocast.resources.health import HealthState
+from gocast.resources.root import build_root
 
 from .media_builders import mp3_frame
 
@@ -28,7 +29,8 @@ class Harness:
         self.bus = EventBus(self.clock.seconds)
         self.bus.subscribe(self.events.append)
         self.registry = MountRegistry(self.config, self.bus)
-        root = Resource()
+        self.health = HealthState(self.clock, {})
+        root = build_root(self.registry, self.config, self.health, self.clock)
         self.site = Site(root, reactor=self.clock)
         self.factory = FrontDoorFactory(self.config, self.registry, self.bus, self.site, self.clock)
 
@@ -47,6 +49,13 @@ class Harness:
 
     def listener(self, mount="/live", extra=""):
         return self.connect(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (mount, extra)).encode())
+
+    def get(self, target, auth=None):
+        """A web request through the front door; returns (status line, headers, body)."""
+        extra = "Authorization: Basic %s\r\n" % auth if auth else ""
+        proto, transport = self.connect(("GET %s HTTP/1.0\r\nHost: radio.test:8000\r\n%s\r\n"
+                                         % (target, extra)).encode())
+        return split_response(transport.value())
 
     def event_names(self):
         return [e.name for e in self.events]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import codecs
 from collections import deque
-from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import unquote_plus
 
 import attr
@@ -77,6 +77,8 @@ class SourceInfo:
     connected_at: float = 0.0
     #: ice-* and icy-* request headers, lower-cased names.
     ice: Dict[str, str] = attr.Factory(dict)
+    #: Ends the source's connection (``/admin/killsource``).
+    disconnect: Callable[[], None] = lambda: None
 
     def audio_info(self) -> Dict[str, str]:
         """``ice-audio-info: bitrate=128;samplerate=44100`` as a dict."""

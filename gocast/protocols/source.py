@@ -124,7 +124,7 @@ class SourceSession:
         ice = {name: value for name, value in head.headers
                if name.startswith(("ice-", "icy-")) and name not in ("ice-password", "icy-metaint")}
         return SourceInfo(content_type, self.door.peer, head.get("user-agent") or "",
-                          self.door.factory.reactor.seconds(), ice)
+                          self.door.factory.reactor.seconds(), ice, self.door.transport.loseConnection)
 
     def accept(self, version: str) -> None:
         head = self.head

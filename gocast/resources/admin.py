@@ -1,0 +1,250 @@
+# -*- test-case-name: tests.test_icecast_admin -*-
+"""
+Icecast's admin interface, for the tools that already speak it.
+
+Actions under ``<admin_root>/`` answer like Icecast: XML, and
+``<iceresponse><message/><return>1|0</return></iceresponse>`` for actions.
+Credentials follow Icecast's matrix: everything needs the admin user,
+except ``metadata``, which also takes the mount's source credentials (so
+encoders can update titles). A missing ``mount`` is a 400. The SHOUTcast
+form ``/admin.cgi?mode=updinfo&song=&pass=`` works too.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import attr
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+from xml.etree import ElementTree
+
+from ..config import Config, MountConfig
+from ..config._mount import FallbackConfig
+from ..core.mount import Mount
+from ..core.registry import MountRegistry
+from .status import add_listeners, listener_sessions, stats_xml, sub, xml_bytes
+
+REALM = b'Basic realm="Icecast2 Server"'
+
+
+class AdminError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _same(a: bytes, b: str) -> bool:
+    return hmac.compare_digest(a, b.encode("utf-8"))
+
+
+def arg(request: Request, name: str) -> Optional[str]:
+    """A query argument, decoded with the request's ``charset`` (UTF-8, else Latin-1)."""
+    values = request.args.get(name.encode())
+    if not values:
+        return None
+    raw = values[-1]
+    charset = (request.args.get(b"charset") or [b"utf-8"])[-1].decode("ascii", "replace")
+    try:
+        return raw.decode(charset)
+    except (LookupError, UnicodeDecodeError):
+        return raw.decode("iso-8859-1")
+
+
+def iceresponse(message: str, ok: bool = True) -> bytes:
+    root = ElementTree.Element("iceresponse")
+    sub(root, "message", message)
+    sub(root, "return", 1 if ok else 0)
+    return xml_bytes(root)
+
+
+@attr.s(auto_attribs=True)
+class AdminContext:
+    """What admin actions work on."""
+
+    registry: MountRegistry
+    config: Config
+    started: float
+    clock: Any
+
+    def is_admin(self, request: Request) -> bool:
+        auth = self.config.auth
+        return _same(request.getUser(), auth.admin_user) and _same(request.getPassword(),
+                                                                    auth.admin_password)
+
+    def is_source(self, request: Request, path: str) -> bool:
+        mount_config = self.config.mounts.get(path) or MountConfig()
+        password = mount_config.password or self.config.auth.source_password
+        return _same(request.getUser(), mount_config.username) and _same(request.getPassword(), password)
+
+    def mount(self, request: Request, need_source: bool = True) -> Mount:
+        path = arg(request, "mount")
+        if not path:
+            raise AdminError(400, "missing parameter: mount")
+        mount = self.registry.get(path)
+        if mount is None or (need_source and mount.source is None):
+            raise AdminError(400, "Source does not exist")
+        return mount
+
+
+Action = Callable[[AdminContext, Request], bytes]
+
+
+def stats(ctx: AdminContext, request: Request) -> bytes:
+    return xml_bytes(stats_xml(ctx.registry, ctx.config, ctx.started, ctx.clock.seconds()))
+
+
+def listmounts(ctx: AdminContext, request: Request) -> bytes:
+    root = ElementTree.Element("icestats")
+    now = ctx.clock.seconds()
+    for mount in sorted(ctx.registry.mounts.values(), key=lambda m: m.path):
+        if mount.source is None:
+            continue
+        source = sub(root, "source", mount=mount.path)
+        sub(source, "listeners", mount.listeners)
+        sub(source, "Connected", int(now - mount.source.connected_at))
+        sub(source, "content-type", mount.content_type)
+    return xml_bytes(root)
+
+
+def listclients(ctx: AdminContext, request: Request) -> bytes:
+    mount = ctx.mount(request)
+    root = ElementTree.Element("icestats")
+    source = sub(root, "source", mount=mount.path)
+    sub(source, "Listeners", mount.listeners)
+    add_listeners(source, mount, ctx.clock.seconds())
+    return xml_bytes(root)
+
+
+def metadata(ctx: AdminContext, request: Request) -> bytes:
+    mount = ctx.mount(request)
+    if (arg(request, "mode") or "updinfo") != "updinfo":
+        raise AdminError(400, "unsupported mode; use mode=updinfo")
+    song, title, artist = arg(request, "song"), arg(request, "title"), arg(request, "artist")
+    if song is None and title is None and artist is None:
+        raise AdminError(400, "missing parameter: song (or title and artist)")
+    mount.set_metadata(song=song or "", title=title or "", artist=artist or "", url=arg(request, "url") or "")
+    return iceresponse("Metadata update successful")
+
+
+def killclient(ctx: AdminContext, request: Request) -> bytes:
+    mount = ctx.mount(request, need_source=False)
+    wanted = arg(request, "id")
+    for session in listener_sessions(mount):
+        if str(session.id) == wanted:
+            session.transport.loseConnection()
+            return iceresponse("Client %s removed" % wanted)
+    raise AdminError(400, "Client %s not found" % (wanted,))
+
+
+def killsource(ctx: AdminContext, request: Request) -> bytes:
+    mount = ctx.mount(request)
+    mount.source.disconnect()  # type: ignore[union-attr]
+    return iceresponse("Source Removed")
+
+
+def moveclients(ctx: AdminContext, request: Request) -> bytes:
+    mount = ctx.mount(request, need_source=False)
+    destination = ctx.registry.get(arg(request, "destination") or "")
+    if destination is None or destination.source is None:
+        raise AdminError(400, "destination has no source")
+    if destination is mount:
+        raise AdminError(400, "destination is the same mount")
+    moved = ctx.registry.move(mount, destination)
+    return iceresponse("Clients moved from %s to %s (%d)" % (mount.path, destination.path, moved))
+
+
+def fallbacks(ctx: AdminContext, request: Request) -> bytes:
+    mount = ctx.mount(request, need_source=False)
+    fallback = arg(request, "fallback")
+    if not fallback:
+        raise AdminError(400, "missing parameter: fallback")
+    mount.config = attr.evolve(mount.config, fallback=FallbackConfig(mounts=(fallback,)))
+    return iceresponse("Fallback for %s set to %s" % (mount.path, fallback))
+
+
+#: action name → (handler, who may call it)
+ACTIONS: Dict[bytes, Tuple[Action, str]] = {
+    b"stats": (stats, "admin"),
+    b"stats.xml": (stats, "admin"),
+    b"listmounts": (listmounts, "admin"),
+    b"listclients": (listclients, "admin"),
+    b"metadata": (metadata, "source"),
+    b"metadata.xsl": (metadata, "source"),
+    b"killclient": (killclient, "admin"),
+    b"killsource": (killsource, "admin"),
+    b"moveclients": (moveclients, "admin"),
+    b"fallbacks": (fallbacks, "admin"),
+}
+
+
+class AdminAction(Resource):
+    isLeaf = True
+    _log = Logger()
+
+    def __init__(self, ctx: AdminContext, action: Action, who: str):
+        super().__init__()
+        self.ctx = ctx
+        self.action = action
+        self.who = who
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"text/xml; charset=utf-8")
+        ctx = self.ctx
+        allowed = ctx.is_admin(request)
+        if not allowed and self.who == "source":
+            allowed = ctx.is_source(request, arg(request, "mount") or "")
+        if not allowed:
+            request.setResponseCode(401)
+            request.setHeader(b"www-authenticate", REALM)
+            return iceresponse("authentication required", ok=False)
+        try:
+            return self.action(ctx, request)
+        except AdminError as e:
+            request.setResponseCode(e.status)
+            return iceresponse(str(e), ok=False)
+
+    render_POST = render_GET
+
+
+class AdminResource(Resource):
+    """``<admin_root>/``: one child per Icecast admin action."""
+
+    def __init__(self, ctx: AdminContext):
+        super().__init__()
+        self.ctx = ctx
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        found = ACTIONS.get(path)
+        if found is None:
+            return Resource.getChild(self, path, request)
+        return AdminAction(self.ctx, *found)
+
+
+class ShoutcastAdmin(Resource):
+    """``/admin.cgi?mode=updinfo&song=...&pass=...``: SHOUTcast v1 metadata updates."""
+
+    isLeaf = True
+
+    def __init__(self, ctx: AdminContext, mount: str = "/live"):
+        super().__init__()
+        self.ctx = ctx
+        self.default_mount = mount
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"text/xml; charset=utf-8")
+        path = arg(request, "mount") or self.default_mount
+        mount_config = self.ctx.config.mounts.get(path) or MountConfig()
+        password = (arg(request, "pass") or "").encode("utf-8")
+        expected = mount_config.password or self.ctx.config.auth.source_password
+        if not (_same(password, expected) or _same(password, self.ctx.config.auth.admin_password)):
+            request.setResponseCode(401)
+            return iceresponse("bad password", ok=False)
+        mount = self.ctx.registry.get(path)
+        if mount is None or mount.source is None or arg(request, "mode") != "updinfo":
+            request.setResponseCode(400)
+            return iceresponse("no source on %s, or mode is not updinfo" % path, ok=False)
+        mount.set_metadata(song=arg(request, "song") or "")
+        return iceresponse("Metadata update successful")

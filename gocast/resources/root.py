@@ -1,0 +1,57 @@
+# -*- test-case-name: tests.test_icecast_admin -*-
+"""The twisted.web tree behind the front door."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from ..config import Config
+from ..core.registry import MountRegistry
+from .admin import AdminContext, AdminResource, ShoutcastAdmin
+from .health import HealthResource, HealthState
+from .playlists import Playlist, split_playlist
+from .status import StatusJson
+
+
+class Root(Resource):
+    """``/``: named children, plus playlists for any mount (``/radio/jazz.pls``)."""
+
+    def __init__(self, registry: MountRegistry, config: Config):
+        super().__init__()
+        self.registry = registry
+        self.config = config
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        full = "/" + b"/".join([path] + list(request.postpath)).decode("utf-8", "replace")
+        found = split_playlist(full)
+        if found is not None:
+            mount = self.registry.get(found[0])
+            if mount is not None:
+                return Playlist(mount, found[1], self.config)
+        return Resource.getChild(self, path, request)
+
+
+def put_at(root: Resource, path: str, child: Resource) -> None:
+    """Attach ``child`` at a path such as ``/admin`` or ``/manage/admin``."""
+    parts = [p.encode() for p in path.strip("/").split("/") if p]
+    parent = root
+    for part in parts[:-1]:
+        existing = parent.children.get(part)
+        if existing is None:
+            existing = Resource()
+            parent.putChild(part, existing)
+        parent = existing
+    parent.putChild(parts[-1], child)
+
+
+def build_root(registry: MountRegistry, config: Config, health: HealthState, clock: Any) -> Resource:
+    root = Root(registry, config)
+    ctx = AdminContext(registry, config, health.started, clock)
+    root.putChild(b"health", HealthResource(health))
+    root.putChild(b"status-json.xsl", StatusJson(registry, config, health.started))
+    root.putChild(b"admin.cgi", ShoutcastAdmin(ctx))
+    put_at(root, config.server.admin_root, AdminResource(ctx))
+    return root

@@ -1,0 +1,149 @@
+"""Icecast-compatible status and admin endpoints, and their auth matrix."""
+
+import base64
+import json
+from xml.etree import ElementTree
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from .streaming import Harness, close, feed_frames
+
+ADMIN = base64.b64encode(b"admin:hackme").decode()
+SOURCE = base64.b64encode(b"source:hackme").decode()
+LISTENER = base64.b64encode(b"alice:secret").decode()
+
+
+def xml(body):
+    return ElementTree.fromstring(body)
+
+
+class StatusJsonTests(SynchronousTestCase):
+    def test_one_source_is_an_object(self):
+        h = Harness("server { hostname radio.test }")
+        h.source("/live", extra="ice-name: Radio One\r\nice-bitrate: 128\r\n"
+                 "ice-audio-info: samplerate=44100;channels=2\r\n")
+        h.registry.get("/live").set_metadata(song="Band - Tune")
+        h.listener("/live")
+        status, headers, body = h.get("/status-json.xsl")
+        self.assertEqual(headers["access-control-allow-origin"], "*")
+        stats = json.loads(body)["icestats"]
+        source = stats["source"]
+        self.assertIsInstance(source, dict)
+        self.assertEqual(source["listenurl"], "http://radio.test:8000/live")
+        self.assertEqual((source["bitrate"], source["samplerate"], source["channels"]), (128, 44100, 2))
+        self.assertEqual((source["title"], source["artist"]), ("Band - Tune", "Band"))
+        self.assertEqual((source["listeners"], source["listener_peak"]), (1, 1))
+        self.assertEqual(source["server_name"], "Radio One")
+        self.assertEqual(source["server_type"], "audio/mpeg")
+        for key in ("admin", "host", "location", "server_id", "server_start", "server_start_iso8601"):
+            self.assertIn(key, stats)
+
+    def test_several_sources_are_a_list_and_hidden_ones_skipped(self):
+        h = Harness("mounts { secret { hidden true } }")
+        for path in ("/a", "/b", "/secret"):
+            h.source(path)
+        source = json.loads(h.get("/status-json.xsl")[2])["icestats"]["source"]
+        self.assertEqual([s["listenurl"][-2:] for s in source], ["/a", "/b"])
+
+    def test_no_source(self):
+        self.assertNotIn("source", json.loads(Harness().get("/status-json.xsl")[2])["icestats"])
+
+
+class AdminAuthTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness()
+        self.h.source("/live")
+
+    def test_matrix(self):
+        for action in ("stats", "listmounts", "listclients?mount=/live", "moveclients?mount=/live",
+                       "killsource?mount=/live", "killclient?mount=/live&id=1"):
+            for auth in (None, SOURCE, LISTENER):
+                status, headers, _ = self.h.get("/admin/" + action, auth)
+                self.assertIn(" 401 ", status, (action, auth))
+                self.assertEqual(headers["www-authenticate"], 'Basic realm="Icecast2 Server"')
+        for auth in (ADMIN, SOURCE):
+            status = self.h.get("/admin/metadata?mount=/live&mode=updinfo&song=x", auth)[0]
+            self.assertIn(" 200 ", status, auth)
+        self.assertIn(" 401 ", self.h.get("/admin/metadata?mount=/live&mode=updinfo&song=x", LISTENER)[0])
+
+    def test_missing_mount_is_400(self):
+        for action in ("listclients", "metadata?mode=updinfo&song=x", "killsource"):
+            status, _, body = self.h.get("/admin/" + action, ADMIN)
+            self.assertIn(" 400 ", status, action)
+            self.assertEqual(xml(body).find("return").text, "0")
+
+
+class AdminActionTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness("mounts { live { } backup { } }")
+        self.live, _ = self.h.source("/live")
+        self.backup, _ = self.h.source("/backup")
+        feed_frames(self.live, 10)
+        self.listener_proto, self.listener = self.h.listener("/live", "User-Agent: mpv\r\n")
+
+    def test_metadata(self):
+        status, _, body = self.h.get(
+            "/admin/metadata?mount=/live&mode=updinfo&song=Caf%E9+-+Ol%E9&charset=ISO-8859-1", SOURCE)
+        self.assertEqual(xml(body).find("message").text, "Metadata update successful")
+        mount = self.h.registry.get("/live")
+        self.assertEqual((mount.artist, mount.title), ("Café", "Olé"))
+        self.assertEqual(self.h.events[-1].name, "source.metadata")
+        self.h.get("/admin/metadata?mount=/live&mode=updinfo&title=T&artist=A", ADMIN)
+        self.assertEqual(mount.song, "A - T")
+
+    def test_listclients_and_killclient(self):
+        root = xml(self.h.get("/admin/listclients?mount=/live", ADMIN)[2])
+        listener = root.find("source/listener")
+        self.assertEqual(root.find("source").get("mount"), "/live")
+        self.assertEqual(listener.find("UserAgent").text, "mpv")
+        self.assertEqual(listener.find("IP").text, "10.0.0.5")
+        wanted = listener.find("ID").text
+        body = self.h.get("/admin/killclient?mount=/live&id=%s" % wanted, ADMIN)[2]
+        self.assertEqual(xml(body).find("return").text, "1")
+        self.assertTrue(self.listener.disconnecting)
+
+    def test_listmounts_and_stats(self):
+        root = xml(self.h.get("/admin/listmounts", ADMIN)[2])
+        self.assertEqual([s.get("mount") for s in root.findall("source")], ["/backup", "/live"])
+        self.assertEqual(root.find("source[@mount='/live']/listeners").text, "1")
+        stats = xml(self.h.get("/admin/stats", ADMIN)[2])
+        self.assertEqual(stats.find("sources").text, "2")
+        self.assertEqual(stats.find("source[@mount='/live']/listener/UserAgent").text, "mpv")
+
+    def test_moveclients(self):
+        body = self.h.get("/admin/moveclients?mount=/live&destination=/backup", ADMIN)[2]
+        self.assertEqual(xml(body).find("return").text, "1")
+        self.assertEqual(self.h.registry.get("/backup").listeners, 1)
+        self.assertFalse(self.listener.disconnecting)
+
+    def test_killsource_moves_listeners_to_fallback(self):
+        self.h.get("/admin/fallbacks?mount=/live&fallback=/backup", ADMIN)
+        self.h.get("/admin/killsource?mount=/live", ADMIN)
+        self.assertTrue(self.h.registry.get("/live").source is not None)  # until the socket closes
+        close(self.live)
+        self.assertEqual(self.h.registry.get("/backup").listeners, 1)
+
+    def test_shoutcast_admin_cgi(self):
+        status, _, _ = self.h.get("/admin.cgi?mode=updinfo&song=Old+School&pass=hackme&mount=/live")
+        self.assertIn(" 200 ", status)
+        self.assertEqual(self.h.registry.get("/live").title, "Old School")
+        self.assertIn(" 401 ", self.h.get("/admin.cgi?mode=updinfo&song=x&pass=wrong")[0])
+
+
+class PlaylistTests(SynchronousTestCase):
+    def test_playlists(self):
+        h = Harness()
+        h.source("/radio/jazz", extra="ice-name: Jazz FM\r\n")
+        status, headers, body = h.get("/radio/jazz.m3u")
+        self.assertEqual((headers["content-type"], body), ("audio/x-mpegurl", b"http://radio.test:8000/radio/jazz\n"))
+        body = h.get("/radio/jazz.pls")[2].decode()
+        self.assertIn("File1=http://radio.test:8000/radio/jazz", body)
+        self.assertIn("Title1=Jazz FM", body)
+        root = xml(h.get("/radio/jazz.xspf")[2])
+        self.assertTrue(root.tag.endswith("playlist"))
+        self.assertIn(" 404 ", h.get("/nothing.m3u")[0])
+
+    def test_health_through_front_door(self):
+        status, _, body = Harness().get("/health/live")
+        self.assertIn(" 200 ", status)
+        self.assertEqual(json.loads(body), {"status": "alive"})
