@@ -90,3 +90,60 @@ def wait_for_http(reactor, url, process, timeout=30.0):
             if reactor.seconds() > deadline:
                 raise AssertionError("no answer from %s:\n%s" % (url, process.output.decode()))
             yield task.deferLater(reactor, 0.1, lambda: None)
+
+
+def tool(name):
+    """The path of a real client program the integration tests drive."""
+    import shutil
+
+    path = shutil.which(name)
+    if path is None:
+        raise AssertionError("%s is not installed: run ./dev setup (it installs ffmpeg)" % name)
+    return path
+
+
+@defer.inlineCallbacks
+def start_server(testcase, reactor, config_text):
+    """
+    Run ``twistd gocast`` on a free loopback port with ``config_text``
+    (``{port}`` is filled in); stopped by PID at cleanup.
+
+    :return: ``(process, base_url)``
+    """
+    from twisted.python.filepath import FilePath
+
+    port = free_port()
+    folder = FilePath(testcase.mktemp())
+    folder.makedirs()
+    config = folder.child("gocast.vibe")
+    config.setContent(("server { listen 127.0.0.1 port %d }\n" % port + config_text).encode())
+    process = ServerProcess.spawn(
+        reactor, twistd_command("--nodaemon", "--pidfile=", "gocast", "--config", config.path))
+    testcase.addCleanup(process.stop)
+    base = "http://127.0.0.1:%d" % port
+    yield wait_for_http(reactor, base + "/health/live", process)
+    return process, base
+
+
+def spawn_tool(testcase, reactor, argv):
+    """Start a client program; it is stopped by PID at cleanup if still running."""
+    process = ServerProcess.spawn(reactor, [tool(argv[0])] + list(argv[1:]))
+    testcase.addCleanup(process.stop)
+    return process
+
+
+@defer.inlineCallbacks
+def wait_for_source(reactor, base, mount, process, timeout=20.0):
+    """Poll /status-json.xsl until ``mount`` has a source."""
+    import json
+
+    deadline = reactor.seconds() + timeout
+    while True:
+        _, body = yield wait_for_http(reactor, base + "/status-json.xsl", process)
+        sources = json.loads(body)["icestats"].get("source", [])
+        sources = [sources] if isinstance(sources, dict) else sources
+        if any(s["listenurl"].endswith(mount) for s in sources):
+            return
+        if reactor.seconds() > deadline:
+            raise AssertionError("no source on %s:\n%s" % (mount, process.output.decode()))
+        yield task.deferLater(reactor, 0.1, lambda: None)
