@@ -147,3 +147,45 @@ def wait_for_source(reactor, base, mount, process, timeout=20.0):
         if reactor.seconds() > deadline:
             raise AssertionError("no source on %s:\n%s" % (mount, process.output.decode()))
         yield task.deferLater(reactor, 0.1, lambda: None)
+
+
+class RawClient(protocol.Protocol):
+    """A bare TCP client that keeps everything it receives."""
+
+    def __init__(self):
+        self.data = bytearray()
+        self.closed = defer.Deferred()
+
+    def dataReceived(self, data):
+        self.data += data
+
+    def connectionLost(self, reason):
+        self.closed.callback(None)
+
+
+@defer.inlineCallbacks
+def raw_request(testcase, reactor, base, request):
+    """Open a raw connection to the server at ``base`` and send ``request`` bytes."""
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+    host, port = base[len("http://"):].split(":")
+    client = yield connectProtocol(TCP4ClientEndpoint(reactor, host, int(port)), RawClient())
+
+    def close():
+        if not client.closed.called:
+            client.transport.loseConnection()
+        return client.closed
+
+    testcase.addCleanup(close)
+    client.transport.write(request)
+    return client
+
+
+@defer.inlineCallbacks
+def eventually(reactor, condition, timeout=20.0, what="condition"):
+    """Poll ``condition()`` every 100 ms until it is true."""
+    deadline = reactor.seconds() + timeout
+    while not condition():
+        if reactor.seconds() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        yield task.deferLater(reactor, 0.1, lambda: None)
