@@ -142,6 +142,24 @@ class SlowListenerTests(SynchronousTestCase):
         self.assertEqual(h.registry.get("/live").listeners, 1)
 
 
+class StalledListenerTests(SynchronousTestCase):
+    def test_client_accepting_nothing_is_dropped(self):
+        h = Harness("limits { client_timeout 30s }")
+        h.source()
+        proto, transport = h.listener()
+        proto.delegate.pauseProducing()
+        h.clock.advance(29)
+        proto.delegate.resumeProducing()
+        proto.delegate.pauseProducing()
+        h.clock.advance(29)
+        self.assertFalse(transport.disconnecting)
+        h.clock.advance(1)
+        self.assertTrue(transport.disconnected)
+        self.assertEqual(h.registry.get("/live").listeners, 0)
+        close(proto)
+        self.assertFalse(h.clock.getDelayedCalls())
+
+
 class LimitTests(SynchronousTestCase):
     def test_max_listeners(self):
         h = Harness("mounts { live { max_listeners 1 } }")

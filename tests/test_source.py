@@ -153,6 +153,16 @@ class SourceLifetimeTests(SynchronousTestCase):
         close(proto)
         self.assertIsNone(h.registry.get("/live"))
 
+    def test_dump_file_gets_the_raw_stream(self):
+        path = self.mktemp()
+        h = Harness('mounts { live { dump_file "%s" } }' % path)
+        proto, _ = h.source()
+        proto.dataReceived(b"raw bytes, framed or not")
+        feed_frames(proto, 2)
+        close(proto)
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), b"raw bytes, framed or not" + mp3_frame() * 2)
+
     def test_disconnect_frees_the_mount(self):
         h = Harness("mounts { live { } }")
         proto, _ = h.source()

@@ -61,6 +61,7 @@ class ListenerSession:
         self.sent = 0
         self.connected_at: Optional[float] = None
         self._limit: Any = None
+        self._stalled: Any = None
 
     @property
     def user_agent(self) -> str:
@@ -231,8 +232,23 @@ class ListenerSession:
 
     def pauseProducing(self) -> None:
         self.paused = True
+        if self._stalled is None:
+            timeout = self.door.factory.config.limits.client_timeout
+            self._stalled = self.door.callLater(timeout, self.drop_stalled)
+
+    def drop_stalled(self) -> None:
+        """The client has accepted nothing for ``limits.client_timeout``."""
+        self._stalled = None
+        self._log.info("{mount}: listener {id} from {peer} dropped: accepted nothing for {seconds}s",
+                       mount=self.home, id=self.id, peer=self.peer,
+                       seconds=self.door.factory.config.limits.client_timeout)
+        self.leave_mount()
+        self.transport.abortConnection()
 
     def resumeProducing(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
         mount = self.mount
         self.paused = False
         if mount is None:
@@ -251,8 +267,9 @@ class ListenerSession:
         self.paused = True
 
     def connectionLost(self, reason: Any = None) -> None:
-        if self._limit is not None and self._limit.active():
-            self._limit.cancel()
+        for call in (self._limit, self._stalled):
+            if call is not None and call.active():
+                call.cancel()
         if self.connected_at is None:
             return  # refused, or a HEAD request: never a listener
         factory = self.door.factory

@@ -22,7 +22,7 @@ reconnecting source is not locked out by its own dead connection.
 from __future__ import annotations
 
 import hmac
-from typing import Any, Optional
+from typing import Any, BinaryIO, Optional
 
 from twisted.logger import Logger
 
@@ -67,6 +67,7 @@ class SourceSession:
         self.mount: Optional[Mount] = None
         self.decoder: Optional[ChunkedDecoder] = None
         self._idle: Any = None
+        self.dump: Optional[BinaryIO] = None
 
     def start(self, rest: bytes) -> None:
         door, head = self.door, self.head
@@ -116,8 +117,19 @@ class SourceSession:
         if "chunked" in (head.get("transfer-encoding") or "").lower():
             self.decoder = ChunkedDecoder()
         self._idle = door.callLater(config.limits.source_timeout, self.timed_out)
+        self.open_dump(mount.config.dump_file)
         if rest:
             self.dataReceived(rest)
+
+    def open_dump(self, path: str) -> None:
+        """``dump_file``: append the raw stream, as received, to a file."""
+        if not path:
+            return
+        try:
+            self.dump = open(path, "ab")
+        except OSError as e:
+            self._log.error("{mount}: cannot open dump_file {path}: {why}", mount=self.head.path,
+                            path=path, why=e.strerror)
 
     def source_info(self, content_type: str) -> SourceInfo:
         head = self.head
@@ -146,6 +158,8 @@ class SourceSession:
                 self.door.transport.loseConnection()
                 return
         if data:
+            if self.dump is not None:
+                self.dump.write(data)
             self.mount.feed(data)
         if self.decoder is not None and self.decoder.done:
             self.door.transport.loseConnection()
@@ -159,6 +173,9 @@ class SourceSession:
     def connectionLost(self, reason: Any = None) -> None:
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
+        if self.dump is not None:
+            self.dump.close()
+            self.dump = None
         mount, self.mount = self.mount, None
         if mount is None:
             return
