@@ -12,7 +12,7 @@ import os
 from typing import Any, Optional
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.web.server import Site
@@ -22,6 +22,7 @@ from .config import DEFAULT_PASSWORD, Config, LoadedConfig
 from .core.events import EventBus
 from .core.registry import MountRegistry
 from .protocols.frontdoor import FrontDoorFactory
+from .protocols.shoutcast import ShoutcastFactory
 from .resources.health import HealthState, disk_check
 from .resources.root import build_root
 
@@ -31,10 +32,44 @@ from .resources.root import build_root
 BACKLOG = 1024
 
 
-def listen_description(config: Config) -> str:
+def listen_description(config: Config, port: Optional[int] = None) -> str:
     """The Twisted endpoint string for ``server.listen`` and ``server.port``."""
     interface = config.server.listen.replace(":", "\\:")
-    return "tcp:port=%d:interface=%s:backlog=%d" % (config.server.port, interface, BACKLOG)
+    return "tcp:port=%d:interface=%s:backlog=%d" % (port or config.server.port, interface, BACKLOG)
+
+
+def shoutcast_port(config: Config) -> int:
+    return config.shoutcast.port or config.server.port + 1
+
+
+class OptionalListener(Service):
+    """
+    A listening port the server can run without (the SHOUTcast port): if it
+    cannot be opened, that is logged and everything else carries on.
+    """
+
+    _log = Logger()
+
+    def __init__(self, endpoint: Any, factory: Any, what: str):
+        self.endpoint = endpoint
+        self.factory = factory
+        self.what = what
+        self.port: Any = None
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self.endpoint.listen(self.factory).addCallbacks(self._listening, self._failed)
+
+    def _listening(self, port: Any) -> None:
+        self.port = port
+
+    def _failed(self, failure: Any) -> None:
+        self._log.error("{what} is off: {why}", what=self.what, why=failure.getErrorMessage())
+
+    def stopService(self) -> Any:
+        super().stopService()
+        port, self.port = self.port, None
+        return port.stopListening() if port is not None else None
 
 
 def listens_beyond_loopback(config: Config) -> bool:
@@ -91,8 +126,18 @@ class GocastService(MultiService):
         self.endpoint_service = StreamServerEndpointService(
             serverFromString(reactor, listen_description(self.config)), self.front_door
         )
+        # Without the main port there is no server: fail at start-up.
+        self.endpoint_service._raiseSynchronously = True
         self.endpoint_service.setName("listener")
         self.endpoint_service.setServiceParent(self)
+        if self.config.shoutcast.enabled:
+            port = shoutcast_port(self.config)
+            shoutcast = OptionalListener(
+                serverFromString(reactor, listen_description(self.config, port)),
+                ShoutcastFactory(self.config, self.registry, self.bus, self.site, reactor),
+                "the SHOUTcast v1 source port %d" % port)
+            shoutcast.setName("shoutcast")
+            shoutcast.setServiceParent(self)
 
     def startService(self) -> None:
         self._log.info(

@@ -33,9 +33,14 @@ class ServiceTests(SynchronousTestCase):
 
     def test_listens_on_configured_port(self):
         reactor, service, _ = self.start(loaded("server { listen 127.0.0.1 port 8123 }"))
-        [(port, factory, backlog, interface)] = reactor.tcpServers
+        [(port, factory, backlog, interface), shoutcast] = reactor.tcpServers
         self.assertEqual((port, interface, backlog), (8123, "127.0.0.1", 1024))
         self.assertIs(factory, service.front_door)
+        self.assertEqual((shoutcast[0], shoutcast[3]), (8124, "127.0.0.1"))
+
+    def test_shoutcast_port_can_be_off(self):
+        reactor, _, _ = self.start(loaded("server { listen 127.0.0.1 } shoutcast { enabled false }"))
+        self.assertEqual(len(reactor.tcpServers), 1)
 
     def test_ipv6_listen_description(self):
         config = loaded("server { listen \"::\" port 8000 }").config

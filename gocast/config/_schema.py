@@ -83,6 +83,15 @@ class ServerConfig:
 
 
 @attr.frozen
+class ShoutcastConfig:
+    enabled: bool = setting(True, "Accept SHOUTcast v1 sources (BUTT's and Liquidsoap's icy protocol, "
+                            "hardware encoders) on a second port.")
+    port: int = setting(0, "Port for SHOUTcast v1 sources; 0 means server.port + 1, as Icecast does.",
+                        Int(0, 65535))
+    mount: str = setting("/live", "Mount that SHOUTcast v1 sources stream to.", MountPath())
+
+
+@attr.frozen
 class SslConfig:
     enabled: bool = setting(False, "Also listen with TLS.")
     port: int = setting(8443, "TLS port.", Int(1, 65535))
@@ -268,6 +277,7 @@ class Config:
     """The root of a GoCast configuration."""
 
     server: ServerConfig = setting(ServerConfig, "Listening address, identity and shutdown.")
+    shoutcast: ShoutcastConfig = setting(ShoutcastConfig, "SHOUTcast v1 source port.")
     ssl: SslConfig = setting(SslConfig, "TLS.", implemented=False)
     auth: AuthConfig = setting(AuthConfig, "Source, relay and admin credentials.")
     limits: LimitsConfig = setting(LimitsConfig, "Connection limits, queues and timeouts.")
@@ -293,6 +303,9 @@ class Config:
         self._check_fallbacks(report, names)
         if self.ssl.enabled and self.ssl.port == self.server.port:
             report.error(("ssl", "port"), "ssl.port must differ from server.port (%d)" % self.server.port)
+        if self.shoutcast.enabled and self.shoutcast.port == self.server.port:
+            report.error(("shoutcast", "port"),
+                         "shoutcast.port must differ from server.port (%d)" % self.server.port)
 
     def _check_mount_limits(self, report: Reporter, names: Dict[Optional[str], str]) -> None:
         queue = self.limits.queue_size

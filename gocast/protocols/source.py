@@ -140,6 +140,8 @@ class SourceSession:
 
     def accept(self, version: str) -> None:
         head = self.head
+        if head.version == "ICY":
+            return  # SHOUTcast v1: "OK2" was the answer
         if head.method == "PUT" and (head.get("expect") or "").lower() == "100-continue":
             self.door.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         else:
