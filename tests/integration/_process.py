@@ -18,10 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """
+    A TCP port on 127.0.0.1 that nothing listens on right now, and whose
+    next port is free too (the SHOUTcast source port is server.port + 1).
+    """
+    while True:
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
 
 
 def twistd_command(*args):
