@@ -21,6 +21,7 @@ from ._version import __version__
 from .config import DEFAULT_PASSWORD, Config, LoadedConfig
 from .core.events import EventBus
 from .core.registry import MountRegistry
+from .playout.file import FilePlayers
 from .protocols.frontdoor import FrontDoorFactory
 from .protocols.shoutcast import ShoutcastFactory
 from .resources.health import HealthState, disk_check
@@ -119,7 +120,7 @@ class GocastService(MultiService):
         data_dir = self.config.server.data_dir
         self.health = HealthState(reactor, {"disk": lambda: disk_check(_nearest_existing(data_dir))})
         self.bus = EventBus(reactor.seconds)
-        self.registry = MountRegistry(self.config, self.bus)
+        self.registry = MountRegistry(self.config, self.bus, FilePlayers(reactor))
         root = build_root(self.registry, self.config, self.health, reactor)
         self.site = Site(root, reactor=reactor)
         self.front_door = FrontDoorFactory(self.config, self.registry, self.bus, self.site, reactor)

@@ -12,6 +12,7 @@ from twisted.web.server import Site
 from gocast.config import parse_config
 from gocast.core.events import EventBus
 from gocast.core.registry import MountRegistry
+from gocast.playout.file import FilePlayers
 from gocast.protocols.frontdoor import FrontDoorFactory
 from gocast.resources.health import HealthState
 from gocast.resources.root import build_root
@@ -28,7 +29,7 @@ class Harness:
         self.events = []
         self.bus = EventBus(self.clock.seconds)
         self.bus.subscribe(self.events.append)
-        self.registry = MountRegistry(self.config, self.bus)
+        self.registry = MountRegistry(self.config, self.bus, FilePlayers(self.clock))
         self.health = HealthState(self.clock, {})
         root = build_root(self.registry, self.config, self.health, self.clock)
         self.site = Site(root, reactor=self.clock)

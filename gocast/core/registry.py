@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Optional
 
+import attr
+
 from ..config import Config, MountConfig
+from ..config._mount import FallbackConfig
 from .events import EventBus
 from .mount import Mount
 
@@ -18,9 +21,18 @@ class MountNotAllowed(Exception):
 
 
 class MountRegistry:
-    def __init__(self, config: Config, bus: EventBus):
+    """
+    :param file_players: starts and stops fallback-file players (see
+        :class:`gocast.playout.file.FilePlayers`); ``None`` disables file
+        fallbacks.
+    """
+
+    def __init__(self, config: Config, bus: EventBus, file_players: Any = None):
         self.bus = bus
         self.mounts: Dict[str, Mount] = {}
+        #: The mount a fallback file plays on, by the mount whose file it is.
+        self.file_mounts: Dict[str, Mount] = {}
+        self.file_players = file_players
         self.config = config
         self.configure(config)
 
@@ -96,10 +108,46 @@ class MountRegistry:
         return self.first_live_fallback(path)
 
     def first_live_fallback(self, path: str) -> Optional[Mount]:
-        for candidate in self.fallback_chain(path):
+        """The nearest fallback mount with a source, else the nearest fallback file, started."""
+        chain = self.fallback_chain(path)
+        for candidate in chain:
             if candidate.source is not None:
                 return candidate
+        for owner in [path] + [m.path for m in chain]:
+            mount = self.file_mount(owner)
+            if mount is not None:
+                return mount
         return None
+
+    def file_mount(self, owner: str) -> Optional[Mount]:
+        """The mount playing ``owner``'s fallback file, starting it if needed."""
+        mount = self.file_mounts.get(owner)
+        if mount is not None:
+            return mount
+        owner_mount = self.mounts.get(owner)
+        if owner_mount is None or self.file_players is None:
+            return None
+        fallback = owner_mount.config.fallback
+        if not fallback.file:
+            return None
+        config = attr.evolve(owner_mount.config, fallback=FallbackConfig(), max_listeners=0)
+        mount = Mount(owner + "#fallback-file", config, self.config.limits, self.bus)
+        if not self.file_players.start(mount, fallback.file, fallback.loop,
+                                       on_end=lambda: self._file_ended(owner, mount)):
+            return None
+        self.file_mounts[owner] = mount
+        return mount
+
+    def _file_ended(self, owner: str, mount: Mount) -> None:
+        """A fallback file without loop played to its end."""
+        self.file_mounts.pop(owner, None)
+        self.source_stopped(mount)
+
+    def _stop_idle_file(self, mount: Mount) -> None:
+        for owner, file_mount in list(self.file_mounts.items()):
+            if file_mount is mount and not mount.subscribers:
+                del self.file_mounts[owner]
+                self.file_players.stop(mount)
 
     def move(self, source: Mount, destination: Mount, subscribers: Optional[Iterable[Any]] = None) -> int:
         """Move ``subscribers`` (default: all) of ``source`` to ``destination``."""
@@ -111,6 +159,7 @@ class MountRegistry:
         if moving:
             self.bus.publish("source.fallback", source.path, destination=destination.path,
                              listeners=len(moving))
+        self._stop_idle_file(source)
         return len(moving)
 
     def source_stopped(self, mount: Mount) -> None:
@@ -126,6 +175,9 @@ class MountRegistry:
 
     def source_started(self, mount: Mount) -> None:
         """Bring listeners back from the fallbacks, as ``fallback_override`` says."""
+        own_file = self.file_mounts.get(mount.path)
+        if own_file is not None:
+            self.move(own_file, mount)
         override = mount.config.fallback_override
         if override == "none":
             return
@@ -138,6 +190,7 @@ class MountRegistry:
 
     def subscriber_left(self, mount: Mount, subscriber: Any) -> None:
         mount.remove_subscriber(subscriber)
+        self._stop_idle_file(mount)
         self._forget_if_idle(mount)
 
     def _forget_if_idle(self, mount: Mount) -> None:

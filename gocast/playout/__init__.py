@@ -1,0 +1,1 @@
+"""Audio GoCast plays by itself: fallback files (later: intros, ads)."""

@@ -1,0 +1,74 @@
+"""Fallback files, played at their real bitrate on the reactor's clock."""
+
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SynchronousTestCase
+
+from gocast.playout.file import LEAD
+
+from .media_builders import mp3_frame
+from .streaming import Harness, close, feed_frames, split_response
+
+FRAME = mp3_frame()  # 417 bytes, 1152 samples at 44.1 kHz: 16,000 bytes/s
+BYTES_PER_SECOND = len(FRAME) * 44100 / 1152
+
+
+class FileFallbackTests(SynchronousTestCase):
+    def harness(self, loop="true", frames=100):
+        path = FilePath(self.mktemp() + ".mp3")
+        path.setContent(FRAME * frames)
+        return Harness('limits { burst_size 4k } mounts { live { fallback { file "%s" loop %s } } }'
+                       % (path.path, loop))
+
+    def test_listeners_hear_the_file_in_real_time(self):
+        h = self.harness()
+        source, _ = h.source()
+        feed_frames(source, 20)
+        _, transport = h.listener()
+        close(source)
+        transport.clear()
+        h.clock.advance(0)
+        for _ in range(100):  # ten seconds, in ticks
+            h.clock.advance(0.1)
+        received = len(transport.value())
+        self.assertGreater(received, 9.5 * BYTES_PER_SECOND)
+        self.assertLess(received, (10 + LEAD + 0.2) * BYTES_PER_SECOND)
+        self.assertFalse(transport.disconnecting)
+
+    def test_source_return_stops_the_player(self):
+        h = self.harness()
+        source, _ = h.source()
+        _, transport = h.listener()
+        close(source)
+        h.clock.advance(1)
+        source, _ = h.source()
+        self.assertEqual(h.registry.get("/live").listeners, 1)
+        self.assertEqual(h.registry.file_mounts, {})
+        self.assertFalse([c for c in h.clock.getDelayedCalls() if c.active()
+                          and "tick" in repr(c.func)])
+
+    def test_new_listener_of_silent_mount_gets_the_file(self):
+        h = self.harness()
+        _, transport = h.listener()
+        status, headers, body = split_response(transport.value())
+        self.assertEqual(status, "HTTP/1.0 200 OK")
+        self.assertEqual(headers["content-type"], "audio/mpeg")
+        self.assertTrue(body.startswith(b"\xff\xfb"))
+
+    def test_last_listener_leaving_stops_the_player(self):
+        h = self.harness()
+        proto, _ = h.listener()
+        self.assertTrue(h.registry.file_mounts)
+        close(proto)
+        self.assertEqual(h.registry.file_mounts, {})
+
+    def test_without_loop_the_file_ends(self):
+        h = self.harness(loop="false", frames=40)  # about one second
+        _, transport = h.listener()
+        for _ in range(30):
+            h.clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_missing_file_is_no_fallback(self):
+        h = Harness('mounts { live { fallback { file "/nonexistent/x.mp3" } } }')
+        _, transport = h.listener()
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 404"))
