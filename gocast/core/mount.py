@@ -26,8 +26,9 @@ from ..media import framer_for, is_ogg
 from .events import EventBus
 
 #: Chunks gather frames until they hold this much audio: fewer, larger
-#: writes per listener, at the cost of this much latency.
-CHUNK_SECONDS = 0.1
+#: writes per listener, at the cost of this much latency. At 0.1 s the
+#: fan-out benchmark spent 162 us of CPU per listener-second; at 0.25 s, 95.
+CHUNK_SECONDS = 0.25
 #: A chunk never grows past this, whatever the bitrate.
 CHUNK_BYTES = 64 * 1024
 #: ICY metadata is at most 255 blocks of 16 bytes.

@@ -1,0 +1,347 @@
+"""
+Benchmark: one paced 128 kbps MP3 source, N listeners, GoCast against
+Icecast 2.4 in the same run.
+
+For each server: start it on loopback, stream a 128 kbps MP3 sine with
+ffmpeg (-re), ramp N listeners up at --ramp connections/s, let them settle,
+then measure over --window seconds:
+
+- listeners on time: received at least 95% of the bytes 128 kbps promises;
+- server CPU microseconds per listener-second (from /proc/PID/stat);
+- RSS per listener (VmRSS with N listeners minus VmRSS before any);
+- time to first audio byte of fresh connections opened during the window
+  (p50 and p99).
+
+The load generator is cheaper than the servers: its listener sockets are
+non-blocking and drained by one sweep every 250 ms; fresh-connection probes
+run in a thread with blocking sockets.
+
+Run (both servers): .venv/bin/python benchmarks/fanout.py --listeners 1000
+It needs ffmpeg, and Debian's icecast2 for the comparison (--servers gocast
+to skip it). Record the printed figures in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+BITRATE = 128000
+PASSWORD = "hackme"
+QUEUE_SIZE = 524288
+BURST_SIZE = 65536
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class Server:
+    name = "server"
+    process: subprocess.Popen
+
+    def __init__(self, workdir: Path, listeners: int):
+        self.port = free_port()
+        self.workdir = workdir
+        self.listeners = listeners
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def wait_ready(self) -> None:
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("%s did not start" % self.name)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class GoCast(Server):
+    name = "GoCast"
+
+    def start(self) -> None:
+        config = self.workdir / "gocast.vibe"
+        config.write_text(
+            "server { listen 127.0.0.1 port %d }\nshoutcast { enabled false }\n"
+            "limits { max_clients %d queue_size %d burst_size %d }\n"
+            % (self.port, self.listeners + 500, QUEUE_SIZE, BURST_SIZE))
+        twistd = Path(sys.executable).with_name("twistd")
+        self.process = subprocess.Popen(
+            [sys.executable, str(twistd), "--nodaemon", "--pidfile=", "gocast", "--config", str(config)],
+            stdout=open(self.workdir / "gocast.log", "wb"), stderr=subprocess.STDOUT, cwd=str(ROOT),
+            preexec_fn=raise_nofile)
+
+
+class Icecast(Server):
+    name = "Icecast"
+
+    def start(self) -> None:
+        logs = self.workdir / "icecast-logs"
+        logs.mkdir()
+        os.chmod(self.workdir, 0o755)
+        os.chmod(logs, 0o777)
+        config = self.workdir / "icecast.xml"
+        config.write_text("""<icecast>
+  <limits><clients>%d</clients><sources>4</sources><queue-size>%d</queue-size>
+    <client-timeout>30</client-timeout><header-timeout>15</header-timeout>
+    <source-timeout>10</source-timeout><burst-size>%d</burst-size></limits>
+  <authentication><source-password>%s</source-password><admin-user>admin</admin-user>
+    <admin-password>%s</admin-password></authentication>
+  <hostname>localhost</hostname>
+  <listen-socket><port>%d</port><bind-address>127.0.0.1</bind-address></listen-socket>
+  <fileserve>1</fileserve>
+  <paths><basedir>/usr/share/icecast2</basedir><logdir>%s</logdir>
+    <webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot></paths>
+  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog><loglevel>2</loglevel></logging>
+  <security><chroot>0</chroot><changeowner><user>nobody</user><group>nogroup</group></changeowner></security>
+</icecast>
+""" % (self.listeners + 500, QUEUE_SIZE, BURST_SIZE, PASSWORD, PASSWORD, self.port, logs))
+        os.chmod(config, 0o644)
+        binary = shutil.which("icecast2") or "/usr/bin/icecast2"
+        self.process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, preexec_fn=raise_nofile)
+
+
+def start_source(port: int, mount: str = "/live") -> subprocess.Popen:
+    return subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+         "sine=frequency=440:sample_rate=44100", "-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3",
+         "-content_type", "audio/mpeg",
+         "icecast://source:%s@127.0.0.1:%d%s" % (PASSWORD, port, mount)],
+        stdin=subprocess.DEVNULL)
+
+
+def wait_for_audio(port: int, timeout: float = 20.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if first_byte_time(port) is not None:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("no audio on port %d" % port)
+
+
+def first_byte_time(port: int) -> Optional[float]:
+    """Seconds from connect to the first byte of audio after the headers."""
+    start = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /live HTTP/1.0\r\nUser-Agent: fanout-probe\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+            head_end = data.find(b"\r\n\r\n")
+            if head_end >= 0:
+                if not data.startswith((b"HTTP/1.0 200", b"HTTP/1.1 200")):
+                    return None
+                if len(data) > head_end + 4:
+                    return time.perf_counter() - start
+
+
+class Listeners:
+    """Many non-blocking listener sockets, drained by one sweep."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.socks: List[socket.socket] = []
+        self.received: List[int] = []
+        self.failed = 0
+        self.buf = bytearray(262144)
+
+    def connect(self, count: int, rate: float) -> None:
+        start = time.time()
+        for i in range(count):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            try:
+                s.connect(("127.0.0.1", self.port))
+            except OSError:
+                self.failed += 1
+                s.close()
+                continue
+            s.sendall(b"GET /live HTTP/1.0\r\nUser-Agent: fanout\r\n\r\n")
+            s.setblocking(False)
+            self.socks.append(s)
+            self.received.append(0)
+            delay = start + (i + 1) / rate - time.time()
+            if delay > 0:
+                self.sweep()
+                time.sleep(max(0.0, start + (i + 1) / rate - time.time()))
+
+    def sweep(self) -> None:
+        view = memoryview(self.buf)
+        for index, s in enumerate(self.socks):
+            while True:
+                try:
+                    n = s.recv_into(view)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    n = 0
+                if not n:
+                    break
+                self.received[index] += n
+
+    def run_for(self, seconds: float) -> None:
+        end = time.time() + seconds
+        while time.time() < end:
+            started = time.time()
+            self.sweep()
+            time.sleep(max(0.0, 0.25 - (time.time() - started)))
+
+    def close(self) -> None:
+        for s in self.socks:
+            s.close()
+
+
+def percentile(values: List[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def measure(server: Server, listeners: int, window: float, ramp: float, settle: float) -> Dict[str, float]:
+    server.start()
+    source = None
+    crowd = Listeners(server.port)
+    try:
+        server.wait_ready()
+        for attempt in range(3):  # a server still starting may reset the first source
+            source = start_source(server.port)
+            try:
+                wait_for_audio(server.port, timeout=10)
+                break
+            except RuntimeError:
+                source.terminate()
+                source.wait()
+        else:
+            raise RuntimeError("%s never played the source" % server.name)
+        time.sleep(1.0)
+        rss_before = rss_bytes(server.process.pid)
+        crowd.connect(listeners, ramp)
+        crowd.run_for(settle)
+        before = list(crowd.received)
+        cpu_before = cpu_seconds(server.process.pid)
+        probes: List[float] = []
+        stop = threading.Event()
+
+        def probe() -> None:
+            while not stop.is_set():
+                try:
+                    t = first_byte_time(server.port)
+                    if t is not None:
+                        probes.append(t)
+                except OSError:
+                    pass
+                stop.wait(0.2)
+
+        thread = threading.Thread(target=probe)
+        started = time.time()
+        thread.start()
+        crowd.run_for(window)
+        elapsed = time.time() - started
+        cpu = cpu_seconds(server.process.pid) - cpu_before
+        rss = rss_bytes(server.process.pid)
+        stop.set()
+        thread.join()
+        promised = BITRATE / 8 * elapsed
+        deltas = [after - b for after, b in zip(crowd.received, before)]
+        on_time = sum(1 for d in deltas if d >= 0.95 * promised)
+        return {
+            "listeners": listeners,
+            "connected": len(crowd.socks),
+            "on_time": on_time,
+            "window_s": round(elapsed, 1),
+            "cpu_us_per_listener_s": round(cpu * 1e6 / (listeners * elapsed), 1),
+            "cpu_percent": round(100 * cpu / elapsed, 1),
+            "rss_per_listener_kb": round((rss - rss_before) / listeners / 1024, 2),
+            "ttfb_p50_ms": round(percentile(probes, 50) * 1000, 1),
+            "ttfb_p99_ms": round(percentile(probes, 99) * 1000, 1),
+            "probes": len(probes),
+        }
+    finally:
+        crowd.close()
+        if source is not None:
+            source.terminate()
+            source.wait()
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--listeners", type=int, default=1000)
+    parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--ramp", type=float, default=200.0, help="new connections per second")
+    parser.add_argument("--settle", type=float, default=3.0)
+    parser.add_argument("--servers", default="gocast,icecast")
+    args = parser.parse_args()
+    raise_nofile()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chmod(tmp, 0o755)  # Icecast drops root for nobody, who must reach its log folder
+        for name in args.servers.split(","):
+            cls = {"gocast": GoCast, "icecast": Icecast}[name]
+            workdir = Path(tmp) / name
+            workdir.mkdir()
+            results[cls.name] = measure(cls(workdir, args.listeners), args.listeners, args.window,
+                                        args.ramp, args.settle)
+            print(cls.name, json.dumps(results[cls.name]), flush=True)
+    if "GoCast" in results and "Icecast" in results:
+        g, i = results["GoCast"], results["Icecast"]
+        print("ratios GoCast/Icecast: cpu %.2f, rss %.2f, ttfb p99 %.2f" % (
+            g["cpu_us_per_listener_s"] / max(i["cpu_us_per_listener_s"], 1e-9),
+            g["rss_per_listener_kb"] / max(i["rss_per_listener_kb"], 1e-9),
+            g["ttfb_p99_ms"] / max(i["ttfb_p99_ms"], 1e-9)))
+
+
+if __name__ == "__main__":
+    main()
