@@ -90,7 +90,7 @@ class MountStreamTests(SynchronousTestCase):
         self.assertEqual(total, b"".join(c.data for c in list(mount.ring)[-len(burst):]))
 
     def test_ogg_burst_sends_headers_first(self):
-        headers, audio = opus_stream(pages=10)
+        headers, audio = opus_stream(pages=int(CHUNK_SECONDS / 0.02) * 3)
         mount, _ = make_mount()
         mount.start_source(SourceInfo("application/ogg"))
         mount.feed(headers + b"".join(audio))
