@@ -323,10 +323,12 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=200.0, help="new connections per second")
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--servers", default="gocast,icecast")
+    parser.add_argument("--keep", help="keep the servers' logs in this folder")
     args = parser.parse_args()
     raise_nofile()
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
         os.chmod(tmp, 0o755)  # Icecast drops root for nobody, who must reach its log folder
         for name in args.servers.split(","):
             cls = {"gocast": GoCast, "icecast": Icecast}[name]
