@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import resource
 from typing import Any, Optional
 
 from twisted.application.internet import StreamServerEndpointService
@@ -96,6 +97,17 @@ def default_credentials(config: Config) -> list:
     return names
 
 
+def raise_open_file_limit() -> int:
+    """Every listener is a file descriptor: allow as many as the hard limit does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            return soft
+    return hard
+
+
 def _nearest_existing(path: str) -> str:
     path = os.path.abspath(path)
     while not os.path.exists(path) and os.path.dirname(path) != path:
@@ -150,6 +162,7 @@ class GocastService(MultiService):
         )
         for issue in self.loaded.warnings:
             self._log.warn("config: {issue}", issue=str(issue))
+        raise_open_file_limit()
         self.warn_default_passwords()
         super().startService()
 
