@@ -16,6 +16,8 @@ setup(
     install_requires=[
         "Twisted>=23.10",
         "attrs>=23.1",
+        "pyOpenSSL>=23.2",
+        "service-identity>=23.1",
     ],
     extras_require={
         "test": [

@@ -25,6 +25,7 @@ from .core.registry import MountRegistry
 from .playout.file import FilePlayers
 from .protocols.frontdoor import FrontDoorFactory
 from .protocols.shoutcast import ShoutcastFactory
+from .protocols.tls import tls_endpoint
 from .resources.health import HealthState, disk_check
 from .resources.root import build_root
 
@@ -143,6 +144,11 @@ class GocastService(MultiService):
         self.endpoint_service._raiseSynchronously = True
         self.endpoint_service.setName("listener")
         self.endpoint_service.setServiceParent(self)
+        if self.config.ssl.enabled:
+            tls = StreamServerEndpointService(tls_endpoint(reactor, self.config), self.front_door)
+            tls._raiseSynchronously = True
+            tls.setName("tls")
+            tls.setServiceParent(self)
         if self.config.shoutcast.enabled:
             port = shoutcast_port(self.config)
             shoutcast = OptionalListener(

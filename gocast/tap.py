@@ -14,6 +14,7 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from .config import ConfigError, LoadedConfig, default_config, load_config, render_issues
+from .protocols.tls import TLSSetupError, certificate_options
 from .service import GocastService
 
 
@@ -28,6 +29,11 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         self["loaded"] = load(self["config"])
+        if self["loaded"].config.ssl.enabled:
+            try:
+                certificate_options(self["loaded"].config)
+            except TLSSetupError as e:
+                raise usage.UsageError(str(e))
 
 
 def load(path: Optional[str]) -> LoadedConfig:
@@ -46,4 +52,7 @@ def load(path: Optional[str]) -> LoadedConfig:
 
 def makeService(options: Any, reactor: Any = None) -> IService:
     loaded = options.get("loaded") or load(options.get("config"))
-    return GocastService(loaded, reactor=reactor)
+    try:
+        return GocastService(loaded, reactor=reactor)
+    except TLSSetupError as e:
+        raise usage.UsageError(str(e))

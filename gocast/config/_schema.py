@@ -278,7 +278,7 @@ class Config:
 
     server: ServerConfig = setting(ServerConfig, "Listening address, identity and shutdown.")
     shoutcast: ShoutcastConfig = setting(ShoutcastConfig, "SHOUTcast v1 source port.")
-    ssl: SslConfig = setting(SslConfig, "TLS.", implemented=False)
+    ssl: SslConfig = setting(SslConfig, "TLS on a second port: listeners, sources, admin.")
     auth: AuthConfig = setting(AuthConfig, "Source, relay and admin credentials.")
     limits: LimitsConfig = setting(LimitsConfig, "Connection limits, queues and timeouts.")
     logging: LoggingConfig = setting(LoggingConfig, "Log format, level and destination.", implemented=False)
