@@ -80,7 +80,12 @@ class SourceSession:
             return
         mount_config = config.mounts.get(path) or MountConfig()
         if not source_authorised(head, mount_config, config.auth.source_password):
-            self._log.info("{mount}: source from {peer} refused: bad credentials", mount=path, peer=door.peer)
+            if head.get("authorization") or head.get("ice-password"):
+                self._log.info("{mount}: source from {peer} refused: bad credentials", mount=path,
+                               peer=door.peer)
+            else:
+                self._log.debug("{mount}: 401 to {peer}'s request without credentials (a libshout probe)",
+                                mount=path, peer=door.peer)
             probe = head.keep_alive and not rest and (head.get("content-length") or "0") == "0"
             door.reply(401, "authentication required: user '%s' and the source password"
                        % mount_config.username, version, [("WWW-Authenticate", REALM)], close=not probe)
