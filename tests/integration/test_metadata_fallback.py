@@ -68,21 +68,18 @@ class FallbackTests(TestCase):
         await eventually(reactor, lambda: len(client.data) > 70000, what="burst and live audio")
 
         await live.stop()
-        before = len(client.data)
-        await task.deferLater(reactor, 2.0, lambda: None)
-        self.assertFalse(client.closed.called)
-        # 128 kbit/s is 16 kB/s: two seconds on the fallback bring at least 20 kB.
-        self.assertGreater(len(client.data) - before, 20000)
-        listing = await treq.get(base + "/admin/listclients?mount=/backup", auth=("admin", "hackme"),
-                                 reactor=reactor, persistent=False)
-        self.assertIn(b"<listener>", await listing.content())
-
+        await self.assert_served_by(base, client, "/backup")
         mp3_source(self, base, "/live", 880)
         await wait_for_source(reactor, base, "/live", server)
+        await self.assert_served_by(base, client, "/live")
+
+    async def assert_served_by(self, base, client, mount):
+        """For two seconds the listener keeps receiving audio, and ``mount`` lists it."""
         before = len(client.data)
         await task.deferLater(reactor, 2.0, lambda: None)
         self.assertFalse(client.closed.called)
+        # 128 kbit/s is 16 kB/s: two seconds bring at least 20 kB.
         self.assertGreater(len(client.data) - before, 20000)
-        listing = await treq.get(base + "/admin/listclients?mount=/live", auth=("admin", "hackme"),
+        listing = await treq.get(base + "/admin/listclients?mount=" + mount, auth=("admin", "hackme"),
                                  reactor=reactor, persistent=False)
         self.assertIn(b"<listener>", await listing.content())
