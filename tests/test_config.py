@@ -233,6 +233,11 @@ class CrossFieldTests(SynchronousTestCase):
         errors = errors_of("mounts { a { fallback /b } b { fallback /c } c { fallback a } }")
         self.assertIn("fallback loop: /a -> /b -> /c -> /a", errors[0])
 
+    def test_reserved_mount_names(self):
+        [error] = errors_of("mounts { health { } }")
+        self.assertEqual(error, "gocast.vibe:1:10: mounts.health: /health is one of GoCast's own URLs; "
+                                "choose another mount name")
+
     def test_mount_burst_below_queue(self):
         [error] = errors_of("limits { queue_size 100k }\nmounts { live { burst_size 200k } }")
         self.assertIn("mounts.live.burst_size: burst_size (204800) must be smaller than "

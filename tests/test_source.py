@@ -125,6 +125,11 @@ class SourceRefusalTests(SynchronousTestCase):
         _, transport = h.source("/other")
         self.assertRefused(transport, 404, "mount /other is not in the configuration")
 
+    def test_reserved_paths(self):
+        for path in ("/admin", "/admin/stats", "/health", "/status-json.xsl"):
+            _, transport = Harness().source(path)
+            self.assertRefused(transport, 403, "one of GoCast's own URLs")
+
     def test_too_many_sources(self):
         h = Harness("limits { max_sources 1 }")
         h.source("/a")

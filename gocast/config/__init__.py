@@ -14,7 +14,7 @@ from ._load import (
 )
 from ._mount import MountConfig
 from ._report import ConfigError, Issue
-from ._schema import DEFAULT_PASSWORD, EVENT_NAMES, PERMISSIONS, Config, LimitsConfig
+from ._schema import DEFAULT_PASSWORD, EVENT_NAMES, PERMISSIONS, Config, LimitsConfig, is_reserved
 
 __all__ = [
     "Config",
@@ -29,6 +29,7 @@ __all__ = [
     "default_config",
     "dump_config",
     "format_for",
+    "is_reserved",
     "load_config",
     "parse_config",
     "render_issues",

@@ -62,6 +62,15 @@ PERMISSIONS = (
 
 DEFAULT_PASSWORD = "hackme"
 
+#: URL paths GoCast serves itself; no mount may shadow them.
+RESERVED_PATHS = ("/health", "/status-json.xsl", "/status.xsl", "/admin.cgi", "/metrics", "/api",
+                  "/hls", "/dash", "/ws", "/embed")
+
+
+def is_reserved(path: str, admin_root: str = "/admin") -> bool:
+    """Whether a mount at ``path`` would hide one of GoCast's own endpoints."""
+    return any(path == p or path.startswith(p + "/") for p in RESERVED_PATHS + (admin_root,))
+
 
 @attr.frozen
 class ServerConfig:
@@ -310,6 +319,9 @@ class Config:
     def _check_mount_limits(self, report: Reporter, names: Dict[Optional[str], str]) -> None:
         queue = self.limits.queue_size
         for mount, cfg in self.mounts.items():
+            if is_reserved(mount, self.server.admin_root):
+                report.error(("mounts", names.get(mount, mount)),
+                             "%s is one of GoCast's own URLs; choose another mount name" % mount, at="key")
             if cfg.burst_size is not None and cfg.burst_size >= queue:
                 report.error(
                     ("mounts", names.get(mount, mount), "burst_size"),

@@ -119,6 +119,11 @@ def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
     return head, body
 
 
+def reply_version(head: RequestHead) -> str:
+    """Answer in the request's HTTP version; ``ICE/1.0`` clients get HTTP/1.0."""
+    return "HTTP/1.1" if head.version == "HTTP/1.1" else "HTTP/1.0"
+
+
 def basic_credentials(head: RequestHead) -> Optional[Tuple[str, str]]:
     """The user and password of an ``Authorization: Basic`` header."""
     value = head.get("authorization") or ""

@@ -29,7 +29,9 @@ from .._version import __version__
 from ..config import Config
 from ..core.events import EventBus
 from ..core.registry import MountRegistry
-from ._http import BadRequest, RequestHead, parse_head, response_head
+from ._http import BadRequest, RequestHead, parse_head, reply_version, response_head
+from .listener import ListenerSession
+from .source import SourceSession
 
 #: Sent on every reply GoCast writes itself, as Icecast does: libshout reads
 #: them to learn what the server supports.
@@ -41,11 +43,6 @@ COMMON_HEADERS = [
 
 #: Extensions that ask for a playlist pointing at a mount.
 PLAYLIST_SUFFIXES = (".m3u", ".pls", ".xspf")
-
-
-def reply_version(head: RequestHead) -> str:
-    """Answer in the request's HTTP version; ``ICE/1.0`` clients get HTTP/1.0."""
-    return "HTTP/1.1" if head.version == "HTTP/1.1" else "HTTP/1.0"
 
 
 class FrontDoor(Protocol, TimeoutMixin):
@@ -95,12 +92,8 @@ class FrontDoor(Protocol, TimeoutMixin):
     def route(self, head: RequestHead, raw: bytes, rest: bytes) -> None:
         method = head.method
         if method in ("SOURCE", "PUT"):
-            from .source import SourceSession
-
             self.hand_over(SourceSession(self, head), rest)
         elif method in ("GET", "HEAD") and self.is_listener_path(head.path):
-            from .listener import ListenerSession
-
             self.hand_over(ListenerSession(self, head), rest)
         elif method == "OPTIONS" and head.target == "*":
             self.write_head(200, [("Content-Length", "0")], reply_version(head))
@@ -121,7 +114,7 @@ class FrontDoor(Protocol, TimeoutMixin):
         """After a reply of our own: read the next head, or close."""
         self.delegate = None
         if head.keep_alive:
-            self.resetTimeout()
+            self.setTimeout(self.factory.config.limits.header_timeout)
             if rest:
                 self.dataReceived(rest)
         else:

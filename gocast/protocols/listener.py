@@ -20,7 +20,7 @@ listener is dropped, and nobody else is slowed.
 from __future__ import annotations
 
 import time
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
@@ -29,7 +29,9 @@ from zope.interface import implementer
 from ..config._kinds import normalise_mount
 from ..core.mount import Chunk, ISubscriber, Mount
 from ._http import RequestHead
-from .frontdoor import FrontDoor
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .frontdoor import FrontDoor
 
 #: A date in the past, so nothing caches the stream.
 EXPIRES = "Mon, 26 Jul 1997 05:00:00 GMT"
@@ -46,7 +48,7 @@ class ListenerSession:
 
     _log = Logger()
 
-    def __init__(self, door: FrontDoor, head: RequestHead):
+    def __init__(self, door: "FrontDoor", head: RequestHead):
         self.door = door
         self.head = head
         self.transport = door.transport

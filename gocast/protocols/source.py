@@ -22,17 +22,19 @@ reconnecting source is not locked out by its own dead connection.
 from __future__ import annotations
 
 import hmac
-from typing import Any, BinaryIO, Optional
+from typing import TYPE_CHECKING, Any, BinaryIO, Optional
 
 from twisted.logger import Logger
 
-from ..config import MountConfig
+from ..config import MountConfig, is_reserved
 from ..config._kinds import normalise_mount
 from ..core.mount import Mount, MountInUse, SourceInfo
 from ..core.registry import MountNotAllowed
 from ..media import is_streamable
-from ._http import BadRequest, ChunkedDecoder, RequestHead, basic_credentials
-from .frontdoor import FrontDoor, reply_version
+from ._http import BadRequest, ChunkedDecoder, RequestHead, basic_credentials, reply_version
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .frontdoor import FrontDoor
 
 REALM = 'Basic realm="Icecast2 Server"'
 
@@ -61,7 +63,7 @@ class SourceSession:
 
     _log = Logger()
 
-    def __init__(self, door: FrontDoor, head: RequestHead):
+    def __init__(self, door: "FrontDoor", head: RequestHead):
         self.door = door
         self.head = head
         self.mount: Optional[Mount] = None
@@ -77,6 +79,9 @@ class SourceSession:
         path = normalise_mount(head.path)
         if path is None:
             door.reply(400, "not a mount path: %s" % head.path[:100], version)
+            return
+        if is_reserved(path, config.server.admin_root):
+            door.reply(403, "%s is one of GoCast's own URLs, not a mount" % path, version)
             return
         mount_config = config.mounts.get(path) or MountConfig()
         if not source_authorised(head, mount_config, config.auth.source_password):
