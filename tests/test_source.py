@@ -75,6 +75,13 @@ class SourceAuthTests(SynchronousTestCase):
         self.assertTrue(transport.value().startswith(b"HTTP/1.1 200 OK\r\n"))
         self.assertIsNotNone(h.registry.get("/live").source)
 
+    def test_probe_connection_still_has_a_header_timeout(self):
+        h = Harness("limits { header_timeout 5s }")
+        _, transport = h.connect(b"SOURCE /live HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        transport.clear()
+        h.clock.advance(5)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 408"))
+
     def test_http10_refusal_closes(self):
         h = Harness()
         _, transport = h.connect(b"SOURCE /live HTTP/1.0\r\nContent-Type: audio/mpeg\r\n\r\n")
