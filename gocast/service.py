@@ -8,6 +8,7 @@ stop first, the listening endpoints.
 from __future__ import annotations
 
 import ipaddress
+import time
 import os
 import resource
 from typing import Any, Optional
@@ -132,7 +133,7 @@ class GocastService(MultiService):
         self.config = loaded.config
         data_dir = self.config.server.data_dir
         self.health = HealthState(reactor, {"disk": lambda: disk_check(_nearest_existing(data_dir))})
-        self.bus = EventBus(reactor.seconds)
+        self.bus = EventBus(time.time, lambda deliver: reactor.callLater(0, deliver))
         self.registry = MountRegistry(self.config, self.bus, FilePlayers(reactor))
         root = build_root(self.registry, self.config, self.health, reactor)
         self.site = Site(root, reactor=reactor)

@@ -101,6 +101,8 @@ class AdminActionTests(SynchronousTestCase):
         body = self.h.get("/admin/killclient?mount=/live&id=%s" % wanted, ADMIN)[2]
         self.assertEqual(xml(body).find("return").text, "1")
         self.assertTrue(self.listener.disconnecting)
+        self.assertEqual((self.h.events[-1].name, self.h.events[-1].data["id"]),
+                         ("listener.kicked", int(wanted)))
 
     def test_listmounts_and_stats(self):
         root = xml(self.h.get("/admin/listmounts", ADMIN)[2])

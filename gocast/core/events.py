@@ -8,7 +8,8 @@ isolated from the others.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, Dict, FrozenSet, List, Optional, Tuple
 
 import attr
 from twisted.logger import Logger
@@ -33,13 +34,29 @@ class Event:
     data: Dict[str, Any] = attr.Factory(dict)
 
 
+#: Events waiting for delivery; past this the oldest are dropped (and counted).
+MAX_PENDING = 10000
+
+
 class EventBus:
-    """Synchronous, isolated fan-out of events to subscribers."""
+    """
+    Isolated fan-out of events to subscribers.
+
+    With ``schedule`` (the service passes ``lambda f: reactor.callLater(0, f)``)
+    ``publish`` only queues the event: subscribers run in a later reactor
+    turn, so the code that published (a source's ``dataReceived``, say) never
+    waits for them. Without it, delivery is immediate (unit tests).
+    """
 
     _log = Logger()
 
-    def __init__(self, now: Callable[[], float]):
+    def __init__(self, now: Callable[[], float],
+                 schedule: Optional[Callable[[Callable[[], None]], Any]] = None):
         self._now = now
+        self._schedule = schedule
+        self._pending: Deque[Event] = deque()
+        self._scheduled = False
+        self.dropped = 0
         self._subscribers: List[Tuple[Optional[FrozenSet[str]], Subscriber]] = []
 
     def subscribe(self, subscriber: Subscriber, names: Optional[List[str]] = None) -> Callable[[], None]:
@@ -54,6 +71,26 @@ class EventBus:
 
     def publish(self, name: str, mount: Optional[str] = None, **data: Any) -> Event:
         event = Event(name, self._now(), mount, data)
+        if self._schedule is None:
+            self._deliver(event)
+            return event
+        if len(self._pending) >= MAX_PENDING:
+            self._pending.popleft()
+            self.dropped += 1
+        self._pending.append(event)
+        if not self._scheduled:
+            self._scheduled = True
+            self._schedule(self._drain)
+        return event
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        pending, self._pending = self._pending, deque()
+        for event in pending:
+            self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
+        name = event.name
         for names, subscriber in list(self._subscribers):
             if names is not None and name not in names:
                 continue
@@ -62,4 +99,3 @@ class EventBus:
             except Exception:
                 self._log.failure("event subscriber {subscriber!r} failed on {name}",
                                   subscriber=subscriber, name=name)
-        return event

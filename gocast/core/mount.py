@@ -127,6 +127,8 @@ class Mount:
         self.metadata_version = 0
         self._icy_cache: Tuple[int, bytes] = (-1, b"\x00")
         self.peak_listeners = 0
+        #: stats.milestone fires when the listener count first reaches 10, 100, 1000...
+        self._next_milestone = 10
         self.bytes_received = 0
         self.bytes_sent = 0
         self.slow_listeners = 0
@@ -235,8 +237,13 @@ class Mount:
 
     def add_subscriber(self, subscriber: Any) -> None:
         self.subscribers[subscriber] = None
-        if len(self.subscribers) > self.peak_listeners:
-            self.peak_listeners = len(self.subscribers)
+        count = len(self.subscribers)
+        if count > self.peak_listeners:
+            self.peak_listeners = count
+        if count >= self._next_milestone:
+            self.bus.publish("stats.milestone", self.path, listeners=count, milestone=self._next_milestone)
+            while self._next_milestone <= count:
+                self._next_milestone *= 10
 
     def remove_subscriber(self, subscriber: Any) -> None:
         self.subscribers.pop(subscriber, None)

@@ -135,6 +135,7 @@ def killclient(ctx: AdminContext, request: Request) -> bytes:
     for session in listener_sessions(mount):
         if str(session.id) == wanted:
             session.transport.loseConnection()
+            ctx.registry.bus.publish("listener.kicked", mount.path, id=session.id, ip=session.peer)
             return iceresponse("Client %s removed" % wanted)
     raise AdminError(400, "Client %s not found" % (wanted,))
 
