@@ -16,6 +16,7 @@ setup(
     install_requires=[
         "Twisted>=23.10",
         "attrs>=23.1",
+        "prometheus-client>=0.17",
         "pyOpenSSL>=23.2",
         "service-identity>=23.1",
     ],

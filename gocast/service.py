@@ -16,19 +16,21 @@ from typing import Any, Optional
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet.endpoints import serverFromString
-from twisted.logger import Logger
-from twisted.web.server import Site
+from twisted.logger import ILogObserver, Logger
 
 from ._version import __version__
 from .config import DEFAULT_PASSWORD, Config, LoadedConfig
 from .core.events import EventBus
 from .core.registry import MountRegistry
+from .logs import build_observer, log_events
+from .metrics import Metrics
 from .playout.file import FilePlayers
 from .protocols.frontdoor import FrontDoorFactory
 from .protocols.shoutcast import ShoutcastFactory
 from .protocols.tls import tls_endpoint
 from .resources.health import HealthState, disk_check
 from .resources.root import build_root
+from .resources.site import GocastSite
 
 
 #: Icecast listens with a backlog of 5, so bursts of listeners wait for SYN
@@ -134,10 +136,15 @@ class GocastService(MultiService):
         data_dir = self.config.server.data_dir
         self.health = HealthState(reactor, {"disk": lambda: disk_check(_nearest_existing(data_dir))})
         self.bus = EventBus(time.time, lambda deliver: reactor.callLater(0, deliver))
+        log_events(self.bus)
         self.registry = MountRegistry(self.config, self.bus, FilePlayers(reactor))
-        root = build_root(self.registry, self.config, self.health, reactor)
-        self.site = Site(root, reactor=reactor)
-        self.front_door = FrontDoorFactory(self.config, self.registry, self.bus, self.site, reactor)
+        self.front_door = FrontDoorFactory(self.config, self.registry, self.bus, None, reactor)
+        self.metrics = Metrics(self.registry, self.bus, lambda: self.front_door.connections,
+                               lambda: self.front_door.total_connections, time.time(), time.time)
+        self.front_door.count_response = self.metrics.count_response
+        root = build_root(self.registry, self.config, self.health, reactor, self.metrics)
+        self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response)
+        self.front_door.site = self.site
         self.endpoint_service = StreamServerEndpointService(
             serverFromString(reactor, listen_description(self.config)), self.front_door
         )
@@ -158,6 +165,16 @@ class GocastService(MultiService):
                 "the SHOUTcast v1 source port %d" % port)
             shoutcast.setName("shoutcast")
             shoutcast.setServiceParent(self)
+
+    def setServiceParent(self, parent: Any) -> None:
+        """
+        Under twistd, offer the application our log observer, so ``logging
+        { ... }`` decides format, level and destination.
+        """
+        super().setServiceParent(parent)
+        set_component = getattr(parent, "setComponent", None)
+        if set_component is not None:
+            set_component(ILogObserver, build_observer(self.config.logging))
 
     def startService(self) -> None:
         self._log.info(

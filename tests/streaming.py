@@ -7,15 +7,16 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
-from twisted.web.server import Site
 
 from gocast.config import parse_config
 from gocast.core.events import EventBus
 from gocast.core.registry import MountRegistry
+from gocast.metrics import Metrics
 from gocast.playout.file import FilePlayers
 from gocast.protocols.frontdoor import FrontDoorFactory
 from gocast.resources.health import HealthState
 from gocast.resources.root import build_root
+from gocast.resources.site import GocastSite
 
 from .media_builders import mp3_frame
 
@@ -31,9 +32,13 @@ class Harness:
         self.bus.subscribe(self.events.append)
         self.registry = MountRegistry(self.config, self.bus, FilePlayers(self.clock))
         self.health = HealthState(self.clock, {})
-        root = build_root(self.registry, self.config, self.health, self.clock)
-        self.site = Site(root, reactor=self.clock)
-        self.factory = FrontDoorFactory(self.config, self.registry, self.bus, self.site, self.clock)
+        self.factory = FrontDoorFactory(self.config, self.registry, self.bus, None, self.clock)
+        self.metrics = Metrics(self.registry, self.bus, lambda: self.factory.connections,
+                               lambda: self.factory.total_connections, 0.0, self.clock.seconds)
+        self.factory.count_response = self.metrics.count_response
+        root = build_root(self.registry, self.config, self.health, self.clock, self.metrics)
+        self.site = GocastSite(root, self.clock, self.factory.access_log, self.metrics.count_response)
+        self.factory.site = self.site
 
     def connect(self, data=b"", peer="10.0.0.5"):
         proto = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 8000))
@@ -51,9 +56,9 @@ class Harness:
     def listener(self, mount="/live", extra=""):
         return self.connect(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (mount, extra)).encode())
 
-    def get(self, target, auth=None):
+    def get(self, target, auth=None, extra=""):
         """A web request through the front door; returns (status line, headers, body)."""
-        extra = "Authorization: Basic %s\r\n" % auth if auth else ""
+        extra += "Authorization: Basic %s\r\n" % auth if auth else ""
         proto, transport = self.connect(("GET %s HTTP/1.0\r\nHost: radio.test:8000\r\n%s\r\n"
                                          % (target, extra)).encode())
         return split_response(transport.value())

@@ -157,6 +157,10 @@ class LoggingConfig:
     include_request_id: bool = setting(True, "Tag each log line with the request ID.")
     output: str = setting("stdout", "stdout, stderr, or a file path.")
     access_log: str = setting("", "File for the access log; empty logs requests with the rest.")
+    access_log_rotation: str = setting("daily", "When the access log file is rotated: daily, or past a "
+                                       "size (size:10MB).",
+                                       Str(pattern=r"daily|size:[0-9]+(\.[0-9]+)?\s*[kKmMgG]?i?[bB]?",
+                                           expected="daily or size:<size> such as size:10MB"))
 
 
 @attr.frozen
@@ -290,8 +294,8 @@ class Config:
     ssl: SslConfig = setting(SslConfig, "TLS on a second port: listeners, sources, admin.")
     auth: AuthConfig = setting(AuthConfig, "Source, relay and admin credentials.")
     limits: LimitsConfig = setting(LimitsConfig, "Connection limits, queues and timeouts.")
-    logging: LoggingConfig = setting(LoggingConfig, "Log format, level and destination.", implemented=False)
-    metrics: MetricsConfig = setting(MetricsConfig, "Prometheus metrics.", implemented=False)
+    logging: LoggingConfig = setting(LoggingConfig, "Log format, level and destination.")
+    metrics: MetricsConfig = setting(MetricsConfig, "Prometheus metrics.")
     geoip: GeoipConfig = setting(GeoipConfig, "Listener locations.", implemented=False)
     cors: CorsConfig = setting(CorsConfig, "Cross-origin access for web players.", implemented=False)
     admin: AdminConfig = setting(AdminConfig, "Admin interface and dashboard.", implemented=False)

@@ -17,7 +17,7 @@ most 16 KiB. Connections past ``limits.max_clients`` get a 503.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol
@@ -30,6 +30,8 @@ from ..config import Config
 from ..core.events import EventBus
 from ..core.registry import MountRegistry
 from ._http import BadRequest, RequestHead, parse_head, reply_version, response_head
+from ..logs import AccessLog
+from ..resources.site import request_id_from
 from .listener import ListenerSession
 from .source import SourceSession
 
@@ -56,11 +58,13 @@ class FrontDoor(Protocol, TimeoutMixin):
         self._buffer = b""
         self.delegate: Optional[Any] = None
         self.peer = ""
+        self.request_id = ""
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         self.peer = getattr(peer, "host", str(peer))
         self.factory.connections += 1
+        self.factory.total_connections += 1
         if self.factory.connections > self.factory.config.limits.max_clients:
             self.reply(503, "server full: too many clients")
             return
@@ -85,6 +89,7 @@ class FrontDoor(Protocol, TimeoutMixin):
         if parsed is None:
             return
         head, body_start = parsed
+        self.request_id = request_id_from(head.get("x-request-id"))
         raw, rest = self._buffer[:body_start], self._buffer[body_start:]
         self._buffer = b""
         self.route(head, raw, rest)
@@ -129,6 +134,9 @@ class FrontDoor(Protocol, TimeoutMixin):
         channel.dataReceived(data)
 
     def write_head(self, status: int, headers: list, version: str = "HTTP/1.0") -> None:
+        self.factory.count_response(status)
+        if self.request_id:
+            headers = headers + [("X-Request-ID", self.request_id)]
         self.transport.write(response_head(status, COMMON_HEADERS + headers, version))
 
     def reply(self, status: int, reason: str, version: str = "HTTP/1.0",
@@ -162,7 +170,11 @@ class FrontDoorFactory(Factory):
         self.site = site
         self.reactor = reactor
         self.connections = 0
+        self.total_connections = 0
         self._listener_ids = 0
+        #: Told the status of every response GoCast writes itself (metrics).
+        self.count_response: Callable[[int], None] = lambda status: None
+        self.access_log = AccessLog(config.logging)
 
     def new_listener_id(self) -> int:
         """Listener IDs, as /admin/listclients shows and killclient takes."""

@@ -19,7 +19,6 @@ listener is dropped, and nobody else is slowed.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, List, Optional
 
 from twisted.internet.interfaces import IPushProducer
@@ -61,6 +60,8 @@ class ListenerSession:
         self._meta_left = 0
         self._meta_version = -1
         self.sent = 0
+        #: Bytes already added to a mount's bytes_sent (on a move or at the end).
+        self._settled = 0
         self.connected_at: Optional[float] = None
         self._limit: Any = None
         self._stalled: Any = None
@@ -199,7 +200,18 @@ class ListenerSession:
     def metadata_changed(self) -> None:
         """Nothing to do now: the next metadata block carries the change."""
 
+    @property
+    def unsettled(self) -> int:
+        """Bytes sent from the current mount not yet in its ``bytes_sent`` (read at scrape time)."""
+        return self.sent - self._settled
+
+    def settle(self, mount: Mount) -> None:
+        mount.bytes_sent += self.sent - self._settled
+        self._settled = self.sent
+
     def moved(self, mount: Mount) -> None:
+        if self.mount is not None:
+            self.settle(self.mount)
         self.mount = mount
         self.last_seq = mount.next_seq - 1
         self._meta_version = -1
@@ -226,7 +238,7 @@ class ListenerSession:
         """Stop receiving chunks; return the mount left, if any."""
         mount, self.mount = self.mount, None
         if mount is not None:
-            mount.bytes_sent += self.sent
+            self.settle(mount)
             self.door.factory.registry.subscriber_left(mount, self)
         return mount
 
@@ -279,9 +291,7 @@ class ListenerSession:
         mount = self.leave_mount()
         factory.bus.publish("listener.disconnect", mount.path if mount else self.home, id=self.id,
                             ip=self.peer, duration=seconds, bytes_sent=self.sent)
-        self._log.info(
-            '{peer} - - [{date}] "{request}" 200 {sent} "{referer}" "{agent}" {seconds}',
-            peer=self.peer, date=time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime()),
-            request="%s %s %s" % (self.head.method, self.head.target, self.head.version),
-            sent=self.sent, referer=self.head.get("referer") or "-",
-            agent=self.user_agent or "-", seconds=int(seconds), log_system="access")
+        factory.access_log.record(
+            self.peer, self.head.method, self.head.target, self.head.version, 200, self.sent,
+            self.head.get("referer") or "", self.user_agent, seconds, self.door.request_id,
+            mount.path if mount else self.home)

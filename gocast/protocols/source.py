@@ -120,9 +120,9 @@ class SourceSession:
             return
         self.mount = mount
         self.accept(version)
-        self._log.info("{mount}: source connected from {peer} ({content_type}, {agent})",
-                       mount=path, peer=door.peer, content_type=content_type,
-                       agent=head.get("user-agent") or "-")
+        self._log.info("{mount}: source connected from {client} ({content_type}, {agent})",
+                       mount=path, client=door.peer, content_type=content_type,
+                       agent=head.get("user-agent") or "-", request_id=door.request_id)
         registry.source_started(mount)
         if "chunked" in (head.get("transfer-encoding") or "").lower():
             self.decoder = ChunkedDecoder()
@@ -192,6 +192,7 @@ class SourceSession:
         if mount is None:
             return
         mount.stop_source()
-        self._log.info("{mount}: source from {peer} left ({received} bytes)", mount=mount.path,
-                       peer=self.door.peer, received=mount.bytes_received)
+        self._log.info("{mount}: source from {client} left ({received} bytes)", mount=mount.path,
+                       client=self.door.peer, received=mount.bytes_received,
+                       request_id=self.door.request_id)
         self.door.factory.registry.source_stopped(mount)

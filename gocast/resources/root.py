@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from ..config import Config
 from ..core.registry import MountRegistry
+from ..metrics import Metrics
 from .admin import AdminContext, AdminResource, ShoutcastAdmin
 from .health import HealthResource, HealthState
+from .metrics import MetricsResource
 from .playlists import Playlist, split_playlist
 from .status import StatusJson
 
@@ -47,9 +49,12 @@ def put_at(root: Resource, path: str, child: Resource) -> None:
     parent.putChild(parts[-1], child)
 
 
-def build_root(registry: MountRegistry, config: Config, health: HealthState, clock: Any) -> Resource:
+def build_root(registry: MountRegistry, config: Config, health: HealthState, clock: Any,
+               metrics: Optional[Metrics] = None) -> Resource:
     root = Root(registry, config)
     ctx = AdminContext(registry, config, health.started, clock)
+    if metrics is not None and config.metrics.enabled:
+        put_at(root, config.metrics.path, MetricsResource(metrics, ctx))
     root.putChild(b"health", HealthResource(health))
     root.putChild(b"status-json.xsl", StatusJson(registry, config, health.started))
     root.putChild(b"admin.cgi", ShoutcastAdmin(ctx))

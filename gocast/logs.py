@@ -1,0 +1,156 @@
+# -*- test-case-name: tests.test_logs -*-
+"""
+Structured logging through twisted.logger.
+
+- :func:`build_observer` turns ``logging { format level output
+  include_request_id }`` into the observer twistd uses (the service offers it
+  to the application as its ``ILogObserver``).
+- JSON lines carry ``timestamp``, ``level``, ``message``, ``namespace`` and
+  the event's own fields (``event``, ``mount``, ``client``, ``request_id``...),
+  so Loki or ELK index them without parsing text.
+- :class:`AccessLog` writes one line per finished request or listener, in
+  combined log format or JSON, to the main log or to its own rotated file.
+- Secrets never reach a log line: query values named like passwords or
+  tokens are replaced by :func:`redact_target`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from datetime import datetime, timezone
+from typing import IO, Any, Dict, Optional
+
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    Logger,
+    formatEvent,
+    textFileLogObserver,
+)
+from twisted.python.logfile import DailyLogFile, LogFile
+from zope.interface import implementer
+
+from .config._schema import LoggingConfig
+
+_LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn, "error": LogLevel.error}
+_SECRET_PARAMS = re.compile(r"([?&](?:pass|password|passwd|token|key|api_key|apikey|secret|auth)=)[^&#]*",
+                            re.IGNORECASE)
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def redact_target(target: str) -> str:
+    """``/admin.cgi?pass=x&song=y`` → ``/admin.cgi?pass=<redacted>&song=y``."""
+    return _SECRET_PARAMS.sub(r"\1<redacted>", target)
+
+
+def open_output(output: str) -> IO[str]:
+    if output == "stdout":
+        return sys.stdout
+    if output == "stderr":
+        return sys.stderr
+    return open(output, "a", encoding="utf-8")
+
+
+def event_fields(event: Dict[str, Any]) -> Dict[str, Any]:
+    """The JSON-ready fields of a log event, without twisted.logger's own."""
+    return {key: value for key, value in event.items()
+            if not key.startswith("log_") and isinstance(value, _PLAIN)}
+
+
+@implementer(ILogObserver)
+class JSONLinesObserver:
+    """One JSON object per line."""
+
+    def __init__(self, out: IO[str], include_request_id: bool = True):
+        self.out = out
+        self.include_request_id = include_request_id
+
+    def __call__(self, event: Dict[str, Any]) -> None:
+        record: Dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(event.get("log_time", time.time()), timezone.utc)
+            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": getattr(event.get("log_level"), "name", "info"),
+            "message": formatEvent(event),
+            "namespace": event.get("log_namespace", ""),
+        }
+        record.update(event_fields(event))
+        if not self.include_request_id:
+            record.pop("request_id", None)
+        failure = event.get("log_failure")
+        if failure is not None:
+            record["error"] = failure.getTraceback()
+        self.out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self.out.flush()
+
+
+def build_observer(config: LoggingConfig, out: Optional[IO[str]] = None) -> ILogObserver:
+    """The observer for ``logging { ... }``: format, destination, level."""
+    out = out or open_output(config.output)
+    if config.format == "json":
+        observer: ILogObserver = JSONLinesObserver(out, config.include_request_id)
+    else:
+        observer = textFileLogObserver(out)
+    predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[config.level])
+    return FilteringLogObserver(observer, [predicate])
+
+
+_access = Logger(namespace="gocast.access")
+
+
+class AccessLog:
+    """One line per finished HTTP request or listener."""
+
+    def __init__(self, config: LoggingConfig):
+        self.json = config.format == "json"
+        self.file: Any = None
+        if config.access_log:
+            self.file = open_rotating(config.access_log, config.access_log_rotation)
+
+    def record(self, client: str, method: str, target: str, version: str, status: int, size: int,
+               referer: str, agent: str, seconds: float, request_id: str, mount: str = "") -> None:
+        target = redact_target(target)
+        date = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
+        line = '%s - - [%s] "%s %s %s" %d %d "%s" "%s" %d' % (
+            client, date, method, target, version, status, size, referer or "-", agent or "-", seconds)
+        fields = dict(client=client, method=method, path=target, status=status, bytes=size,
+                      referer=referer, user_agent=agent, duration=round(seconds, 3), request_id=request_id)
+        if mount:
+            fields["mount"] = mount
+        if self.file is not None:
+            text = json.dumps(dict(fields, timestamp=time.time())) if self.json else line
+            self.file.write(text + "\n")
+            self.file.flush()
+        else:
+            _access.info("{access_line}", access_line=line, **fields)
+
+
+#: Bus events logged at debug rather than info: one per listener, and the
+#: access log already has a line for each.
+_QUIET_EVENTS = ("listener.connect", "listener.disconnect")
+
+
+def log_events(bus: Any) -> None:
+    """Log every bus event as a structured line (``event``, ``mount`` and its data)."""
+    log = Logger(namespace="gocast.events")
+
+    def emit(event: Any) -> None:
+        level = log.debug if event.name in _QUIET_EVENTS else log.info
+        fields = {k: v for k, v in event.data.items() if isinstance(v, _PLAIN) and not k.startswith("log_")}
+        level("{event} {mount}", event=event.name, mount=event.mount or "-", **fields)
+
+    bus.subscribe(emit)
+
+
+def open_rotating(path: str, rotation: str) -> Any:
+    """A log file rotated daily or past a size (``size:10MB``)."""
+    if rotation == "daily":
+        return DailyLogFile.fromFullPath(path)
+    from .config._kinds import parse_size
+
+    size = parse_size(rotation.partition(":")[2]) if rotation.startswith("size:") else None
+    return LogFile.fromFullPath(path, rotateLength=size or 10 * 1024 * 1024, maxRotatedFiles=10)

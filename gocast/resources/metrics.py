@@ -1,0 +1,29 @@
+# -*- test-case-name: tests.test_metrics -*-
+"""``GET /metrics`` (``metrics.path``): Prometheus text format."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from ..metrics import Metrics
+from .admin import REALM, AdminContext
+
+
+class MetricsResource(Resource):
+    isLeaf = True
+
+    def __init__(self, metrics: Metrics, ctx: AdminContext):
+        super().__init__()
+        self.metrics = metrics
+        self.ctx = ctx
+
+    def render_GET(self, request: Request) -> bytes:
+        if self.ctx.config.metrics.auth_required and not self.ctx.is_admin(request):
+            request.setResponseCode(401)
+            request.setHeader(b"www-authenticate", REALM)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"metrics need the admin credentials (metrics.auth_required)\n"
+        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
+        return self.metrics.render()

@@ -1,0 +1,69 @@
+# -*- test-case-name: tests.test_logs -*-
+"""
+The twisted.web site behind the front door: every request gets a request
+ID (the client's ``X-Request-ID`` when well formed, else a new one), sent
+back in the response and carried by its access-log line; every response's
+status class is counted for the metrics.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any, Callable, Optional
+
+from twisted.web.server import Request, Site
+
+from ..logs import AccessLog
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def request_id_from(header: Optional[str]) -> str:
+    """The client's request ID if it is safe to echo and log, else a fresh one."""
+    if header and _REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex[:16]
+
+
+class GocastRequest(Request):
+    request_id = ""
+    started = 0.0
+
+    def process(self) -> None:
+        self.started = time.monotonic()
+        header = self.getHeader(b"x-request-id")
+        self.request_id = request_id_from(header.decode("latin-1") if header else None)
+        self.setHeader(b"x-request-id", self.request_id.encode("ascii"))
+        super().process()
+
+
+class GocastSite(Site):
+    requestFactory = GocastRequest
+
+    def __init__(self, resource: Any, reactor: Any, access_log: AccessLog,
+                 count_response: Callable[[int], None]):
+        super().__init__(resource, reactor=reactor)
+        self.access_log = access_log
+        self.count_response = count_response
+
+    def log(self, request: Request) -> None:
+        self.count_response(request.code)
+        started = getattr(request, "started", 0.0)
+        seconds = time.monotonic() - started if started else 0.0
+        self.access_log.record(
+            self.getClientAddress(request), request.method.decode("latin-1", "replace"),
+            request.uri.decode("latin-1", "replace"), request.clientproto.decode("latin-1", "replace"),
+            request.code, request.sentLength, _header(request, b"referer"), _header(request, b"user-agent"),
+            seconds, getattr(request, "request_id", ""))
+
+    @staticmethod
+    def getClientAddress(request: Request) -> str:
+        peer = request.getClientAddress()
+        return getattr(peer, "host", str(peer))
+
+
+def _header(request: Request, name: bytes) -> str:
+    value = request.getHeader(name)
+    return value.decode("latin-1", "replace") if value else ""
