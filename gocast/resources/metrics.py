@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from ..metrics import Metrics
 from .admin import REALM, AdminContext
+
+
+#: The classic text format, which every Prometheus version scrapes.
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 
 class MetricsResource(Resource):
@@ -25,5 +28,5 @@ class MetricsResource(Resource):
             request.setHeader(b"www-authenticate", REALM)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"metrics need the admin credentials (metrics.auth_required)\n"
-        request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
+        request.setHeader(b"content-type", CONTENT_TYPE)
         return self.metrics.render()
