@@ -126,8 +126,9 @@ class Metrics:
             self.listener_duration.observe(event.data.get("duration", 0))
         elif event.name == "source.connect" and event.mount:
             seen = self._sourced.get(event.mount, 0)
+            reconnects = self.source_reconnects.labels(event.mount)  # shown from the first connect
             if seen:
-                self.source_reconnects.labels(event.mount).inc()
+                reconnects.inc()
             self._sourced[event.mount] = seen + 1
 
     def count_response(self, code: int) -> None:
