@@ -1,0 +1,124 @@
+"""Structured logs, request IDs, the access log, and secrets kept out of logs."""
+
+import base64
+import io
+import json
+
+from twisted.logger import Logger, globalLogPublisher
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import SynchronousTestCase
+
+from gocast.config import parse_config
+from gocast.logs import AccessLog, JSONLinesObserver, build_observer, redact_target
+from gocast.resources.site import request_id_from
+
+from .streaming import AUTH, Harness, close, feed_frames, split_response
+
+
+def logging_config(text=""):
+    return parse_config("logging { %s }" % text).config.logging
+
+
+class ObserverTests(SynchronousTestCase):
+    def test_json_lines(self):
+        out = io.StringIO()
+        log = Logger(observer=build_observer(logging_config("format json"), out), namespace="test")
+        log.info("{mount}: source connected from {client}", mount="/live", client="10.0.0.1",
+                 request_id="r1", event="source.connect")
+        record = json.loads(out.getvalue())
+        self.assertEqual(record["message"], "/live: source connected from 10.0.0.1")
+        self.assertEqual((record["level"], record["namespace"], record["mount"], record["client"],
+                          record["request_id"], record["event"]),
+                         ("info", "test", "/live", "10.0.0.1", "r1", "source.connect"))
+        self.assertTrue(record["timestamp"].endswith("Z"))
+
+    def test_level_filter_and_text(self):
+        out = io.StringIO()
+        log = Logger(observer=build_observer(logging_config("level warn"), out))
+        log.info("quiet")
+        log.warn("loud {x}", x=1)
+        self.assertNotIn("quiet", out.getvalue())
+        self.assertIn("loud 1", out.getvalue())
+
+    def test_request_id_left_out_when_disabled(self):
+        out = io.StringIO()
+        observer = JSONLinesObserver(out, include_request_id=False)
+        Logger(observer=observer).info("x", request_id="r")
+        self.assertNotIn("request_id", json.loads(out.getvalue()))
+
+
+class RequestIdTests(SynchronousTestCase):
+    def test_valid_ids_kept_others_replaced(self):
+        self.assertEqual(request_id_from("abc-123.X_y:z"), "abc-123.X_y:z")
+        for bad in (None, "", "a b", "x" * 65, "é", "a\r\nb"):
+            fresh = request_id_from(bad)
+            self.assertRegex(fresh, "^[0-9a-f]{16}$")
+
+    def test_web_and_stream_replies_carry_the_id(self):
+        h = Harness()
+        _, headers, _ = h.get("/health/live", extra="X-Request-ID: trace-1\r\n")
+        self.assertEqual(headers["x-request-id"], "trace-1")
+        _, transport = h.connect(("SOURCE /live HTTP/1.0\r\n%sContent-Type: audio/mpeg\r\n"
+                                  "X-Request-ID: src-9\r\n\r\n" % AUTH).encode())
+        self.assertEqual(split_response(transport.value())[1]["x-request-id"], "src-9")
+        _, transport = h.listener()
+        self.assertRegex(split_response(transport.value())[1]["x-request-id"], "^[0-9a-f]{16}$")
+
+
+class AccessLogTests(SynchronousTestCase):
+    def test_redaction(self):
+        self.assertEqual(redact_target("/admin.cgi?mode=updinfo&pass=s3&song=a"),
+                         "/admin.cgi?mode=updinfo&pass=<redacted>&song=a")
+        self.assertEqual(redact_target("/live?token=eyJ.x.y&x=1"), "/live?token=<redacted>&x=1")
+
+    def test_file_with_size_rotation_and_json(self):
+        path = FilePath(self.mktemp())
+        path.makedirs()
+        log_file = path.child("access.log")
+        access = AccessLog(logging_config('format json access_log "%s" access_log_rotation size:1k'
+                                          % log_file.path))
+        for i in range(40):
+            access.record("10.0.0.1", "GET", "/live?token=t%d" % i, "HTTP/1.1", 200, 1000, "", "mpv", 3.5,
+                          "rid%d" % i, "/live")
+        lines = log_file.getContent().decode().splitlines()
+        record = json.loads(lines[-1])
+        self.assertEqual((record["path"], record["request_id"], record["mount"]),
+                         ("/live?token=<redacted>", "rid39", "/live"))
+        self.assertTrue(path.child("access.log.1").exists())
+
+    def test_listener_line_in_combined_format(self):
+        h = Harness()
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        h.source()
+        proto, _ = h.listener(extra="User-Agent: mpv\r\nReferer: http://x/\r\n")
+        h.clock.advance(12)
+        close(proto)
+        [line] = [e["access_line"] for e in events if "access_line" in e]
+        self.assertRegex(line, r'^10\.0\.0\.5 - - \[[^]]+\] "GET /live HTTP/1\.1" 200 \d+ "http://x/" "mpv" 12$')
+
+
+class SecretsTests(SynchronousTestCase):
+    def test_no_secret_in_any_log_line(self):
+        secrets = ["s3cretSource", "adm1nPass", "t0kenValue"]
+        h = Harness('auth { source_password s3cretSource admin_password adm1nPass }')
+        out = io.StringIO()
+        observer = JSONLinesObserver(out)
+        globalLogPublisher.addObserver(observer)
+        self.addCleanup(globalLogPublisher.removeObserver, observer)
+        basic = base64.b64encode(b"source:s3cretSource").decode()
+        source, _ = h.connect(("SOURCE /live HTTP/1.0\r\nAuthorization: Basic %s\r\n"
+                               "Content-Type: audio/mpeg\r\n\r\n" % basic).encode())
+        feed_frames(source, 5)
+        h.connect(b"SOURCE /x HTTP/1.0\r\nAuthorization: Basic d3Jvbmc6d3Jvbmc=\r\n\r\n")
+        admin = base64.b64encode(b"admin:adm1nPass").decode()
+        h.get("/admin/metadata?mount=/live&mode=updinfo&song=x", admin)
+        h.get("/admin.cgi?mode=updinfo&pass=s3cretSource&song=y")
+        proto, _ = h.listener("/live?token=t0kenValue")
+        close(proto)
+        close(source)
+        text = out.getvalue()
+        self.assertIn("/admin.cgi", text)
+        for secret in secrets + [basic, admin]:
+            self.assertNotIn(secret, text)
