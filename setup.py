@@ -19,11 +19,11 @@ setup(
         "prometheus-client>=0.17",
         "pyOpenSSL>=23.2",
         "service-identity>=23.1",
+        "treq>=23.11",
     ],
     extras_require={
         "test": [
             "hypothesis>=6.100",
-            "treq>=23.11",
         ],
     },
     entry_points={"console_scripts": ["gocast = gocast.cli:main"]},

@@ -131,6 +131,14 @@ class Metrics:
                 reconnects.inc()
             self._sourced[event.mount] = seen + 1
 
+    def count_webhook(self, webhook: str, result: str) -> None:
+        self.webhook_deliveries.labels(webhook, result).inc()
+
+    def show_webhook(self, webhook: str) -> None:
+        """Make a webhook's series visible (at zero) before its first delivery."""
+        for result in ("success", "failed", "dropped"):
+            self.webhook_deliveries.labels(webhook, result)
+
     def count_response(self, code: int) -> None:
         self.http_requests.labels(status_class(code)).inc()
 

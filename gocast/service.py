@@ -31,6 +31,7 @@ from .protocols.tls import tls_endpoint
 from .resources.health import HealthState, disk_check
 from .resources.root import build_root
 from .resources.site import GocastSite
+from .webhooks import Webhook, treq_post
 
 
 #: Icecast listens with a backlog of 5, so bursts of listeners wait for SYN
@@ -142,6 +143,10 @@ class GocastService(MultiService):
         self.metrics = Metrics(self.registry, self.bus, lambda: self.front_door.connections,
                                lambda: self.front_door.total_connections, time.time(), time.time)
         self.front_door.count_response = self.metrics.count_response
+        post = treq_post(reactor)
+        for name, webhook_config in self.config.webhooks.items():
+            self.metrics.show_webhook(name)
+            self.bus.subscribe(Webhook(name, webhook_config, post, reactor, self.metrics.count_webhook))
         root = build_root(self.registry, self.config, self.health, reactor, self.metrics)
         self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response)
         self.front_door.site = self.site

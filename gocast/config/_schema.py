@@ -304,8 +304,7 @@ class Config:
                                                 implemented=False)
     oauth: OAuthConfig = setting(OAuthConfig, "Single sign-on for administrators.", implemented=False)
     cluster: ClusterConfig = setting(ClusterConfig, "Relays and multi-server sync.", implemented=False)
-    webhooks: Dict[str, WebhookConfig] = setting(dict, "Webhooks by name.", MapOf(Section(WebhookConfig)),
-                                                 implemented=False)
+    webhooks: Dict[str, WebhookConfig] = setting(dict, "Webhooks by name.", MapOf(Section(WebhookConfig)))
     mounts: Dict[str, MountConfig] = setting(
         dict, "Mounts by path (live means /live); with none, any mount is accepted.",
         MapOf(Section(MountConfig), key=MountPath()))

@@ -1,0 +1,159 @@
+# -*- test-case-name: tests.test_webhooks -*-
+"""
+Webhooks: ``webhooks { NAME { url events [..] format generic|discord|slack
+headers {..} retry N timeout 10s secret ... } }``.
+
+Each webhook subscribes to the event bus and keeps its own bounded queue
+(the oldest delivery is dropped, and counted, when it is full); it sends one
+delivery at a time with treq, retrying with exponential backoff. A dead
+endpoint therefore delays only its own webhook, never streaming or the
+others. Every delivery carries ``X-GoCast-Delivery`` (for de-duplication)
+and, with a ``secret``, ``X-GoCast-Signature: sha256=<HMAC of the body>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable, Deque, Dict, Tuple
+
+from twisted.internet.defer import ensureDeferred
+from twisted.internet.task import deferLater
+from twisted.logger import Logger
+
+from ._version import __version__
+from .config._schema import WebhookConfig
+from .core.events import Event
+
+#: Deliveries waiting per webhook; past this the oldest is dropped.
+MAX_QUEUE = 1000
+#: Seconds before retry N (1, 2, 4, ... capped).
+MAX_BACKOFF = 60.0
+
+_PHRASES = {
+    "source.connect": "Source connected to {mount}",
+    "source.disconnect": "Source left {mount}",
+    "source.metadata": "Now playing on {mount}: {song}",
+    "source.fallback": "{listeners} listeners of {mount} moved to {destination}",
+    "listener.connect": "Listener joined {mount}",
+    "listener.disconnect": "Listener left {mount}",
+    "listener.kicked": "Listener {id} kicked from {mount}",
+    "mount.created": "Mount {mount} created",
+    "mount.removed": "Mount {mount} removed",
+    "stats.milestone": "{mount} reached {milestone} listeners",
+    "config.reloaded": "Configuration reloaded",
+}
+
+Post = Callable[[str, bytes, Dict[str, str], float], Awaitable[int]]
+
+
+def iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def describe(event: Event) -> str:
+    """A sentence for chat formats: ``/live reached 100 listeners``."""
+    fields: Dict[str, Any] = dict(event.data, mount=event.mount or "", event=event.name)
+    try:
+        return _PHRASES.get(event.name, "{event} on {mount}").format(**fields)
+    except (KeyError, IndexError, ValueError):
+        return "%s on %s" % (event.name, event.mount or "-")
+
+
+def payload(event: Event, fmt: str) -> Dict[str, Any]:
+    """The body for one event, in the webhook's format."""
+    generic = {"event": event.name, "timestamp": iso(event.timestamp), "mount": event.mount,
+               "data": event.data}
+    if fmt == "discord":
+        fields = [{"name": key, "value": str(value)[:1000], "inline": True}
+                  for key, value in list(event.data.items())[:20]]
+        return {"content": describe(event),
+                "embeds": [{"title": event.name, "timestamp": generic["timestamp"], "fields": fields}]}
+    if fmt == "slack":
+        details = ", ".join("%s: %s" % (k, v) for k, v in event.data.items())
+        return {"text": "*%s*%s" % (describe(event), " (%s)" % details if details else "")}
+    return generic
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+class Webhook:
+    """One configured webhook: its filter, queue and delivery loop."""
+
+    _log = Logger()
+
+    def __init__(self, name: str, config: WebhookConfig, post: Post, clock: Any,
+                 count: Callable[[str, str], None]):
+        self.name = name
+        self.config = config
+        self.post = post
+        self.clock = clock
+        self.count = count
+        self.queue: Deque[Tuple[str, bytes, str]] = deque()
+        self.busy = False
+
+    def wants(self, event: Event) -> bool:
+        events = self.config.events
+        return "*" in events or event.name in events
+
+    def __call__(self, event: Event) -> None:
+        if not self.wants(event):
+            return
+        body = json.dumps(payload(event, self.config.format), default=str).encode("utf-8")
+        if len(self.queue) >= MAX_QUEUE:
+            self.queue.popleft()
+            self.count(self.name, "dropped")
+        self.queue.append((uuid.uuid4().hex, body, event.name))
+        if not self.busy:
+            self.busy = True
+            ensureDeferred(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self.queue:
+                delivery, body, name = self.queue.popleft()
+                result = await self._deliver(delivery, body, name)
+                self.count(self.name, result)
+        finally:
+            self.busy = False
+
+    async def _deliver(self, delivery: str, body: bytes, name: str) -> str:
+        headers = {"Content-Type": "application/json", "User-Agent": "GoCast/%s" % __version__,
+                   "X-GoCast-Event": name, "X-GoCast-Delivery": delivery}
+        if self.config.secret:
+            headers["X-GoCast-Signature"] = signature(self.config.secret, body)
+        headers.update(self.config.headers)
+        for attempt in range(self.config.retry + 1):
+            if attempt:
+                await deferLater(self.clock, min(2.0 ** (attempt - 1), MAX_BACKOFF), lambda: None)
+            try:
+                code = await self.post(self.config.url, body, headers, self.config.timeout)
+            except Exception as e:
+                why = str(e) or e.__class__.__name__
+            else:
+                if 200 <= code < 300:
+                    return "success"
+                why = "HTTP %d" % code
+            self._log.warn("webhook {webhook}: delivery {delivery} of {event} failed ({why}), "
+                           "attempt {attempt}", webhook=self.name, delivery=delivery, event=name, why=why,
+                           attempt=attempt + 1)
+        return "failed"
+
+
+def treq_post(reactor: Any) -> Post:
+    """POST with treq; the response body is read and thrown away, never kept."""
+    import treq
+
+    async def post(url: str, body: bytes, headers: Dict[str, str], timeout: float) -> int:
+        response = await treq.post(url, data=body, headers=headers, timeout=timeout, reactor=reactor,
+                                   persistent=False)
+        await treq.collect(response, lambda chunk: None)
+        return response.code
+
+    return post
