@@ -205,11 +205,10 @@ class GocastService(MultiService):
             return
         bar = "*" * 72
         self._log.warn(
-            "\n{bar}\n*** WARNING: default password '{default}' in use for: {names}\n"
+            "\n{bar}\n*** WARNING: the shipped default password is in use for: {names}\n"
             "*** and the server listens on {listen}, beyond this machine.\n"
             "*** Anyone can take over your streams. Set them in the config file.\n{bar}",
             bar=bar,
-            default=DEFAULT_PASSWORD,
             names=", ".join(defaults),
             listen=self.config.server.listen,
         )
