@@ -1,6 +1,9 @@
 """/metrics: the roadmap's names and labels, read from live state."""
 
 import base64
+import json
+import re
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.trial.unittest import SynchronousTestCase
@@ -91,3 +94,16 @@ class MetricsTests(SynchronousTestCase):
     def test_path_and_off(self):
         self.assertIn(" 200 ", Harness("metrics { path /prom/metrics }").get("/prom/metrics")[0])
         self.assertIn(" 404 ", Harness("metrics { enabled false }").get("/metrics")[0])
+
+
+class DashboardTests(SynchronousTestCase):
+    def test_dashboard_queries_existing_metrics(self):
+        dashboard = json.loads((Path(__file__).parent.parent / "docs" / "grafana-dashboard.json").read_text())
+        h = Harness('webhooks { w { url https://x.test } }')
+        h.metrics.show_webhook("w")
+        h.source()
+        exposed = {name for name, _ in samples(h)[0]}
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                for name in re.findall(r"\b(gocast_[a-z_]+|process_[a-z_]+)", target["expr"]):
+                    self.assertIn(name, exposed, panel["title"])
