@@ -102,6 +102,17 @@ def build_observer(config: LoggingConfig, out: Optional[IO[str]] = None) -> ILog
 _access = Logger(namespace="gocast.access")
 
 
+@implementer(ILogObserver)
+class SwitchableObserver:
+    """The observer twistd keeps; a reload swaps what it forwards to."""
+
+    def __init__(self, observer: ILogObserver):
+        self.observer = observer
+
+    def __call__(self, event: Dict[str, Any]) -> None:
+        self.observer(event)
+
+
 class AccessLog:
     """One line per finished HTTP request or listener."""
 

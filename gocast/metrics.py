@@ -117,11 +117,13 @@ class Metrics:
                                           "Webhook deliveries by webhook and result.",
                                           ["webhook", "result"], registry=self.registry)
         self._sourced: Dict[str, int] = {}
+        self.listeners_served = 0
         bus.subscribe(self.on_event, ["listener.connect", "listener.disconnect", "source.connect"])
 
     def on_event(self, event: Event) -> None:
         if event.name == "listener.connect":
             self.listeners_total.inc()
+            self.listeners_served += 1
         elif event.name == "listener.disconnect":
             self.listener_duration.observe(event.data.get("duration", 0))
         elif event.name == "source.connect" and event.mount:

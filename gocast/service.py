@@ -1,123 +1,55 @@
 # -*- test-case-name: tests.test_service -*-
 """
 The GoCast service tree: one :class:`GocastService` (a ``MultiService``)
-whose children are the named parts of the server and, added last so they
-stop first, the listening endpoints.
+whose children are the listening endpoints, and which owns the shared
+parts: event bus, mount registry, metrics, web site, webhooks.
+
+It also owns the two operations that touch all of them: applying a new
+configuration (hot reload) and the graceful shutdown (drain, then stop).
 """
 
 from __future__ import annotations
 
-import ipaddress
+import signal
 import time
-import os
-import resource
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService, Service
+from twisted.application.service import MultiService
+from twisted.internet.defer import maybeDeferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import ILogObserver, Logger
 
+from ._startup import (
+    OptionalListener,
+    default_credentials,
+    listen_description,
+    listens_beyond_loopback,
+    nearest_existing,
+    raise_open_file_limit,
+    shoutcast_port,
+)
 from ._version import __version__
-from .config import DEFAULT_PASSWORD, Config, LoadedConfig
+from .config import Config, LoadedConfig
 from .core.events import EventBus
 from .core.registry import MountRegistry
-from .logs import build_observer, log_events
+from .logs import AccessLog, SwitchableObserver, build_observer, log_events
 from .metrics import Metrics
 from .playout.file import FilePlayers
 from .protocols.frontdoor import FrontDoorFactory
 from .protocols.shoutcast import ShoutcastFactory
-from .protocols.tls import tls_endpoint
+from .protocols.tls import ReloadableTLS, certificate_options, tls_endpoint
+from .reload import Reloader
 from .resources.health import HealthState, disk_check
 from .resources.root import build_root
 from .resources.site import GocastSite
-from .webhooks import Webhook, treq_post
+from .webhooks import Webhooks, treq_post
 
+__all__ = ["GocastService", "default_credentials", "listen_description"]
 
-#: Icecast listens with a backlog of 5, so bursts of listeners wait for SYN
-#: retries; GoCast takes them at once.
-BACKLOG = 1024
-
-
-def listen_description(config: Config, port: Optional[int] = None) -> str:
-    """The Twisted endpoint string for ``server.listen`` and ``server.port``."""
-    interface = config.server.listen.replace(":", "\\:")
-    return "tcp:port=%d:interface=%s:backlog=%d" % (port or config.server.port, interface, BACKLOG)
-
-
-def shoutcast_port(config: Config) -> int:
-    return config.shoutcast.port or config.server.port + 1
-
-
-class OptionalListener(Service):
-    """
-    A listening port the server can run without (the SHOUTcast port): if it
-    cannot be opened, that is logged and everything else carries on.
-    """
-
-    _log = Logger()
-
-    def __init__(self, endpoint: Any, factory: Any, what: str):
-        self.endpoint = endpoint
-        self.factory = factory
-        self.what = what
-        self.port: Any = None
-
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
-        self.endpoint.listen(self.factory).addCallbacks(self._listening, self._failed)
-
-    def _listening(self, port: Any) -> None:
-        self.port = port
-
-    def _failed(self, failure: Any) -> None:
-        self._log.error("{what} is off: {why}", what=self.what, why=failure.getErrorMessage())
-
-    def stopService(self) -> Any:
-        super().stopService()
-        port, self.port = self.port, None
-        return port.stopListening() if port is not None else None
-
-
-def listens_beyond_loopback(config: Config) -> bool:
-    try:
-        return not ipaddress.ip_address(config.server.listen).is_loopback
-    except ValueError:
-        return True  # a host name: assume it is reachable
-
-
-def default_credentials(config: Config) -> list:
-    """Names of the credentials still set to the shipped default password."""
-    auth = config.auth
-    names = [
-        name
-        for name in ("source_password", "relay_password", "admin_password")
-        if getattr(auth, name) == DEFAULT_PASSWORD
-    ]
-    names += [
-        "mounts.%s.password" % mount.lstrip("/")
-        for mount, cfg in config.mounts.items()
-        if cfg.password == DEFAULT_PASSWORD
-    ]
-    return names
-
-
-def raise_open_file_limit() -> int:
-    """Every listener is a file descriptor: allow as many as the hard limit does."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            return soft
-    return hard
-
-
-def _nearest_existing(path: str) -> str:
-    path = os.path.abspath(path)
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    return path
+#: How often the drain checks whether everyone has left.
+DRAIN_POLL = 0.5
 
 
 class GocastService(MultiService):
@@ -125,7 +57,7 @@ class GocastService(MultiService):
 
     _log = Logger()
 
-    def __init__(self, loaded: LoadedConfig, reactor: Any = None):
+    def __init__(self, loaded: LoadedConfig, reactor: Any = None, run_in_thread: Any = None):
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -133,53 +65,89 @@ class GocastService(MultiService):
             reactor = _reactor
         self.reactor = reactor
         self.loaded = loaded
-        self.config = loaded.config
-        data_dir = self.config.server.data_dir
-        self.health = HealthState(reactor, {"disk": lambda: disk_check(_nearest_existing(data_dir))})
+        config = loaded.config
+        data_dir = config.server.data_dir
+        self.health = HealthState(reactor, {"disk": lambda: disk_check(nearest_existing(data_dir))})
         self.bus = EventBus(time.time, lambda deliver: reactor.callLater(0, deliver))
         log_events(self.bus)
-        self.registry = MountRegistry(self.config, self.bus, FilePlayers(reactor))
-        self.front_door = FrontDoorFactory(self.config, self.registry, self.bus, None, reactor)
+        self.registry = MountRegistry(config, self.bus, FilePlayers(reactor))
+        self.front_door = FrontDoorFactory(self.registry, self.bus, None, reactor)
         self.metrics = Metrics(self.registry, self.bus, lambda: self.front_door.connections,
                                lambda: self.front_door.total_connections, time.time(), time.time)
         self.front_door.count_response = self.metrics.count_response
-        post = treq_post(reactor)
-        for name, webhook_config in self.config.webhooks.items():
-            self.metrics.show_webhook(name)
-            self.bus.subscribe(Webhook(name, webhook_config, post, reactor, self.metrics.count_webhook))
-        root = build_root(self.registry, self.config, self.health, reactor, self.metrics)
+        self.webhooks = Webhooks(self.bus, treq_post(reactor), reactor, self.metrics.count_webhook,
+                                 self.metrics.show_webhook)
+        self.webhooks.configure(config.webhooks)
+        self.log_observer = SwitchableObserver(build_observer(config.logging))
+        self.reloader = Reloader(lambda: self.loaded, self.apply, self.publish,
+                                 run_in_thread or self._in_thread)
+        root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader)
         self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response)
         self.front_door.site = self.site
-        self.endpoint_service = StreamServerEndpointService(
-            serverFromString(reactor, listen_description(self.config)), self.front_door
-        )
-        # Without the main port there is no server: fail at start-up.
-        self.endpoint_service._raiseSynchronously = True
-        self.endpoint_service.setName("listener")
-        self.endpoint_service.setServiceParent(self)
-        if self.config.ssl.enabled:
-            tls = StreamServerEndpointService(tls_endpoint(reactor, self.config), self.front_door)
+        self.tls: Optional[ReloadableTLS] = None
+        self.listeners: List[Any] = []
+        self._add_listeners(config)
+        self.draining = False
+        self._drain_calls: List[Any] = []
+
+    @property
+    def config(self) -> Config:
+        return self.registry.config
+
+    def _in_thread(self, f: Any, *args: Any) -> Any:
+        return deferToThreadPool(self.reactor, self.reactor.getThreadPool(), f, *args)
+
+    def _add_listeners(self, config: Config) -> None:
+        reactor = self.reactor
+        main = StreamServerEndpointService(
+            serverFromString(reactor, listen_description(config)), self.front_door)
+        main._raiseSynchronously = True  # without the main port there is no server
+        self._listen("listener", main)
+        if config.ssl.enabled:
+            self.tls = ReloadableTLS(certificate_options(config))
+            tls = StreamServerEndpointService(tls_endpoint(reactor, config, self.tls), self.front_door)
             tls._raiseSynchronously = True
-            tls.setName("tls")
-            tls.setServiceParent(self)
-        if self.config.shoutcast.enabled:
-            port = shoutcast_port(self.config)
-            shoutcast = OptionalListener(
-                serverFromString(reactor, listen_description(self.config, port)),
-                ShoutcastFactory(self.config, self.registry, self.bus, self.site, reactor),
-                "the SHOUTcast v1 source port %d" % port)
-            shoutcast.setName("shoutcast")
-            shoutcast.setServiceParent(self)
+            self._listen("tls", tls)
+        if config.shoutcast.enabled:
+            port = shoutcast_port(config)
+            self._listen("shoutcast", OptionalListener(
+                serverFromString(reactor, listen_description(config, port)),
+                ShoutcastFactory(self.registry, self.bus, self.site, reactor),
+                "the SHOUTcast v1 source port %d" % port))
+
+    def _listen(self, name: str, service: Any) -> None:
+        service.setName(name)
+        service.setServiceParent(self)
+        self.listeners.append(service)
+
+    def publish(self, name: str, **data: Any) -> None:
+        self.bus.publish(name, None, **data)
+
+    # Hot reload
+
+    def apply(self, config: Config) -> None:
+        """Put ``config`` in force, for everything that can change while running."""
+        if self.tls is not None and config.ssl.enabled:
+            self.tls.update(certificate_options(config))  # raises before anything changed
+        self.registry.configure(config)
+        self.log_observer.observer = build_observer(config.logging)
+        access_log = AccessLog(config.logging)
+        self.front_door.access_log = self.site.access_log = access_log
+        self.webhooks.configure(config.webhooks)
+        self.loaded = LoadedConfig(config, (), self.loaded.filename)
+
+    # twistd integration
 
     def setServiceParent(self, parent: Any) -> None:
         """
         Under twistd, offer the application our log observer, so ``logging
-        { ... }`` decides format, level and destination.
+        { ... }`` decides format, level and destination (and reload can
+        change them).
         """
         super().setServiceParent(parent)
         set_component = getattr(parent, "setComponent", None)
         if set_component is not None:
-            set_component(ILogObserver, build_observer(self.config.logging))
+            set_component(ILogObserver, self.log_observer)
 
     def startService(self) -> None:
         self._log.info(
@@ -193,11 +161,20 @@ class GocastService(MultiService):
             self._log.warn("config: {issue}", issue=str(issue))
         raise_open_file_limit()
         self.warn_default_passwords()
+        self.reactor.callWhenRunning(self.install_signal_handlers)
         super().startService()
 
-    def stopService(self) -> Optional[Any]:
-        self.health.draining = True
-        return super().stopService()
+    def install_signal_handlers(self) -> None:
+        """
+        After Twisted's own: SIGHUP reloads; SIGTERM and SIGINT drain, and a
+        second one stops at once.
+        """
+        def later(f: Any) -> Any:
+            return lambda signum, frame: self.reactor.callFromThread(f)
+
+        signal.signal(signal.SIGHUP, later(self.reloader.reload))
+        signal.signal(signal.SIGTERM, later(self.shutdown))
+        signal.signal(signal.SIGINT, later(self.shutdown))
 
     def warn_default_passwords(self) -> None:
         defaults = default_credentials(self.config)
@@ -212,3 +189,63 @@ class GocastService(MultiService):
             names=", ".join(defaults),
             listen=self.config.server.listen,
         )
+
+    # Graceful shutdown
+
+    def shutdown(self) -> None:
+        """
+        First call: stop accepting connections, answer ``draining`` on
+        /health/ready, and let listeners and sources go on for up to
+        ``server.shutdown_timeout`` (listeners are closed at once with
+        ``drain_listeners false``). A second call stops now.
+        """
+        if self.draining:
+            self._log.info("second stop request: stopping now")
+            self.finish()
+            return
+        self.draining = self.health.draining = True
+        server = self.config.server
+        self._log.info("draining: {listeners} listeners and {sources} sources may stay up to {timeout}s",
+                       listeners=self.listener_count(), sources=self.registry.sources,
+                       timeout=server.shutdown_timeout)
+        for service in self.listeners:
+            maybeDeferred(service.stopService)
+        if not server.drain_listeners:
+            self.close_listeners()
+        self._drain_calls = [self.reactor.callLater(server.shutdown_timeout, self.finish)]
+        self._poll_drain()
+
+    def _poll_drain(self) -> None:
+        if self.listener_count() == 0 and self.registry.sources == 0:
+            self.finish()
+        else:
+            self._drain_calls.append(self.reactor.callLater(DRAIN_POLL, self._poll_drain))
+
+    def listener_count(self) -> int:
+        return sum(m.listeners for m in self.registry.mounts.values())
+
+    def close_listeners(self) -> None:
+        for mount in list(self.registry.mounts.values()):
+            for subscriber in list(mount.subscribers):
+                transport = getattr(subscriber, "transport", None)
+                if transport is not None:
+                    transport.loseConnection()
+
+    def finish(self) -> None:
+        """Close whatever is left, log the final figures, stop the reactor."""
+        for call in self._drain_calls:
+            if call.active():
+                call.cancel()
+        self._drain_calls = []
+        self.front_door.close_all()
+        mounts = self.registry.mounts.values()
+        self._log.info("stopped: served {listeners} listeners, sent {sent} bytes, received {received} bytes",
+                       listeners=self.metrics.listeners_served,
+                       sent=sum(m.bytes_sent for m in mounts),
+                       received=sum(m.bytes_received for m in mounts))
+        if self.reactor.running:
+            self.reactor.stop()
+
+    def stopService(self) -> Any:
+        self.draining = self.health.draining = True
+        return super().stopService()

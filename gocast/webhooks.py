@@ -19,7 +19,7 @@ import json
 import uuid
 from collections import deque
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Deque, Dict, Tuple
+from typing import Any, Awaitable, Callable, Deque, Dict, List, Tuple
 
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
@@ -144,6 +144,29 @@ class Webhook:
                            "attempt {attempt}", webhook=self.name, delivery=delivery, event=name, why=why,
                            attempt=attempt + 1)
         return "failed"
+
+
+class Webhooks:
+    """The configured webhooks, subscribed to the bus; a reload replaces them."""
+
+    def __init__(self, bus: Any, post: Post, clock: Any, count: Callable[[str, str], None],
+                 show: Callable[[str], None]):
+        self.bus = bus
+        self.post = post
+        self.clock = clock
+        self.count = count
+        self.show = show
+        self._unsubscribe: List[Callable[[], None]] = []
+
+    def configure(self, configs: Dict[str, WebhookConfig]) -> None:
+        """Deliveries already queued by the old webhooks still go out."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        for name, config in configs.items():
+            self.show(name)
+            hook = Webhook(name, config, self.post, self.clock, self.count)
+            self._unsubscribe.append(self.bus.subscribe(hook))
 
 
 def treq_post(reactor: Any) -> Post:

@@ -32,11 +32,11 @@ class Harness:
         self.bus.subscribe(self.events.append)
         self.registry = MountRegistry(self.config, self.bus, FilePlayers(self.clock))
         self.health = HealthState(self.clock, {})
-        self.factory = FrontDoorFactory(self.config, self.registry, self.bus, None, self.clock)
+        self.factory = FrontDoorFactory(self.registry, self.bus, None, self.clock)
         self.metrics = Metrics(self.registry, self.bus, lambda: self.factory.connections,
                                lambda: self.factory.total_connections, 0.0, self.clock.seconds)
         self.factory.count_response = self.metrics.count_response
-        root = build_root(self.registry, self.config, self.health, self.clock, self.metrics)
+        root = build_root(self.registry, self.health, self.clock, self.metrics)
         self.site = GocastSite(root, self.clock, self.factory.access_log, self.metrics.count_response)
         self.factory.site = self.site
 

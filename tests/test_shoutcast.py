@@ -11,7 +11,7 @@ from .streaming import Harness, close
 
 
 def shoutcast(h):
-    factory = ShoutcastFactory(h.config, h.registry, h.bus, h.site, h.clock)
+    factory = ShoutcastFactory(h.registry, h.bus, h.site, h.clock)
     proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 8001))
     transport = StringTransport(peerAddress=IPv4Address("TCP", "10.1.1.1", 5000))
     proto.makeConnection(transport)

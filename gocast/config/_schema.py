@@ -45,6 +45,7 @@ EVENT_NAMES = (
     "mount.removed",
     "stats.milestone",
     "config.reloaded",
+    "config.reload_failed",
 )
 
 #: What an API key may be allowed to do.

@@ -17,7 +17,7 @@ most 16 KiB. Connections past ``limits.max_clients`` get a 503.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Set
 
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol
@@ -65,6 +65,7 @@ class FrontDoor(Protocol, TimeoutMixin):
         self.peer = getattr(peer, "host", str(peer))
         self.factory.connections += 1
         self.factory.total_connections += 1
+        self.factory.open.add(self)
         if self.factory.connections > self.factory.config.limits.max_clients:
             self.reply(503, "server full: too many clients")
             return
@@ -155,6 +156,7 @@ class FrontDoor(Protocol, TimeoutMixin):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.setTimeout(None)
         self.factory.connections -= 1
+        self.factory.open.discard(self)
         if self.delegate is not None:
             self.delegate.connectionLost(reason)
 
@@ -162,19 +164,28 @@ class FrontDoor(Protocol, TimeoutMixin):
 class FrontDoorFactory(Factory):
     """Shared state of the port: config, registry, events, the web site."""
 
-    def __init__(self, config: Config, registry: MountRegistry, bus: EventBus, site: Any,
-                 reactor: Any):
-        self.config = config
+    def __init__(self, registry: MountRegistry, bus: EventBus, site: Any, reactor: Any):
         self.registry = registry
         self.bus = bus
         self.site = site
         self.reactor = reactor
         self.connections = 0
         self.total_connections = 0
+        #: Every open connection, so a shutdown can close what is left.
+        self.open: Set[FrontDoor] = set()
         self._listener_ids = 0
         #: Told the status of every response GoCast writes itself (metrics).
         self.count_response: Callable[[int], None] = lambda status: None
-        self.access_log = AccessLog(config.logging)
+        self.access_log = AccessLog(registry.config.logging)
+
+    @property
+    def config(self) -> Config:
+        """The running configuration (the registry holds it, and reload replaces it)."""
+        return self.registry.config
+
+    def close_all(self) -> None:
+        for door in list(self.open):
+            door.transport.loseConnection()
 
     def new_listener_id(self) -> int:
         """Listener IDs, as /admin/listclients shows and killclient takes."""

@@ -50,6 +50,23 @@ def certificate_options(config: Config) -> CertificateOptions:
                               extraCertChain=chain, raiseMinimumTo=minimum)
 
 
-def tls_endpoint(reactor: Any, config: Config) -> SSL4ServerEndpoint:
-    return SSL4ServerEndpoint(reactor, config.ssl.port, certificate_options(config), backlog=1024,
+class ReloadableTLS:
+    """
+    The TLS context factory of the TLS port. Each new connection asks it for
+    a context, so after :meth:`update` new connections get the new
+    certificate while open ones keep theirs.
+    """
+
+    def __init__(self, options: CertificateOptions):
+        self.options = options
+
+    def update(self, options: CertificateOptions) -> None:
+        self.options = options
+
+    def getContext(self) -> Any:
+        return self.options.getContext()
+
+
+def tls_endpoint(reactor: Any, config: Config, context: ReloadableTLS) -> SSL4ServerEndpoint:
+    return SSL4ServerEndpoint(reactor, config.ssl.port, context, backlog=1024,
                               interface=config.server.listen)

@@ -13,12 +13,13 @@ form ``/admin.cgi?mode=updinfo&song=&pass=`` works too.
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import attr
 from twisted.logger import Logger
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 from xml.etree import ElementTree
 
 from ..config import Config, MountConfig
@@ -65,9 +66,12 @@ class AdminContext:
     """What admin actions work on."""
 
     registry: MountRegistry
-    config: Config
     started: float
     clock: Any
+
+    @property
+    def config(self) -> Config:
+        return self.registry.config
 
     def is_admin(self, request: Request) -> bool:
         auth = self.config.auth
@@ -210,14 +214,53 @@ class AdminAction(Resource):
     render_POST = render_GET
 
 
-class AdminResource(Resource):
-    """``<admin_root>/``: one child per Icecast admin action."""
+class ReloadAction(Resource):
+    """
+    ``POST <admin_root>/reload``: reload the config file. Answers JSON:
+    ``{"success", "changes", "restart_required", "errors"}``, with 400 when
+    the new file is refused (and the running config stays).
+    """
 
-    def __init__(self, ctx: AdminContext):
+    isLeaf = True
+
+    def __init__(self, ctx: AdminContext, reloader: Any):
         super().__init__()
         self.ctx = ctx
+        self.reloader = reloader
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setResponseCode(405)
+        request.setHeader(b"allow", b"POST")
+        return b"use POST to reload\n"
+
+    def render_POST(self, request: Request) -> Any:
+        request.setHeader(b"content-type", b"application/json")
+        if not self.ctx.is_admin(request):
+            request.setResponseCode(401)
+            request.setHeader(b"www-authenticate", REALM)
+            return json.dumps({"success": False, "errors": ["admin credentials required"]}).encode()
+
+        def answer(result: Any) -> None:
+            if not result.ok:
+                request.setResponseCode(400)
+            request.write(json.dumps(result.as_json()).encode("utf-8"))
+            request.finish()
+
+        self.reloader.reload().addCallback(answer)
+        return NOT_DONE_YET
+
+
+class AdminResource(Resource):
+    """``<admin_root>/``: one child per Icecast admin action, and ``reload``."""
+
+    def __init__(self, ctx: AdminContext, reloader: Any = None):
+        super().__init__()
+        self.ctx = ctx
+        self.reloader = reloader
 
     def getChild(self, path: bytes, request: Request) -> Resource:
+        if path == b"reload" and self.reloader is not None:
+            return ReloadAction(self.ctx, self.reloader)
         found = ACTIONS.get(path)
         if found is None:
             return Resource.getChild(self, path, request)

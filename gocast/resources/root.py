@@ -8,7 +8,6 @@ from typing import Any, Optional
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from ..config import Config
 from ..core.registry import MountRegistry
 from ..metrics import Metrics
 from .admin import AdminContext, AdminResource, ShoutcastAdmin
@@ -21,10 +20,9 @@ from .status import StatusJson
 class Root(Resource):
     """``/``: named children, plus playlists for any mount (``/radio/jazz.pls``)."""
 
-    def __init__(self, registry: MountRegistry, config: Config):
+    def __init__(self, registry: MountRegistry):
         super().__init__()
         self.registry = registry
-        self.config = config
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         full = "/" + b"/".join([path] + list(request.postpath)).decode("utf-8", "replace")
@@ -32,7 +30,7 @@ class Root(Resource):
         if found is not None:
             mount = self.registry.get(found[0])
             if mount is not None:
-                return Playlist(mount, found[1], self.config)
+                return Playlist(mount, found[1], self.registry.config)
         return Resource.getChild(self, path, request)
 
 
@@ -49,14 +47,19 @@ def put_at(root: Resource, path: str, child: Resource) -> None:
     parent.putChild(parts[-1], child)
 
 
-def build_root(registry: MountRegistry, config: Config, health: HealthState, clock: Any,
-               metrics: Optional[Metrics] = None) -> Resource:
-    root = Root(registry, config)
-    ctx = AdminContext(registry, config, health.started, clock)
+def build_root(registry: MountRegistry, health: HealthState, clock: Any,
+               metrics: Optional[Metrics] = None, reloader: Any = None) -> Resource:
+    """
+    The web tree. Paths (``admin_root``, ``metrics.path``) are fixed here;
+    everything else reads the running config through the registry.
+    """
+    config = registry.config
+    root = Root(registry)
+    ctx = AdminContext(registry, health.started, clock)
     if metrics is not None and config.metrics.enabled:
         put_at(root, config.metrics.path, MetricsResource(metrics, ctx))
     root.putChild(b"health", HealthResource(health))
-    root.putChild(b"status-json.xsl", StatusJson(registry, config, health.started))
+    root.putChild(b"status-json.xsl", StatusJson(registry, health.started))
     root.putChild(b"admin.cgi", ShoutcastAdmin(ctx))
-    put_at(root, config.server.admin_root, AdminResource(ctx))
+    put_at(root, config.server.admin_root, AdminResource(ctx, reloader))
     return root

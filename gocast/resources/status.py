@@ -101,17 +101,16 @@ class StatusJson(Resource):
 
     isLeaf = True
 
-    def __init__(self, registry: MountRegistry, config: Config, started: float):
+    def __init__(self, registry: MountRegistry, started: float):
         super().__init__()
         self.registry = registry
-        self.config = config
         self.started = started
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"application/json; charset=utf-8")
         request.setHeader(b"access-control-allow-origin", b"*")
         request.setHeader(b"cache-control", b"no-cache")
-        body = icestats(self.registry, self.config, self.started)
+        body = icestats(self.registry, self.registry.config, self.started)
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 

@@ -1,0 +1,104 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+Process and port set-up for the service: listening endpoints (the main
+port is required, the SHOUTcast port optional), the open-file limit, and
+the check for default passwords.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import resource
+from typing import Any, Optional
+
+from twisted.application.service import Service
+from twisted.logger import Logger
+
+from .config import DEFAULT_PASSWORD, Config
+
+
+#: Icecast listens with a backlog of 5, so bursts of listeners wait for SYN
+#: retries; GoCast takes them at once.
+BACKLOG = 1024
+
+
+def listen_description(config: Config, port: Optional[int] = None) -> str:
+    """The Twisted endpoint string for ``server.listen`` and ``server.port``."""
+    interface = config.server.listen.replace(":", "\\:")
+    return "tcp:port=%d:interface=%s:backlog=%d" % (port or config.server.port, interface, BACKLOG)
+
+
+def shoutcast_port(config: Config) -> int:
+    return config.shoutcast.port or config.server.port + 1
+
+
+class OptionalListener(Service):
+    """
+    A listening port the server can run without (the SHOUTcast port): if it
+    cannot be opened, that is logged and everything else carries on.
+    """
+
+    _log = Logger()
+
+    def __init__(self, endpoint: Any, factory: Any, what: str):
+        self.endpoint = endpoint
+        self.factory = factory
+        self.what = what
+        self.port: Any = None
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        self.endpoint.listen(self.factory).addCallbacks(self._listening, self._failed)
+
+    def _listening(self, port: Any) -> None:
+        self.port = port
+
+    def _failed(self, failure: Any) -> None:
+        self._log.error("{what} is off: {why}", what=self.what, why=failure.getErrorMessage())
+
+    def stopService(self) -> Any:
+        super().stopService()
+        port, self.port = self.port, None
+        return port.stopListening() if port is not None else None
+
+
+def listens_beyond_loopback(config: Config) -> bool:
+    try:
+        return not ipaddress.ip_address(config.server.listen).is_loopback
+    except ValueError:
+        return True  # a host name: assume it is reachable
+
+
+def default_credentials(config: Config) -> list:
+    """Names of the credentials still set to the shipped default password."""
+    auth = config.auth
+    names = [
+        name
+        for name in ("source_password", "relay_password", "admin_password")
+        if getattr(auth, name) == DEFAULT_PASSWORD
+    ]
+    names += [
+        "mounts.%s.password" % mount.lstrip("/")
+        for mount, cfg in config.mounts.items()
+        if cfg.password == DEFAULT_PASSWORD
+    ]
+    return names
+
+
+def raise_open_file_limit() -> int:
+    """Every listener is a file descriptor: allow as many as the hard limit does."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            return soft
+    return hard
+
+
+def nearest_existing(path: str) -> str:
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
