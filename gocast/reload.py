@@ -16,7 +16,7 @@ two at a time.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import attr
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -89,15 +89,18 @@ class Reloader:
     Serialised reloads of the service's config file.
 
     :param apply: puts a config in force (and raises if it cannot).
+    :param restore: puts the previous config back after ``apply`` failed.
     :param run_in_thread: runs the file parse off the reactor.
     """
 
     _log = Logger()
 
     def __init__(self, get_loaded: Callable[[], LoadedConfig], apply: Callable[[Config], None],
-                 publish: Callable[..., Any], run_in_thread: Callable[..., Deferred]):
+                 publish: Callable[..., Any], run_in_thread: Callable[..., Deferred],
+                 restore: Optional[Callable[[Config], None]] = None):
         self.get_loaded = get_loaded
         self.apply = apply
+        self.restore = restore or apply
         self.publish = publish
         self.run_in_thread = run_in_thread
         self._waiters: List[Deferred] = []
@@ -148,8 +151,9 @@ class Reloader:
         try:
             self.apply(loaded.config)
         except Exception as e:
-            self._log.failure("reload failed while applying; the previous config is back")
-            self.apply(current.config)
+            if not isinstance(e, ValueError):  # ValueError: a file the operator must fix
+                self._log.failure("reload failed while applying; the previous config is back")
+            self.restore(current.config)
             return self.failed("could not apply the new config: %s" % e)
         for issue in loaded.warnings:
             self._log.warn("config: {issue}", issue=str(issue))

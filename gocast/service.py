@@ -80,7 +80,8 @@ class GocastService(MultiService):
         self.webhooks.configure(config.webhooks)
         self.log_observer = SwitchableObserver(build_observer(config.logging))
         self.reloader = Reloader(lambda: self.loaded, self.apply, self.publish,
-                                 run_in_thread or self._in_thread)
+                                 run_in_thread or self._in_thread,
+                                 restore=lambda previous: self.apply(previous, certificates=False))
         root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader)
         self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response)
         self.front_door.site = self.site
@@ -125,9 +126,14 @@ class GocastService(MultiService):
 
     # Hot reload
 
-    def apply(self, config: Config) -> None:
-        """Put ``config`` in force, for everything that can change while running."""
-        if self.tls is not None and config.ssl.enabled:
+    def apply(self, config: Config, certificates: bool = True) -> None:
+        """
+        Put ``config`` in force, for everything that can change while running.
+
+        :param certificates: re-read the TLS files (not when restoring the
+            previous config, whose TLS context never left).
+        """
+        if certificates and self.tls is not None and config.ssl.enabled:
             self.tls.update(certificate_options(config))  # raises before anything changed
         self.registry.configure(config)
         self.log_observer.observer = build_observer(config.logging)

@@ -45,9 +45,10 @@ class MountRegistry:
                 self._create(path, mount_config)
             else:
                 mount.reconfigure(mount_config, config.limits)
-        for mount in self.mounts.values():
+        for mount in list(self.mounts.values()):
             if mount.path not in config.mounts:
                 mount.reconfigure(MountConfig(), config.limits)
+                self._forget_if_idle(mount)  # a removed mount with a source stays until it leaves
 
     def _create(self, path: str, mount_config: MountConfig) -> Mount:
         mount = Mount(path, mount_config, self.config.limits, self.bus)

@@ -18,7 +18,7 @@ from ..config import Config
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
-class TLSSetupError(Exception):
+class TLSSetupError(ValueError):
     """The certificate, key or chain cannot be used; the message says which."""
 
 
