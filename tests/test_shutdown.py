@@ -1,0 +1,62 @@
+"""Graceful shutdown: stop accepting, drain up to shutdown_timeout, then stop."""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from .service_harness import ServiceHarness
+from .streaming import close, feed_frames
+
+BASE = "server { listen 127.0.0.1 port 8000 shutdown_timeout 30s %s }\nshoutcast { enabled false }\n"
+
+
+class ShutdownTests(SynchronousTestCase):
+    def harness(self, extra=""):
+        h = ServiceHarness(self, BASE % extra)
+        h.clock.running = True
+        return h
+
+    def test_drain_then_stop_when_everyone_left(self):
+        h = self.harness()
+        source, _ = h.source()
+        feed_frames(source, 20)
+        listener_proto, listener = h.listener()
+        h.service.shutdown()
+        self.assertFalse(h.service.listeners[0].running)
+        status, _, body = h.request("GET", "/health/ready")
+        self.assertIn(" 503 ", status)
+        self.assertIn(b"draining", body)
+        listener.clear()
+        feed_frames(source, 20)
+        self.assertGreater(len(listener.value()), 0)  # still served while draining
+        close(listener_proto)
+        close(source)
+        h.clock.advance(0.5)
+        self.assertTrue(h.clock.hasStopped)
+
+    def test_timeout_closes_the_rest(self):
+        h = self.harness()
+        h.source()
+        _, listener = h.listener()
+        h.service.shutdown()
+        h.clock.advance(29)
+        self.assertFalse(h.clock.hasStopped)
+        self.assertFalse(listener.disconnecting)
+        h.clock.advance(1)
+        self.assertTrue(listener.disconnecting)
+        self.assertTrue(h.clock.hasStopped)
+        self.assertFalse([c for c in h.clock.getDelayedCalls() if c.active() and "drain" in repr(c.func)])
+
+    def test_drain_listeners_false_closes_listeners_at_once(self):
+        h = self.harness("drain_listeners false")
+        _, source = h.source()
+        _, listener = h.listener()
+        h.service.shutdown()
+        self.assertTrue(listener.disconnecting)
+        self.assertFalse(source.disconnecting)
+
+    def test_second_request_stops_at_once(self):
+        h = self.harness()
+        h.source()
+        h.service.shutdown()
+        self.assertFalse(h.clock.hasStopped)
+        h.service.shutdown()
+        self.assertTrue(h.clock.hasStopped)
