@@ -83,7 +83,8 @@ class GocastService(MultiService):
                                  run_in_thread or self._in_thread,
                                  restore=lambda previous: self.apply(previous, certificates=False))
         root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader)
-        self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response)
+        self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response,
+                               lambda: self.registry.config.cors)
         self.front_door.site = self.site
         self.tls: Optional[ReloadableTLS] = None
         self.listeners: List[Any] = []

@@ -37,7 +37,8 @@ class Harness:
                                lambda: self.factory.total_connections, 0.0, self.clock.seconds)
         self.factory.count_response = self.metrics.count_response
         root = build_root(self.registry, self.health, self.clock, self.metrics)
-        self.site = GocastSite(root, self.clock, self.factory.access_log, self.metrics.count_response)
+        self.site = GocastSite(root, self.clock, self.factory.access_log, self.metrics.count_response,
+                               lambda: self.registry.config.cors)
         self.factory.site = self.site
 
     def connect(self, data=b"", peer="10.0.0.5"):

@@ -39,7 +39,6 @@ class ListenerTests(SynchronousTestCase):
         self.assertEqual(headers["cache-control"], "no-cache, no-store")
         self.assertEqual(headers["access-control-allow-origin"], "*")
         self.assertIn("icy-metaint", headers["access-control-expose-headers"])
-        self.assertIn("Icy-MetaData", headers["access-control-allow-headers"])
         self.assertNotIn("content-length", headers)
         self.assertNotIn("icy-metaint", headers)
         self.assertTrue(0 < len(body) <= 8 * 1024)

@@ -298,7 +298,7 @@ class Config:
     logging: LoggingConfig = setting(LoggingConfig, "Log format, level and destination.")
     metrics: MetricsConfig = setting(MetricsConfig, "Prometheus metrics.")
     geoip: GeoipConfig = setting(GeoipConfig, "Listener locations.", implemented=False)
-    cors: CorsConfig = setting(CorsConfig, "Cross-origin access for web players.", implemented=False)
+    cors: CorsConfig = setting(CorsConfig, "Cross-origin access for web players, status, metrics and API.")
     admin: AdminConfig = setting(AdminConfig, "Admin interface and dashboard.", implemented=False)
     directory: DirectoryConfig = setting(DirectoryConfig, "Stream directory (YP) listings.", implemented=False)
     api_keys: Dict[str, ApiKeyConfig] = setting(dict, "API keys by name.", MapOf(Section(ApiKeyConfig)),

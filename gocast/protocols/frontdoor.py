@@ -30,6 +30,7 @@ from ..config import Config
 from ..core.events import EventBus
 from ..core.registry import MountRegistry
 from ._http import BadRequest, RequestHead, parse_head, reply_version, response_head
+from ..cors import cors_headers
 from ..logs import AccessLog
 from ..resources.site import request_id_from
 from .listener import ListenerSession
@@ -104,8 +105,19 @@ class FrontDoor(Protocol, TimeoutMixin):
         elif method == "OPTIONS" and head.target == "*":
             self.write_head(200, [("Content-Length", "0")], reply_version(head))
             self.next_request(head, rest)
+        elif method == "OPTIONS" and head.get("origin"):
+            self.preflight(head, rest)
         else:
             self.to_web(raw + rest)
+
+    def preflight(self, head: RequestHead, rest: bytes) -> None:
+        """A browser's CORS preflight, for any path: streams, status, metrics, API."""
+        headers = cors_headers(self.factory.config.cors, head.get("origin"), preflight=True)
+        if not headers:
+            self.reply(403, "origin not allowed by cors.allowed_origins", reply_version(head))
+            return
+        self.write_head(204, headers + [("Content-Length", "0")], reply_version(head))
+        self.next_request(head, rest)
 
     def is_listener_path(self, path: str) -> bool:
         registry = self.factory.registry

@@ -27,6 +27,7 @@ from zope.interface import implementer
 
 from ..config._kinds import normalise_mount
 from ..core.mount import Chunk, ISubscriber, Mount
+from ..cors import cors_headers
 from ._http import RequestHead
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,17 +134,7 @@ class ListenerSession:
             ("Expires", EXPIRES),
             ("Connection", "Close"),
         ]
-        cors = self.door.factory.config.cors
-        if cors.enabled:
-            origin = self.head.get("origin")
-            allowed = "*" if "*" in cors.allowed_origins else (
-                origin if origin in cors.allowed_origins else None)
-            if allowed:
-                headers += [
-                    ("Access-Control-Allow-Origin", allowed),
-                    ("Access-Control-Allow-Headers", ", ".join(cors.allowed_headers)),
-                    ("Access-Control-Expose-Headers", ", ".join(cors.exposed_headers)),
-                ]
+        headers += cors_headers(self.door.factory.config.cors, self.head.get("origin"))
         return headers
 
     # Writing, with ICY metadata every metaint bytes

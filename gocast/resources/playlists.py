@@ -46,7 +46,6 @@ class Playlist(Resource):
         url = listen_url(self.config, self.mount.path, host.decode("latin-1") if host else None)
         name = dict(self.mount.listener_headers()).get("icy-name") or self.mount.path
         request.setHeader(b"content-type", TYPES[self.suffix])
-        request.setHeader(b"access-control-allow-origin", b"*")
         if self.suffix == ".m3u":
             return (url + "\n").encode("utf-8")
         if self.suffix == ".pls":

@@ -15,6 +15,8 @@ from typing import Any, Callable, Optional
 
 from twisted.web.server import Request, Site
 
+from ..config._schema import CorsConfig
+from ..cors import cors_headers
 from ..logs import AccessLog
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -36,6 +38,10 @@ class GocastRequest(Request):
         header = self.getHeader(b"x-request-id")
         self.request_id = request_id_from(header.decode("latin-1") if header else None)
         self.setHeader(b"x-request-id", self.request_id.encode("ascii"))
+        origin = self.getHeader(b"origin")
+        site = self.channel.site
+        for name, value in cors_headers(site.cors(), origin.decode("latin-1") if origin else None):
+            self.setHeader(name.encode("ascii"), value.encode("latin-1"))
         super().process()
 
 
@@ -43,10 +49,11 @@ class GocastSite(Site):
     requestFactory = GocastRequest
 
     def __init__(self, resource: Any, reactor: Any, access_log: AccessLog,
-                 count_response: Callable[[int], None]):
+                 count_response: Callable[[int], None], cors: Callable[[], CorsConfig]):
         super().__init__(resource, reactor=reactor)
         self.access_log = access_log
         self.count_response = count_response
+        self.cors = cors
 
     def log(self, request: Request) -> None:
         self.count_response(request.code)

@@ -108,7 +108,6 @@ class StatusJson(Resource):
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"application/json; charset=utf-8")
-        request.setHeader(b"access-control-allow-origin", b"*")
         request.setHeader(b"cache-control", b"no-cache")
         body = icestats(self.registry, self.registry.config, self.started)
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
