@@ -9,6 +9,8 @@ The ``gocast`` command.
 - ``gocast config show [FILE] [--format vibe|json] [--reveal-secrets]``: the
   effective configuration, defaults filled in.
 - ``gocast config docs``: the configuration reference (docs/configuration.md).
+- ``gocast config reload [FILE] [--url URL]``: ask the running server to
+  reload (it reads FILE for the port and admin credentials).
 - ``gocast --version``.
 """
 
@@ -49,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--reveal-secrets", action="store_true",
                       help="print passwords and keys instead of <redacted>")
     config_commands.add_parser("docs", help="print the configuration reference (Markdown)")
+    reload = config_commands.add_parser(
+        "reload", help="ask the running server to reload its config file (POST <admin_root>/reload)")
+    reload.add_argument("file", nargs="?", default="gocast.vibe", metavar="FILE",
+                        help="the server's config file, for its port and admin credentials "
+                             "(default: gocast.vibe)")
+    reload.add_argument("--url", help="the server's base URL (default: from FILE)")
     return parser
 
 
@@ -89,6 +97,46 @@ def show_config(path: Optional[str], fmt: str, reveal: bool, out: TextIO, err: T
     return 0
 
 
+def reload_server(path: str, url: Optional[str], out: TextIO, err: TextIO) -> int:
+    """POST to the running server's reload endpoint, with the admin credentials from ``path``."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    try:
+        config = load_config(path).config
+    except ConfigError as e:
+        err.write(render_issues(e.issues) + "\n")
+        return 1
+    host = "127.0.0.1" if config.server.listen in ("0.0.0.0", "::") else config.server.listen
+    base = url or "http://%s:%d" % ("[%s]" % host if ":" in host else host, config.server.port)
+    token = base64.b64encode(("%s:%s" % (config.auth.admin_user, config.auth.admin_password)).encode())
+    request = urllib.request.Request(base.rstrip("/") + config.server.admin_root + "/reload", data=b"",
+                                     method="POST", headers={"Authorization": "Basic " + token.decode()})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            result = json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        try:
+            result = json.loads(body)
+        except ValueError:
+            err.write("gocast: %s answered %d: %s\n" % (base, e.code, body[:200].decode("utf-8", "replace")))
+            return 1
+    except OSError as e:
+        err.write("gocast: cannot reach the server at %s: %s\n" % (base, e))
+        return 1
+    for line in result.get("errors", []):
+        err.write(line + "\n")
+    if result.get("success"):
+        out.write("reloaded: %s\n" % ("; ".join(result["changes"]) or "no change"))
+        for name in result.get("restart_required", []):
+            out.write("needs a restart to change: %s\n" % name)
+        return 0
+    err.write("reload refused; the server keeps its running configuration\n")
+    return 1
+
+
 def serve(config: Optional[str]) -> int:
     """Run ``twistd --nodaemon gocast`` in this process."""
     from twisted.scripts.twistd import ServerOptions, runApp
@@ -115,6 +163,8 @@ def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, err: TextIO
             sys.exit(check_files(args.files, out, err))
         if args.config_command == "show":
             sys.exit(show_config(args.file, args.format, args.reveal_secrets, out, err))
+        if args.config_command == "reload":
+            sys.exit(reload_server(args.file, args.url, out, err))
         if args.config_command == "docs":
             from .config._docs import generate
 

@@ -201,22 +201,21 @@ class GocastService(MultiService):
 
     def shutdown(self) -> None:
         """
-        First call: stop accepting connections, answer ``draining`` on
-        /health/ready, and let listeners and sources go on for up to
-        ``server.shutdown_timeout`` (listeners are closed at once with
-        ``drain_listeners false``). A second call stops now.
+        First call: refuse new listeners and sources (503), answer
+        ``draining`` on /health/ready (the port stays open for that), and
+        let listeners and sources go on for up to ``server.shutdown_timeout``
+        (listeners are closed at once with ``drain_listeners false``). A
+        second call stops now.
         """
         if self.draining:
             self._log.info("second stop request: stopping now")
             self.finish()
             return
-        self.draining = self.health.draining = True
+        self.draining = self.health.draining = self.front_door.draining = True
         server = self.config.server
         self._log.info("draining: {listeners} listeners and {sources} sources may stay up to {timeout}s",
                        listeners=self.listener_count(), sources=self.registry.sources,
                        timeout=server.shutdown_timeout)
-        for service in self.listeners:
-            maybeDeferred(service.stopService)
         if not server.drain_listeners:
             self.close_listeners()
         self._drain_calls = [self.reactor.callLater(server.shutdown_timeout, self.finish)]
@@ -244,6 +243,8 @@ class GocastService(MultiService):
             if call.active():
                 call.cancel()
         self._drain_calls = []
+        for service in self.listeners:
+            maybeDeferred(service.stopService)
         self.front_door.close_all()
         mounts = self.registry.mounts.values()
         self._log.info("stopped: served {listeners} listeners, sent {sent} bytes, received {received} bytes",

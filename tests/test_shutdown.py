@@ -20,7 +20,11 @@ class ShutdownTests(SynchronousTestCase):
         feed_frames(source, 20)
         listener_proto, listener = h.listener()
         h.service.shutdown()
-        self.assertFalse(h.service.listeners[0].running)
+        self.assertTrue(h.service.listeners[0].running)  # health checks still get through
+        _, refused = h.listener()
+        self.assertTrue(refused.value().startswith(b"HTTP/1.0 503"))
+        _, refused = h.source("/other")
+        self.assertTrue(refused.value().startswith(b"HTTP/1.0 503"))
         status, _, body = h.request("GET", "/health/ready")
         self.assertIn(" 503 ", status)
         self.assertIn(b"draining", body)
@@ -31,6 +35,7 @@ class ShutdownTests(SynchronousTestCase):
         close(source)
         h.clock.advance(0.5)
         self.assertTrue(h.clock.hasStopped)
+        self.assertFalse(h.service.listeners[0].running)
 
     def test_timeout_closes_the_rest(self):
         h = self.harness()

@@ -98,6 +98,11 @@ class FrontDoor(Protocol, TimeoutMixin):
 
     def route(self, head: RequestHead, raw: bytes, rest: bytes) -> None:
         method = head.method
+        streaming = method in ("SOURCE", "PUT") or (
+            method in ("GET", "HEAD") and self.is_listener_path(head.path))
+        if streaming and self.factory.draining:
+            self.reply(503, "server is shutting down", reply_version(head), [("Retry-After", "10")])
+            return
         if method in ("SOURCE", "PUT"):
             self.hand_over(SourceSession(self, head), rest)
         elif method in ("GET", "HEAD") and self.is_listener_path(head.path):
@@ -183,6 +188,8 @@ class FrontDoorFactory(Factory):
         self.reactor = reactor
         self.connections = 0
         self.total_connections = 0
+        #: Set on shutdown: new listeners and sources are refused, health still answers.
+        self.draining = False
         #: Every open connection, so a shutdown can close what is left.
         self.open: Set[FrontDoor] = set()
         self._listener_ids = 0
