@@ -112,10 +112,11 @@ def tool(name):
 
 
 @defer.inlineCallbacks
-def start_server(testcase, reactor, config_text):
+def start_server(testcase, reactor, config_text, server_extra="shutdown_timeout 2s"):
     """
-    Run ``twistd gocast`` on a free loopback port with ``config_text``
-    (``{port}`` is filled in); stopped by PID at cleanup.
+    Run ``twistd gocast`` on a free loopback port with ``config_text``, and
+    ``server_extra`` inside its ``server { }`` block; stopped by PID at
+    cleanup (SIGTERM: it drains for at most its shutdown_timeout).
 
     :return: ``(process, base_url)``
     """
@@ -125,9 +126,12 @@ def start_server(testcase, reactor, config_text):
     folder = FilePath(testcase.mktemp())
     folder.makedirs()
     config = folder.child("gocast.vibe")
-    config.setContent(("server { listen 127.0.0.1 port %d }\n" % port + config_text).encode())
+    head = "server { listen 127.0.0.1 port %d %s }\n" % (port, server_extra)
+    config.setContent((head + config_text).encode())
     process = ServerProcess.spawn(
         reactor, twistd_command("--nodaemon", "--pidfile=", "gocast", "--config", config.path))
+    process.config_path = config.path
+    process.config_head = head
     testcase.addCleanup(process.stop)
     base = "http://127.0.0.1:%d" % port
     yield wait_for_http(reactor, base + "/health/live", process)
