@@ -7,6 +7,7 @@ by a reload.
 import json
 import os
 import signal
+import sys
 
 import treq
 from twisted.internet import reactor, task
@@ -18,6 +19,7 @@ from twisted.trial.unittest import TestCase
 from ..tls_certs import self_signed
 from ._process import (
     RawClient,
+    ServerProcess,
     eventually,
     free_port,
     raw_request,
@@ -154,3 +156,23 @@ class CertificateRotationTests(TestCase):
         await task.deferLater(reactor, 1.0, lambda: None)
         self.assertFalse(old.closed.called)
         self.assertGreater(len(old.data) - before, 8000)
+
+
+class ReloadCommandTests(TestCase):
+    timeout = 60
+
+    async def test_gocast_config_reload(self):
+        server, base = await start_server(self, reactor, "")
+        FilePath(server.config_path).setContent((server.config_head + "mounts { cli { } }\n").encode())
+        command = ServerProcess.spawn(reactor, [sys.executable, "-m", "gocast", "config", "reload",
+                                                server.config_path])
+        self.addCleanup(command.stop)
+        self.assertEqual(await command.ended, (0, None), command.output.decode())
+        self.assertIn(b"reloaded: mounts added: /cli", command.output)
+        FilePath(server.config_path).setContent((server.config_head + "mounts { cli { bitrate fast } }").encode())
+        command = ServerProcess.spawn(reactor, [sys.executable, "-m", "gocast", "config", "reload",
+                                                server.config_path])
+        self.addCleanup(command.stop)
+        code, _ = await command.ended
+        self.assertEqual(code, 1)
+        self.assertIn(b"mounts.cli.bitrate: expected a bitrate", command.output)
