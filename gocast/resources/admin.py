@@ -54,6 +54,12 @@ def arg(request: Request, name: str) -> Optional[str]:
         return raw.decode("iso-8859-1")
 
 
+def challenge(request: Request) -> None:
+    """Answer 401 with the Basic realm Icecast uses, so clients ask for credentials."""
+    request.setResponseCode(401)
+    request.setHeader(b"www-authenticate", REALM)
+
+
 def iceresponse(message: str, ok: bool = True) -> bytes:
     root = ElementTree.Element("iceresponse")
     sub(root, "message", message)
@@ -202,8 +208,7 @@ class AdminAction(Resource):
         if not allowed and self.who == "source":
             allowed = ctx.is_source(request, arg(request, "mount") or "")
         if not allowed:
-            request.setResponseCode(401)
-            request.setHeader(b"www-authenticate", REALM)
+            challenge(request)
             return iceresponse("authentication required", ok=False)
         try:
             return self.action(ctx, request)
@@ -236,8 +241,7 @@ class ReloadAction(Resource):
     def render_POST(self, request: Request) -> Any:
         request.setHeader(b"content-type", b"application/json")
         if not self.ctx.is_admin(request):
-            request.setResponseCode(401)
-            request.setHeader(b"www-authenticate", REALM)
+            challenge(request)
             return json.dumps({"success": False, "errors": ["admin credentials required"]}).encode()
 
         def answer(result: Any) -> None:

@@ -7,7 +7,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from ..metrics import Metrics
-from .admin import REALM, AdminContext
+from .admin import AdminContext, challenge
 
 
 #: The classic text format, which every Prometheus version scrapes.
@@ -24,8 +24,7 @@ class MetricsResource(Resource):
 
     def render_GET(self, request: Request) -> bytes:
         if self.ctx.config.metrics.auth_required and not self.ctx.is_admin(request):
-            request.setResponseCode(401)
-            request.setHeader(b"www-authenticate", REALM)
+            challenge(request)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"metrics need the admin credentials (metrics.auth_required)\n"
         request.setHeader(b"content-type", CONTENT_TYPE)
