@@ -34,6 +34,7 @@ from ._version import __version__
 from .config import Config, LoadedConfig
 from .core.events import EventBus
 from .core.registry import MountRegistry
+from .hls import HlsOutputs
 from .logs import AccessLog, SwitchableObserver, build_observer, log_events
 from .metrics import Metrics
 from .playout.file import FilePlayers
@@ -70,7 +71,8 @@ class GocastService(MultiService):
         self.health = HealthState(reactor, {"disk": lambda: disk_check(nearest_existing(data_dir))})
         self.bus = EventBus(time.time, lambda deliver: reactor.callLater(0, deliver))
         log_events(self.bus)
-        self.registry = MountRegistry(config, self.bus, FilePlayers(reactor))
+        self.hls = HlsOutputs(time.time)
+        self.registry = MountRegistry(config, self.bus, FilePlayers(reactor), self.hls.attach)
         self.front_door = FrontDoorFactory(self.registry, self.bus, None, reactor)
         self.metrics = Metrics(self.registry, self.bus, lambda: self.front_door.connections,
                                lambda: self.front_door.total_connections, time.time(), time.time)
@@ -82,7 +84,7 @@ class GocastService(MultiService):
         self.reloader = Reloader(lambda: self.loaded, self.apply, self.publish,
                                  run_in_thread or self._in_thread,
                                  restore=lambda previous: self.apply(previous, certificates=False))
-        root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader)
+        root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls)
         self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response,
                                lambda: self.registry.config.cors)
         self.front_door.site = self.site

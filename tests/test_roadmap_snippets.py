@@ -43,11 +43,11 @@ class RoadmapSnippetTests(SynchronousTestCase):
         )
 
     def test_unbuilt_feature_warns(self):
-        loaded = load_config(str(_HERE / "roadmap" / "01-mounts-hls.vibe"))
+        loaded = load_config(str(_HERE / "roadmap" / "02-mounts-dash.vibe"))
         self.assertEqual(
             [str(w) for w in loaded.warnings],
-            ["%s:3:9: warning: mounts.live.hls: not implemented yet; ignored"
-             % (_HERE / "roadmap" / "01-mounts-hls.vibe")],
+            ["%s:3:9: warning: mounts.live.dash: not implemented yet; ignored"
+             % (_HERE / "roadmap" / "02-mounts-dash.vibe")],
         )
 
     def test_snippets_match_roadmap(self):

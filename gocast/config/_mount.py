@@ -245,7 +245,8 @@ class MountConfig:
     dump_file: str = setting("", "Append the raw stream to this file.")
     charset: str = setting("UTF-8", "Character set of ICY metadata sent to listeners.")
     metaint: int = setting(16000, "Audio bytes between ICY metadata blocks.", Int(256, 65536))
-    hls: HlsConfig = setting(HlsConfig, "HTTP Live Streaming output.", implemented=False)
+    hls: HlsConfig = setting(HlsConfig, "HTTP Live Streaming output (MP3 and AAC sources; "
+                             "low_latency and path are not built yet).")
     dash: DashConfig = setting(DashConfig, "MPEG-DASH output.", implemented=False)
     auth: ListenerAuthConfig = setting(ListenerAuthConfig, "Listener authentication.", implemented=False)
     recording: RecordingConfig = setting(RecordingConfig, "Recording and archiving.", implemented=False)

@@ -118,6 +118,7 @@ class Mount:
         self.generation = 0
         self.header_pages = b""
         self.subscribers: Dict[Any, None] = {}
+        self._listeners = 0
         self._pending: List[bytes] = []
         self._pending_seconds = 0.0
         self._pending_bytes = 0
@@ -236,8 +237,14 @@ class Mount:
     # Subscribers
 
     def add_subscriber(self, subscriber: Any) -> None:
+        """Add a subscriber; listeners (``is_listener``, the default) are counted."""
+        if subscriber in self.subscribers:
+            return
         self.subscribers[subscriber] = None
-        count = len(self.subscribers)
+        if not getattr(subscriber, "is_listener", True):
+            return
+        self._listeners += 1
+        count = self._listeners
         if count > self.peak_listeners:
             self.peak_listeners = count
         if count >= self._next_milestone:
@@ -246,11 +253,18 @@ class Mount:
                 self._next_milestone *= 10
 
     def remove_subscriber(self, subscriber: Any) -> None:
-        self.subscribers.pop(subscriber, None)
+        if subscriber in self.subscribers:
+            del self.subscribers[subscriber]
+            if getattr(subscriber, "is_listener", True):
+                self._listeners -= 1
 
     @property
     def listeners(self) -> int:
-        return len(self.subscribers)
+        return self._listeners
+
+    def listener_subscribers(self) -> List[Any]:
+        """The subscribers that are listeners (not outputs such as HLS)."""
+        return [s for s in self.subscribers if getattr(s, "is_listener", True)]
 
     def burst(self) -> List[bytes]:
         """

@@ -6,7 +6,7 @@ and (later) scheduled switching share: moving subscribers between mounts.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import attr
 
@@ -27,12 +27,15 @@ class MountRegistry:
         fallbacks.
     """
 
-    def __init__(self, config: Config, bus: EventBus, file_players: Any = None):
+    def __init__(self, config: Config, bus: EventBus, file_players: Any = None,
+                 attach: Optional[Callable[[Mount], None]] = None):
         self.bus = bus
         self.mounts: Dict[str, Mount] = {}
         #: The mount a fallback file plays on, by the mount whose file it is.
         self.file_mounts: Dict[str, Mount] = {}
         self.file_players = file_players
+        #: Called with each mount when it is created or reconfigured (HLS outputs).
+        self.attach = attach or (lambda mount: None)
         self.config = config
         self.configure(config)
 
@@ -45,6 +48,7 @@ class MountRegistry:
                 self._create(path, mount_config)
             else:
                 mount.reconfigure(mount_config, config.limits)
+                self.attach(mount)
         for mount in list(self.mounts.values()):
             if mount.path not in config.mounts:
                 mount.reconfigure(MountConfig(), config.limits)
@@ -53,6 +57,7 @@ class MountRegistry:
     def _create(self, path: str, mount_config: MountConfig) -> Mount:
         mount = Mount(path, mount_config, self.config.limits, self.bus)
         self.mounts[path] = mount
+        self.attach(mount)
         self.bus.publish("mount.created", path)
         return mount
 
@@ -146,13 +151,14 @@ class MountRegistry:
 
     def _stop_idle_file(self, mount: Mount) -> None:
         for owner, file_mount in list(self.file_mounts.items()):
-            if file_mount is mount and not mount.subscribers:
+            if file_mount is mount and not mount.listeners:
                 del self.file_mounts[owner]
                 self.file_players.stop(mount)
 
     def move(self, source: Mount, destination: Mount, subscribers: Optional[Iterable[Any]] = None) -> int:
         """Move ``subscribers`` (default: all) of ``source`` to ``destination``."""
-        moving = list(source.subscribers if subscribers is None else subscribers)
+        moving = [s for s in (source.subscribers if subscribers is None else subscribers)
+                  if getattr(s, "is_listener", True)]
         for subscriber in moving:
             source.remove_subscriber(subscriber)
             destination.add_subscriber(subscriber)
@@ -169,7 +175,7 @@ class MountRegistry:
         if target is not None:
             self.move(mount, target)
         else:
-            for subscriber in list(mount.subscribers):
+            for subscriber in mount.listener_subscribers():
                 mount.remove_subscriber(subscriber)
                 subscriber.detach("the source of %s left and no fallback is live" % mount.path)
         self._forget_if_idle(mount)
@@ -196,7 +202,7 @@ class MountRegistry:
 
     def _forget_if_idle(self, mount: Mount) -> None:
         """An unconfigured mount with no source and no listener is removed."""
-        if (mount.source is None and not mount.subscribers and not self.is_configured(mount.path)
+        if (mount.source is None and not mount.listeners and not self.is_configured(mount.path)
                 and self.mounts.get(mount.path) is mount):
             del self.mounts[mount.path]
             self.bus.publish("mount.removed", mount.path)

@@ -9,6 +9,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from ..core.registry import MountRegistry
+from ..hls import HlsResource
 from ..metrics import Metrics
 from .admin import AdminContext, AdminResource, ShoutcastAdmin
 from .health import HealthResource, HealthState
@@ -48,7 +49,7 @@ def put_at(root: Resource, path: str, child: Resource) -> None:
 
 
 def build_root(registry: MountRegistry, health: HealthState, clock: Any,
-               metrics: Optional[Metrics] = None, reloader: Any = None) -> Resource:
+               metrics: Optional[Metrics] = None, reloader: Any = None, hls: Any = None) -> Resource:
     """
     The web tree. Paths (``admin_root``, ``metrics.path``) are fixed here;
     everything else reads the running config through the registry.
@@ -62,4 +63,6 @@ def build_root(registry: MountRegistry, health: HealthState, clock: Any,
     root.putChild(b"status-json.xsl", StatusJson(registry, health.started))
     root.putChild(b"admin.cgi", ShoutcastAdmin(ctx))
     put_at(root, config.server.admin_root, AdminResource(ctx, reloader))
+    if hls is not None:
+        root.putChild(b"hls", HlsResource(hls, registry))
     return root

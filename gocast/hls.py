@@ -1,0 +1,120 @@
+# -*- test-case-name: tests.test_hls -*-
+"""
+HLS output for mounts with ``hls { enabled true }``: a subscriber of the
+mount's frame stream that cuts MPEG-TS segments (MP3 and AAC sources, no
+extra process), and the twisted.web resources that serve them from memory:
+
+- ``GET /hls/<mount>/playlist.m3u8``
+- ``GET /hls/<mount>/segment_<N>.ts``
+
+A mount without a source (and no segment yet) answers 404.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Optional
+
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from .core.mount import Chunk, Mount
+from .core.registry import MountRegistry
+from .media import media_type
+from .media.hls import Segmenter
+
+_CODECS = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/mpeg3": "mp3", "audio/aac": "aac",
+           "audio/aacp": "aac", "audio/x-aac": "aac", "audio/x-aacp": "aac", "audio/adts": "aac"}
+
+
+class HlsOutput:
+    """Segments one mount's stream; never counted or moved as a listener."""
+
+    is_listener = False
+
+    def __init__(self, mount: Mount, now: Callable[[], float]):
+        self.mount = mount
+        self.now = now
+        self.segmenter: Optional[Segmenter] = None
+        self._generation = -1
+
+    def chunk(self, chunk: Chunk) -> None:
+        codec = _CODECS.get(media_type(self.mount.content_type))
+        if codec is None or chunk.header:
+            return  # Ogg/Opus/FLAC need transcoding to AAC first (not built yet)
+        config = self.mount.config.hls
+        if self.segmenter is None or self.segmenter.muxer.stream_type != Segmenter(codec).muxer.stream_type:
+            self.segmenter = Segmenter(codec, config.segment_duration, config.playlist_length)
+        elif chunk.generation != self._generation:
+            self.segmenter.discontinuity()
+        self._generation = chunk.generation
+        self.segmenter.add(chunk.data, chunk.duration, self.now())
+
+    def metadata_changed(self) -> None:
+        """Timed ID3 titles are not written yet."""
+
+    def moved(self, mount: Mount) -> None:  # pragma: no cover - outputs are never moved
+        """Outputs stay with their mount."""
+
+    def detach(self, reason: str) -> None:  # pragma: no cover - outputs are never detached
+        """Outputs stay with their mount."""
+
+
+class HlsOutputs:
+    """Attaches an :class:`HlsOutput` to every mount whose config enables HLS."""
+
+    _log = Logger()
+
+    def __init__(self, now: Callable[[], float]):
+        self.now = now
+        self.outputs: Dict[str, HlsOutput] = {}
+
+    def attach(self, mount: Mount) -> None:
+        output = self.outputs.get(mount.path)
+        if mount.config.hls.enabled and output is None:
+            output = self.outputs[mount.path] = HlsOutput(mount, self.now)
+            mount.add_subscriber(output)
+        elif not mount.config.hls.enabled and output is not None:
+            mount.remove_subscriber(self.outputs.pop(mount.path))
+
+    def segmenter(self, path: str) -> Optional[Segmenter]:
+        output = self.outputs.get(path)
+        return output.segmenter if output is not None else None
+
+
+class HlsResource(Resource):
+    """``/hls/...``: the last path segment is the file, the rest the mount."""
+
+    isLeaf = True
+
+    def __init__(self, outputs: HlsOutputs, registry: MountRegistry):
+        super().__init__()
+        self.outputs = outputs
+        self.registry = registry
+
+    def render_GET(self, request: Request) -> bytes:
+        parts = [p.decode("utf-8", "replace") for p in request.postpath]
+        if len(parts) < 2:
+            return self.missing(request)
+        mount, name = "/" + "/".join(parts[:-1]), parts[-1]
+        segmenter = self.outputs.segmenter(mount)
+        live = self.registry.get(mount)
+        if segmenter is None or not segmenter.segments or live is None or live.source is None:
+            return self.missing(request)
+        if name == "playlist.m3u8":
+            request.setHeader(b"content-type", b"application/vnd.apple.mpegurl")
+            request.setHeader(b"cache-control", b"no-cache")
+            return segmenter.playlist().encode("ascii")
+        if name.startswith("segment_") and name.endswith(".ts") and name[8:-3].isdigit():
+            segment = segmenter.get(int(name[8:-3]))
+            if segment is not None:
+                request.setHeader(b"content-type", b"video/mp2t")
+                request.setHeader(b"cache-control", b"max-age=%d" % (segmenter.segment_duration * 10))
+                return segment.data
+        return self.missing(request)
+
+    @staticmethod
+    def missing(request: Request) -> bytes:
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"no such HLS stream or segment\n"
