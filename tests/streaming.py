@@ -11,6 +11,7 @@ from twisted.python.failure import Failure
 from gocast.config import parse_config
 from gocast.core.events import EventBus
 from gocast.core.registry import MountRegistry
+from gocast.hls import HlsOutputs
 from gocast.metrics import Metrics
 from gocast.playout.file import FilePlayers
 from gocast.protocols.frontdoor import FrontDoorFactory
@@ -30,13 +31,14 @@ class Harness:
         self.events = []
         self.bus = EventBus(self.clock.seconds)
         self.bus.subscribe(self.events.append)
-        self.registry = MountRegistry(self.config, self.bus, FilePlayers(self.clock))
+        self.hls = HlsOutputs(self.clock.seconds)
+        self.registry = MountRegistry(self.config, self.bus, FilePlayers(self.clock), self.hls.attach)
         self.health = HealthState(self.clock, {})
         self.factory = FrontDoorFactory(self.registry, self.bus, None, self.clock)
         self.metrics = Metrics(self.registry, self.bus, lambda: self.factory.connections,
                                lambda: self.factory.total_connections, 0.0, self.clock.seconds)
         self.factory.count_response = self.metrics.count_response
-        root = build_root(self.registry, self.health, self.clock, self.metrics)
+        root = build_root(self.registry, self.health, self.clock, self.metrics, hls=self.hls)
         self.site = GocastSite(root, self.clock, self.factory.access_log, self.metrics.count_response,
                                lambda: self.registry.config.cors)
         self.factory.site = self.site

@@ -1,0 +1,108 @@
+"""MPEG-TS packets, PTS arithmetic, segmenting and playlists; HLS through the front door."""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from gocast.media.hls import FIRST_PTS, Segmenter
+from gocast.media.mpegts import (
+    AUDIO_PID,
+    PACKET,
+    PTS_WRAP,
+    TSMuxer,
+    crc32_mpeg,
+    decode_pts,
+    encode_pts,
+    pat,
+)
+
+from .media_builders import adts_frame, mp3_frame
+from .streaming import Harness, feed_frames
+
+
+def packets(data):
+    return [data[i : i + PACKET] for i in range(0, len(data), PACKET)]
+
+
+class MpegTsTests(SynchronousTestCase):
+    def test_alignment_sync_and_counters(self):
+        muxer = TSMuxer("aac")
+        first = muxer.segment([adts_frame(300)] * 5, [0, 1920, 3840, 5760, 7680])
+        second = muxer.segment([adts_frame(170)], [9600])
+        self.assertEqual(len(first) % PACKET, 0)
+        counters = [p[3] & 0x0F for p in packets(first + second)
+                    if ((p[1] & 0x1F) << 8 | p[2]) == AUDIO_PID]
+        self.assertEqual(counters, [i % 16 for i in range(len(counters))])
+        for packet in packets(first):
+            self.assertEqual(packet[0], 0x47)
+
+    def test_pat_crc(self):
+        section = pat()[1:]
+        self.assertEqual(crc32_mpeg(section), 0)  # a section with its CRC checks to zero
+
+    def test_pts_round_trip_and_wrap(self):
+        for pts in (0, 90000, PTS_WRAP - 1, 123456789):
+            self.assertEqual(decode_pts(encode_pts(pts)), pts)
+        self.assertEqual(decode_pts(encode_pts(PTS_WRAP + 5)), 5)
+
+    def test_pes_carries_pts(self):
+        data = TSMuxer("mp3").segment([mp3_frame() * 3], [FIRST_PTS])
+        audio = [p for p in packets(data) if ((p[1] & 0x1F) << 8 | p[2]) == AUDIO_PID][0]
+        payload = audio[4 + 1 + audio[4]:]
+        self.assertEqual(payload[:4], b"\x00\x00\x01\xc0")
+        self.assertEqual(decode_pts(payload[9:14]), FIRST_PTS)
+
+
+class SegmenterTests(SynchronousTestCase):
+    def test_segments_and_playlist(self):
+        segmenter = Segmenter("mp3", segment_duration=2.0, playlist_length=3)
+        now = 1700000000.0
+        for i in range(40):  # 40 chunks of 0.25 s: five segments of 2 s
+            segmenter.add(mp3_frame() * 10, 0.25, now + i * 0.25)
+        self.assertEqual([s.sequence for s in segmenter.segments], [0, 1, 2, 3, 4])
+        self.assertEqual({s.duration for s in segmenter.segments}, {2.0})
+        text = segmenter.playlist()
+        self.assertEqual(text.splitlines()[:5], ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:2",
+                                                 "#EXT-X-MEDIA-SEQUENCE:2", "#EXT-X-DISCONTINUITY-SEQUENCE:0"])
+        self.assertIn("#EXTINF:2.000,\nsegment_4.ts", text)
+        self.assertIn("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:24.000Z", text)
+        self.assertIsNotNone(segmenter.get(0))
+
+    def test_memory_bounded(self):
+        segmenter = Segmenter("mp3", segment_duration=1.0, playlist_length=3)
+        for i in range(400):
+            segmenter.add(mp3_frame(), 0.5, float(i))
+        self.assertEqual(len(segmenter.segments), 6)
+
+    def test_discontinuity(self):
+        segmenter = Segmenter("aac", segment_duration=1.0, playlist_length=5)
+        for i in range(4):
+            segmenter.add(adts_frame(), 0.5, 0.0)
+        segmenter.add(adts_frame(), 0.5, 0.0)
+        segmenter.discontinuity()
+        for i in range(2):
+            segmenter.add(adts_frame(), 0.5, 0.0)
+        text = segmenter.playlist()
+        self.assertEqual(text.count("#EXT-X-DISCONTINUITY\n"), 1)
+        self.assertIn("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME", text)
+
+
+class HlsServingTests(SynchronousTestCase):
+    def harness(self):
+        return Harness("mounts { live { hls { enabled true segment_duration 2 } } }")
+
+    def test_playlist_and_segments(self):
+        h = self.harness()
+        source, _ = h.source()
+        feed_frames(source, 300)  # about 7.8 s
+        self.assertEqual(h.registry.get("/live").listeners, 0)  # the HLS output is no listener
+        status, headers, body = h.get("/hls/live/playlist.m3u8")
+        self.assertIn(" 200 ", status)
+        self.assertEqual(headers["content-type"], "application/vnd.apple.mpegurl")
+        self.assertIn(b"segment_2.ts", body)
+        status, headers, body = h.get("/hls/live/segment_2.ts")
+        self.assertEqual(headers["content-type"], "video/mp2t")
+        self.assertEqual((len(body) % PACKET, body[0]), (0, 0x47))
+        self.assertIn(" 404 ", h.get("/hls/live/segment_99.ts")[0])
+        self.assertIn(" 404 ", h.get("/hls/other/playlist.m3u8")[0])
+
+    def test_no_source_is_404(self):
+        self.assertIn(" 404 ", self.harness().get("/hls/live/playlist.m3u8")[0])
