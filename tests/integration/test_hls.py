@@ -1,0 +1,43 @@
+"""HLS from real ffmpeg sources, decoded by ffmpeg as an HLS client."""
+
+import re
+
+import treq
+from twisted.internet import reactor, task
+from twisted.trial.unittest import TestCase
+
+from ._process import spawn_tool, start_server, wait_for_source
+
+TONE = ["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "sine=frequency=440"]
+
+
+class HlsTests(TestCase):
+    timeout = 120
+
+    async def play(self, encode):
+        server, base = await start_server(
+            self, reactor, "mounts { live { hls { enabled true segment_duration 2 playlist_length 3 } } }")
+        spawn_tool(self, reactor, ["ffmpeg"] + TONE + encode +
+                   ["icecast://source:hackme@%s/live" % base[len("http://"):]])
+        await wait_for_source(reactor, base, "/live", server)
+        playlist = ""
+        for _ in range(150):
+            response = await treq.get(base + "/hls/live/playlist.m3u8", reactor=reactor, persistent=False)
+            playlist = (await response.content()).decode()
+            if response.code == 200 and playlist.count("#EXTINF") >= 3:
+                break
+            await task.deferLater(reactor, 0.1, lambda: None)
+        durations = [float(d) for d in re.findall(r"#EXTINF:([0-9.]+),", playlist)]
+        self.assertEqual(len(durations), 3, playlist)
+        for duration in durations:
+            self.assertLess(abs(duration - 2.0), 0.2, playlist)
+        client = spawn_tool(self, reactor, ["ffmpeg", "-v", "error", "-i", base + "/hls/live/playlist.m3u8",
+                                            "-t", "20", "-f", "null", "-"])
+        code, _ = await client.ended
+        self.assertEqual((code, client.output), (0, b""))
+
+    async def test_mp3(self):
+        await self.play(["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"])
+
+    async def test_aac(self):
+        await self.play(["-c:a", "aac", "-b:a", "96k", "-f", "adts", "-content_type", "audio/aac"])
