@@ -38,9 +38,12 @@ class HlsConfig:
     enabled: bool = setting(False, "Serve this mount as HLS too.")
     segment_duration: float = setting(6.0, "Target length of one media segment.", Duration(positive=True))
     playlist_length: int = setting(3, "Segments listed in the live playlist.", Int(1, 100))
-    low_latency: bool = setting(False, "Low-Latency HLS: partial segments and blocking playlist reload.")
-    part_duration: float = setting(1.0, "Target length of an LL-HLS partial segment.", Duration(positive=True))
-    path: str = setting("", "URL prefix of the playlist and segments; empty means /hls/<mount>.")
+    low_latency: bool = setting(False, "Low-Latency HLS: partial segments and blocking playlist reload.",
+                                implemented=False)
+    part_duration: float = setting(1.0, "Target length of an LL-HLS partial segment.", Duration(positive=True),
+                                   implemented=False)
+    path: str = setting("", "URL prefix of the playlist and segments; empty means /hls/<mount>.",
+                        implemented=False)
 
 
 @attr.frozen
@@ -245,8 +248,7 @@ class MountConfig:
     dump_file: str = setting("", "Append the raw stream to this file.")
     charset: str = setting("UTF-8", "Character set of ICY metadata sent to listeners.")
     metaint: int = setting(16000, "Audio bytes between ICY metadata blocks.", Int(256, 65536))
-    hls: HlsConfig = setting(HlsConfig, "HTTP Live Streaming output (MP3 and AAC sources; "
-                             "low_latency and path are not built yet).")
+    hls: HlsConfig = setting(HlsConfig, "HTTP Live Streaming output (MP3 and AAC sources).")
     dash: DashConfig = setting(DashConfig, "MPEG-DASH output.", implemented=False)
     auth: ListenerAuthConfig = setting(ListenerAuthConfig, "Listener authentication.", implemented=False)
     recording: RecordingConfig = setting(RecordingConfig, "Recording and archiving.", implemented=False)
