@@ -35,6 +35,7 @@ from twisted.logger import (
 from twisted.python.logfile import DailyLogFile, LogFile
 from zope.interface import implementer
 
+from .config._kinds import parse_size
 from .config._schema import LoggingConfig
 
 _LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn, "error": LogLevel.error}
@@ -48,12 +49,19 @@ def redact_target(target: str) -> str:
     return _SECRET_PARAMS.sub(r"\1<redacted>", target)
 
 
+#: Files opened for logs, by path: a reload reuses them instead of opening
+#: (and leaking) another handle.
+_OPEN: Dict[str, Any] = {}
+
+
 def open_output(output: str) -> IO[str]:
     if output == "stdout":
         return sys.stdout
     if output == "stderr":
         return sys.stderr
-    return open(output, "a", encoding="utf-8")
+    if output not in _OPEN:
+        _OPEN[output] = open(output, "a", encoding="utf-8")
+    return _OPEN[output]
 
 
 def event_fields(event: Dict[str, Any]) -> Dict[str, Any]:
@@ -158,10 +166,13 @@ def log_events(bus: Any) -> None:
 
 
 def open_rotating(path: str, rotation: str) -> Any:
-    """A log file rotated daily or past a size (``size:10MB``)."""
-    if rotation == "daily":
-        return DailyLogFile.fromFullPath(path)
-    from .config._kinds import parse_size
-
-    size = parse_size(rotation.partition(":")[2]) if rotation.startswith("size:") else None
-    return LogFile.fromFullPath(path, rotateLength=size or 10 * 1024 * 1024, maxRotatedFiles=10)
+    """A log file rotated daily or past a size (``size:10MB``); one per path and rotation."""
+    key = "%s|%s" % (path, rotation)
+    if key not in _OPEN:
+        if rotation == "daily":
+            _OPEN[key] = DailyLogFile.fromFullPath(path)
+        else:
+            size = parse_size(rotation.partition(":")[2]) if rotation.startswith("size:") else None
+            _OPEN[key] = LogFile.fromFullPath(path, rotateLength=size or 10 * 1024 * 1024,
+                                              maxRotatedFiles=10)
+    return _OPEN[key]
