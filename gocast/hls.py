@@ -48,10 +48,11 @@ class HlsOutput:
         elif chunk.generation != self._generation:
             self.segmenter.discontinuity()
         self._generation = chunk.generation
+        self.segmenter.set_title(self.mount.title, self.mount.artist)
         self.segmenter.add(chunk.data, chunk.duration, self.now())
 
     def metadata_changed(self) -> None:
-        """Timed ID3 titles are not written yet."""
+        """The next chunk carries the new title into the segment being cut."""
 
     def moved(self, mount: Mount) -> None:  # pragma: no cover - outputs are never moved
         """Outputs stay with their mount."""

@@ -5,12 +5,16 @@ from twisted.trial.unittest import SynchronousTestCase
 from gocast.media.hls import FIRST_PTS, Segmenter
 from gocast.media.mpegts import (
     AUDIO_PID,
+    ID3_PID,
+    METADATA_POINTER,
     PACKET,
+    PMT_PID,
     PTS_WRAP,
     TSMuxer,
     crc32_mpeg,
     decode_pts,
     encode_pts,
+    id3_tag,
     pat,
 )
 
@@ -42,6 +46,22 @@ class MpegTsTests(SynchronousTestCase):
         for pts in (0, 90000, PTS_WRAP - 1, 123456789):
             self.assertEqual(decode_pts(encode_pts(pts)), pts)
         self.assertEqual(decode_pts(encode_pts(PTS_WRAP + 5)), 5)
+
+    def test_timed_id3(self):
+        data = TSMuxer("mp3").segment([mp3_frame()], [FIRST_PTS], id3_tag("Tune", "Band"))
+        by_pid = {}
+        for packet in packets(data):
+            by_pid.setdefault((packet[1] & 0x1F) << 8 | packet[2], []).append(packet)
+        pmt_packet = by_pid[PMT_PID][0]
+        self.assertIn(METADATA_POINTER, pmt_packet)
+        self.assertIn(b"\x15\xe1\x02", pmt_packet)  # stream type 0x15 on PID 0x102
+        payload = by_pid[ID3_PID][0][4:]
+        payload = payload[1 + payload[0]:] if by_pid[ID3_PID][0][3] & 0x20 else payload
+        self.assertEqual(payload[:4], b"\x00\x00\x01\xbd")
+        self.assertEqual(decode_pts(payload[9:14]), FIRST_PTS)
+        self.assertTrue(payload[14:].startswith(b"ID3\x04"))
+        self.assertIn(b"TIT2", payload)
+        self.assertIn(b"Tune", payload)
 
     def test_pes_carries_pts(self):
         data = TSMuxer("mp3").segment([mp3_frame() * 3], [FIRST_PTS])

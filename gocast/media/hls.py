@@ -19,7 +19,7 @@ from typing import Deque, List, Optional
 
 import attr
 
-from .mpegts import TSMuxer
+from .mpegts import TSMuxer, id3_tag
 
 #: Older segments kept beyond the playlist window.
 KEEP_EXTRA = 3
@@ -52,9 +52,17 @@ class Segmenter:
         self._duration = 0.0
         self._started_at = 0.0
         self._discontinuity_next = False
+        self._id3 = b""
 
     def add(self, data: bytes, duration: float, now: float) -> Optional[Segment]:
         """Add a chunk; return the segment it completed, if any."""
+        return self._add(data, duration, now)
+
+    def set_title(self, title: str, artist: str = "") -> None:
+        """Now playing, written as timed ID3 at the start of each segment."""
+        self._id3 = id3_tag(title, artist) if title or artist else b""
+
+    def _add(self, data: bytes, duration: float, now: float) -> Optional[Segment]:
         if not self._chunks:
             self._started_at = now
         self._chunks.append(data)
@@ -77,7 +85,7 @@ class Segmenter:
         if flagged:
             self._discontinuities += 1
         self._discontinuity_next = False
-        segment = Segment(self.next_sequence, self.muxer.segment(self._chunks, self._stamps),
+        segment = Segment(self.next_sequence, self.muxer.segment(self._chunks, self._stamps, self._id3),
                           self._duration, self._started_at, flagged, self._discontinuities)
         self.next_sequence += 1
         self._chunks, self._stamps, self._duration = [], [], 0.0

@@ -20,7 +20,13 @@ PAT_PID = 0x0000
 PMT_PID = 0x1000
 AUDIO_PID = 0x0100
 STREAM_TYPES = {"aac": 0x0F, "mp3": 0x03}
+ID3_PID = 0x0102
 PTS_WRAP = 1 << 33
+#: Timed ID3 (Apple's "Timed Metadata for HTTP Live Streaming"): a program-level
+#: metadata pointer and, on the metadata stream, a metadata descriptor.
+_ID3_FORMAT = b"\xff\xffID3 \xffID3 "
+METADATA_POINTER = b"\x25\x0f" + _ID3_FORMAT + b"\x00\x0f\x00\x01"
+METADATA_DESCRIPTOR = b"\x26\x0d" + _ID3_FORMAT + b"\x00\x0f"
 
 
 def crc32_mpeg(data: bytes) -> int:
@@ -47,10 +53,29 @@ def pat() -> bytes:
     return _section(0x00, 0x0001, bytes([0x00, 0x01, 0xE0 | (PMT_PID >> 8), PMT_PID & 0xFF]))
 
 
+def _es(stream_type: int, pid: int, info: bytes = b"") -> bytes:
+    return bytes([stream_type, 0xE0 | (pid >> 8), pid & 0xFF, 0xF0 | (len(info) >> 8), len(info) & 0xFF]) + info
+
+
 def pmt(stream_type: int) -> bytes:
-    body = bytes([0xE0 | (AUDIO_PID >> 8), AUDIO_PID & 0xFF, 0xF0, 0x00,
-                  stream_type, 0xE0 | (AUDIO_PID >> 8), AUDIO_PID & 0xFF, 0xF0, 0x00])
+    """The audio stream, and a timed ID3 stream for now-playing titles."""
+    body = (bytes([0xE0 | (AUDIO_PID >> 8), AUDIO_PID & 0xFF, 0xF0, len(METADATA_POINTER)])
+            + METADATA_POINTER + _es(stream_type, AUDIO_PID) + _es(0x15, ID3_PID, METADATA_DESCRIPTOR))
     return _section(0x02, 0x0001, body)
+
+
+def _syncsafe(n: int) -> bytes:
+    return bytes([(n >> 21) & 0x7F, (n >> 14) & 0x7F, (n >> 7) & 0x7F, n & 0x7F])
+
+
+def id3_tag(title: str, artist: str = "") -> bytes:
+    """An ID3v2.4 tag with TIT2 (and TPE1), UTF-8."""
+    frames = b""
+    for frame_id, text in ((b"TIT2", title), (b"TPE1", artist)):
+        if text:
+            body = b"\x03" + text.encode("utf-8") + b"\x00"
+            frames += frame_id + _syncsafe(len(body)) + b"\x00\x00" + body
+    return b"ID3\x04\x00\x00" + _syncsafe(len(frames)) + frames
 
 
 def encode_pts(pts: int, marker: int = 0x2) -> bytes:
@@ -70,11 +95,12 @@ def decode_pts(field: bytes) -> int:
         (field[3] << 7) | (field[4] >> 1)
 
 
-def pes(payload: bytes, pts: int) -> bytes:
-    """An audio PES packet with a PTS."""
+def pes(payload: bytes, pts: int, stream_id: int = 0xC0) -> bytes:
+    """A PES packet with a PTS (audio by default; 0xBD for timed ID3)."""
     header = b"\x80\x80\x05" + encode_pts(pts)
     length = len(header) + len(payload)
-    return b"\x00\x00\x01\xC0" + (length if length <= 0xFFFF else 0).to_bytes(2, "big") + header + payload
+    return (b"\x00\x00\x01" + bytes([stream_id]) + (length if length <= 0xFFFF else 0).to_bytes(2, "big")
+            + header + payload)
 
 
 def _pcr(pts: int) -> bytes:
@@ -88,7 +114,7 @@ class TSMuxer:
 
     def __init__(self, codec: str):
         self.stream_type = STREAM_TYPES[codec]
-        self._counters = {PAT_PID: 0, PMT_PID: 0, AUDIO_PID: 0}
+        self._counters = {PAT_PID: 0, PMT_PID: 0, AUDIO_PID: 0, ID3_PID: 0}
 
     def _packets(self, pid: int, payload: bytes, pcr: bytes = b"") -> List[bytes]:
         """Cut ``payload`` into TS packets; the first starts the unit (and carries ``pcr``)."""
@@ -119,9 +145,14 @@ class TSMuxer:
             first = False
         return out
 
-    def segment(self, chunks: List[bytes], pts: List[int]) -> bytes:
-        """A segment: PAT, PMT, then one PES per chunk at its PTS."""
+    def segment(self, chunks: List[bytes], pts: List[int], id3: bytes = b"") -> bytes:
+        """
+        A segment: PAT, PMT, the ``id3`` tag (now playing) at the first PTS
+        if given, then one PES per chunk at its PTS.
+        """
         packets = self._packets(PAT_PID, pat()) + self._packets(PMT_PID, pmt(self.stream_type))
+        if id3 and pts:
+            packets += self._packets(ID3_PID, pes(id3, pts[0], 0xBD))
         for data, stamp in zip(chunks, pts):
             packets += self._packets(AUDIO_PID, pes(data, stamp), _pcr(stamp))
         return b"".join(packets)

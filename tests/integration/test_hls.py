@@ -27,6 +27,10 @@ class HlsTests(TestCase):
             if response.code == 200 and playlist.count("#EXTINF") >= 3:
                 break
             await task.deferLater(reactor, 0.1, lambda: None)
+        response = await treq.get(base + "/admin/metadata", params={
+            "mount": "/live", "mode": "updinfo", "song": "Band - Tune"}, auth=("admin", "hackme"),
+            reactor=reactor, persistent=False)
+        await response.content()
         durations = [float(d) for d in re.findall(r"#EXTINF:([0-9.]+),", playlist)]
         self.assertEqual(len(durations), 3, playlist)
         for duration in durations:
@@ -35,6 +39,10 @@ class HlsTests(TestCase):
                                             "-t", "20", "-f", "null", "-"])
         code, _ = await client.ended
         self.assertEqual((code, client.output), (0, b""))
+        response = await treq.get(base + "/hls/live/playlist.m3u8", reactor=reactor, persistent=False)
+        last = re.findall(r"segment_\d+\.ts", (await response.content()).decode())[-1]
+        segment = await treq.get(base + "/hls/live/" + last, reactor=reactor, persistent=False)
+        self.assertIn(b"TIT2", await segment.content())  # the title, as timed ID3
 
     async def test_mp3(self):
         await self.play(["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"])
