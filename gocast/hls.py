@@ -37,6 +37,22 @@ class HlsOutput:
         self.now = now
         self.segmenter: Optional[Segmenter] = None
         self._generation = -1
+        #: HLS clients by (address, user agent) or session parameter: when last seen.
+        self.sessions: Dict[str, float] = {}
+
+    def seen(self, key: str) -> None:
+        """A client fetched the playlist."""
+        self.sessions[key] = self.now()
+        self.mount.note_peak()
+
+    def session_count(self) -> int:
+        """Clients seen on the playlist within two target durations count as listeners."""
+        if not self.sessions:
+            return 0
+        horizon = self.now() - 2 * self.mount.config.hls.segment_duration
+        for key in [k for k, when in self.sessions.items() if when < horizon]:
+            del self.sessions[key]
+        return len(self.sessions)
 
     def chunk(self, chunk: Chunk) -> None:
         codec = _CODECS.get(media_type(self.mount.content_type))
@@ -75,12 +91,23 @@ class HlsOutputs:
         if mount.config.hls.enabled and output is None:
             output = self.outputs[mount.path] = HlsOutput(mount, self.now)
             mount.add_subscriber(output)
+            mount.session_listeners = output.session_count
         elif not mount.config.hls.enabled and output is not None:
             mount.remove_subscriber(self.outputs.pop(mount.path))
+            mount.session_listeners = lambda: 0
 
-    def segmenter(self, path: str) -> Optional[Segmenter]:
-        output = self.outputs.get(path)
-        return output.segmenter if output is not None else None
+    def output(self, path: str) -> Optional[HlsOutput]:
+        return self.outputs.get(path)
+
+
+def session_key(request: Request) -> str:
+    """One HLS listener: the ``session`` query parameter, else address and user agent."""
+    session = request.args.get(b"session")
+    if session:
+        return "s:" + session[-1].decode("utf-8", "replace")[:128]
+    peer = request.getClientAddress()
+    agent = (request.getHeader(b"user-agent") or b"").decode("latin-1", "replace")[:256]
+    return "c:%s|%s" % (getattr(peer, "host", str(peer)), agent)
 
 
 class HlsResource(Resource):
@@ -98,11 +125,13 @@ class HlsResource(Resource):
         if len(parts) < 2:
             return self.missing(request)
         mount, name = "/" + "/".join(parts[:-1]), parts[-1]
-        segmenter = self.outputs.segmenter(mount)
+        output = self.outputs.output(mount)
+        segmenter = output.segmenter if output is not None else None
         live = self.registry.get(mount)
         if segmenter is None or not segmenter.segments or live is None or live.source is None:
             return self.missing(request)
         if name == "playlist.m3u8":
+            output.seen(session_key(request))
             request.setHeader(b"content-type", b"application/vnd.apple.mpegurl")
             request.setHeader(b"cache-control", b"no-cache")
             return segmenter.playlist().encode("ascii")

@@ -126,3 +126,21 @@ class HlsServingTests(SynchronousTestCase):
 
     def test_no_source_is_404(self):
         self.assertIn(" 404 ", self.harness().get("/hls/live/playlist.m3u8")[0])
+
+
+class HlsSessionTests(SynchronousTestCase):
+    def test_playlist_clients_count_as_listeners(self):
+        h = Harness("mounts { live { hls { enabled true segment_duration 2 } } }")
+        source, _ = h.source()
+        feed_frames(source, 100)
+        for agent in ("hls.js", "AppleCoreMedia", "hls.js"):
+            h.get("/hls/live/playlist.m3u8", extra="User-Agent: %s\r\n" % agent)
+        h.get("/hls/live/playlist.m3u8?session=abc")
+        h.get("/hls/live/playlist.m3u8?session=abc")
+        mount = h.registry.get("/live")
+        self.assertEqual(mount.listeners, 3)
+        self.assertEqual(mount.peak_listeners, 3)
+        h.listener()
+        self.assertEqual(mount.listeners, 4)
+        h.clock.advance(4.1)  # two target durations without a playlist fetch
+        self.assertEqual(mount.listeners, 1)

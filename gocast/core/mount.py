@@ -119,6 +119,8 @@ class Mount:
         self.header_pages = b""
         self.subscribers: Dict[Any, None] = {}
         self._listeners = 0
+        #: Listeners that hold no connection (HLS sessions), counted by their output.
+        self.session_listeners: Callable[[], int] = lambda: 0
         self._pending: List[bytes] = []
         self._pending_seconds = 0.0
         self._pending_bytes = 0
@@ -244,7 +246,7 @@ class Mount:
         if not getattr(subscriber, "is_listener", True):
             return
         self._listeners += 1
-        count = self._listeners
+        count = self.listeners
         if count > self.peak_listeners:
             self.peak_listeners = count
         if count >= self._next_milestone:
@@ -260,7 +262,11 @@ class Mount:
 
     @property
     def listeners(self) -> int:
-        return self._listeners
+        return self._listeners + self.session_listeners()
+
+    def note_peak(self) -> None:
+        if self.listeners > self.peak_listeners:
+            self.peak_listeners = self.listeners
 
     def listener_subscribers(self) -> List[Any]:
         """The subscribers that are listeners (not outputs such as HLS)."""
