@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_hls -*-
 """
 HLS output for mounts with ``hls { enabled true }``: a subscriber of the
-mount's frame stream that cuts MPEG-TS segments (MP3 and AAC sources, no
-extra process), and the twisted.web resources that serve them from memory:
+mount's frame stream that cuts MPEG-TS segments (MP3 and AAC sources with
+no extra process; Ogg Vorbis/Opus/FLAC through an ffmpeg AAC transcoder),
+and the twisted.web resources that serve them from memory:
 
 - ``GET /hls/<mount>/playlist.m3u8``
 - ``GET /hls/<mount>/segment_<N>.ts``
@@ -12,7 +13,7 @@ A mount without a source (and no segment yet) answers 404.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -20,8 +21,9 @@ from twisted.web.server import Request
 
 from .core.mount import Chunk, Mount
 from .core.registry import MountRegistry
-from .media import media_type
+from .media import Packet, media_type
 from .media.hls import Segmenter
+from .transcode import AACTranscoder
 
 _CODECS = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/mpeg3": "mp3", "audio/aac": "aac",
            "audio/aacp": "aac", "audio/x-aac": "aac", "audio/x-aacp": "aac", "audio/adts": "aac"}
@@ -32,11 +34,14 @@ class HlsOutput:
 
     is_listener = False
 
-    def __init__(self, mount: Mount, now: Callable[[], float]):
+    def __init__(self, mount: Mount, now: Callable[[], float], reactor: Any = None):
         self.mount = mount
         self.now = now
+        self.reactor = reactor
         self.segmenter: Optional[Segmenter] = None
+        self.transcoder: Optional[AACTranscoder] = None
         self._generation = -1
+        self._ogg_generation = -1
         #: HLS clients by (address, user agent) or session parameter: when last seen.
         self.sessions: Dict[str, float] = {}
 
@@ -55,17 +60,49 @@ class HlsOutput:
         return len(self.sessions)
 
     def chunk(self, chunk: Chunk) -> None:
+        if self.mount.is_ogg:
+            self.transcode(chunk)
+            return
         codec = _CODECS.get(media_type(self.mount.content_type))
         if codec is None or chunk.header:
-            return  # Ogg/Opus/FLAC need transcoding to AAC first (not built yet)
+            return
+        self.segment(codec, chunk.data, chunk.duration, chunk.generation)
+
+    def segment(self, codec: str, data: bytes, duration: float, generation: int) -> None:
         config = self.mount.config.hls
         if self.segmenter is None or self.segmenter.muxer.stream_type != Segmenter(codec).muxer.stream_type:
             self.segmenter = Segmenter(codec, config.segment_duration, config.playlist_length)
-        elif chunk.generation != self._generation:
+        elif generation != self._generation:
             self.segmenter.discontinuity()
-        self._generation = chunk.generation
+        self._generation = generation
         self.segmenter.set_title(self.mount.title, self.mount.artist)
-        self.segmenter.add(chunk.data, chunk.duration, self.now())
+        self.segmenter.add(data, duration, self.now())
+
+    def transcode(self, chunk: Chunk) -> None:
+        """
+        Ogg (Vorbis, Opus, FLAC): through an ffmpeg child process to AAC. A
+        new Ogg stream (new source, or a chained stream) restarts ffmpeg,
+        which is sent the new codec headers first.
+        """
+        if self.reactor is None:
+            return
+        if self.transcoder is None:
+            self.transcoder = AACTranscoder(self.reactor, self.transcoded, lambda: self.mount.header_pages,
+                                            "%s HLS" % self.mount.path)
+        if chunk.generation != self._ogg_generation:
+            self._ogg_generation = chunk.generation
+            self.transcoder.stop()
+            self.transcoder.start()
+            if chunk.header:
+                return  # ffmpeg was just sent these headers
+        self.transcoder.feed(chunk.data)
+
+    def transcoded(self, packet: Packet) -> None:
+        self.segment("aac", packet.data, packet.duration, self._ogg_generation)
+
+    def source_stopped(self) -> None:
+        if self.transcoder is not None:
+            self.transcoder.stop()
 
     def metadata_changed(self) -> None:
         """The next chunk carries the new title into the segment being cut."""
@@ -82,14 +119,15 @@ class HlsOutputs:
 
     _log = Logger()
 
-    def __init__(self, now: Callable[[], float]):
+    def __init__(self, now: Callable[[], float], reactor: Any = None):
         self.now = now
+        self.reactor = reactor
         self.outputs: Dict[str, HlsOutput] = {}
 
     def attach(self, mount: Mount) -> None:
         output = self.outputs.get(mount.path)
         if mount.config.hls.enabled and output is None:
-            output = self.outputs[mount.path] = HlsOutput(mount, self.now)
+            output = self.outputs[mount.path] = HlsOutput(mount, self.now, self.reactor)
             mount.add_subscriber(output)
             mount.session_listeners = output.session_count
         elif not mount.config.hls.enabled and output is not None:

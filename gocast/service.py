@@ -71,7 +71,7 @@ class GocastService(MultiService):
         self.health = HealthState(reactor, {"disk": lambda: disk_check(nearest_existing(data_dir))})
         self.bus = EventBus(time.time, lambda deliver: reactor.callLater(0, deliver))
         log_events(self.bus)
-        self.hls = HlsOutputs(time.time)
+        self.hls = HlsOutputs(time.time, reactor)
         self.registry = MountRegistry(config, self.bus, FilePlayers(reactor), self.hls.attach)
         self.front_door = FrontDoorFactory(self.registry, self.bus, None, reactor)
         self.metrics = Metrics(self.registry, self.bus, lambda: self.front_door.connections,

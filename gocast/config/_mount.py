@@ -248,7 +248,8 @@ class MountConfig:
     dump_file: str = setting("", "Append the raw stream to this file.")
     charset: str = setting("UTF-8", "Character set of ICY metadata sent to listeners.")
     metaint: int = setting(16000, "Audio bytes between ICY metadata blocks.", Int(256, 65536))
-    hls: HlsConfig = setting(HlsConfig, "HTTP Live Streaming output (MP3 and AAC sources).")
+    hls: HlsConfig = setting(HlsConfig, "HTTP Live Streaming output (Ogg sources are transcoded to AAC "
+                             "with ffmpeg).")
     dash: DashConfig = setting(DashConfig, "MPEG-DASH output.", implemented=False)
     auth: ListenerAuthConfig = setting(ListenerAuthConfig, "Listener authentication.", implemented=False)
     recording: RecordingConfig = setting(RecordingConfig, "Recording and archiving.", implemented=False)

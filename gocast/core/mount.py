@@ -209,6 +209,10 @@ class Mount:
         self._flush()
         info, self.source = self.source, None
         self.framer = None
+        for subscriber in list(self.subscribers):
+            stopped = getattr(subscriber, "source_stopped", None)
+            if stopped is not None:
+                stopped()
         if info is not None:
             self.bus.publish("source.disconnect", self.path, source_ip=info.peer,
                              bytes_received=self.bytes_received)

@@ -49,3 +49,6 @@ class HlsTests(TestCase):
 
     async def test_aac(self):
         await self.play(["-c:a", "aac", "-b:a", "96k", "-f", "adts", "-content_type", "audio/aac"])
+
+    async def test_ogg_opus_through_the_aac_transcoder(self):
+        await self.play(["-c:a", "libopus", "-b:a", "64k", "-f", "ogg", "-content_type", "audio/ogg"])
