@@ -93,10 +93,7 @@ def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
     end, body = found
     if end > MAX_HEAD:
         raise BadRequest("request head larger than %d bytes" % MAX_HEAD, 431)
-    try:
-        text = buf[:end].decode("iso-8859-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes anything
-        raise BadRequest("undecodable request head")
+    text = buf[:end].decode("iso-8859-1")  # any byte decodes
     lines = text.replace("\r\n", "\n").split("\n")
     parts = lines[0].split()
     if len(parts) != 3:

@@ -73,10 +73,8 @@ class FrontDoor(Protocol, TimeoutMixin):
         self.setTimeout(self.factory.config.limits.header_timeout)
 
     def timeoutConnection(self) -> None:
-        if self.delegate is None:
-            self.reply(408, "request head not received in time")
-        else:  # pragma: no cover - the timeout is cancelled on delegation
-            self.transport.abortConnection()
+        """Only armed while reading a head: handing the connection over cancels it."""
+        self.reply(408, "request head not received in time")
 
     def dataReceived(self, data: bytes) -> None:
         if self.delegate is not None:
