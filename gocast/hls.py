@@ -138,6 +138,19 @@ class HlsOutputs:
         return self.outputs.get(path)
 
 
+class _PrefixedHls(Resource):
+    isLeaf = True
+
+    def __init__(self, hls: "HlsResource", mount: str, name: str):
+        super().__init__()
+        self.hls = hls
+        self.mount = mount
+        self.name = name
+
+    def render_GET(self, request: Request) -> bytes:
+        return self.hls.serve(request, self.mount, self.name)
+
+
 def session_key(request: Request) -> str:
     """One HLS listener: the ``session`` query parameter, else address and user agent."""
     session = request.args.get(b"session")
@@ -162,7 +175,9 @@ class HlsResource(Resource):
         parts = [p.decode("utf-8", "replace") for p in request.postpath]
         if len(parts) < 2:
             return self.missing(request)
-        mount, name = "/" + "/".join(parts[:-1]), parts[-1]
+        return self.serve(request, "/" + "/".join(parts[:-1]), parts[-1])
+
+    def serve(self, request: Request, mount: str, name: str) -> bytes:
         output = self.outputs.output(mount)
         segmenter = output.segmenter if output is not None else None
         live = self.registry.get(mount)
@@ -180,6 +195,17 @@ class HlsResource(Resource):
                 request.setHeader(b"cache-control", b"max-age=%d" % (segmenter.segment_duration * 10))
                 return segment.data
         return self.missing(request)
+
+    def for_path(self, path: str) -> Optional[Resource]:
+        """
+        The resource for ``path`` under a mount's own ``hls.path`` prefix
+        (read from the running config, so a reload moves it), if any.
+        """
+        for mount, config in self.registry.config.mounts.items():
+            prefix = config.hls.path.rstrip("/")
+            if config.hls.enabled and prefix and path.startswith(prefix + "/"):
+                return _PrefixedHls(self, mount, path[len(prefix) + 1:])
+        return None
 
     @staticmethod
     def missing(request: Request) -> bytes:

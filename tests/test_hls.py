@@ -124,6 +124,15 @@ class HlsServingTests(SynchronousTestCase):
         self.assertIn(" 404 ", h.get("/hls/live/segment_99.ts")[0])
         self.assertIn(" 404 ", h.get("/hls/other/playlist.m3u8")[0])
 
+    def test_custom_path_prefix(self):
+        h = Harness("mounts { live { hls { enabled true segment_duration 2 path /radio/stream } } }")
+        source, _ = h.source()
+        feed_frames(source, 300)
+        status, _, body = h.get("/radio/stream/playlist.m3u8")
+        self.assertIn(" 200 ", status)
+        self.assertIn(b"segment_", body)
+        self.assertIn(" 200 ", h.get("/hls/live/playlist.m3u8")[0])
+
     def test_no_source_is_404(self):
         self.assertIn(" 404 ", self.harness().get("/hls/live/playlist.m3u8")[0])
 

@@ -42,8 +42,8 @@ class HlsConfig:
                                 implemented=False)
     part_duration: float = setting(1.0, "Target length of an LL-HLS partial segment.", Duration(positive=True),
                                    implemented=False)
-    path: str = setting("", "URL prefix of the playlist and segments; empty means /hls/<mount>.",
-                        implemented=False)
+    path: str = setting("", "Another URL prefix for the playlist and segments (outside /hls/); "
+                        "/hls/<mount> always works.")
 
 
 @attr.frozen

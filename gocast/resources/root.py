@@ -21,12 +21,17 @@ from .status import StatusJson
 class Root(Resource):
     """``/``: named children, plus playlists for any mount (``/radio/jazz.pls``)."""
 
-    def __init__(self, registry: MountRegistry):
+    def __init__(self, registry: MountRegistry, hls: Optional[HlsResource] = None):
         super().__init__()
         self.registry = registry
+        self.hls = hls
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         full = "/" + b"/".join([path] + list(request.postpath)).decode("utf-8", "replace")
+        if self.hls is not None:
+            prefixed = self.hls.for_path(full)
+            if prefixed is not None:
+                return prefixed
         found = split_playlist(full)
         if found is not None:
             mount = self.registry.get(found[0])
@@ -55,7 +60,8 @@ def build_root(registry: MountRegistry, health: HealthState, clock: Any,
     everything else reads the running config through the registry.
     """
     config = registry.config
-    root = Root(registry)
+    hls_resource = HlsResource(hls, registry) if hls is not None else None
+    root = Root(registry, hls_resource)
     ctx = AdminContext(registry, health.started, clock)
     if metrics is not None and config.metrics.enabled:
         put_at(root, config.metrics.path, MetricsResource(metrics, ctx))
@@ -63,6 +69,6 @@ def build_root(registry: MountRegistry, health: HealthState, clock: Any,
     root.putChild(b"status-json.xsl", StatusJson(registry, health.started))
     root.putChild(b"admin.cgi", ShoutcastAdmin(ctx))
     put_at(root, config.server.admin_root, AdminResource(ctx, reloader))
-    if hls is not None:
-        root.putChild(b"hls", HlsResource(hls, registry))
+    if hls_resource is not None:
+        root.putChild(b"hls", hls_resource)
     return root
