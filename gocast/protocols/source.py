@@ -21,13 +21,13 @@ reconnecting source is not locked out by its own dead connection.
 
 from __future__ import annotations
 
-import hmac
 from typing import TYPE_CHECKING, Any, BinaryIO, Optional
 
 from twisted.logger import Logger
 
 from ..config import MountConfig, is_reserved
 from ..config._kinds import normalise_mount
+from ..core.credentials import source_credentials_ok
 from ..core.mount import Mount, MountInUse, SourceInfo
 from ..core.registry import MountNotAllowed
 from ..media import is_streamable
@@ -39,23 +39,15 @@ if TYPE_CHECKING:  # pragma: no cover
 REALM = 'Basic realm="Icecast2 Server"'
 
 
-def _same(a: str, b: str) -> bool:
-    """Constant-time comparison of two secrets."""
-    return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
-
-
 def source_authorised(head: RequestHead, mount_config: MountConfig, global_password: str) -> bool:
     """Basic auth as the mount's user (``source``), or ICE/1.0's ``ice-password``."""
-    expected = mount_config.password or global_password
     credentials = basic_credentials(head)
     if credentials is None and head.get("ice-password") is not None:
         credentials = ("source", head.get("ice-password") or "")
     if credentials is None:
         return False
     user, password = credentials
-    user_ok = _same(user, mount_config.username)
-    password_ok = _same(password, expected)
-    return user_ok and password_ok
+    return source_credentials_ok(user, password, mount_config, global_password)
 
 
 class SourceSession:

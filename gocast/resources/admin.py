@@ -12,7 +12,6 @@ form ``/admin.cgi?mode=updinfo&song=&pass=`` works too.
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -24,6 +23,7 @@ from xml.etree import ElementTree
 
 from ..config import Config, MountConfig
 from ..config._mount import FallbackConfig
+from ..core.credentials import same_secret, source_credentials_ok
 from ..core.mount import Mount
 from ..core.registry import MountRegistry
 from .status import add_listeners, listener_sessions, stats_xml, sub, xml_bytes
@@ -35,10 +35,6 @@ class AdminError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
-
-
-def _same(a: bytes, b: str) -> bool:
-    return hmac.compare_digest(a, b.encode("utf-8"))
 
 
 def arg(request: Request, name: str) -> Optional[str]:
@@ -81,13 +77,14 @@ class AdminContext:
 
     def is_admin(self, request: Request) -> bool:
         auth = self.config.auth
-        return _same(request.getUser(), auth.admin_user) and _same(request.getPassword(),
-                                                                    auth.admin_password)
+        user_ok = same_secret(request.getUser(), auth.admin_user)
+        password_ok = same_secret(request.getPassword(), auth.admin_password)
+        return user_ok and password_ok
 
     def is_source(self, request: Request, path: str) -> bool:
         mount_config = self.config.mounts.get(path) or MountConfig()
-        password = mount_config.password or self.config.auth.source_password
-        return _same(request.getUser(), mount_config.username) and _same(request.getPassword(), password)
+        return source_credentials_ok(request.getUser(), request.getPassword(), mount_config,
+                                     self.config.auth.source_password)
 
     def mount(self, request: Request, need_source: bool = True) -> Mount:
         path = arg(request, "mount")
@@ -287,7 +284,7 @@ class ShoutcastAdmin(Resource):
         mount_config = self.ctx.config.mounts.get(path) or MountConfig()
         password = (arg(request, "pass") or "").encode("utf-8")
         expected = mount_config.password or self.ctx.config.auth.source_password
-        if not (_same(password, expected) or _same(password, self.ctx.config.auth.admin_password)):
+        if not (same_secret(password, expected) or same_secret(password, self.ctx.config.auth.admin_password)):
             request.setResponseCode(401)
             return iceresponse("bad password", ok=False)
         mount = self.ctx.registry.get(path)
