@@ -13,7 +13,7 @@ A mount without a source (and no segment yet) answers 404.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.logger import Logger
 from twisted.web.resource import Resource
@@ -22,6 +22,7 @@ from twisted.web.server import Request
 from .core.mount import Chunk, Mount
 from .core.registry import MountRegistry
 from .media import Packet, media_type
+from .media._sync import adts_header
 from .media.hls import Segmenter
 from .transcode import AACTranscoder
 
@@ -98,7 +99,12 @@ class HlsOutput:
         self.transcoder.feed(chunk.data)
 
     def transcoded(self, packet: Packet) -> None:
-        self.segment("aac", packet.data, packet.duration, self._ogg_generation)
+        """
+        ffmpeg writes in bursts of any length: regroup its frames into short
+        chunks, so segments end close to their target duration.
+        """
+        for data, duration in regroup_adts(packet.data, TRANSCODED_CHUNK):
+            self.segment("aac", data, duration, self._ogg_generation)
 
     def source_stopped(self) -> None:
         if self.transcoder is not None:
@@ -112,6 +118,30 @@ class HlsOutput:
 
     def detach(self, reason: str) -> None:  # pragma: no cover - outputs are never detached
         """Outputs stay with their mount."""
+
+
+#: Seconds of transcoded audio per chunk handed to the segmenter.
+TRANSCODED_CHUNK = 0.1
+
+
+def regroup_adts(data: bytes, seconds: float) -> List[Tuple[bytes, float]]:
+    """Whole ADTS frames in ``data``, grouped into chunks of about ``seconds``."""
+    groups: List[Tuple[bytes, float]] = []
+    start = pos = 0
+    duration = 0.0
+    while pos + 7 <= len(data):
+        header = adts_header(data, pos)
+        if header is None:
+            break
+        length, samples, rate, _ = header
+        pos += length
+        duration += samples / rate
+        if duration >= seconds:
+            groups.append((data[start:pos], duration))
+            start, duration = pos, 0.0
+    if pos > start:
+        groups.append((data[start:pos], duration))
+    return groups
 
 
 class HlsOutputs:

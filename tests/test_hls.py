@@ -2,6 +2,7 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from gocast.hls import regroup_adts
 from gocast.media.hls import FIRST_PTS, Segmenter
 from gocast.media.mpegts import (
     AUDIO_PID,
@@ -135,6 +136,15 @@ class HlsServingTests(SynchronousTestCase):
 
     def test_no_source_is_404(self):
         self.assertIn(" 404 ", self.harness().get("/hls/live/playlist.m3u8")[0])
+
+
+class RegroupTests(SynchronousTestCase):
+    def test_transcoder_bursts_become_short_chunks(self):
+        frames = adts_frame(200) * 20  # 20 x 1024 samples at 44.1 kHz: 0.46 s
+        groups = regroup_adts(frames, 0.1)
+        self.assertEqual(b"".join(data for data, _ in groups), frames)
+        self.assertTrue(all(duration < 0.13 for _, duration in groups))
+        self.assertAlmostEqual(sum(d for _, d in groups), 20 * 1024 / 44100)
 
 
 class HlsSessionTests(SynchronousTestCase):
