@@ -1,33 +1,45 @@
 # -*- test-case-name: tests.test_hls -*-
 """
 HLS output for mounts with ``hls { enabled true }``: a subscriber of the
-mount's frame stream that cuts MPEG-TS segments (MP3 and AAC sources with
-no extra process; Ogg Vorbis/Opus/FLAC through an ffmpeg AAC transcoder),
-and the twisted.web resources that serve them from memory:
+mount's frame stream that cuts segments (MP3 and AAC sources with no extra
+process; Ogg Vorbis/Opus/FLAC through an ffmpeg AAC transcoder), and the
+twisted.web resources that serve them from memory:
 
 - ``GET /hls/<mount>/playlist.m3u8``
-- ``GET /hls/<mount>/segment_<N>.ts``
+- ``GET /hls/<mount>/segment_<N>.ts`` (standard HLS: MPEG-TS)
+- ``GET /hls/<mount>/init_<K>.mp4``, ``segment_<N>.m4s``, ``part_<N>_<I>.m4s``
+  (``low_latency true``: CMAF), with blocking playlist reload
+  (``?_HLS_msn=N&_HLS_part=I``) and a blocking preload-hinted part.
 
 A mount without a source (and no segment yet) answers 404.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import NOT_DONE_YET, Request
 
 from .core.mount import Chunk, Mount
 from .core.registry import MountRegistry
 from .media import Packet, media_type
 from .media._sync import adts_header
 from .media.hls import Segmenter
+from .media.llhls import PartSegmenter
 from .transcode import AACTranscoder
 
 _CODECS = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/mpeg3": "mp3", "audio/aac": "aac",
            "audio/aacp": "aac", "audio/x-aac": "aac", "audio/x-aacp": "aac", "audio/adts": "aac"}
+
+#: Blocked requests (playlist reloads and hinted parts) one mount holds at most.
+MAX_WAITERS = 10000
+#: Segments and parts never change once cut, and their numbers are not reused.
+IMMUTABLE = b"public, max-age=31536000, immutable"
+
+AnySegmenter = Union[Segmenter, PartSegmenter]
 
 
 class HlsOutput:
@@ -35,11 +47,13 @@ class HlsOutput:
 
     is_listener = False
 
-    def __init__(self, mount: Mount, now: Callable[[], float], reactor: Any = None):
+    def __init__(self, mount: Mount, now: Callable[[], float], reactor: Any = None, clock: Any = None):
         self.mount = mount
         self.now = now
         self.reactor = reactor
-        self.segmenter: Optional[Segmenter] = None
+        self.clock = clock if clock is not None else reactor
+        self.segmenter: Optional[AnySegmenter] = None
+        self._waiters: List[Tuple[Callable[[], bool], Deferred, Any]] = []
         self.transcoder: Optional[AACTranscoder] = None
         self._generation = -1
         self._ogg_generation = -1
@@ -70,14 +84,67 @@ class HlsOutput:
         self.segment(codec, chunk.data, chunk.duration, chunk.generation)
 
     def segment(self, codec: str, data: bytes, duration: float, generation: int) -> None:
-        config = self.mount.config.hls
-        if self.segmenter is None or self.segmenter.muxer.stream_type != Segmenter(codec).muxer.stream_type:
-            self.segmenter = Segmenter(codec, config.segment_duration, config.playlist_length)
+        if self.segmenter is None or _settings(self.segmenter) != (codec,) + _wanted(self.mount):
+            self.segmenter = self._new_segmenter(codec)
         elif generation != self._generation:
             self.segmenter.discontinuity()
         self._generation = generation
         self.segmenter.set_title(self.mount.title, self.mount.artist)
         self.segmenter.add(data, duration, self.now())
+        self._wake()
+
+    def _new_segmenter(self, codec: str) -> AnySegmenter:
+        """
+        A segmenter for the current settings. Sequence numbers start from
+        the clock (and never go back), so segment URLs are not reused after
+        a restart and a CDN may cache them for good.
+        """
+        config = self.mount.config.hls
+        first = int(self.now() // config.segment_duration)
+        if self.segmenter is not None:
+            first = max(first, self.segmenter.next_sequence + 1)
+        if config.low_latency:
+            return PartSegmenter(codec, config.segment_duration, config.part_duration, config.playlist_length,
+                                 first)
+        return Segmenter(codec, config.segment_duration, config.playlist_length, first)
+
+    def wait(self, ready: Callable[[], bool], timeout: float) -> Optional[Deferred]:
+        """
+        A Deferred that fires True once ``ready()`` holds (checked whenever
+        audio is cut), or False after ``timeout``; None if too many wait.
+        Cancelling it (the client left) forgets the wait.
+        """
+        if len(self._waiters) >= MAX_WAITERS:
+            return None
+
+        def forget(d: Deferred) -> None:
+            self._drop(d)
+
+        d: Deferred = Deferred(forget)
+        timer = self.clock.callLater(timeout, self._expire, d)
+        self._waiters.append((ready, d, timer))
+        return d
+
+    def _expire(self, d: Deferred) -> None:
+        self._drop(d)
+        d.callback(False)
+
+    def _drop(self, d: Deferred) -> None:
+        for waiter in self._waiters:
+            if waiter[1] is d:
+                self._waiters.remove(waiter)
+                if waiter[2].active():
+                    waiter[2].cancel()
+                return
+
+    def _wake(self) -> None:
+        if not self._waiters:
+            return
+        ready = [w for w in self._waiters if w[0]()]
+        for waiter in ready:
+            self._waiters.remove(waiter)
+            waiter[2].cancel()
+            waiter[1].callback(True)
 
     def transcode(self, chunk: Chunk) -> None:
         """
@@ -144,20 +211,33 @@ def regroup_adts(data: bytes, seconds: float) -> List[Tuple[bytes, float]]:
     return groups
 
 
+def _settings(segmenter: AnySegmenter) -> Tuple[Any, ...]:
+    """What a segmenter was made for: codec, mode, durations, window."""
+    part = segmenter.part_duration if isinstance(segmenter, PartSegmenter) else None
+    return (segmenter.codec, segmenter.low_latency, segmenter.segment_duration, segmenter.playlist_length, part)
+
+
+def _wanted(mount: Mount) -> Tuple[Any, ...]:
+    config = mount.config.hls
+    return (config.low_latency, config.segment_duration, config.playlist_length,
+            config.part_duration if config.low_latency else None)
+
+
 class HlsOutputs:
     """Attaches an :class:`HlsOutput` to every mount whose config enables HLS."""
 
     _log = Logger()
 
-    def __init__(self, now: Callable[[], float], reactor: Any = None):
+    def __init__(self, now: Callable[[], float], reactor: Any = None, clock: Any = None):
         self.now = now
         self.reactor = reactor
+        self.clock = clock
         self.outputs: Dict[str, HlsOutput] = {}
 
     def attach(self, mount: Mount) -> None:
         output = self.outputs.get(mount.path)
         if mount.config.hls.enabled and output is None:
-            output = self.outputs[mount.path] = HlsOutput(mount, self.now, self.reactor)
+            output = self.outputs[mount.path] = HlsOutput(mount, self.now, self.reactor, self.clock)
             mount.add_subscriber(output)
             mount.session_listeners = output.session_count
         elif not mount.config.hls.enabled and output is not None:
@@ -207,24 +287,82 @@ class HlsResource(Resource):
             return self.missing(request)
         return self.serve(request, "/" + "/".join(parts[:-1]), parts[-1])
 
-    def serve(self, request: Request, mount: str, name: str) -> bytes:
+    def serve(self, request: Request, mount: str, name: str) -> Union[bytes, int]:
         output = self.outputs.output(mount)
         segmenter = output.segmenter if output is not None else None
         live = self.registry.get(mount)
-        if segmenter is None or not segmenter.segments or live is None or live.source is None:
+        if output is None or segmenter is None or not segmenter.ready or live is None or live.source is None:
             return self.missing(request)
         if name == "playlist.m3u8":
-            output.seen(session_key(request))
-            request.setHeader(b"content-type", b"application/vnd.apple.mpegurl")
-            request.setHeader(b"cache-control", b"no-cache")
-            return segmenter.playlist().encode("ascii")
-        if name.startswith("segment_") and name.endswith(".ts") and name[8:-3].isdigit():
-            segment = segmenter.get(int(name[8:-3]))
-            if segment is not None:
-                request.setHeader(b"content-type", b"video/mp2t")
-                request.setHeader(b"cache-control", b"max-age=%d" % (segmenter.segment_duration * 10))
-                return segment.data
+            return self.playlist(request, output, segmenter)
+        found = segmenter.lookup(name)
+        if found is not None:
+            return self.file(request, *found)
+        if isinstance(segmenter, PartSegmenter) and name == segmenter.next_part_name():
+            # The preload hint: answer as soon as that part is cut.
+            return self.block(request, output, lambda: segmenter.lookup(name) is not None,
+                              lambda: self.file(request, *segmenter.lookup(name)))  # type: ignore[misc]
         return self.missing(request)
+
+    def playlist(self, request: Request, output: HlsOutput, segmenter: AnySegmenter) -> Union[bytes, int]:
+        output.seen(session_key(request))
+        try:
+            sequence, part = blocking_reload(request)
+        except ValueError as e:
+            return self.refuse(request, 400, str(e))
+        if sequence is None or not isinstance(segmenter, PartSegmenter):
+            return self.playlist_text(request, segmenter)
+        if segmenter.too_far(sequence, part):
+            return self.refuse(request, 400, "_HLS_msn/_HLS_part is too far ahead of the live edge")
+
+        def ready() -> bool:
+            return output.segmenter is not segmenter or segmenter.has(sequence, part)
+
+        return self.block(request, output, ready, lambda: self.playlist_text(request, output.segmenter))
+
+    def block(self, request: Request, output: HlsOutput, ready: Callable[[], bool],
+              answer: Callable[[], bytes]) -> Union[bytes, int]:
+        """
+        Hold ``request`` until ``ready()``, then send ``answer()``; after
+        three target durations, 503 (as LL-HLS asks of blocking reloads).
+        """
+        if ready():
+            return answer()
+        segmenter = output.segmenter
+        assert segmenter is not None
+        waiting = output.wait(ready, 3 * segmenter.target_duration())
+        if waiting is None:
+            return self.refuse(request, 503, "too many blocked requests on this stream")
+
+        def done(arrived: bool) -> None:
+            body = answer() if arrived else self.refuse(request, 503, "not available in time")
+            request.setHeader(b"content-length", b"%d" % len(body))
+            request.write(body)
+            request.finish()
+
+        def gone(failure: Any) -> None:
+            failure.trap(CancelledError)
+
+        waiting.addCallback(done).addErrback(gone)
+        request.notifyFinish().addErrback(lambda _: waiting.cancel())
+        return NOT_DONE_YET
+
+    @staticmethod
+    def playlist_text(request: Request, segmenter: Optional[AnySegmenter]) -> bytes:
+        if segmenter is None:
+            return HlsResource.missing(request)
+        # Fresh for at most half a part (LL-HLS) or half a segment.
+        half = (segmenter.part_target() if isinstance(segmenter, PartSegmenter)
+                else segmenter.target_duration()) / 2
+        request.setHeader(b"content-type", b"application/vnd.apple.mpegurl")
+        request.setHeader(b"cache-control", b"max-age=%d" % int(half))
+        return segmenter.playlist().encode("ascii")
+
+    @staticmethod
+    def file(request: Request, content_type: str, data: bytes) -> bytes:
+        request.setHeader(b"content-type", content_type.encode("ascii"))
+        request.setHeader(b"cache-control", IMMUTABLE)
+        return data
 
     def for_path(self, path: str) -> Optional[Resource]:
         """
@@ -239,6 +377,28 @@ class HlsResource(Resource):
 
     @staticmethod
     def missing(request: Request) -> bytes:
-        request.setResponseCode(404)
+        return HlsResource.refuse(request, 404, "no such HLS stream or segment")
+
+    @staticmethod
+    def refuse(request: Request, code: int, reason: str) -> bytes:
+        request.setResponseCode(code)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return b"no such HLS stream or segment\n"
+        request.setHeader(b"cache-control", b"no-cache")
+        return reason.encode("utf-8") + b"\n"
+
+
+def blocking_reload(request: Request) -> Tuple[Optional[int], Optional[int]]:
+    """``_HLS_msn`` and ``_HLS_part``; ValueError with the reason if they are malformed."""
+    values = []
+    for name in (b"_HLS_msn", b"_HLS_part"):
+        given = request.args.get(name)
+        if not given:
+            values.append(None)
+            continue
+        text = given[-1].decode("ascii", "replace")
+        if not text.isdigit() or len(text) > 19:
+            raise ValueError("%s must be a non-negative integer" % name.decode())
+        values.append(int(text))
+    if values[0] is None and values[1] is not None:
+        raise ValueError("_HLS_part needs _HLS_msn")
+    return values[0], values[1]

@@ -31,7 +31,7 @@ class Harness:
         self.events = []
         self.bus = EventBus(self.clock.seconds)
         self.bus.subscribe(self.events.append)
-        self.hls = HlsOutputs(self.clock.seconds)
+        self.hls = HlsOutputs(self.clock.seconds, clock=self.clock)
         self.registry = MountRegistry(self.config, self.bus, FilePlayers(self.clock), self.hls.attach)
         self.health = HealthState(self.clock, {})
         self.factory = FrontDoorFactory(self.registry, self.bus, None, self.clock)

@@ -38,12 +38,17 @@ class HlsConfig:
     enabled: bool = setting(False, "Serve this mount as HLS too.")
     segment_duration: float = setting(6.0, "Target length of one media segment.", Duration(positive=True))
     playlist_length: int = setting(3, "Segments listed in the live playlist.", Int(1, 100))
-    low_latency: bool = setting(False, "Low-Latency HLS: partial segments and blocking playlist reload.",
-                                implemented=False)
-    part_duration: float = setting(1.0, "Target length of an LL-HLS partial segment.", Duration(positive=True),
-                                   implemented=False)
+    low_latency: bool = setting(False, "Low-Latency HLS: CMAF partial segments, blocking playlist reload.")
+    part_duration: float = setting(0.5, "Target length of an LL-HLS partial segment (0.1s to 2s).",
+                                   Duration(minimum=0.1))
     path: str = setting("", "Another URL prefix for the playlist and segments (outside /hls/); "
                         "/hls/<mount> always works.")
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if self.low_latency and (self.part_duration > 2.0 or self.part_duration * 2 > self.segment_duration):
+            where = path + ("part_duration",) if "part_duration" in raw else path
+            report.error(where, "part_duration must be at most 2s and at most half of segment_duration (%gs)"
+                         % self.segment_duration, at="value" if "part_duration" in raw else "key")
 
 
 @attr.frozen

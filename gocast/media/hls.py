@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from datetime import datetime, timezone
-from typing import Deque, List, Optional
+from typing import Deque, List, Optional, Tuple
 
 import attr
 
@@ -39,12 +39,18 @@ class Segment:
 
 
 class Segmenter:
-    def __init__(self, codec: str, segment_duration: float = 6.0, playlist_length: int = 3):
+    """Cuts MPEG-TS segments for standard HLS."""
+
+    low_latency = False
+
+    def __init__(self, codec: str, segment_duration: float = 6.0, playlist_length: int = 3,
+                 first_sequence: int = 0):
+        self.codec = codec
         self.muxer = TSMuxer(codec)
         self.segment_duration = segment_duration
         self.playlist_length = playlist_length
         self.segments: Deque[Segment] = deque()
-        self.next_sequence = 0
+        self.next_sequence = first_sequence
         self._discontinuities = 0
         self._pts = FIRST_PTS
         self._chunks: List[bytes] = []
@@ -94,10 +100,25 @@ class Segmenter:
             self.segments.popleft()
         return segment
 
+    @property
+    def ready(self) -> bool:
+        return bool(self.segments)
+
+    def target_duration(self) -> int:
+        return max([math.ceil(s.duration) for s in self.live()] + [math.ceil(self.segment_duration)])
+
     def get(self, sequence: int) -> Optional[Segment]:
         for segment in self.segments:
             if segment.sequence == sequence:
                 return segment
+        return None
+
+    def lookup(self, name: str) -> Optional[Tuple[str, bytes]]:
+        """The content type and bytes of ``segment_N.ts``."""
+        if name.startswith("segment_") and name.endswith(".ts") and name[8:-3].isdigit():
+            segment = self.get(int(name[8:-3]))
+            if segment is not None:
+                return "video/mp2t", segment.data
         return None
 
     def live(self) -> List[Segment]:
@@ -106,7 +127,7 @@ class Segmenter:
     def playlist(self) -> str:
         """The live media playlist; segment URIs are relative (``segment_N.ts``)."""
         live = self.live()
-        target = max([math.ceil(s.duration) for s in live] + [math.ceil(self.segment_duration)])
+        target = self.target_duration()
         first = live[0] if live else None
         lines = [
             "#EXTM3U",

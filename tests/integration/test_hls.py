@@ -8,15 +8,19 @@ from twisted.trial.unittest import TestCase
 
 from ._process import spawn_tool, start_server, wait_for_source
 
+MP3 = ["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"]
+AAC = ["-c:a", "aac", "-b:a", "96k", "-f", "adts", "-content_type", "audio/aac"]
+OPUS = ["-c:a", "libopus", "-b:a", "64k", "-f", "ogg", "-content_type", "audio/ogg"]
 TONE = ["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "sine=frequency=440"]
 
 
 class HlsTests(TestCase):
     timeout = 120
 
-    async def play(self, encode):
+    async def play(self, encode, low_latency=False):
         server, base = await start_server(
-            self, reactor, "mounts { live { hls { enabled true segment_duration 2 playlist_length 3 } } }")
+            self, reactor, "mounts { live { hls { enabled true segment_duration 2 playlist_length 3 "
+            "low_latency %s part_duration 0.5 } } }" % ("true" if low_latency else "false"))
         spawn_tool(self, reactor, ["ffmpeg"] + TONE + encode +
                    ["icecast://source:hackme@%s/live" % base[len("http://"):]])
         await wait_for_source(reactor, base, "/live", server)
@@ -35,20 +39,36 @@ class HlsTests(TestCase):
         self.assertEqual(len(durations), 3, playlist)
         for duration in durations:
             self.assertLess(abs(duration - 2.0), 0.2, playlist)
+        parts = [float(d) for d in re.findall(r"#EXT-X-PART:DURATION=([0-9.]+),", playlist)]
+        if low_latency:
+            self.assertIn("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES", playlist)
+            self.assertGreater(len(parts), 4, playlist)
+            self.assertTrue(all(0.4 < part <= 0.5 for part in parts), playlist)
+        else:
+            self.assertEqual(parts, [])
         client = spawn_tool(self, reactor, ["ffmpeg", "-v", "error", "-i", base + "/hls/live/playlist.m3u8",
                                             "-t", "20", "-f", "null", "-"])
         code, _ = await client.ended
         self.assertEqual((code, client.output), (0, b""))
         response = await treq.get(base + "/hls/live/playlist.m3u8", reactor=reactor, persistent=False)
-        last = re.findall(r"segment_\d+\.ts", (await response.content()).decode())[-1]
+        last = re.findall(r"segment_\d+\.(?:ts|m4s)", (await response.content()).decode())[-1]
         segment = await treq.get(base + "/hls/live/" + last, reactor=reactor, persistent=False)
         self.assertIn(b"TIT2", await segment.content())  # the title, as timed ID3
 
     async def test_mp3(self):
-        await self.play(["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"])
+        await self.play(MP3)
 
     async def test_aac(self):
-        await self.play(["-c:a", "aac", "-b:a", "96k", "-f", "adts", "-content_type", "audio/aac"])
+        await self.play(AAC)
 
     async def test_ogg_opus_through_the_aac_transcoder(self):
-        await self.play(["-c:a", "libopus", "-b:a", "64k", "-f", "ogg", "-content_type", "audio/ogg"])
+        await self.play(OPUS)
+
+    async def test_low_latency_mp3(self):
+        await self.play(MP3, low_latency=True)
+
+    async def test_low_latency_aac(self):
+        await self.play(AAC, low_latency=True)
+
+    async def test_low_latency_ogg_opus(self):
+        await self.play(OPUS, low_latency=True)
