@@ -24,6 +24,7 @@ setup(
     extras_require={
         "test": [
             "hypothesis>=6.100",
+            "selenium>=4.20",
         ],
     },
     entry_points={"console_scripts": ["gocast = gocast.cli:main"]},

@@ -16,6 +16,8 @@ A mount without a source (and no segment yet) answers 404.
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from twisted.internet.defer import CancelledError, Deferred
@@ -29,7 +31,7 @@ from .media import Packet, media_type
 from .media._sync import adts_header
 from .media.hls import Segmenter
 from .media.llhls import PartSegmenter
-from .transcode import AACTranscoder
+from .transcode import AACTranscoder, ffmpeg_argv
 
 _CODECS = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/mpeg3": "mp3", "audio/aac": "aac",
            "audio/aacp": "aac", "audio/x-aac": "aac", "audio/x-aacp": "aac", "audio/adts": "aac"}
@@ -56,7 +58,7 @@ class HlsOutput:
         self._waiters: List[Tuple[Callable[[], bool], Deferred, Any]] = []
         self.transcoder: Optional[AACTranscoder] = None
         self._generation = -1
-        self._ogg_generation = -1
+        self._transcoded_generation = -1
         #: HLS clients by (address, user agent) or session parameter: when last seen.
         self.sessions: Dict[str, float] = {}
 
@@ -75,13 +77,19 @@ class HlsOutput:
         return len(self.sessions)
 
     def chunk(self, chunk: Chunk) -> None:
-        if self.mount.is_ogg:
-            self.transcode(chunk)
-            return
         codec = _CODECS.get(media_type(self.mount.content_type))
-        if codec is None or chunk.header:
-            return
-        self.segment(codec, chunk.data, chunk.duration, chunk.generation)
+        if self.mount.is_ogg:
+            self.transcode(chunk, "ogg")
+        elif codec == "mp3" and self.mount.config.hls.low_latency:
+            # Browsers' Media Source Extensions take no MP3 in MP4 (Chromium
+            # refuses audio/mp4; codecs="mp3"), and hls.js misplaces MPEG
+            # audio parts in a TS segment: LL-HLS from MP3 is made from AAC.
+            self.transcode(chunk, "mp3")
+        elif codec is not None and not chunk.header:
+            if self.transcoder is not None:  # low_latency was just turned off
+                self.transcoder.stop()
+                self.transcoder = None
+            self.segment(codec, chunk.data, chunk.duration, chunk.generation)
 
     def segment(self, codec: str, data: bytes, duration: float, generation: int) -> None:
         if self.segmenter is None or _settings(self.segmenter) != (codec,) + _wanted(self.mount):
@@ -146,19 +154,22 @@ class HlsOutput:
             waiter[2].cancel()
             waiter[1].callback(True)
 
-    def transcode(self, chunk: Chunk) -> None:
+    def transcode(self, chunk: Chunk, input_format: str) -> None:
         """
-        Ogg (Vorbis, Opus, FLAC): through an ffmpeg child process to AAC. A
-        new Ogg stream (new source, or a chained stream) restarts ffmpeg,
-        which is sent the new codec headers first.
+        Through an ffmpeg child process to AAC. A new stream (new source, or
+        a chained Ogg stream) restarts ffmpeg, which is sent the new codec
+        headers first.
         """
         if self.reactor is None:
             return
-        if self.transcoder is None:
+        if self.transcoder is None or self.transcoder.argv != ffmpeg_argv(input_format):
+            if self.transcoder is not None:
+                self.transcoder.stop()
             self.transcoder = AACTranscoder(self.reactor, self.transcoded, lambda: self.mount.header_pages,
-                                            "%s HLS" % self.mount.path)
-        if chunk.generation != self._ogg_generation:
-            self._ogg_generation = chunk.generation
+                                            "%s HLS" % self.mount.path, ffmpeg_argv(input_format))
+            self._transcoded_generation = -1
+        if chunk.generation != self._transcoded_generation:
+            self._transcoded_generation = chunk.generation
             self.transcoder.stop()
             self.transcoder.start()
             if chunk.header:
@@ -171,7 +182,7 @@ class HlsOutput:
         chunks, so segments end close to their target duration.
         """
         for data, duration in regroup_adts(packet.data, TRANSCODED_CHUNK):
-            self.segment("aac", data, duration, self._ogg_generation)
+            self.segment("aac", data, duration, self._transcoded_generation)
 
     def source_stopped(self) -> None:
         if self.transcoder is not None:
@@ -289,12 +300,18 @@ class HlsResource(Resource):
 
     def serve(self, request: Request, mount: str, name: str) -> Union[bytes, int]:
         output = self.outputs.output(mount)
-        segmenter = output.segmenter if output is not None else None
         live = self.registry.get(mount)
-        if output is None or segmenter is None or not segmenter.ready or live is None or live.source is None:
+        if output is None or live is None or live.source is None:
             return self.missing(request)
+        segmenter = output.segmenter
         if name == "playlist.m3u8":
+            if segmenter is None or not segmenter.ready:
+                # The source just connected: answer once the first segment (or part) is cut.
+                return self.block(request, output, lambda: output.segmenter is not None and output.segmenter.ready,
+                                  lambda: self.playlist(request, output, output.segmenter))  # type: ignore
             return self.playlist(request, output, segmenter)
+        if segmenter is None:
+            return self.missing(request)
         found = segmenter.lookup(name)
         if found is not None:
             return self.file(request, *found)
@@ -321,7 +338,7 @@ class HlsResource(Resource):
         return self.block(request, output, ready, lambda: self.playlist_text(request, output.segmenter))
 
     def block(self, request: Request, output: HlsOutput, ready: Callable[[], bool],
-              answer: Callable[[], bytes]) -> Union[bytes, int]:
+              answer: Callable[[], Union[bytes, int]]) -> Union[bytes, int]:
         """
         Hold ``request`` until ``ready()``, then send ``answer()``; after
         three target durations, 503 (as LL-HLS asks of blocking reloads).
@@ -329,13 +346,15 @@ class HlsResource(Resource):
         if ready():
             return answer()
         segmenter = output.segmenter
-        assert segmenter is not None
-        waiting = output.wait(ready, 3 * segmenter.target_duration())
+        target = segmenter.target_duration() if segmenter else math.ceil(output.mount.config.hls.segment_duration)
+        waiting = output.wait(ready, 3 * target)
         if waiting is None:
             return self.refuse(request, 503, "too many blocked requests on this stream")
 
         def done(arrived: bool) -> None:
             body = answer() if arrived else self.refuse(request, 503, "not available in time")
+            if not isinstance(body, bytes):
+                return  # NOT_DONE_YET: a blocking reload now waits for its part
             request.setHeader(b"content-length", b"%d" % len(body))
             request.write(body)
             request.finish()

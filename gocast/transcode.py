@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_transcode -*-
 """
 An ffmpeg child process that turns a mount's Ogg (Vorbis, Opus, FLAC)
-stream into ADTS AAC, for HLS. It is started when a source's stream begins
+stream, or MP3 for low-latency HLS, into ADTS AAC, for HLS. It is started when a source's stream begins
 and stopped when it ends; if ffmpeg dies it is logged and restarted with
 backoff (1, 2, 4... up to 30 s).
 """
@@ -19,8 +19,8 @@ from .media import ADTSFramer, Packet
 MAX_BACKOFF = 30.0
 
 
-def ffmpeg_argv(bitrate: int = 128000) -> List[str]:
-    return ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "ogg", "-i", "pipe:0",
+def ffmpeg_argv(input_format: str = "ogg", bitrate: int = 128000) -> List[str]:
+    return ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", input_format, "-i", "pipe:0",
             "-vn", "-c:a", "aac", "-b:a", str(bitrate), "-f", "adts", "pipe:1"]
 
 
@@ -43,7 +43,7 @@ class _FFmpeg(ProcessProtocol):
 
 class AACTranscoder:
     """
-    Feeds Ogg bytes to ffmpeg, hands back whole AAC frames.
+    Feeds Ogg (or MP3) bytes to ffmpeg, hands back whole AAC frames.
 
     :param output: called with each :class:`Packet` of ADTS frames.
     :param headers: the current Ogg codec headers, sent again after a restart.

@@ -20,7 +20,7 @@ from gocast.media.mpegts import (
 )
 
 from .media_builders import adts_frame, mp3_frame
-from .streaming import Harness, feed_frames
+from .streaming import Harness, feed_frames, split_response
 
 
 def packets(data):
@@ -136,6 +136,25 @@ class HlsServingTests(SynchronousTestCase):
 
     def test_no_source_is_404(self):
         self.assertIn(" 404 ", self.harness().get("/hls/live/playlist.m3u8")[0])
+
+    def test_playlist_waits_for_the_first_segment_of_a_new_source(self):
+        h = self.harness()
+        source, _ = h.source()
+        _, transport = h.connect(b"GET /hls/live/playlist.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n")
+        feed_frames(source, 40)  # about 1 s: no segment yet
+        self.assertEqual(transport.value(), b"")
+        self.assertIn(" 404 ", h.get("/hls/live/segment_0.ts")[0])
+        feed_frames(source, 50)
+        status, _, body = split_response(transport.value())
+        self.assertIn(" 200 ", status)
+        self.assertIn(b"segment_0.ts", body)
+
+    def test_playlist_wait_times_out(self):
+        h = self.harness()
+        h.source()
+        _, transport = h.connect(b"GET /hls/live/playlist.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n")
+        h.clock.advance(6.1)  # three target durations
+        self.assertIn(" 503 ", split_response(transport.value())[0])
 
 
 class RegroupTests(SynchronousTestCase):

@@ -11,13 +11,15 @@ from gocast.media.llhls import PartSegmenter
 from .media_builders import adts_frame, mp3_frame
 from .streaming import Harness, close, feed_frames, split_response
 
-FRAME = 1152 / 44100  # one MP3 frame from media_builders
+FRAME = 1024 / 44100  # one AAC frame from media_builders
+MP3_FRAME = 1152 / 44100
 
 
-def fed(seconds, segment=2.0, part=0.5, **kw):
-    segmenter = PartSegmenter("mp3", segment, part, **kw)
-    for i in range(int(seconds / FRAME)):
-        segmenter.add(mp3_frame(), FRAME, 1700000000.0 + i * FRAME)
+def fed(seconds, segment=2.0, part=0.5, codec="aac", **kw):
+    segmenter = PartSegmenter(codec, segment, part, **kw)
+    frame, length = (adts_frame(), FRAME) if codec == "aac" else (mp3_frame(), MP3_FRAME)
+    for i in range(int(seconds / length)):
+        segmenter.add(frame, length, 1700000000.0 + i * length)
     return segmenter
 
 
@@ -28,27 +30,27 @@ class PartTimingTests(SynchronousTestCase):
         self.assertTrue(all(0.85 * 0.5 <= p.duration <= 0.5 for p in parts), [p.duration for p in parts])
         self.assertEqual({len(s.parts) for s in segmenter.segments}, {4})
         for segment in segmenter.segments:
-            self.assertAlmostEqual(segment.duration, 4 * 19 * FRAME)
+            self.assertAlmostEqual(segment.duration, 4 * 21 * FRAME)
             self.assertEqual(segment.data, b"".join(p.data for p in segment.parts))
 
     def test_a_part_is_cut_as_soon_as_the_next_frame_would_not_fit(self):
-        segmenter = PartSegmenter("mp3", 2.0, 0.5)
-        segmenter.add(mp3_frame() * 18, 18 * FRAME, 0.0)
+        segmenter = PartSegmenter("aac", 2.0, 0.5)
+        segmenter.add(adts_frame(200) * 20, 20 * FRAME, 0.0)
         self.assertEqual(segmenter.parts, [])
-        segmenter.add(mp3_frame(), FRAME, 0.0)  # the 19th: a 20th would pass 0.5 s
-        self.assertEqual([len(fmp4.find_box(p.data, [b"mdat"])) for p in segmenter.parts], [19 * 417])
+        segmenter.add(adts_frame(200), FRAME, 0.0)  # the 21st: a 22nd would pass 0.5 s
+        self.assertEqual([len(fmp4.find_box(p.data, [b"mdat"])) for p in segmenter.parts], [21 * 200])
 
     def test_decode_times_run_on(self):
         segmenter = fed(3.0)
         parts = [p for s in segmenter.segments for p in s.parts] + segmenter.parts
         times = [int.from_bytes(fmp4.find_box(p.data, [b"moof", b"traf", b"tfdt"])[4:], "big") for p in parts]
-        self.assertEqual(times, [441000 + i * 19 * 1152 for i in range(len(parts))])
+        self.assertEqual(times, [441000 + i * 21 * 1024 for i in range(len(parts))])
 
     def test_title_as_emsg_at_each_segment_start(self):
-        segmenter = PartSegmenter("mp3", 2.0, 0.5)
+        segmenter = PartSegmenter("aac", 2.0, 0.5)
         segmenter.set_title("Tune", "Band")
         for _ in range(200):
-            segmenter.add(mp3_frame(), FRAME, 0.0)
+            segmenter.add(adts_frame(), FRAME, 0.0)
         first, second = segmenter.segments[0].parts[:2]
         self.assertEqual(fmp4.boxes(first.data)[0][0], b"emsg")
         self.assertIn(b"TIT2", first.data)
@@ -58,6 +60,13 @@ class PartTimingTests(SynchronousTestCase):
         segmenter = fed(120.0, playlist_length=3)
         self.assertEqual(len(segmenter.segments), 6)
         self.assertEqual(list(segmenter.inits), [0])
+
+    def test_mp3_in_cmaf(self):
+        segmenter = fed(5.0, codec="mp3")
+        init = segmenter.lookup("init_0.mp4")[1]
+        self.assertIn(b"\x04\x80\x80\x80\x0d\x6b", init)  # objectTypeIndication 0x6B: MPEG-1 audio
+        part = segmenter.lookup("part_0_1.m4s")[1]
+        self.assertEqual(fmp4.find_box(part, [b"mdat"])[:4], mp3_frame()[:4])  # whole frames, header and all
 
     def test_format_change_is_a_discontinuity_with_a_new_map(self):
         segmenter = PartSegmenter("aac", 2.0, 0.5, playlist_length=5)
@@ -83,9 +92,9 @@ class PlaylistTests(SynchronousTestCase):
             "#EXT-X-PART-INF:PART-TARGET=0.500", "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-DISCONTINUITY-SEQUENCE:0"])
         self.assertEqual(lines[7], '#EXT-X-MAP:URI="init_0.mp4"')
         self.assertTrue(lines[8].startswith("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20"))
-        self.assertEqual(lines[9], "#EXTINF:1.985,")  # parts are listed only near the live edge
-        self.assertIn('#EXT-X-PART:DURATION=0.496,URI="part_1_0.m4s",INDEPENDENT=YES', lines)
-        self.assertIn("#EXTINF:1.985,\nsegment_2.m4s\n#EXT-X-PROGRAM-DATE-TIME", "\n".join(lines))
+        self.assertEqual(lines[9], "#EXTINF:1.950,")  # parts are listed only near the live edge
+        self.assertIn('#EXT-X-PART:DURATION=0.488,URI="part_1_0.m4s",INDEPENDENT=YES', lines)
+        self.assertIn("#EXTINF:1.950,\nsegment_2.m4s\n#EXT-X-PROGRAM-DATE-TIME", "\n".join(lines))
         current, parts = segmenter.newest()
         self.assertEqual(current, 3)
         self.assertEqual(lines[-1], '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part_3_%d.m4s"' % (parts + 1))
@@ -125,9 +134,12 @@ LL = "mounts { live { hls { enabled true low_latency true segment_duration 2 par
 class BlockingReloadTests(SynchronousTestCase):
     def setUp(self):
         self.h = Harness(LL)
-        self.source, _ = self.h.source()
-        feed_frames(self.source, 100)  # 2.6 s: segment 0 and part 0 of segment 1
+        self.source, _ = self.h.source(content_type="audio/aac")
+        self.feed(115)  # 2.7 s: segment 0 and part 0 of segment 1
         self.segmenter = self.h.hls.output("/live").segmenter
+
+    def feed(self, frames):
+        feed_frames(self.source, frames, adts_frame())
 
     def request(self, target):
         _, transport = self.h.connect(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target).encode())
@@ -159,7 +171,7 @@ class BlockingReloadTests(SynchronousTestCase):
             if transport.value():
                 break
             self.assertFalse(ready())
-            feed_frames(self.source, 1)
+            self.feed(1)
         self.assertTrue(ready())
 
     def test_already_there_answers_at_once(self):
@@ -216,7 +228,7 @@ class BlockingReloadTests(SynchronousTestCase):
 
     def test_switching_mode_on_reload(self):
         self.h.registry.configure(parse_config(LL.replace("low_latency true", "low_latency false")).config)
-        feed_frames(self.source, 40)
+        self.feed(40)
         segmenter = self.h.hls.output("/live").segmenter
         self.assertFalse(segmenter.low_latency)
         self.assertGreater(segmenter.next_sequence, self.segmenter.next_sequence)  # names are not reused

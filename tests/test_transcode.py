@@ -5,9 +5,11 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from gocast.config import parse_config
 from gocast.transcode import AACTranscoder, ffmpeg_argv
 
 from .media_builders import adts_frame
+from .streaming import Harness, feed_frames
 
 
 class FakeProcessTransport:
@@ -69,3 +71,26 @@ class TranscoderTests(SynchronousTestCase):
         protocol.processEnded(Failure(ProcessTerminated(0)))
         self.reactor.advance(60)
         self.assertEqual(len(self.reactor.spawned), 1)
+
+
+class LowLatencyMp3Tests(SynchronousTestCase):
+    """LL-HLS from an MP3 source is made from AAC, through ffmpeg reading MP3."""
+
+    def test_mp3_source_goes_through_the_transcoder(self):
+        text = "mounts { live { hls { enabled true low_latency true segment_duration 2 } } }"
+        h = Harness(text)
+        reactor = ProcessClock()
+        output = h.hls.outputs["/live"]
+        output.reactor = reactor
+        source, _ = h.source()
+        feed_frames(source, 40)
+        [(protocol, args)] = reactor.spawned
+        self.assertEqual(args, ffmpeg_argv("mp3"))
+        self.assertTrue(protocol.transport.written.startswith(b"\xff\xfb"))  # MP3 frames in
+        protocol.outReceived(adts_frame() * 30)
+        self.assertEqual(output.segmenter.codec, "aac")
+        h.registry.configure(parse_config(text.replace("true segment", "false segment")).config)
+        feed_frames(source, 20)
+        self.assertTrue(protocol.transport.stdin_closed)  # standard HLS takes MP3 as it is
+        self.assertIsNone(output.transcoder)
+        self.assertEqual(output.segmenter.codec, "mp3")

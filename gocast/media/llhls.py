@@ -121,7 +121,7 @@ class PartSegmenter:
         if self._format is not None:
             self.discontinuity()
         self._format = fmt
-        self._map_id += 1
+        self._map_id = self.next_sequence  # unique, like sequence numbers
         self.inits[self._map_id] = fmp4.init_segment(fmt)
         self._decode_time = FIRST_TIME * fmt.sample_rate
 
@@ -165,7 +165,8 @@ class PartSegmenter:
 
     @property
     def ready(self) -> bool:
-        return bool(self.segments or self.parts)
+        """Whether a playlist can be served: players want one whole segment in it."""
+        return bool(self.segments)
 
     def newest(self) -> Tuple[int, int]:
         """(segment, part) of the newest part."""
@@ -197,7 +198,7 @@ class PartSegmenter:
 
     def lookup(self, name: str) -> Optional[Tuple[str, bytes]]:
         """The content type and bytes of ``init_K.mp4``, ``segment_N.m4s`` or ``part_N_I.m4s``."""
-        stem, dot, extension = name.partition(".")
+        stem, _, extension = name.partition(".")
         kind, _, numbers = stem.partition("_")
         try:
             values = [int(v) for v in numbers.split("_")]

@@ -1,0 +1,94 @@
+"""
+HLS in a real browser: hls.js (from the npm registry, served from disk)
+plays GoCast's HLS in headless Chromium, driven by Selenium through
+Debian's chromedriver.
+"""
+
+import time
+
+import treq
+from twisted.internet import reactor, threads
+from twisted.trial.unittest import TestCase
+from twisted.web.server import Site
+from twisted.web.static import File
+
+from ._process import ROOT, spawn_tool, start_server, tool, wait_for_source
+from .test_hls import AAC, MP3, TONE
+
+PAGE_FOLDER = ROOT / "tests" / "browser"
+#: Seconds of playback watched, after the player has started.
+WATCH = 10.0
+
+
+def open_chromium():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = tool("chromium")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--mute-audio",
+                     "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(tool("chromedriver")), options=options)
+
+
+def watch(driver, page):
+    """
+    Open ``page``; wait for playback to start, then watch ``WATCH`` seconds.
+    Runs in a thread (Selenium blocks). Returns the first and last samples.
+    """
+    driver.get(page)
+    read = "return {time: document.getElementById('player').currentTime, report: window.report}"
+    deadline = time.monotonic() + 30
+    first = driver.execute_script(read)
+    while first["time"] <= 0 and not first["report"]["fatal"] and time.monotonic() < deadline:
+        time.sleep(0.25)
+        first = driver.execute_script(read)
+    time.sleep(WATCH)
+    return first, driver.execute_script(read)
+
+
+class BrowserTests(TestCase):
+    timeout = 150
+
+    async def play(self, encode, low_latency):
+        if not (PAGE_FOLDER / "node_modules" / "hls.js" / "dist" / "hls.min.js").exists():
+            self.fail("hls.js is missing: run ./dev setup (it installs it from the npm registry)")
+        server, base = await start_server(
+            self, reactor, "mounts { live { hls { enabled true segment_duration 2 low_latency %s "
+            "part_duration 0.5 } } }" % ("true" if low_latency else "false"))
+        spawn_tool(self, reactor, ["ffmpeg"] + TONE + encode +
+                   ["icecast://source:hackme@%s/live" % base[len("http://"):]])
+        await wait_for_source(reactor, base, "/live", server)
+        response = await treq.get(base + "/admin/metadata", params={
+            "mount": "/live", "mode": "updinfo", "song": "Band - Tune"}, auth=("admin", "hackme"),
+            reactor=reactor, persistent=False)
+        await response.content()
+        pages = reactor.listenTCP(0, Site(File(str(PAGE_FOLDER))), interface="127.0.0.1")
+        self.addCleanup(pages.stopListening)
+        driver = await threads.deferToThread(open_chromium)
+        self.addCleanup(lambda: threads.deferToThread(driver.quit))
+        page = "http://127.0.0.1:%d/player.html?src=%s/hls/live/playlist.m3u8" % (pages.getHost().port, base)
+        first, last = await threads.deferToThread(watch, driver, page)
+        report = last["report"]
+        self.assertIsNone(report["fatal"], report)
+        self.assertGreater(first["time"], 0, report)
+        self.assertGreater(last["time"] - first["time"], WATCH - 1.5, (first, last))
+        self.assertGreater(report["titles"], 0, report)  # the now-playing title, as timed ID3
+        self.assertEqual(report["lowLatency"], low_latency, report)
+        # No gaps between segments or parts, and a playlist always has a segment.
+        self.assertEqual([e for e in report["errors"] if e in ("bufferSeekOverHole", "levelEmptyError")], [])
+        return report
+
+    async def test_standard_hls_mp3(self):
+        await self.play(MP3, low_latency=False)
+
+    async def test_low_latency_aac(self):
+        report = await self.play(AAC, low_latency=True)
+        recent = report["latencies"][-int(WATCH * 4):]
+        self.assertTrue(recent, report)
+        self.assertLess(max(recent), 3.0, report)
+
+    async def test_low_latency_mp3(self):
+        report = await self.play(MP3, low_latency=True)
+        self.assertLess(max(report["latencies"][-int(WATCH * 4):]), 3.0, report)
