@@ -91,7 +91,7 @@ class PlaylistTests(SynchronousTestCase):
             "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=1.500",
             "#EXT-X-PART-INF:PART-TARGET=0.500", "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-DISCONTINUITY-SEQUENCE:0"])
         self.assertEqual(lines[7], '#EXT-X-MAP:URI="init_0.mp4"')
-        self.assertTrue(lines[8].startswith("#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20"))
+        self.assertEqual(lines[8], "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:19.976Z")  # first sample in
         self.assertEqual(lines[9], "#EXTINF:1.950,")  # parts are listed only near the live edge
         self.assertIn('#EXT-X-PART:DURATION=0.488,URI="part_1_0.m4s",INDEPENDENT=YES', lines)
         self.assertIn("#EXTINF:1.950,\nsegment_2.m4s\n#EXT-X-PROGRAM-DATE-TIME", "\n".join(lines))

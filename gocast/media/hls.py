@@ -61,7 +61,7 @@ class Segmenter:
         self._id3 = b""
 
     def add(self, data: bytes, duration: float, now: float) -> Optional[Segment]:
-        """Add a chunk; return the segment it completed, if any."""
+        """Add a chunk that ends ``now``; return the segment it completed, if any."""
         return self._add(data, duration, now)
 
     def set_title(self, title: str, artist: str = "") -> None:
@@ -70,7 +70,7 @@ class Segmenter:
 
     def _add(self, data: bytes, duration: float, now: float) -> Optional[Segment]:
         if not self._chunks:
-            self._started_at = now
+            self._started_at = now - duration  # when its first sample arrived (PROGRAM-DATE-TIME)
         self._chunks.append(data)
         self._stamps.append(self._pts)
         self._pts += int(round(duration * 90000))

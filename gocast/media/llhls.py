@@ -97,12 +97,17 @@ class PartSegmenter:
         self._id3 = id3_tag(title, artist) if title or artist else b""
 
     def add(self, data: bytes, duration: float, now: float) -> None:
-        """Add a chunk of whole frames (``duration`` is implied by the frames)."""
+        """
+        Add a chunk of whole frames that ends ``now`` (its first sample
+        arrived ``duration`` earlier: that is a segment's PROGRAM-DATE-TIME).
+        """
+        arrived = now - duration
         for frame in fmp4.split_frames(self.codec, data):
             if frame.format != self._format:
                 self._new_format(frame.format)
             if not self._frames and not self.parts:
-                self._started_at = now
+                self._started_at = arrived
+            arrived += frame.samples / frame.format.sample_rate
             self._frames.append(frame)
             self._part_samples += frame.samples
             if (self._part_samples + frame.samples) / self._format.sample_rate > self.part_duration + 1e-9:
