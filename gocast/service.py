@@ -224,7 +224,9 @@ class GocastService(MultiService):
         self._poll_drain()
 
     def _poll_drain(self) -> None:
-        if self.listener_count() == 0 and self.registry.sources == 0:
+        # HLS clients hold no connection to drain: only connected listeners and sources count.
+        connected = sum(m.connected_listeners for m in self.registry.mounts.values())
+        if connected == 0 and self.registry.sources == 0:
             self.finish()
         else:
             self._drain_calls.append(self.reactor.callLater(DRAIN_POLL, self._poll_drain))

