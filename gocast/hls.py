@@ -45,12 +45,20 @@ AnySegmenter = Union[Segmenter, PartSegmenter]
 
 
 class HlsOutput:
-    """Segments one mount's stream; never counted or moved as a listener."""
+    """
+    Segments one mount's stream; never counted as a listener. When the
+    mount's source leaves it follows the fallbacks as listeners do (so HLS
+    players hear the fallback, after an ``EXT-X-DISCONTINUITY``), and it
+    comes home when the source is back.
+    """
 
     is_listener = False
+    follows_fallback = True
 
     def __init__(self, mount: Mount, now: Callable[[], float], reactor: Any = None, clock: Any = None):
         self.mount = mount
+        #: The mount whose audio arrives: ``mount``, or a fallback of it.
+        self.feeding = mount
         self.now = now
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
@@ -76,9 +84,18 @@ class HlsOutput:
             del self.sessions[key]
         return len(self.sessions)
 
+    @property
+    def home(self) -> str:
+        return self.mount.path
+
+    @property
+    def live(self) -> bool:
+        """Whether audio is coming (from the mount or a fallback)."""
+        return self.feeding.source is not None
+
     def chunk(self, chunk: Chunk) -> None:
-        codec = _CODECS.get(media_type(self.mount.content_type))
-        if self.mount.is_ogg:
+        codec = _CODECS.get(media_type(self.feeding.content_type))
+        if self.feeding.is_ogg:
             self.transcode(chunk, "ogg")
         elif codec == "mp3" and self.mount.config.hls.low_latency:
             # Browsers' Media Source Extensions take no MP3 in MP4 (Chromium
@@ -97,7 +114,7 @@ class HlsOutput:
         elif generation != self._generation:
             self.segmenter.discontinuity()
         self._generation = generation
-        self.segmenter.set_title(self.mount.title, self.mount.artist)
+        self.segmenter.set_title(self.feeding.title, self.feeding.artist)
         self.segmenter.add(data, duration, self.now())
         self._wake()
 
@@ -165,7 +182,7 @@ class HlsOutput:
         if self.transcoder is None or self.transcoder.argv != ffmpeg_argv(input_format):
             if self.transcoder is not None:
                 self.transcoder.stop()
-            self.transcoder = AACTranscoder(self.reactor, self.transcoded, lambda: self.mount.header_pages,
+            self.transcoder = AACTranscoder(self.reactor, self.transcoded, lambda: self.feeding.header_pages,
                                             "%s HLS" % self.mount.path, ffmpeg_argv(input_format))
             self._transcoded_generation = -1
         if chunk.generation != self._transcoded_generation:
@@ -191,11 +208,13 @@ class HlsOutput:
     def metadata_changed(self) -> None:
         """The next chunk carries the new title into the segment being cut."""
 
-    def moved(self, mount: Mount) -> None:  # pragma: no cover - outputs are never moved
-        """Outputs stay with their mount."""
+    def moved(self, mount: Mount) -> None:
+        """Now fed by ``mount`` (a fallback, or home again): a discontinuity, a new transcoder stream."""
+        self.feeding = mount
+        self._generation = self._transcoded_generation = -1
 
     def detach(self, reason: str) -> None:  # pragma: no cover - outputs are never detached
-        """Outputs stay with their mount."""
+        """Outputs stay with their mount when no fallback is live."""
 
 
 #: Seconds of transcoded audio per chunk handed to the segmenter.
@@ -252,7 +271,8 @@ class HlsOutputs:
             mount.add_subscriber(output)
             mount.session_listeners = output.session_count
         elif not mount.config.hls.enabled and output is not None:
-            mount.remove_subscriber(self.outputs.pop(mount.path))
+            output = self.outputs.pop(mount.path)
+            output.feeding.remove_subscriber(output)
             mount.session_listeners = lambda: 0
 
     def output(self, path: str) -> Optional[HlsOutput]:
@@ -301,7 +321,7 @@ class HlsResource(Resource):
     def serve(self, request: Request, mount: str, name: str) -> Union[bytes, int]:
         output = self.outputs.output(mount)
         live = self.registry.get(mount)
-        if output is None or live is None or live.source is None:
+        if output is None or live is None or not output.live:
             return self.missing(request)
         segmenter = output.segmenter
         if name == "playlist.m3u8":

@@ -72,3 +72,27 @@ class FileFallbackTests(SynchronousTestCase):
         h = Harness('mounts { live { fallback { file "/nonexistent/x.mp3" } } }')
         _, transport = h.listener()
         self.assertTrue(transport.value().startswith(b"HTTP/1.0 404"))
+
+    def test_hls_follows_the_file_without_any_listener(self):
+        path = FilePath(self.mktemp() + ".mp3")
+        path.setContent(FRAME * 100)
+        h = Harness('mounts { live { fallback { file "%s" loop true } hls { enabled true segment_duration 1 } } }'
+                    % path.path)
+        source, _ = h.source()
+        feed_frames(source, 60)
+        close(source)
+        self.assertTrue(h.registry.file_mounts)  # played for the HLS output alone
+        for _ in range(30):
+            h.clock.advance(0.1)
+        status, _, body = h.get("/hls/live/playlist.m3u8")
+        self.assertIn(" 200 ", status)
+        self.assertIn(b"#EXT-X-DISCONTINUITY", body)
+        h.source()
+        self.assertEqual(h.registry.file_mounts, {})
+        self.assertIs(h.hls.output("/live").feeding, h.registry.get("/live"))
+
+    def test_file_started_for_nobody_stops(self):
+        h = self.harness()
+        source, _ = h.source()
+        close(source)
+        self.assertEqual(h.registry.file_mounts, {})

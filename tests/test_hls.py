@@ -20,7 +20,7 @@ from gocast.media.mpegts import (
 )
 
 from .media_builders import adts_frame, mp3_frame
-from .streaming import Harness, feed_frames, split_response
+from .streaming import Harness, close, feed_frames, split_response
 
 
 def packets(data):
@@ -182,3 +182,39 @@ class HlsSessionTests(SynchronousTestCase):
         self.assertEqual(mount.listeners, 4)
         h.clock.advance(4.1)  # two target durations without a playlist fetch
         self.assertEqual(mount.listeners, 1)
+
+
+class HlsFallbackTests(SynchronousTestCase):
+    CONFIG = ("mounts { live { fallback /backup hls { enabled true segment_duration 1 playlist_length 10 } } "
+              "backup { } }")
+
+    def test_follows_the_fallback_and_comes_home(self):
+        h = Harness(self.CONFIG)
+        backup, _ = h.source("/backup")
+        live, _ = h.source("/live")
+        feed_frames(live, 100)
+        close(live)
+        h.clock.advance(1)
+        feed_frames(backup, 100, mp3_frame(fill=b"\x02"))
+        status, _, body = h.get("/hls/live/playlist.m3u8")
+        self.assertIn(" 200 ", status)  # the fallback keeps it alive
+        self.assertEqual(body.count(b"#EXT-X-DISCONTINUITY\n"), 1)
+        output = h.hls.output("/live")
+        self.assertIs(output.feeding, h.registry.get("/backup"))
+        self.assertEqual(h.registry.get("/backup").listeners, 0)  # an output is no listener
+        live, _ = h.source("/live")
+        feed_frames(live, 100)
+        self.assertIs(output.feeding, h.registry.get("/live"))
+        body = h.get("/hls/live/playlist.m3u8")[2]
+        self.assertEqual(body.count(b"#EXT-X-DISCONTINUITY\n"), 2)
+        self.assertEqual(h.registry.get("/backup").subscribers, {})
+
+    def test_no_live_fallback_is_404(self):
+        h = Harness(self.CONFIG)
+        live, _ = h.source("/live")
+        feed_frames(live, 100)
+        close(live)
+        self.assertIn(" 404 ", h.get("/hls/live/playlist.m3u8")[0])
+        live, _ = h.source("/live")
+        feed_frames(live, 100)
+        self.assertIn(b"#EXT-X-DISCONTINUITY", h.get("/hls/live/playlist.m3u8")[2])

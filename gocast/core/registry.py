@@ -151,21 +151,24 @@ class MountRegistry:
 
     def _stop_idle_file(self, mount: Mount) -> None:
         for owner, file_mount in list(self.file_mounts.items()):
-            if file_mount is mount and not mount.listeners:
+            if file_mount is mount and not mount.listeners and not any(map(_follows, mount.subscribers)):
                 del self.file_mounts[owner]
                 self.file_players.stop(mount)
 
     def move(self, source: Mount, destination: Mount, subscribers: Optional[Iterable[Any]] = None) -> int:
-        """Move ``subscribers`` (default: all) of ``source`` to ``destination``."""
+        """
+        Move ``subscribers`` (default: all) of ``source`` to ``destination``:
+        listeners, and outputs that follow their mount's fallbacks (HLS).
+        """
         moving = [s for s in (source.subscribers if subscribers is None else subscribers)
-                  if getattr(s, "is_listener", True)]
+                  if getattr(s, "is_listener", True) or _follows(s)]
         for subscriber in moving:
             source.remove_subscriber(subscriber)
             destination.add_subscriber(subscriber)
             subscriber.moved(destination)
         if moving:
             self.bus.publish("source.fallback", source.path, destination=destination.path,
-                             listeners=len(moving))
+                             listeners=sum(1 for s in moving if getattr(s, "is_listener", True)))
         self._stop_idle_file(source)
         return len(moving)
 
@@ -174,6 +177,7 @@ class MountRegistry:
         target = self.first_live_fallback(mount.path)
         if target is not None:
             self.move(mount, target)
+            self._stop_idle_file(target)  # a fallback file started for nobody
         else:
             for subscriber in mount.listener_subscribers():
                 mount.remove_subscriber(subscriber)
@@ -181,10 +185,18 @@ class MountRegistry:
         self._forget_if_idle(mount)
 
     def source_started(self, mount: Mount) -> None:
-        """Bring listeners back from the fallbacks, as ``fallback_override`` says."""
+        """
+        Bring listeners back from the fallbacks, as ``fallback_override``
+        says; outputs that follow fallbacks (HLS) always come home.
+        """
         own_file = self.file_mounts.get(mount.path)
         if own_file is not None:
             self.move(own_file, mount)
+        chain = self.fallback_chain(mount.path)
+        for fallback in chain + [m for p, m in self.file_mounts.items() if p in {c.path for c in chain}]:
+            outputs = [s for s in fallback.subscribers if _follows(s) and s.home == mount.path]
+            if outputs:
+                self.move(fallback, mount, outputs)
         override = mount.config.fallback_override
         if override == "none":
             return
@@ -206,3 +218,8 @@ class MountRegistry:
                 and self.mounts.get(mount.path) is mount):
             del self.mounts[mount.path]
             self.bus.publish("mount.removed", mount.path)
+
+
+def _follows(subscriber: Any) -> bool:
+    """An output (not a listener) that moves down its mount's fallbacks, as HLS does."""
+    return getattr(subscriber, "follows_fallback", False)
