@@ -103,7 +103,7 @@ class HlsOutput:
             # audio parts in a TS segment: LL-HLS from MP3 is made from AAC.
             self.transcode(chunk, "mp3")
         elif codec is not None and not chunk.header:
-            if self.transcoder is not None:  # low_latency was just turned off
+            if self.transcoder is not None:  # no longer needed: low_latency off, or back from Ogg
                 self.transcoder.stop()
                 self.transcoder = None
             self.segment(codec, chunk.data, chunk.duration, chunk.generation)
