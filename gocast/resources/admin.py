@@ -25,8 +25,9 @@ from ..config import Config, MountConfig
 from ..config._mount import FallbackConfig
 from ..core.credentials import same_secret, source_credentials_ok
 from ..core.mount import Mount
+from ..core.operations import kick_listener, kill_source, update_metadata
 from ..core.registry import MountRegistry
-from .status import add_listeners, listener_sessions, stats_xml, sub, xml_bytes
+from .status import add_listeners, stats_xml, sub, xml_bytes
 
 REALM = b'Basic realm="Icecast2 Server"'
 
@@ -132,24 +133,20 @@ def metadata(ctx: AdminContext, request: Request) -> bytes:
     song, title, artist = arg(request, "song"), arg(request, "title"), arg(request, "artist")
     if song is None and title is None and artist is None:
         raise AdminError(400, "missing parameter: song (or title and artist)")
-    mount.set_metadata(song=song or "", title=title or "", artist=artist or "", url=arg(request, "url") or "")
+    update_metadata(mount, song=song or "", title=title or "", artist=artist or "", url=arg(request, "url") or "")
     return iceresponse("Metadata update successful")
 
 
 def killclient(ctx: AdminContext, request: Request) -> bytes:
     mount = ctx.mount(request, need_source=False)
-    wanted = arg(request, "id")
-    for session in listener_sessions(mount):
-        if str(session.id) == wanted:
-            session.transport.loseConnection()
-            ctx.registry.bus.publish("listener.kicked", mount.path, id=session.id, ip=session.peer)
-            return iceresponse("Client %s removed" % wanted)
+    wanted = arg(request, "id") or ""
+    if kick_listener(ctx.registry, mount, wanted):
+        return iceresponse("Client %s removed" % wanted)
     raise AdminError(400, "Client %s not found" % (wanted,))
 
 
 def killsource(ctx: AdminContext, request: Request) -> bytes:
-    mount = ctx.mount(request)
-    mount.source.disconnect()  # type: ignore[union-attr]
+    kill_source(ctx.mount(request))
     return iceresponse("Source Removed")
 
 

@@ -18,6 +18,7 @@ from twisted.web.server import Request
 from .._version import __version__
 from ..config import Config
 from ..core.mount import Mount
+from ..core.operations import listener_sessions
 from ..core.registry import MountRegistry
 
 
@@ -146,10 +147,6 @@ def stats_xml(registry: MountRegistry, config: Config, started: float, now: floa
         if with_listeners:
             add_listeners(source, mount, now)
     return root
-
-
-def listener_sessions(mount: Mount) -> List[Any]:
-    return [s for s in mount.subscribers if getattr(s, "id", None) is not None]
 
 
 def add_listeners(parent: ElementTree.Element, mount: Mount, now: float) -> None:
