@@ -19,12 +19,15 @@ setup(
         "prometheus-client>=0.17",
         "pyOpenSSL>=23.2",
         "service-identity>=23.1",
+        "swagger-ui-bundle>=1.1",
         "treq>=23.11",
     ],
     extras_require={
         "test": [
             "hypothesis>=6.100",
             "selenium>=4.20",
+            "openapi-spec-validator>=0.7",
+            "schemathesis>=3.30",
         ],
     },
     entry_points={"console_scripts": ["gocast = gocast.cli:main"]},

@@ -11,6 +11,7 @@ configuration (hot reload) and the graceful shutdown (drain, then stop).
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
 from typing import Any, List, Optional
 
@@ -18,6 +19,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import ILogObserver, Logger
 
@@ -31,6 +33,9 @@ from ._startup import (
     shoutcast_port,
 )
 from ._version import __version__
+from .api.keys import USAGE_FLUSH, ApiKeys
+from .api.mounts import ApiMounts
+from .api.routes import ApiContext
 from .config import Config, LoadedConfig
 from .core.events import EventBus
 from .core.registry import MountRegistry
@@ -44,6 +49,7 @@ from .protocols.tls import ReloadableTLS, certificate_options, tls_endpoint
 from .reload import Reloader
 from .resources.health import HealthState, disk_check
 from .resources.root import build_root
+from .state import StateStore, state_path
 from .resources.site import GocastSite
 from .webhooks import Webhooks, treq_post
 
@@ -72,7 +78,12 @@ class GocastService(MultiService):
         self.bus = EventBus(time.time, lambda deliver: reactor.callLater(0, deliver))
         log_events(self.bus)
         self.hls = HlsOutputs(time.time, reactor)
-        self.registry = MountRegistry(config, self.bus, FilePlayers(reactor), self.hls.attach)
+        self.state = open_state(config, run_in_thread or self._in_thread)
+        self.api_keys = ApiKeys(self.state, reactor.seconds)
+        self.api_keys.configure(config)
+        self.api_mounts = ApiMounts(self.state, lambda: self.loaded.config, self._apply_mounts, time.time)
+        self.registry = MountRegistry(self.api_mounts.overlay(config), self.bus, FilePlayers(reactor),
+                                      self.hls.attach)
         self.front_door = FrontDoorFactory(self.registry, self.bus, None, reactor)
         self.metrics = Metrics(self.registry, self.bus, lambda: self.front_door.connections,
                                lambda: self.front_door.total_connections, time.time(), time.time)
@@ -84,7 +95,11 @@ class GocastService(MultiService):
         self.reloader = Reloader(lambda: self.loaded, self.apply, self.publish,
                                  run_in_thread or self._in_thread,
                                  restore=lambda previous: self.apply(previous, certificates=False))
-        root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls)
+        api = ApiContext(self.registry, self.reloader, self.api_keys, self.api_mounts, reactor.seconds,
+                         reactor.seconds(), lambda: self.draining)
+        root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls, api)
+        self._usage_flush = LoopingCall(self.api_keys.flush_usage)
+        self._usage_flush.clock = reactor
         self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response,
                                lambda: self.registry.config.cors)
         self.front_door.site = self.site
@@ -138,12 +153,17 @@ class GocastService(MultiService):
         """
         if certificates and self.tls is not None and config.ssl.enabled:
             self.tls.update(certificate_options(config))  # raises before anything changed
-        self.registry.configure(config)
+        self.registry.configure(self.api_mounts.overlay(config))
+        self.api_keys.configure(config)
         self.log_observer.observer = build_observer(config.logging)
         access_log = AccessLog(config.logging)
         self.front_door.access_log = self.site.access_log = access_log
         self.webhooks.configure(config.webhooks)
         self.loaded = LoadedConfig(config, (), self.loaded.filename)
+
+    def _apply_mounts(self, config: Config) -> None:
+        """The API created, changed or deleted a mount: the file's config with the API's mounts."""
+        self.registry.configure(self.api_mounts.overlay(config))
 
     # twistd integration
 
@@ -171,6 +191,7 @@ class GocastService(MultiService):
         raise_open_file_limit()
         self.warn_default_passwords()
         self.reactor.callWhenRunning(self.install_signal_handlers)
+        self._usage_flush.start(USAGE_FLUSH, now=False)
         super().startService()
 
     def install_signal_handlers(self) -> None:
@@ -260,4 +281,21 @@ class GocastService(MultiService):
 
     def stopService(self) -> Any:
         self.draining = self.health.draining = True
+        if self._usage_flush.running:
+            self._usage_flush.stop()
+        self.api_keys.flush_usage()
         return super().stopService()
+
+
+def open_state(config: Config, run_in_thread: Any) -> StateStore:
+    """The state store in ``server.data_dir``; a clear error if it cannot be opened."""
+    path = state_path(config.server.data_dir, config.server.state_db)
+    try:
+        return StateStore(path, run_in_thread)
+    except (OSError, sqlite3.Error) as e:
+        raise StateError("cannot open the state database %s: %s; check server.data_dir and server.state_db "
+                         "(the folder must be writable by GoCast)" % (path, e))
+
+
+class StateError(Exception):
+    """The state database cannot be opened."""

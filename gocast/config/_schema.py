@@ -90,6 +90,8 @@ class ServerConfig:
     trusted_proxies: Tuple[Any, ...] = setting((), "Proxies whose X-Forwarded-For / Forwarded headers "
                                                "are believed.", ListOf(CIDR()))
     data_dir: str = setting("gocast-data", "Folder for the state database, recordings and caches.")
+    state_db: str = setting("state.db", "SQLite file for mounts and API keys created at run time "
+                            "(relative paths are under data_dir).")
 
 
 @attr.frozen
@@ -301,8 +303,8 @@ class Config:
     cors: CorsConfig = setting(CorsConfig, "Cross-origin access for web players, status, metrics and API.")
     admin: AdminConfig = setting(AdminConfig, "Admin interface and dashboard.", implemented=False)
     directory: DirectoryConfig = setting(DirectoryConfig, "Stream directory (YP) listings.", implemented=False)
-    api_keys: Dict[str, ApiKeyConfig] = setting(dict, "API keys by name.", MapOf(Section(ApiKeyConfig)),
-                                                implemented=False)
+    api_keys: Dict[str, ApiKeyConfig] = setting(dict, "API keys by name (more are created through the API).",
+                                                MapOf(Section(ApiKeyConfig)))
     oauth: OAuthConfig = setting(OAuthConfig, "Single sign-on for administrators.", implemented=False)
     cluster: ClusterConfig = setting(ClusterConfig, "Relays and multi-server sync.", implemented=False)
     webhooks: Dict[str, WebhookConfig] = setting(dict, "Webhooks by name.", MapOf(Section(WebhookConfig)))

@@ -96,12 +96,13 @@ class FrontDoor(Protocol, TimeoutMixin):
 
     def route(self, head: RequestHead, raw: bytes, rest: bytes) -> None:
         method = head.method
-        streaming = method in ("SOURCE", "PUT") or (
-            method in ("GET", "HEAD") and self.is_listener_path(head.path))
+        # PUT is Icecast's source method, except on the REST API.
+        source = method == "SOURCE" or (method == "PUT" and not head.path.startswith("/api/"))
+        streaming = source or (method in ("GET", "HEAD") and self.is_listener_path(head.path))
         if streaming and self.factory.draining:
             self.reply(503, "server is shutting down", reply_version(head), [("Retry-After", "10")])
             return
-        if method in ("SOURCE", "PUT"):
+        if source:
             self.hand_over(SourceSession(self, head), rest)
         elif method in ("GET", "HEAD") and self.is_listener_path(head.path):
             self.hand_over(ListenerSession(self, head), rest)

@@ -9,6 +9,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from ..core.registry import MountRegistry
+from ..api.docs import SwaggerDocs
+from ..api.resource import ApiResource
 from ..hls import HlsResource
 from ..metrics import Metrics
 from .admin import AdminContext, AdminResource, ShoutcastAdmin
@@ -54,7 +56,8 @@ def put_at(root: Resource, path: str, child: Resource) -> None:
 
 
 def build_root(registry: MountRegistry, health: HealthState, clock: Any,
-               metrics: Optional[Metrics] = None, reloader: Any = None, hls: Any = None) -> Resource:
+               metrics: Optional[Metrics] = None, reloader: Any = None, hls: Any = None,
+               api: Any = None) -> Resource:
     """
     The web tree. Paths (``admin_root``, ``metrics.path``) are fixed here;
     everything else reads the running config through the registry.
@@ -71,4 +74,6 @@ def build_root(registry: MountRegistry, health: HealthState, clock: Any,
     put_at(root, config.server.admin_root, AdminResource(ctx, reloader))
     if hls_resource is not None:
         root.putChild(b"hls", hls_resource)
+    if api is not None:
+        root.putChild(b"api", ApiResource(api, SwaggerDocs()))
     return root

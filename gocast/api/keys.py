@@ -1,0 +1,196 @@
+# -*- test-case-name: tests.test_api_keys -*-
+"""
+API keys: the ones in ``api_keys { NAME { key permissions expires } }``
+and the ones created at run time (``POST /api/v1/keys``).
+
+A key is ``gck_`` and 43 random URL-safe characters. Only its SHA-256 is
+kept for run-time keys (the secret is shown once, at creation); keys are
+found by comparing hashes in constant time against every known key.
+Usage (last use, request count) is tracked per key and written to the
+state store now and then, not on every request.
+
+Failed authentication is limited per client address: after
+:data:`FAILURE_LIMIT` failures within :data:`FAILURE_WINDOW` seconds the
+address is refused (429) until the window has passed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import secrets
+from collections import OrderedDict
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import attr
+
+from ..config import Config
+from ..config._schema import PERMISSIONS
+
+PREFIX = "gck_"
+ALL = "*"
+FAILURE_LIMIT = 10
+FAILURE_WINDOW = 60.0
+#: Client addresses remembered for the failure limit (oldest forgotten first).
+MAX_TRACKED_CLIENTS = 10000
+#: Seconds between writes of key usage to the state store.
+USAGE_FLUSH = 30.0
+
+
+def new_secret() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def key_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def expiry_seconds(expires: Any) -> Optional[float]:
+    """When a key stops working, as a Unix time: a date means from that day's start (UTC)."""
+    if expires is None:
+        return None
+    if isinstance(expires, datetime.datetime):
+        moment = expires if expires.tzinfo else expires.replace(tzinfo=datetime.timezone.utc)
+    else:
+        moment = datetime.datetime(expires.year, expires.month, expires.day, tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
+@attr.s(auto_attribs=True)
+class ApiKey:
+    id: str
+    name: str
+    hash: str
+    permissions: Tuple[str, ...]
+    expires: Optional[float]
+    description: str
+    created: Optional[float]
+    #: "config" (from the config file) or "api" (created at run time).
+    origin: str
+    last_used: Optional[float] = None
+    requests: int = 0
+
+    def allows(self, permission: str) -> bool:
+        return ALL in self.permissions or permission in self.permissions
+
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and now >= self.expires
+
+    def public(self) -> Dict[str, Any]:
+        """What the API shows of a key: never its secret or hash."""
+        return {"id": self.id, "name": self.name, "permissions": list(self.permissions),
+                "expires": _iso(self.expires), "description": self.description, "origin": self.origin,
+                "created": _iso(self.created), "last_used": _iso(self.last_used), "requests": self.requests}
+
+
+def _iso(seconds: Optional[float]) -> Optional[str]:
+    if seconds is None:
+        return None
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class ApiKeys:
+    """Every key GoCast accepts, with their usage."""
+
+    def __init__(self, store: Any, now: Any):
+        self.store = store
+        self.now = now
+        self.keys: Dict[str, ApiKey] = {}
+        self._dirty: set = set()
+        self._failures: "OrderedDict[str, List[float]]" = OrderedDict()
+        if store is not None:
+            for record in store.keys():
+                self.keys[record["id"]] = ApiKey(
+                    record["id"], record["name"], record["hash"], tuple(record["permissions"]),
+                    record["expires"], record["description"], record["created"], "api",
+                    record["last_used"], record["requests"])
+
+    def configure(self, config: Config) -> None:
+        """Take the config file's keys (keeping the usage of keys whose name stays)."""
+        configured = {}
+        for name, key_config in config.api_keys.items():
+            key_id = "config:" + name
+            old = self.keys.get(key_id)
+            configured[key_id] = ApiKey(
+                key_id, name, key_hash(key_config.key), tuple(key_config.permissions),
+                expiry_seconds(key_config.expires), key_config.description, None, "config",
+                old.last_used if old else None, old.requests if old else 0)
+        self.keys = {k: v for k, v in self.keys.items() if v.origin == "api"}
+        self.keys.update(configured)
+
+    def find(self, secret: str) -> Optional[ApiKey]:
+        """The key ``secret`` is, compared in constant time against all of them."""
+        wanted = key_hash(secret)
+        found = None
+        for key in self.keys.values():
+            if hmac.compare_digest(key.hash, wanted):
+                found = key
+        return found
+
+    def used(self, key: ApiKey) -> None:
+        key.last_used = self.now()
+        key.requests += 1
+        if key.origin == "api":
+            self._dirty.add(key.id)
+
+    def flush_usage(self) -> None:
+        """Write the usage of run-time keys used since the last flush."""
+        for key_id in sorted(self._dirty):
+            key = self.keys.get(key_id)
+            if key is not None and self.store is not None:
+                self.store.record_usage(key.id, key.last_used, key.requests)
+        self._dirty.clear()
+
+    def create(self, name: str, permissions: Iterable[str], expires: Optional[float],
+               description: str) -> Tuple[ApiKey, str, Any]:
+        """A new key: (the key, its secret, a Deferred for its write to the store)."""
+        secret = new_secret()
+        key = ApiKey("k_" + secrets.token_hex(8), name, key_hash(secret), tuple(permissions), expires,
+                     description, self.now(), "api")
+        self.keys[key.id] = key
+        written = self.store.put_key({
+            "id": key.id, "name": name, "hash": key.hash, "permissions": key.permissions, "expires": expires,
+            "description": description, "created": key.created, "last_used": None, "requests": 0})
+        return key, secret, written
+
+    def revoke(self, key_id: str) -> Any:
+        del self.keys[key_id]
+        self._dirty.discard(key_id)
+        return self.store.delete_key(key_id)
+
+    # Failed authentication, per client address
+
+    def blocked(self, client: str) -> Optional[float]:
+        """Seconds ``client`` must wait before trying again, or None."""
+        failures = self._recent(client)
+        if len(failures) >= FAILURE_LIMIT:
+            return failures[0] + FAILURE_WINDOW - self.now()
+        return None
+
+    def failed(self, client: str) -> None:
+        failures = self._recent(client)
+        failures.append(self.now())
+        self._failures[client] = failures
+        self._failures.move_to_end(client)
+        while len(self._failures) > MAX_TRACKED_CLIENTS:
+            self._failures.popitem(last=False)
+
+    def _recent(self, client: str) -> List[float]:
+        horizon = self.now() - FAILURE_WINDOW
+        failures = [t for t in self._failures.get(client, ()) if t > horizon]
+        if failures:
+            self._failures[client] = failures
+        else:
+            self._failures.pop(client, None)
+        return failures
+
+
+def valid_permissions(values: Any) -> Optional[str]:
+    """Why ``values`` is not a list of permissions, or None."""
+    if not isinstance(values, list) or not values:
+        return "a non-empty list of permissions"
+    for value in values:
+        if value != ALL and value not in PERMISSIONS:
+            return "unknown permission %r; known: %s, *" % (value, ", ".join(PERMISSIONS))
+    return None

@@ -1,0 +1,120 @@
+# -*- test-case-name: tests.test_api -*-
+"""
+Mounts created through the REST API: validated with the config schema,
+kept in the state store, and laid over the config file's mounts whenever
+a config is applied (start, reload, API change). The config file stays
+authoritative: a mount it names cannot be changed or deleted through the
+API, and wins if both name one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Tuple
+
+import attr
+
+from ..config import Config, MountConfig
+from ..config._kinds import INVALID, MountPath
+from ..config._report import Reporter, dotted
+from ..config._schema import is_reserved
+from ..config._section import Section
+
+
+class MountError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: Any = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+def validate_mount(name: Any, raw: Any) -> Tuple[str, MountConfig]:
+    """(mount path, its config) from an API body; MountError 422 naming each bad field."""
+    report = Reporter("<request>", "", {})
+    path = MountPath().parse(name, ("name",), report) if isinstance(name, str) else INVALID
+    if path is INVALID:
+        raise MountError(422, "invalid_field", "name must be a mount name such as live or /live",
+                         [{"field": "name", "message": "a mount name such as live or /live"}])
+    if is_reserved(path):
+        raise MountError(422, "invalid_field", "%s is a path GoCast serves itself" % path,
+                         [{"field": "name", "message": "reserved path"}])
+    config = Section(MountConfig).parse(raw if raw is not None else {}, ("config",), report)
+    errors = [issue for issue in report.issues if issue.severity == "error"]
+    if errors or config is INVALID:
+        details = [{"field": dotted(issue.path), "message": issue.message} for issue in errors]
+        raise MountError(422, "invalid_field", "; ".join("%s: %s" % (d["field"], d["message"]) for d in details)
+                         or "config must be an object", details)
+    return path, config
+
+
+class ApiMounts:
+    """
+    :param store: the state store.
+    :param file_config: the config file's current config.
+    :param apply: puts a config in force (the service's ``apply``).
+    """
+
+    def __init__(self, store: Any, file_config: Callable[[], Config], apply: Callable[[Config], None],
+                 now: Callable[[], float]):
+        self.store = store
+        self.file_config = file_config
+        self.apply = apply
+        self.now = now
+        self.raw: Dict[str, Dict[str, Any]] = {}
+        self.configs: Dict[str, MountConfig] = {}
+        for name, raw in (store.mounts() if store is not None else {}).items():
+            try:
+                path, config = validate_mount(name, raw)
+            except MountError:
+                continue  # a schema change made it invalid: left in the store, not used
+            self.raw[path] = raw
+            self.configs[path] = config
+
+    def overlay(self, config: Config) -> Config:
+        """``config`` with the API's mounts added (the file's own win)."""
+        if not self.configs:
+            return config
+        mounts = dict(self.configs)
+        mounts.update(config.mounts)
+        return attr.evolve(config, mounts=mounts)
+
+    def origin(self, path: str) -> str:
+        if path in self.file_config().mounts:
+            return "config"
+        return "api" if path in self.configs else "dynamic"
+
+    def create(self, name: Any, raw: Any) -> Tuple[str, Any]:
+        path, config = validate_mount(name, raw)
+        if path in self.file_config().mounts:
+            raise MountError(409, "conflict", "%s is in the config file; edit the file and reload" % path)
+        if path in self.configs:
+            raise MountError(409, "conflict", "%s exists; use PUT to change it" % path)
+        return path, self._put(path, raw or {}, config)
+
+    def update(self, path: str, raw: Any) -> Any:
+        self._guard(path)
+        _, config = validate_mount(path, raw)
+        return self._put(path, raw or {}, config)
+
+    def delete(self, path: str) -> Any:
+        self._guard(path)
+        del self.raw[path], self.configs[path]
+        written = self.store.delete_mount(path.lstrip("/"))
+        self.apply(self.file_config())
+        return written
+
+    def _guard(self, path: str) -> None:
+        if path in self.file_config().mounts:
+            raise MountError(409, "config_file_mount",
+                             "%s comes from the config file and cannot be changed through the API; "
+                             "edit the file and reload" % path)
+        if path not in self.configs:
+            raise MountError(404, "not_found", "no mount %s was created through the API" % path)
+
+    def _put(self, path: str, raw: Dict[str, Any], config: MountConfig) -> Any:
+        self.raw[path] = raw
+        self.configs[path] = config
+        written = self.store.put_mount(path.lstrip("/"), raw, self.now())
+        self.apply(self.file_config())
+        return written
+
+    def paths(self) -> List[str]:
+        return sorted(self.configs)

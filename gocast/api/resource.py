@@ -1,0 +1,191 @@
+# -*- test-case-name: tests.test_api -*-
+"""
+``/api/v1``: the REST API as one twisted.web resource that serves the
+route table.
+
+Every answer is the roadmap's envelope: ``{"success": true, "data": ...,
+"meta": {"timestamp", "request_id"}}``, or ``{"success": false, "error":
+{"code", "message", "details"}, "meta": ...}`` with a 4xx/5xx status.
+
+Credentials: ``Authorization: Bearer gck_...`` or ``X-API-Key: gck_...``
+(the key's permissions apply), or the admin user with Basic auth (full
+access). ``/api/v1/openapi.json`` and ``/api/v1/docs`` need none.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Dict, Optional, Tuple
+from urllib.parse import unquote
+
+from twisted.internet.defer import maybeDeferred
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from ..core.credentials import same_secret
+from .docs import SwaggerDocs
+from .keys import ApiKey
+from .openapi import openapi_document
+from .routes import ROUTES, ApiContext, ApiError, Call, Route
+
+#: The largest JSON body the API reads.
+MAX_BODY = 64 * 1024
+#: Stands for the admin user (Basic auth): every permission.
+ADMIN = "admin"
+
+
+class ApiResource(Resource):
+    isLeaf = True
+    _log = Logger()
+
+    def __init__(self, ctx: ApiContext, docs: Optional[SwaggerDocs] = None, routes: Tuple[Route, ...] = ROUTES):
+        super().__init__()
+        self.ctx = ctx
+        self.docs = docs
+        self.routes = routes
+        self._spec: Optional[bytes] = None
+
+    def render(self, request: Request) -> Any:
+        segments = [unquote(p.decode("utf-8", "replace")) for p in request.postpath]
+        if segments[1:2] != ["docs"]:
+            while len(segments) > 2 and segments[-1] == "":
+                segments.pop()  # /api/v1/mounts/ is /api/v1/mounts
+        if segments[:1] != ["v1"]:
+            return self.error(request, ApiError(404, "not_found", "the API lives under /api/v1"))
+        rest = segments[1:]
+        method = request.method.decode("ascii", "replace")
+        if rest == ["openapi.json"] and method in ("GET", "HEAD"):
+            if self._spec is None:
+                self._spec = json.dumps(openapi_document(self.routes), indent=1).encode("utf-8")
+            request.setHeader(b"content-type", b"application/json")
+            return self._spec
+        if rest[:1] == ["docs"] and self.docs is not None and method in ("GET", "HEAD"):
+            return self.docs.render(request, rest[1:])
+        found = [(route, route.match(rest)) for route in self.routes]
+        matching = [(route, params) for route, params in found if params is not None]
+        if not matching:
+            return self.error(request, ApiError(404, "not_found", "no endpoint /api/v1/%s" % "/".join(rest)))
+        chosen = [(route, params) for route, params in matching if route.method == method]
+        if not chosen:
+            allowed = sorted({route.method for route, _ in matching})
+            request.setHeader(b"allow", ", ".join(allowed).encode("ascii"))
+            return self.error(request, ApiError(405, "method_not_allowed", "%s takes %s" % (
+                "/api/v1/" + "/".join(rest), ", ".join(allowed))))
+        route, params = chosen[0]
+        try:
+            self.authorize(request, route)
+            call = Call(params or {}, query_of(request), read_body(request) if route.body else None,
+                        getattr(request, "request_id", ""))
+        except ApiError as e:
+            return self.error(request, e)
+        d = maybeDeferred(route.handler, self.ctx, call)
+        d.addCallbacks(lambda data: self.success(request, route, call, data), lambda f: self.failed(request, f))
+        return NOT_DONE_YET
+
+    def authorize(self, request: Request, route: Route) -> None:
+        keys = self.ctx.keys
+        client = client_of(request)
+        wait = keys.blocked(client)
+        if wait is not None:
+            request.setHeader(b"retry-after", b"%d" % max(1, int(wait + 0.999)))
+            raise ApiError(429, "rate_limited", "too many failed authentications; try again in %d s"
+                           % max(1, int(wait + 0.999)))
+        principal = self.principal(request)
+        if principal is None:
+            keys.failed(client)
+            request.setHeader(b"www-authenticate", b'Bearer realm="GoCast API", Basic realm="GoCast"')
+            raise ApiError(401, "unauthorized", "send an API key (Authorization: Bearer gck_... or "
+                           "X-API-Key), or the admin user with Basic auth")
+        if isinstance(principal, ApiKey):
+            if principal.expired(self.ctx.now()):
+                keys.failed(client)
+                raise ApiError(401, "unauthorized", "API key %s has expired" % principal.name)
+            keys.used(principal)
+            if not principal.allows(route.permission):
+                raise ApiError(403, "forbidden", "API key %s lacks the permission %s" % (
+                    principal.name, route.permission), {"required": route.permission})
+
+    def principal(self, request: Request) -> Any:
+        """The key presented, ADMIN for the admin's Basic auth, or None."""
+        authorization = (request.getHeader(b"authorization") or b"").decode("latin-1")
+        secret = request.getHeader(b"x-api-key")
+        if authorization[:7].lower() == "bearer ":
+            return self.ctx.keys.find(authorization[7:].strip())
+        if secret:
+            return self.ctx.keys.find(secret.decode("latin-1").strip())
+        if authorization[:6].lower() == "basic ":
+            auth = self.ctx.config.auth
+            user_ok = same_secret(request.getUser(), auth.admin_user)
+            password_ok = same_secret(request.getPassword(), auth.admin_password)
+            return ADMIN if user_ok and password_ok else None
+        return None
+
+    # Answers
+
+    def success(self, request: Request, route: Route, call: Call, data: Any) -> None:
+        self.send(request, call.status or route.status, {"success": True, "data": data,
+                                                          "meta": meta(request, call.meta)})
+
+    def failed(self, request: Request, failure: Any) -> None:
+        if failure.check(ApiError):
+            error = failure.value
+        else:
+            self._log.failure("API request {request_id} failed", failure,
+                              request_id=getattr(request, "request_id", ""))
+            error = ApiError(500, "internal_error", "internal error; see the server log for request %s"
+                             % getattr(request, "request_id", ""))
+        self.send(request, error.status, envelope_error(request, error))
+
+    def error(self, request: Request, error: ApiError) -> bytes:
+        return self.encode(request, error.status, envelope_error(request, error))
+
+    def send(self, request: Request, status: int, document: Dict[str, Any]) -> None:
+        if request.finished or request._disconnected:
+            return
+        body = self.encode(request, status, document)
+        request.setHeader(b"content-length", b"%d" % len(body))
+        request.write(body)
+        request.finish()
+
+    @staticmethod
+    def encode(request: Request, status: int, document: Dict[str, Any]) -> bytes:
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"application/json")
+        request.setHeader(b"cache-control", b"no-store")
+        return json.dumps(document).encode("utf-8")
+
+
+def meta(request: Request, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    return dict({"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "request_id": getattr(request, "request_id", "")}, **(extra or {}))
+
+
+def envelope_error(request: Request, error: ApiError) -> Dict[str, Any]:
+    return {"success": False, "error": {"code": error.code, "message": error.message, "details": error.details},
+            "meta": meta(request)}
+
+
+def client_of(request: Request) -> str:
+    peer = request.getClientAddress()
+    return getattr(peer, "host", str(peer))
+
+
+def query_of(request: Request) -> Dict[str, str]:
+    return {k.decode("utf-8", "replace"): v[-1].decode("utf-8", "replace") for k, v in request.args.items() if v}
+
+
+def read_body(request: Request) -> Any:
+    raw = request.content.read(MAX_BODY + 1) if request.content is not None else b""
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, "invalid_body", "the body is larger than %d KB" % (MAX_BODY // 1024))
+    content_type = (request.getHeader(b"content-type") or b"").decode("latin-1").split(";")[0].strip().lower()
+    if raw and content_type not in ("application/json", ""):
+        raise ApiError(415, "invalid_body", "send the body as application/json")
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, "invalid_body", "the body is not valid JSON: %s" % e)

@@ -1,0 +1,437 @@
+# -*- test-case-name: tests.test_api -*-
+"""
+The REST API's route table: each route's method, path, the permission it
+needs, its handler and the JSON schemas of its body and data. The API
+resource serves from this table and the OpenAPI document is generated
+from it, so the two cannot drift.
+
+Handlers take ``(ctx, call)`` and return the response's ``data`` (or a
+Deferred of it); they raise :class:`ApiError` for 4xx/5xx answers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import attr
+
+from .._version import __version__
+from ..config import Config
+from ..config._section import Section
+from ..core.mount import Mount
+from ..core.operations import find_listener, kick_listener, kill_source, listener_sessions, update_metadata
+from .keys import ApiKeys, valid_permissions
+from .mounts import ApiMounts, MountError
+from .schemas import (
+    ERROR_CODES,
+    KEY,
+    KEY_CREATED,
+    LISTENER,
+    MOUNT,
+    RELOAD,
+    SERVER_STATUS,
+    SOURCE,
+    STATS,
+    array,
+    nullable,
+    obj,
+)
+
+#: Largest page of listeners.
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, details: Any = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+@attr.s(auto_attribs=True)
+class ApiContext:
+    registry: Any
+    reloader: Any
+    keys: ApiKeys
+    mounts: ApiMounts
+    now: Callable[[], float]
+    started: float
+    draining: Callable[[], bool] = lambda: False
+
+    @property
+    def config(self) -> Config:
+        return self.registry.config
+
+
+@attr.s(auto_attribs=True)
+class Call:
+    """One API request as handlers see it."""
+
+    params: Dict[str, str]
+    query: Dict[str, str]
+    body: Any
+    request_id: str
+    #: Extra members for the response's ``meta`` (pagination).
+    meta: Dict[str, Any] = attr.Factory(dict)
+    #: Set by a handler to answer something other than the route's status.
+    status: Optional[int] = None
+
+
+@attr.s(frozen=True, auto_attribs=True)
+class Route:
+    method: str
+    path: str
+    permission: str
+    summary: str
+    handler: Callable[[ApiContext, Call], Any]
+    status: int = 200
+    data: Optional[Dict[str, Any]] = None
+    body: Optional[Dict[str, Any]] = None
+    query: Tuple[Tuple[str, Dict[str, Any], str], ...] = ()
+    #: Answers 501 until the feature exists.
+    built: bool = True
+    tag: str = "server"
+
+    @property
+    def segments(self) -> List[str]:
+        return self.path.strip("/").split("/")
+
+    def match(self, segments: List[str]) -> Optional[Dict[str, str]]:
+        mine = self.segments
+        if len(mine) != len(segments):
+            return None
+        params = {}
+        for pattern, value in zip(mine, segments):
+            if pattern.startswith("{"):
+                if not value:
+                    return None
+                params[pattern[1:-1]] = value
+            elif pattern != value:
+                return None
+        return params
+
+
+# Helpers
+
+
+def iso(seconds: Optional[float]) -> Optional[str]:
+    if not seconds:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def mount_path(call: Call) -> str:
+    """``:mount`` is the mount's name without its leading slash, percent-encoded if it has slashes."""
+    return "/" + call.params["mount"].strip("/")
+
+
+def find_mount(ctx: ApiContext, call: Call) -> Mount:
+    path = mount_path(call)
+    mount = ctx.registry.get(path)
+    if mount is None:
+        raise ApiError(404, "not_found", "no mount %s" % path)
+    return mount
+
+
+def source_data(mount: Mount, now: float) -> Optional[Dict[str, Any]]:
+    source = mount.source
+    if source is None:
+        return None
+    info = source.audio_info()
+    return {"content_type": source.content_type, "ip": source.peer or None, "user_agent": source.user_agent or None,
+            "connected_at": iso(source.connected_at), "connected_seconds": int(now - source.connected_at),
+            "bitrate": info.get("bitrate") or source.ice.get("icy-br"), "bytes_received": mount.bytes_received,
+            "name": source.ice.get("ice-name") or source.ice.get("icy-name")}
+
+
+def mount_data(ctx: ApiContext, mount: Mount) -> Dict[str, Any]:
+    config = mount.config
+    return {
+        "path": mount.path, "name": mount.path.lstrip("/"), "origin": ctx.mounts.origin(mount.path),
+        "live": mount.source is not None, "content_type": mount.content_type if mount.source else None,
+        "listeners": mount.listeners, "peak_listeners": mount.peak_listeners,
+        "max_listeners": config.max_listeners, "title": mount.title or None, "artist": mount.artist or None,
+        "bytes_sent": mount.bytes_sent, "public": config.public, "hidden": config.hidden,
+        "hls": config.hls.enabled, "source": source_data(mount, ctx.now()),
+    }
+
+
+def listener_data(session: Any, now: float) -> Dict[str, Any]:
+    connected = getattr(session, "connected_at", None) or now
+    return {"id": str(session.id), "ip": session.peer, "user_agent": session.user_agent or None,
+            "connected_at": iso(connected), "duration": int(now - connected), "bytes_sent": session.sent}
+
+
+def int_query(call: Call, name: str, default: int, low: int, high: int) -> int:
+    text = call.query.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ApiError(400, "invalid_parameter", "%s must be an integer from %d to %d" % (name, low, high),
+                       [{"field": name, "message": "an integer from %d to %d" % (low, high)}])
+    return int(text)
+
+
+def body_object(call: Call) -> Dict[str, Any]:
+    if not isinstance(call.body, dict):
+        raise ApiError(400, "invalid_body", "the body must be a JSON object",
+                       [{"field": "", "message": "a JSON object"}])
+    return call.body
+
+
+def string_field(body: Dict[str, Any], name: str, required: bool = False, limit: int = 1024) -> Optional[str]:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise ApiError(422, "invalid_field", "%s is required" % name, [{"field": name, "message": "required"}])
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise ApiError(422, "invalid_field", "%s must be a string of at most %d characters" % (name, limit),
+                       [{"field": name, "message": "a string of at most %d characters" % limit}])
+    return value
+
+
+def from_mount_error(e: MountError) -> ApiError:
+    return ApiError(e.status, e.code, e.message, e.details)
+
+
+# Server
+
+
+def server_status(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    mounts = list(ctx.registry.mounts.values())
+    return {"version": __version__, "started": iso(ctx.started), "uptime": int(ctx.now() - ctx.started),
+            "status": "draining" if ctx.draining() else "ok", "mounts": len(mounts),
+            "sources": sum(1 for m in mounts if m.source is not None),
+            "listeners": sum(m.listeners for m in mounts)}
+
+
+def server_config(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    return Section(Config).dump(ctx.config)  # secrets come out as <redacted>
+
+
+def server_reload(ctx: ApiContext, call: Call) -> Any:
+    def answered(result: Any) -> Dict[str, Any]:
+        if not result.ok:
+            raise ApiError(422, "invalid_config", "the config file has errors; the running config stays",
+                           result.as_json()["errors"])
+        return {k: v for k, v in result.as_json().items() if k != "errors"}
+
+    return ctx.reloader.reload().addCallback(answered)
+
+
+# Mounts
+
+
+def list_mounts(ctx: ApiContext, call: Call) -> List[Dict[str, Any]]:
+    return [mount_data(ctx, m) for m in sorted(ctx.registry.mounts.values(), key=lambda m: m.path)]
+
+
+def get_mount(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    return mount_data(ctx, find_mount(ctx, call))
+
+
+def create_mount(ctx: ApiContext, call: Call) -> Any:
+    body = body_object(call)
+    try:
+        path, written = ctx.mounts.create(body.get("name"), body.get("config"))
+    except MountError as e:
+        raise from_mount_error(e)
+    return written.addCallback(lambda _: mount_data(ctx, ctx.registry.get(path)))
+
+
+def update_mount(ctx: ApiContext, call: Call) -> Any:
+    body = body_object(call)
+    path = mount_path(call)
+    try:
+        written = ctx.mounts.update(path, body.get("config"))
+    except MountError as e:
+        raise from_mount_error(e)
+    return written.addCallback(lambda _: mount_data(ctx, ctx.registry.get(path)))
+
+
+def delete_mount(ctx: ApiContext, call: Call) -> Any:
+    path = mount_path(call)
+    try:
+        written = ctx.mounts.delete(path)
+    except MountError as e:
+        raise from_mount_error(e)
+    return written.addCallback(lambda _: {"deleted": path})
+
+
+def set_metadata(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    body = body_object(call)
+    values = {name: string_field(body, name) for name in ("song", "title", "artist", "url")}
+    if not any(values[name] for name in ("song", "title", "artist")):
+        raise ApiError(422, "invalid_field", "give song, or title (and artist)",
+                       [{"field": "title", "message": "song, title or artist is required"}])
+    mount = find_mount(ctx, call)
+    if mount.source is None:
+        raise ApiError(409, "no_source", "%s has no source; metadata goes with a live stream" % mount.path)
+    update_metadata(mount, **{k: v or "" for k, v in values.items()})
+    return {"title": mount.title or None, "artist": mount.artist or None, "song": mount.song or None}
+
+
+# Sources
+
+
+def get_source(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    mount = find_mount(ctx, call)
+    data = source_data(mount, ctx.now())
+    if data is None:
+        raise ApiError(404, "no_source", "%s has no source" % mount.path)
+    return data
+
+
+def kick_source(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    mount = find_mount(ctx, call)
+    if not kill_source(mount):
+        raise ApiError(404, "no_source", "%s has no source" % mount.path)
+    return {"disconnected": True}
+
+
+# Listeners
+
+
+def list_listeners(ctx: ApiContext, call: Call) -> List[Dict[str, Any]]:
+    mount = find_mount(ctx, call)
+    limit = int_query(call, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    cursor = int_query(call, "cursor", 0, 0, 2 ** 63)
+    sessions = sorted((s for s in listener_sessions(mount) if int(s.id) > cursor), key=lambda s: int(s.id))
+    page = sessions[:limit]
+    call.meta["pagination"] = {"limit": limit,
+                               "next_cursor": str(page[-1].id) if len(sessions) > limit else None}
+    now = ctx.now()
+    return [listener_data(s, now) for s in page]
+
+
+def get_listener(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    mount = find_mount(ctx, call)
+    session = find_listener(mount, call.params["id"])
+    if session is None:
+        raise ApiError(404, "not_found", "no listener %s on %s" % (call.params["id"], mount.path))
+    return listener_data(session, ctx.now())
+
+
+def kick(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    mount = find_mount(ctx, call)
+    if not kick_listener(ctx.registry, mount, call.params["id"]):
+        raise ApiError(404, "not_found", "no listener %s on %s" % (call.params["id"], mount.path))
+    return {"kicked": call.params["id"]}
+
+
+# Statistics
+
+
+def stats(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    mounts = sorted(ctx.registry.mounts.values(), key=lambda m: m.path)
+    return {"total_listeners": sum(m.listeners for m in mounts),
+            "sources": sum(1 for m in mounts if m.source is not None),
+            "uptime": int(ctx.now() - ctx.started),
+            "mounts": [{"path": m.path, "listeners": m.listeners, "peak_listeners": m.peak_listeners,
+                        "bytes_sent": m.bytes_sent, "bytes_received": m.bytes_received, "live": m.source is not None}
+                       for m in mounts]}
+
+
+def not_built(feature: str) -> Callable[[ApiContext, Call], Any]:
+    def handler(ctx: ApiContext, call: Call) -> Any:
+        raise ApiError(501, "not_implemented", "%s is not built yet" % feature)
+
+    return handler
+
+
+# API keys
+
+
+def list_keys(ctx: ApiContext, call: Call) -> List[Dict[str, Any]]:
+    return [key.public() for key in sorted(ctx.keys.keys.values(), key=lambda k: (k.origin, k.name))]
+
+
+def create_key(ctx: ApiContext, call: Call) -> Any:
+    body = body_object(call)
+    name = string_field(body, "name", required=True, limit=100)
+    description = string_field(body, "description", limit=1000) or ""
+    problem = valid_permissions(body.get("permissions"))
+    if problem:
+        raise ApiError(422, "invalid_field", "permissions must be %s" % problem,
+                       [{"field": "permissions", "message": problem}])
+    expires = body.get("expires")
+    if expires is not None and (not isinstance(expires, (int, float)) or isinstance(expires, bool)
+                                or expires <= ctx.now()):
+        raise ApiError(422, "invalid_field", "expires must be a future Unix time in seconds",
+                       [{"field": "expires", "message": "a future Unix time in seconds"}])
+    key, secret, written = ctx.keys.create(name, body["permissions"], expires, description)  # type: ignore
+    return written.addCallback(lambda _: dict(key.public(), key=secret))
+
+
+def revoke_key(ctx: ApiContext, call: Call) -> Any:
+    key = ctx.keys.keys.get(call.params["id"])
+    if key is None:
+        raise ApiError(404, "not_found", "no API key %s" % call.params["id"])
+    if key.origin == "config":
+        raise ApiError(409, "config_file_key", "key %s is in the config file; remove it there and reload"
+                       % key.name)
+    return ctx.keys.revoke(key.id).addCallback(lambda _: {"revoked": key.id})
+
+
+M = "/mounts/{mount}"
+PAGE = (("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Listeners per page (default 100)."),
+        ("cursor", {"type": "string", "pattern": "^[0-9]+$"}, "next_cursor of the previous page."))
+MOUNT_BODY = obj({"name": {"type": "string", "description": "Mount name: live or /live."},
+                  "config": {"type": "object", "description": "The mount's settings, as in the config file's "
+                             "mounts { NAME { ... } } block."}}, ["name"])
+CONFIG_BODY = obj({"config": {"type": "object", "description": "The mount's settings."}}, [])
+METADATA_BODY = obj({k: {"type": "string", "maxLength": 1024} for k in ("song", "title", "artist", "url")}, [])
+KEY_BODY = obj({"name": {"type": "string", "minLength": 1, "maxLength": 100},
+                "permissions": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                "expires": {"type": "number", "description": "Unix time the key stops working."},
+                "description": {"type": "string", "maxLength": 1000}}, ["name", "permissions"])
+
+ROUTES: Tuple[Route, ...] = (
+    Route("GET", "/server/status", "read_stats", "Server status", server_status, data=SERVER_STATUS),
+    Route("GET", "/server/config", "reload", "Running config, secrets redacted", server_config,
+          data={"type": "object"}),
+    Route("POST", "/server/reload", "reload", "Reload the config file", server_reload, data=RELOAD),
+    Route("GET", "/mounts", "read_mounts", "List mounts", list_mounts, data=array(MOUNT), tag="mounts"),
+    Route("POST", "/mounts", "write_mounts", "Create a mount (kept in the state store)", create_mount,
+          status=201, data=MOUNT, body=MOUNT_BODY, tag="mounts"),
+    Route("GET", M, "read_mounts", "Get a mount", get_mount, data=MOUNT, tag="mounts"),
+    Route("PUT", M, "write_mounts", "Change a mount created through the API", update_mount, data=MOUNT,
+          body=CONFIG_BODY, tag="mounts"),
+    Route("DELETE", M, "write_mounts", "Delete a mount created through the API", delete_mount,
+          data=obj({"deleted": {"type": "string"}}), tag="mounts"),
+    Route("POST", M + "/metadata", "write_metadata", "Set now playing", set_metadata,
+          data=obj({k: nullable("string") for k in ("title", "artist", "song")}), body=METADATA_BODY,
+          tag="mounts"),
+    Route("GET", M + "/source", "read_mounts", "The mount's source", get_source, data=SOURCE, tag="sources"),
+    Route("DELETE", M + "/source", "manage_sources", "Disconnect the source", kick_source,
+          data=obj({"disconnected": {"type": "boolean"}}), tag="sources"),
+    Route("GET", M + "/listeners", "manage_listeners", "List listeners (paginated)", list_listeners,
+          data=array(LISTENER), query=PAGE, tag="listeners"),
+    Route("GET", M + "/listeners/{id}", "manage_listeners", "Get a listener", get_listener, data=LISTENER,
+          tag="listeners"),
+    Route("DELETE", M + "/listeners/{id}", "manage_listeners", "Disconnect a listener", kick,
+          data=obj({"kicked": {"type": "string"}}), tag="listeners"),
+    Route("GET", "/stats", "read_stats", "Listener and traffic figures", stats, data=STATS, tag="stats"),
+    Route("GET", "/stats/history", "read_stats", "Figures over time", not_built("stats history"),
+          built=False, tag="stats"),
+    Route("GET", "/stats/geo", "read_stats", "Listeners by country", not_built("GeoIP statistics"),
+          built=False, tag="stats"),
+    Route("GET", "/recordings", "manage_recordings", "List recordings", not_built("recording"), built=False,
+          tag="recordings"),
+    Route("POST", "/recordings/start", "manage_recordings", "Start recording a mount", not_built("recording"),
+          built=False, tag="recordings"),
+    Route("POST", "/recordings/stop", "manage_recordings", "Stop recording a mount", not_built("recording"),
+          built=False, tag="recordings"),
+    Route("DELETE", "/recordings/{id}", "manage_recordings", "Delete a recording", not_built("recording"),
+          built=False, tag="recordings"),
+    Route("GET", "/keys", "manage_keys", "List API keys with their usage", list_keys, data=array(KEY),
+          tag="keys"),
+    Route("POST", "/keys", "manage_keys", "Create an API key (its secret is shown once)", create_key,
+          status=201, data=KEY_CREATED, body=KEY_BODY, tag="keys"),
+    Route("DELETE", "/keys/{id}", "manage_keys", "Revoke an API key", revoke_key,
+          data=obj({"revoked": {"type": "string"}}), tag="keys"),
+)
+
+__all__ = ["ApiContext", "ApiError", "Call", "ERROR_CODES", "ROUTES", "Route"]

@@ -1,0 +1,95 @@
+"""JSON schemas of the REST API's bodies and data, for the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+#: Error codes the API answers with, and what they mean.
+ERROR_CODES = {
+    "unauthorized": "No valid credentials (missing, unknown, expired or revoked key).",
+    "forbidden": "The key lacks the permission the endpoint needs.",
+    "rate_limited": "Too many failed authentications from this address.",
+    "not_found": "No such endpoint, mount, listener or key.",
+    "method_not_allowed": "The endpoint exists but not with this method.",
+    "invalid_body": "The body is not the JSON it should be.",
+    "invalid_field": "A field of the body is missing or wrong; details name it.",
+    "invalid_parameter": "A query parameter is wrong; details name it.",
+    "conflict": "The thing exists already.",
+    "config_file_mount": "The mount comes from the config file; change it there.",
+    "config_file_key": "The key comes from the config file; change it there.",
+    "no_source": "The mount has no source.",
+    "invalid_config": "The config file has errors; the running config stays.",
+    "not_implemented": "The feature is not built yet.",
+    "internal_error": "A bug in GoCast; the request ID is in its log.",
+}
+
+
+def obj(properties: Dict[str, Any], required: Optional[List[str]] = None) -> Dict[str, Any]:
+    schema: Dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def array(items: Dict[str, Any]) -> Dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+def nullable(kind: str) -> Dict[str, Any]:
+    """OpenAPI 3.0's way (Swagger UI from PyPI reads 3.0, not 3.1)."""
+    return {"type": kind, "nullable": True}
+
+
+STRING = {"type": "string"}
+INTEGER = {"type": "integer"}
+
+SOURCE = obj({"content_type": STRING, "ip": nullable("string"), "user_agent": nullable("string"),
+              "connected_at": nullable("string"), "connected_seconds": INTEGER, "bitrate": nullable("string"),
+              "bytes_received": INTEGER, "name": nullable("string")},
+             ["content_type", "connected_seconds"])
+
+MOUNT = obj({"path": STRING, "name": STRING, "origin": {"type": "string", "enum": ["config", "api", "dynamic"]},
+             "live": {"type": "boolean"}, "content_type": nullable("string"), "listeners": INTEGER,
+             "peak_listeners": INTEGER, "max_listeners": INTEGER, "title": nullable("string"),
+             "artist": nullable("string"), "bytes_sent": INTEGER, "public": {"type": "boolean"},
+             "hidden": {"type": "boolean"}, "hls": {"type": "boolean"},
+             "source": dict(SOURCE, nullable=True)},
+            ["path", "name", "origin", "live", "listeners"])
+
+LISTENER = obj({"id": STRING, "ip": STRING, "user_agent": nullable("string"), "connected_at": nullable("string"),
+                "duration": INTEGER, "bytes_sent": INTEGER}, ["id", "ip", "duration"])
+
+SERVER_STATUS = obj({"version": STRING, "started": nullable("string"), "uptime": INTEGER,
+                     "status": {"type": "string", "enum": ["ok", "draining"]}, "mounts": INTEGER,
+                     "sources": INTEGER, "listeners": INTEGER}, ["version", "status", "listeners"])
+
+RELOAD = obj({"success": {"type": "boolean"}, "changes": array(STRING), "restart_required": array(STRING)},
+             ["success", "changes", "restart_required"])
+
+STATS = obj({"total_listeners": INTEGER, "sources": INTEGER, "uptime": INTEGER,
+             "mounts": array(obj({"path": STRING, "listeners": INTEGER, "peak_listeners": INTEGER,
+                                  "bytes_sent": INTEGER, "bytes_received": INTEGER, "live": {"type": "boolean"}},
+                                 ["path", "listeners"]))},
+            ["total_listeners", "mounts"])
+
+KEY = obj({"id": STRING, "name": STRING, "permissions": array(STRING), "expires": nullable("string"),
+           "description": STRING, "origin": {"type": "string", "enum": ["config", "api"]},
+           "created": nullable("string"), "last_used": nullable("string"), "requests": INTEGER},
+          ["id", "name", "permissions", "origin", "requests"])
+
+KEY_CREATED = obj(dict(KEY["properties"], key={"type": "string", "description": "The secret: shown this once."}),
+                  KEY["required"] + ["key"])
+
+META = obj({"timestamp": STRING, "request_id": STRING,
+            "pagination": obj({"limit": INTEGER, "next_cursor": nullable("string")}, ["limit", "next_cursor"])},
+           ["timestamp", "request_id"])
+
+ERROR = obj({"success": {"type": "boolean", "enum": [False]},
+             "error": obj({"code": {"type": "string", "enum": sorted(ERROR_CODES)}, "message": STRING,
+                           "details": {}}, ["code", "message"]),
+             "meta": META}, ["success", "error", "meta"])
+
+
+def envelope(data: Dict[str, Any]) -> Dict[str, Any]:
+    return obj({"success": {"type": "boolean", "enum": [True]}, "data": data, "meta": META},
+               ["success", "data", "meta"])

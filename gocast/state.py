@@ -1,0 +1,94 @@
+# -*- test-case-name: tests.test_state -*-
+"""
+The embedded state store: an SQLite file in the data directory
+(``server.state_db``) holding what is created at run time and must survive
+a restart: mounts created through the REST API, and API keys (their hash,
+never the secret) with their usage.
+
+Reads happen once, at startup, before the reactor runs. Writes go through
+``run_in_thread`` (a thread, so the reactor never waits on the disk), one
+at a time behind a lock, since they share one connection.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from typing import Any, Callable, Dict, List
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS mounts (name TEXT PRIMARY KEY, config TEXT NOT NULL, created REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, "
+    "permissions TEXT NOT NULL, expires TEXT, description TEXT NOT NULL, created REAL NOT NULL, "
+    "last_used REAL, requests INTEGER NOT NULL DEFAULT 0)",
+)
+_KEY_COLUMNS = ("id", "name", "hash", "permissions", "expires", "description", "created", "last_used", "requests")
+
+
+def state_path(data_dir: str, state_db: str) -> str:
+    return state_db if os.path.isabs(state_db) else os.path.join(data_dir, state_db)
+
+
+class StateStore:
+    def __init__(self, path: str, run_in_thread: Callable[..., Any]):
+        self.path = path
+        self.run_in_thread = run_in_thread
+        self._lock = threading.Lock()
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        with self._lock:
+            for statement in _SCHEMA:
+                self._db.execute(statement)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # Startup reads (the reactor is not running yet)
+
+    def mounts(self) -> Dict[str, Dict[str, Any]]:
+        """Mounts created through the API: name (without /) to their raw config."""
+        with self._lock:
+            rows = self._db.execute("SELECT name, config FROM mounts ORDER BY name").fetchall()
+        return {name: json.loads(config) for name, config in rows}
+
+    def keys(self) -> List[Dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT %s FROM api_keys ORDER BY created" % ", ".join(_KEY_COLUMNS))
+            records = [dict(zip(_KEY_COLUMNS, row)) for row in rows.fetchall()]
+        for record in records:
+            record["permissions"] = json.loads(record["permissions"])
+        return records
+
+    # Writes, off the reactor
+
+    def _write(self, sql: str, *args: Any) -> Any:
+        def write() -> None:
+            with self._lock:
+                self._db.execute(sql, args)
+
+        return self.run_in_thread(write)
+
+    def put_mount(self, name: str, config: Dict[str, Any], created: float) -> Any:
+        return self._write("INSERT INTO mounts (name, config, created) VALUES (?, ?, ?) "
+                           "ON CONFLICT(name) DO UPDATE SET config = excluded.config",
+                           name, json.dumps(config), created)
+
+    def delete_mount(self, name: str) -> Any:
+        return self._write("DELETE FROM mounts WHERE name = ?", name)
+
+    def put_key(self, record: Dict[str, Any]) -> Any:
+        values = dict(record, permissions=json.dumps(list(record["permissions"])))
+        return self._write("INSERT INTO api_keys (%s) VALUES (%s)" % (", ".join(_KEY_COLUMNS),
+                                                                     ", ".join("?" * len(_KEY_COLUMNS))),
+                           *[values[c] for c in _KEY_COLUMNS])
+
+    def delete_key(self, key_id: str) -> Any:
+        return self._write("DELETE FROM api_keys WHERE id = ?", key_id)
+
+    def record_usage(self, key_id: str, last_used: float, requests: int) -> Any:
+        return self._write("UPDATE api_keys SET last_used = ?, requests = ? WHERE id = ?",
+                           last_used, requests, key_id)
