@@ -4,5 +4,6 @@ modern parts operators ask for (hot reload, HLS, metrics, real auth, an API).
 """
 
 from ._version import __version__
+from .client import GoCastClient
 
-__all__ = ["__version__"]
+__all__ = ["GoCastClient", "__version__"]

@@ -11,6 +11,8 @@ The ``gocast`` command.
 - ``gocast config docs``: the configuration reference (docs/configuration.md).
 - ``gocast config reload [FILE] [--url URL]``: ask the running server to
   reload (it reads FILE for the port and admin credentials).
+- ``gocast mount|listeners|kick|source|stats|record ...``: talk to a running
+  server through the REST API (see :mod:`gocast._cli_api`).
 - ``gocast --version``.
 """
 
@@ -21,6 +23,7 @@ import json
 import sys
 from typing import List, Optional, TextIO
 
+from ._cli_api import COMMANDS, add_commands, run
 from ._version import __version__
 from .config import (
     ConfigError,
@@ -57,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="the server's config file, for its port and admin credentials "
                              "(default: gocast.vibe)")
     reload.add_argument("--url", help="the server's base URL (default: from FILE)")
+    add_commands(commands)
     return parser
 
 
@@ -158,6 +162,8 @@ def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, err: TextIO
     args = parser.parse_args(argv)
     if args.command == "serve":
         sys.exit(serve(args.config))
+    if args.command in COMMANDS:
+        sys.exit(run(args, out, err))
     if args.command == "config":
         if args.config_command == "check":
             sys.exit(check_files(args.files, out, err))
@@ -172,3 +178,7 @@ def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, err: TextIO
             sys.exit(0)
     parser.print_help(err)
     sys.exit(2)
+
+
+if __name__ == "__main__":  # python -m gocast.cli
+    main()

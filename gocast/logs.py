@@ -55,10 +55,13 @@ _OPEN: Dict[str, Any] = {}
 
 
 def open_output(output: str) -> IO[str]:
+    # The process's own streams: twistd swaps sys.stdout for a file that
+    # logs what is written to it, and an observer writing there would feed
+    # itself (twistd then drops it: no more log after a reload).
     if output == "stdout":
-        return sys.stdout
+        return sys.__stdout__ or sys.stdout
     if output == "stderr":
-        return sys.stderr
+        return sys.__stderr__ or sys.stderr
     if output not in _OPEN:
         _OPEN[output] = open(output, "a", encoding="utf-8")
     return _OPEN[output]

@@ -182,7 +182,7 @@ class KeyTests(ApiTestCase):
         for body, field in (({"permissions": ["read_stats"]}, "name"),
                             ({"name": "x", "permissions": ["fly"]}, "permissions"),
                             ({"name": "x", "permissions": []}, "permissions"),
-                            ({"name": "x", "permissions": ["*"], "expires": 5}, "expires")):
+                            ({"name": "x", "permissions": ["*"], "expires": -5}, "expires")):
             status, _, answer = self.h.api("POST", "/api/v1/keys", body, admin=True)
             self.assertEqual(status, 422, body)
             self.assertEqual(answer["error"]["details"][0]["field"], field)
@@ -221,7 +221,7 @@ class MountTests(ApiTestCase):
         self.assertEqual(status, 422)
         self.assertEqual(body["error"]["details"][0]["field"], "config.max_listeners")
         status, _, body = self.h.api("POST", "/api/v1/mounts", {"name": "api/x"}, admin=True)
-        self.assertEqual((status, body["error"]["details"][0]["field"]), (422, "name"))
+        self.assertEqual((status, body["error"]["details"][0]["field"]), (409, "name"))  # reserved
 
     def test_percent_encoded_mount_with_slashes(self):
         self.h.api("POST", "/api/v1/mounts", {"name": "radio/main"}, admin=True)

@@ -152,7 +152,12 @@ class ApiKeys:
         written = self.store.put_key({
             "id": key.id, "name": name, "hash": key.hash, "permissions": key.permissions, "expires": expires,
             "description": description, "created": key.created, "last_used": None, "requests": 0})
-        return key, secret, written
+
+        def unsaved(failure: Any) -> Any:
+            self.keys.pop(key.id, None)  # a key that is not stored does not work either
+            return failure
+
+        return key, secret, written.addErrback(unsaved)
 
     def revoke(self, key_id: str) -> Any:
         del self.keys[key_id]

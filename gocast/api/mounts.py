@@ -34,7 +34,7 @@ def validate_mount(name: Any, raw: Any) -> Tuple[str, MountConfig]:
         raise MountError(422, "invalid_field", "name must be a mount name such as live or /live",
                          [{"field": "name", "message": "a mount name such as live or /live"}])
     if is_reserved(path):
-        raise MountError(422, "invalid_field", "%s is a path GoCast serves itself" % path,
+        raise MountError(409, "conflict", "%s is a path GoCast serves itself; choose another name" % path,
                          [{"field": "name", "message": "reserved path"}])
     config = Section(MountConfig).parse(raw if raw is not None else {}, ("config",), report)
     errors = [issue for issue in report.issues if issue.severity == "error"]
@@ -110,11 +110,22 @@ class ApiMounts:
             raise MountError(404, "not_found", "no mount %s was created through the API" % path)
 
     def _put(self, path: str, raw: Dict[str, Any], config: MountConfig) -> Any:
+        before = (self.raw.get(path), self.configs.get(path))
         self.raw[path] = raw
         self.configs[path] = config
         written = self.store.put_mount(path.lstrip("/"), raw, self.now())
         self.apply(self.file_config())
-        return written
+
+        def unsaved(failure: Any) -> Any:
+            """Not stored, so not kept: back to what was there."""
+            if before[1] is None:
+                self.raw.pop(path, None), self.configs.pop(path, None)
+            else:
+                self.raw[path], self.configs[path] = before  # type: ignore[assignment]
+            self.apply(self.file_config())
+            return failure
+
+        return written.addErrback(unsaved)
 
     def paths(self) -> List[str]:
         return sorted(self.configs)

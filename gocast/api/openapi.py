@@ -8,6 +8,8 @@ from typing import Any, Dict, Tuple
 from .._version import __version__
 from .schemas import ERROR, ERROR_CODES, envelope
 
+#: The tag of operations that answer 501 for now.
+NOT_BUILT = "not built yet"
 _REASONS = {200: "OK", 201: "Created", 400: "Bad request", 401: "No valid credentials",
             403: "The key lacks the permission", 404: "Not found", 409: "Conflict",
             413: "Body too large", 415: "Body not JSON", 422: "A field is wrong",
@@ -35,7 +37,7 @@ def openapi_document(routes: Tuple[Any, ...]) -> Dict[str, Any]:
             "summary": route.summary + ("" if route.built else " (not built yet: answers 501)"),
             "operationId": "%s_%s" % (route.method.lower(), route.path.strip("/").replace("/", "_")
                                       .replace("{", "").replace("}", "")),
-            "tags": [route.tag],
+            "tags": [route.tag] + ([] if route.built else [NOT_BUILT]),
             "description": "Needs the permission `%s`." % route.permission,
             "x-permission": route.permission,
             "parameters": parameters,

@@ -65,6 +65,9 @@ class ApiResource(Resource):
             return self.docs.render(request, rest[1:])
         found = [(route, route.match(rest)) for route in self.routes]
         matching = [(route, params) for route, params in found if params is not None]
+        if matching:  # /recordings/start is that route, not /recordings/{id}
+            fewest = min(len(params or {}) for _, params in matching)
+            matching = [(route, params) for route, params in matching if len(params or {}) == fewest]
         if not matching:
             return self.error(request, ApiError(404, "not_found", "no endpoint /api/v1/%s" % "/".join(rest)))
         chosen = [(route, params) for route, params in matching if route.method == method]
@@ -186,6 +189,11 @@ def read_body(request: Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, "invalid_body", "the body is not valid JSON: %s" % e)
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_body", "the body has text that is not valid Unicode (a lone surrogate)")
+    return body

@@ -21,6 +21,7 @@ from ..config import Config
 from ..config._section import Section
 from ..core.mount import Mount
 from ..core.operations import find_listener, kick_listener, kill_source, listener_sessions, update_metadata
+from ..config._schema import PERMISSIONS
 from .keys import ApiKeys, valid_permissions
 from .mounts import ApiMounts, MountError
 from .schemas import (
@@ -38,6 +39,8 @@ from .schemas import (
     obj,
 )
 
+#: The latest expiry a key may have: the end of year 9999.
+LATEST = 253402300799
 #: Largest page of listeners.
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -358,9 +361,9 @@ def create_key(ctx: ApiContext, call: Call) -> Any:
                        [{"field": "permissions", "message": problem}])
     expires = body.get("expires")
     if expires is not None and (not isinstance(expires, (int, float)) or isinstance(expires, bool)
-                                or expires <= ctx.now()):
-        raise ApiError(422, "invalid_field", "expires must be a future Unix time in seconds",
-                       [{"field": "expires", "message": "a future Unix time in seconds"}])
+                                or not 0 <= expires <= LATEST):
+        raise ApiError(422, "invalid_field", "expires must be a Unix time in seconds",
+                       [{"field": "expires", "message": "a Unix time in seconds"}])
     key, secret, written = ctx.keys.create(name, body["permissions"], expires, description)  # type: ignore
     return written.addCallback(lambda _: dict(key.public(), key=secret))
 
@@ -378,14 +381,20 @@ def revoke_key(ctx: ApiContext, call: Call) -> Any:
 M = "/mounts/{mount}"
 PAGE = (("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Listeners per page (default 100)."),
         ("cursor", {"type": "string", "pattern": "^[0-9]+$"}, "next_cursor of the previous page."))
-MOUNT_BODY = obj({"name": {"type": "string", "description": "Mount name: live or /live."},
+#: A mount name: live or /live, segments of URL-safe characters (not . or ..).
+MOUNT_NAME = {"type": "string", "pattern": "^/?[A-Za-z0-9_~-][A-Za-z0-9._~-]*(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*$",
+              "maxLength": 200, "description": "Mount name: live or /live."}
+MOUNT_BODY = obj({"name": MOUNT_NAME,
                   "config": {"type": "object", "description": "The mount's settings, as in the config file's "
                              "mounts { NAME { ... } } block."}}, ["name"])
 CONFIG_BODY = obj({"config": {"type": "object", "description": "The mount's settings."}}, [])
-METADATA_BODY = obj({k: {"type": "string", "maxLength": 1024} for k in ("song", "title", "artist", "url")}, [])
+METADATA_BODY = dict(obj({k: {"type": "string", "maxLength": 1024} for k in ("song", "title", "artist", "url")}),
+                     anyOf=[obj({k: {"type": "string", "minLength": 1}}, [k]) for k in ("song", "title", "artist")])
 KEY_BODY = obj({"name": {"type": "string", "minLength": 1, "maxLength": 100},
-                "permissions": {"type": "array", "minItems": 1, "items": {"type": "string"}},
-                "expires": {"type": "number", "description": "Unix time the key stops working."},
+                "permissions": {"type": "array", "minItems": 1,
+                                "items": {"type": "string", "enum": list(PERMISSIONS) + ["*"]}},
+                "expires": {"type": "number", "minimum": 0, "maximum": LATEST,
+                            "description": "Unix time the key stops working (a past one makes a dead key)."},
                 "description": {"type": "string", "maxLength": 1000}}, ["name", "permissions"])
 
 ROUTES: Tuple[Route, ...] = (

@@ -51,7 +51,7 @@ SOURCE = obj({"content_type": STRING, "ip": nullable("string"), "user_agent": nu
 MOUNT = obj({"path": STRING, "name": STRING, "origin": {"type": "string", "enum": ["config", "api", "dynamic"]},
              "live": {"type": "boolean"}, "content_type": nullable("string"), "listeners": INTEGER,
              "peak_listeners": INTEGER, "max_listeners": INTEGER, "title": nullable("string"),
-             "artist": nullable("string"), "bytes_sent": INTEGER, "public": {"type": "boolean"},
+             "artist": nullable("string"), "bytes_sent": INTEGER, "public": dict(nullable("boolean"), description="Unset: as the source says."),
              "hidden": {"type": "boolean"}, "hls": {"type": "boolean"},
              "source": dict(SOURCE, nullable=True)},
             ["path", "name", "origin", "live", "listeners"])

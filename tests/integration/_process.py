@@ -126,7 +126,8 @@ def start_server(testcase, reactor, config_text, server_extra="shutdown_timeout 
     folder = FilePath(testcase.mktemp())
     folder.makedirs()
     config = folder.child("gocast.vibe")
-    head = "server { listen 127.0.0.1 port %d %s }\n" % (port, server_extra)
+    data = folder.child("data").path  # the state database: each server its own
+    head = 'server { listen 127.0.0.1 port %d data_dir "%s" %s }\n' % (port, data, server_extra)
     config.setContent((head + config_text).encode())
     process = ServerProcess.spawn(
         reactor, twistd_command("--nodaemon", "--pidfile=", "gocast", "--config", config.path))
