@@ -9,7 +9,7 @@ API, and wins if both name one.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 import attr
 
@@ -58,14 +58,12 @@ class ApiMounts:
         self.file_config = file_config
         self.apply = apply
         self.now = now
-        self.raw: Dict[str, Dict[str, Any]] = {}
         self.configs: Dict[str, MountConfig] = {}
         for name, raw in (store.mounts() if store is not None else {}).items():
             try:
                 path, config = validate_mount(name, raw)
             except MountError:
                 continue  # a schema change made it invalid: left in the store, not used
-            self.raw[path] = raw
             self.configs[path] = config
 
     def overlay(self, config: Config) -> Config:
@@ -96,7 +94,7 @@ class ApiMounts:
 
     def delete(self, path: str) -> Any:
         self._guard(path)
-        del self.raw[path], self.configs[path]
+        del self.configs[path]
         written = self.store.delete_mount(path.lstrip("/"))
         self.apply(self.file_config())
         return written
@@ -110,22 +108,18 @@ class ApiMounts:
             raise MountError(404, "not_found", "no mount %s was created through the API" % path)
 
     def _put(self, path: str, raw: Dict[str, Any], config: MountConfig) -> Any:
-        before = (self.raw.get(path), self.configs.get(path))
-        self.raw[path] = raw
+        before = self.configs.get(path)
         self.configs[path] = config
         written = self.store.put_mount(path.lstrip("/"), raw, self.now())
         self.apply(self.file_config())
 
         def unsaved(failure: Any) -> Any:
             """Not stored, so not kept: back to what was there."""
-            if before[1] is None:
-                self.raw.pop(path, None), self.configs.pop(path, None)
+            if before is None:
+                self.configs.pop(path, None)
             else:
-                self.raw[path], self.configs[path] = before  # type: ignore[assignment]
+                self.configs[path] = before
             self.apply(self.file_config())
             return failure
 
         return written.addErrback(unsaved)
-
-    def paths(self) -> List[str]:
-        return sorted(self.configs)

@@ -128,7 +128,7 @@ class ApiResource(Resource):
     # Answers
 
     def success(self, request: Request, route: Route, call: Call, data: Any) -> None:
-        self.send(request, call.status or route.status, {"success": True, "data": data,
+        self.send(request, route.status, {"success": True, "data": data,
                                                           "meta": meta(request, call.meta)})
 
     def failed(self, request: Request, failure: Any) -> None:

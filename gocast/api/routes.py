@@ -77,8 +77,6 @@ class Call:
     request_id: str
     #: Extra members for the response's ``meta`` (pagination).
     meta: Dict[str, Any] = attr.Factory(dict)
-    #: Set by a handler to answer something other than the route's status.
-    status: Optional[int] = None
 
 
 @attr.s(frozen=True, auto_attribs=True)
