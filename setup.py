@@ -14,7 +14,7 @@ setup(
     packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]) + ["twisted.plugins"],
     package_data={"twisted": ["plugins/gocast_plugin.py"]},
     install_requires=[
-        "Twisted>=23.10",
+        "Twisted>=25.5",  # Site(parsePOSTFormSubmission=...)
         "attrs>=23.1",
         "prometheus-client>=0.17",
         "pyOpenSSL>=23.2",

@@ -91,17 +91,41 @@ def add_commands(commands: Any) -> None:
 COMMANDS = ("mount", "listeners", "kick", "source", "stats", "record")
 
 
-def client_settings(args: Any, environ: Dict[str, str]) -> Dict[str, Optional[str]]:
-    """URL and key from the options, the environment, then the client config file."""
-    settings: Dict[str, Optional[str]] = {"url": None, "api_key": None}
-    path = environ.get("GOCAST_CLIENT_CONFIG") or os.path.join(
-        environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config"), "gocast", "client.vibe")
-    if os.path.exists(path):
-        from .config import vibe
+class UsageError(Exception):
+    """The command line or the client config file is wrong: exit code 2."""
 
+
+def client_config_path(environ: Dict[str, str]) -> str:
+    return environ.get("GOCAST_CLIENT_CONFIG") or os.path.join(
+        environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config"), "gocast", "client.vibe")
+
+
+def read_client_config(path: str) -> Dict[str, str]:
+    """``url`` and ``api_key`` from a client config file (VIBE); UsageError naming the line if it is wrong."""
+    from .config import vibe
+
+    try:
         with open(path, "rb") as f:
-            document = vibe.loads(f.read().decode("utf-8"))
-        settings.update({k: str(document[k]) for k in ("url", "api_key") if k in document})
+            document = vibe.loads(f.read(), filename=path)
+    except FileNotFoundError:
+        return {}
+    except vibe.VibeError as e:
+        raise UsageError("%s:%d:%d: %s" % (path, e.line, e.column, e.message))
+    except OSError as e:
+        raise UsageError("cannot read the client config %s: %s" % (path, e.strerror))
+    unknown = sorted(set(document) - {"url", "api_key"})
+    if unknown:
+        raise UsageError("%s: unknown key %s (a client config has url and api_key)" % (path, unknown[0]))
+    for key in ("url", "api_key"):
+        if key in document and not isinstance(document[key], str):
+            raise UsageError("%s: %s must be text" % (path, key))
+    return {key: document[key] for key in ("url", "api_key") if key in document}
+
+
+def client_settings(args: Any, environ: Dict[str, str]) -> Dict[str, Optional[str]]:
+    """URL and key from the options, else the environment, else the client config file."""
+    settings: Dict[str, Optional[str]] = {"url": None, "api_key": None}
+    settings.update(read_client_config(client_config_path(environ)))
     for key, variable in (("url", "GOCAST_URL"), ("api_key", "GOCAST_API_KEY")):
         if environ.get(variable):
             settings[key] = environ[variable]
@@ -112,11 +136,19 @@ def client_settings(args: Any, environ: Dict[str, str]) -> Dict[str, Optional[st
 
 def run(args: Any, out: TextIO, err: TextIO, environ: Optional[Dict[str, str]] = None,
         sleep: Callable[[float], None] = time.sleep) -> int:
-    settings = client_settings(args, dict(os.environ) if environ is None else environ)
-    url = settings["url"] or DEFAULT_URL
-    client = GoCastClient(url, api_key=settings["api_key"])
     try:
-        return _dispatch(client, args, out, sleep)
+        settings = client_settings(args, dict(os.environ) if environ is None else environ)
+        client = GoCastClient(settings["url"] or DEFAULT_URL, api_key=settings["api_key"])
+        return guarded(lambda: _dispatch(client, args, out, sleep), err)
+    except UsageError as e:
+        err.write("gocast: %s\n" % e)
+        return EXIT_USAGE
+
+
+def guarded(command: Callable[[], int], err: TextIO) -> int:
+    """Run a command that calls the API; its errors explained, with the exit code they mean."""
+    try:
+        return command()
     except ConnectionFailed as e:
         return explain(e, err, EXIT_UNREACHABLE)
     except GoCastError as e:
@@ -132,6 +164,8 @@ def explain(error: GoCastError, err: TextIO, code: int) -> int:
         for detail in error.details:
             if isinstance(detail, dict):
                 err.write("  → %s: %s\n" % (detail.get("field") or "body", detail.get("message")))
+            else:
+                err.write("  → %s\n" % detail)
     if isinstance(error.details, dict) and error.details.get("required"):
         err.write("  → The key needs the permission %s\n" % error.details["required"])
     for hint in _HINTS.get(error.code, []):
@@ -210,17 +244,43 @@ def stats(client: GoCastClient, args: Any, out: TextIO, sleep: Callable[[float],
 
 
 def parse_settings(pairs: Sequence[str]) -> Dict[str, Any]:
-    """``key=value`` pairs; a value that is JSON (100, true, [..]) is taken as such."""
+    """
+    ``key=value`` pairs into a mount's settings; a value that is JSON (100,
+    true, [..]) is taken as such, and a dotted key sets a key of a block:
+    ``hls.enabled=true`` is ``{"hls": {"enabled": true}}``.
+    """
     settings: Dict[str, Any] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit("gocast: --set needs KEY=VALUE, not %r" % pair)
+        key, sep, text = pair.partition("=")
+        names = key.split(".")
+        if not sep or not all(names):
+            raise UsageError("--set needs KEY=VALUE (KEY may be dotted: hls.enabled=true), not %r" % pair)
         try:
-            settings[key] = json.loads(value)
+            value = json.loads(text)
         except ValueError:
-            settings[key] = value
+            value = text
+        block = settings
+        for name in names[:-1]:
+            block = block.setdefault(name, {})
+            if not isinstance(block, dict):
+                raise UsageError("--set %s: %s is a value, not a block" % (pair, name))
+        block[names[-1]] = value
     return settings
+
+
+def reload_with_key(url: str, api_key: str, out: TextIO, err: TextIO) -> int:
+    """``gocast config reload`` through the REST API, with a key that has the reload permission."""
+    def reload() -> int:
+        print_reload(GoCastClient(url, api_key=api_key).reload(), out)
+        return 0
+
+    return guarded(reload, err)
+
+
+def print_reload(result: Dict[str, Any], out: TextIO) -> None:
+    out.write("reloaded: %s\n" % ("; ".join(result["changes"]) or "no change"))
+    for name in result.get("restart_required", []):
+        out.write("needs a restart to change: %s\n" % name)
 
 
 def _mount_row(mount: Any) -> Dict[str, Any]:

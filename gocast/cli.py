@@ -9,8 +9,10 @@ The ``gocast`` command.
 - ``gocast config show [FILE] [--format vibe|json] [--reveal-secrets]``: the
   effective configuration, defaults filled in.
 - ``gocast config docs``: the configuration reference (docs/configuration.md).
-- ``gocast config reload [FILE] [--url URL]``: ask the running server to
-  reload (it reads FILE for the port and admin credentials).
+- ``gocast config reload [FILE] [--url URL] [--api-key KEY]``: ask the
+  running server to reload: through the REST API when an API key is at hand
+  (option, ``GOCAST_API_KEY`` or the client config), else with the admin
+  credentials FILE holds (FILE also gives the address when no URL does).
 - ``gocast mount|listeners|kick|source|stats|record ...``: talk to a running
   server through the REST API (see :mod:`gocast._cli_api`).
 - ``gocast --version``.
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from typing import List, Optional, TextIO
+from typing import Any, List, Optional, TextIO
 
-from ._cli_api import COMMANDS, add_commands, run
+from ._cli_api import COMMANDS, EXIT_USAGE, UsageError, add_commands, client_settings, print_reload, \
+    reload_with_key, run
 from ._version import __version__
 from .config import (
     ConfigError,
@@ -59,7 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     reload.add_argument("file", nargs="?", default="gocast.vibe", metavar="FILE",
                         help="the server's config file, for its port and admin credentials "
                              "(default: gocast.vibe)")
-    reload.add_argument("--url", help="the server's base URL (default: from FILE)")
+    reload.add_argument("--url", help="the server's base URL (default: GOCAST_URL, the client config, "
+                                      "else from FILE)")
+    reload.add_argument("--api-key", help="reload through the REST API with this key (default: GOCAST_API_KEY, "
+                                          "the client config); without a key, the admin credentials in FILE")
     add_commands(commands)
     return parser
 
@@ -112,8 +119,7 @@ def reload_server(path: str, url: Optional[str], out: TextIO, err: TextIO) -> in
     except ConfigError as e:
         err.write(render_issues(e.issues) + "\n")
         return 1
-    host = "127.0.0.1" if config.server.listen in ("0.0.0.0", "::") else config.server.listen
-    base = url or "http://%s:%d" % ("[%s]" % host if ":" in host else host, config.server.port)
+    base = url or config_url(config)
     token = base64.b64encode(("%s:%s" % (config.auth.admin_user, config.auth.admin_password)).encode())
     request = urllib.request.Request(base.rstrip("/") + config.server.admin_root + "/reload", data=b"",
                                      method="POST", headers={"Authorization": "Basic " + token.decode()})
@@ -133,12 +139,40 @@ def reload_server(path: str, url: Optional[str], out: TextIO, err: TextIO) -> in
     for line in result.get("errors", []):
         err.write(line + "\n")
     if result.get("success"):
-        out.write("reloaded: %s\n" % ("; ".join(result["changes"]) or "no change"))
-        for name in result.get("restart_required", []):
-            out.write("needs a restart to change: %s\n" % name)
+        print_reload(result, out)
         return 0
     err.write("reload refused; the server keeps its running configuration\n")
     return 1
+
+
+def config_url(config: Any) -> str:
+    """The address a config file's server listens on, as a base URL."""
+    host = "127.0.0.1" if config.server.listen in ("0.0.0.0", "::") else config.server.listen
+    return "http://%s:%d" % ("[%s]" % host if ":" in host else host, config.server.port)
+
+
+def server_url(path: str, err: TextIO) -> Optional[str]:
+    try:
+        return config_url(load_config(path).config)
+    except ConfigError as e:
+        err.write(render_issues(e.issues) + "\n")
+        return None
+
+
+def reload(args: Any, out: TextIO, err: TextIO) -> int:
+    """Through the REST API when a key is at hand, else the Icecast-style admin endpoint."""
+    try:
+        settings = client_settings(args, dict(os.environ))
+    except UsageError as e:
+        err.write("gocast: %s\n" % e)
+        return EXIT_USAGE
+    if settings["api_key"]:
+        if not settings["url"]:
+            settings["url"] = server_url(args.file, err)
+            if settings["url"] is None:
+                return 1
+        return reload_with_key(settings["url"], settings["api_key"], out, err)
+    return reload_server(args.file, args.url, out, err)
 
 
 def serve(config: Optional[str]) -> int:
@@ -170,7 +204,7 @@ def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, err: TextIO
         if args.config_command == "show":
             sys.exit(show_config(args.file, args.format, args.reveal_secrets, out, err))
         if args.config_command == "reload":
-            sys.exit(reload_server(args.file, args.url, out, err))
+            sys.exit(reload(args, out, err))
         if args.config_command == "docs":
             from .config._docs import generate
 

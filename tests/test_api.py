@@ -41,7 +41,9 @@ class ApiHarness(ServiceHarness):
             head += "Authorization: Bearer %s\r\n" % key
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
         if data:
-            head += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(data)
+            if "content-type:" not in headers.lower():
+                head += "Content-Type: application/json\r\n"
+            head += "Content-Length: %d\r\n" % len(data)
         _, transport = self.connect((head + "\r\n").encode() + data)
         self.clock.advance(0)
         status, headers_out, payload = split_response(transport.value())
@@ -87,6 +89,23 @@ class EnvelopeTests(ApiTestCase):
         self.assertEqual((status, body["error"]["code"]), (400, "invalid_body"))
         status, _, body = self.h.api("POST", "/api/v1/mounts", raw=b"[" * 70000, admin=True)
         self.assertEqual(status, 413)
+        status, _, body = self.h.api("POST", "/api/v1/mounts", raw=b"[" * 60000, admin=True)
+        self.assertEqual((status, body["error"]["message"]), (400, "the body nests too deeply"))
+        status, _, body = self.h.api("POST", "/api/v1/mounts", raw=b'{"name": "x", "config": {"bitrate": NaN}}',
+                                     admin=True)
+        self.assertEqual((status, body["error"]["code"]), (400, "invalid_body"))
+        self.assertIn("NaN is not a JSON number", body["error"]["message"])
+        huge = {"name": "x", "config": {"transcoding": {"outputs": {"a": {"path": "/b", "bitrate": 9e307}}},
+                                        "max_listener_duration": "99999999w"}}
+        status, _, body = self.h.api("POST", "/api/v1/mounts", huge, admin=True)
+        self.assertEqual(status, 422, body)
+        self.assertEqual(sorted(d["field"] for d in body["error"]["details"]),
+                         ["config.max_listener_duration", "config.transcoding.outputs.a.bitrate"])
+        # twisted.web would answer a malformed multipart body with a bare 400 before the API saw it.
+        broken = b"--x\r\nContent-Disposition: form-data\r\n\r\nno closing boundary"
+        status, _, body = self.h.api("POST", "/api/v1/mounts", admin=True, raw=broken,
+                                     headers="Content-Type: multipart/form-data\r\n")  # no boundary
+        self.assertEqual((status, body["error"]["message"]), (415, "send the body as application/json"))
         status, _, body = self.h.api("GET", "/api/v1/stats/history", admin=True)
         self.assertEqual((status, body["error"]["code"]), (501, "not_implemented"))
 

@@ -18,6 +18,8 @@ from gocast.config import (
     render_issues,
     vibe,
 )
+from gocast.config._kinds import INVALID
+from gocast.config._report import Reporter
 
 
 def errors_of(text, filename="gocast.vibe"):
@@ -331,3 +333,55 @@ class ShowTests(SynchronousTestCase):
     def test_defaults_round_trip(self):
         tree = dump_config(default_config(), reveal_secrets=True)
         self.assertEqual(parse_config(vibe.dumps(tree)).config, default_config())
+
+
+class KindSchemaTests(SynchronousTestCase):
+    """
+    Each kind's JSON schema (the REST API's spec of a mount's settings)
+    accepts what the kind accepts and refuses what it refuses.
+    """
+
+    def agree(self, kind, samples):
+        from jsonschema import Draft4Validator  # OpenAPI 3.0's schemas are draft 4 with extensions
+
+        validator = Draft4Validator(kind.schema())
+        for raw in samples:
+            report = Reporter("<t>", "", {})
+            parsed = kind.parse(raw, ("x",), report) is not INVALID and not report.issues
+            self.assertEqual(validator.is_valid(raw), parsed, "%s on %r" % (type(kind).__name__, raw))
+
+    def test_scalars(self):
+        from gocast.config._kinds import Bitrate, Bool, Duration, Int, Size, Str
+
+        self.agree(Int(1, 10), [0, 1, 10, 11, 2.5, True, "3"])
+        self.agree(Bool(), [True, False, "true", 0])
+        self.agree(Str(("a", "b")), ["a", "c", 1])
+        self.agree(Str(allow_empty=False), ["x", ""])
+        self.agree(Duration(positive=True), [0, 1, 0.5, -1, "30s", "1h30m", "500ms", "5 minutes", "", True])
+        self.agree(Size(), [0, 65536, "64k", "100MB", "1G", "lots", -1, 1.5])
+        self.agree(Bitrate(), [128, 0, "128k", "1.5M", "128 kbps", "fast"])
+
+    def test_text_kinds(self):
+        from gocast.config._kinds import CIDR, URL, Dimensions, Int, ListOf, MapOf, MountPath
+
+        self.agree(ListOf(Int()), [[1, 2], [], ["a"]])
+        self.agree(MapOf(Int()), [{"a": 1}, {"a": "b"}, [1]])
+        self.agree(MountPath(), ["live", "/live", "/radio/jazz.mp3", "/", "/a//b", "", 5])
+        self.agree(URL(), ["http://x/cb", "https://x:8/", "ftp://x", "http://", ""])
+        self.agree(Dimensions(), ["300x300", "0x1", "300"])
+        # Text kinds check their syntax on the server; the schema says text.
+        self.assertEqual(CIDR().schema()["type"], "string")
+
+    def test_mount_section(self):
+        from jsonschema import Draft4Validator
+
+        from gocast.config import MountConfig
+        from gocast.config._section import Section
+
+        validator = Draft4Validator(Section(MountConfig).schema())
+        good = {"max_listeners": 100, "public": True, "hls": {"enabled": True, "segment_duration": "4s"},
+                "fallback": "/backup", "auth": {"type": "ip", "allowed": ["10.0.0.0/8"]}}
+        self.assertEqual(list(validator.iter_errors(good)), [])
+        self.assertFalse(validator.is_valid({"max_listenrs": 100}))
+        self.assertFalse(validator.is_valid({"hls": {"enabled": "yes"}}))
+        self.assertTrue(validator.is_valid({"fallback": {"mounts": ["/a"], "file": "x.mp3"}}))

@@ -6,7 +6,7 @@ from xml.etree import ElementTree
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from .streaming import Harness, close, feed_frames
+from .streaming import Harness, close, feed_frames, split_response
 
 ADMIN = base64.b64encode(b"admin:hackme").decode()
 SOURCE = base64.b64encode(b"source:hackme").decode()
@@ -90,6 +90,15 @@ class AdminActionTests(SynchronousTestCase):
         self.assertEqual(self.h.events[-1].name, "source.metadata")
         self.h.get("/admin/metadata?mount=/live&mode=updinfo&title=T&artist=A", ADMIN)
         self.assertEqual(mount.song, "A - T")
+
+    def test_metadata_from_a_posted_form(self):
+        form = b"mount=/live&mode=updinfo&song=Posted+Song"
+        _, transport = self.h.connect(b"POST /admin/metadata HTTP/1.0\r\nHost: radio.test\r\nAuthorization: Basic "
+                                      + ADMIN.encode() + b"\r\nContent-Type: application/x-www-form-urlencoded"
+                                      b"\r\nContent-Length: %d\r\n\r\n" % len(form) + form)
+        _, _, body = split_response(transport.value())
+        self.assertEqual(xml(body).find("message").text, "Metadata update successful")
+        self.assertEqual(self.h.registry.get("/live").song, "Posted Song")
 
     def test_listclients_and_killclient(self):
         root = xml(self.h.get("/admin/listclients?mount=/live", ADMIN)[2])

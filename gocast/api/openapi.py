@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any, Dict, Tuple
 
 from .._version import __version__
+from ..config import MountConfig
+from ..config._section import Section
 from .schemas import ERROR, ERROR_CODES, envelope
 
 #: The tag of operations that answer 501 for now.
@@ -61,7 +63,11 @@ def openapi_document(routes: Tuple[Any, ...]) -> Dict[str, Any]:
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "admin": {"type": "http", "scheme": "basic", "description": "The admin user: every permission."},
             },
-            "schemas": {"Error": ERROR},
+            "schemas": {"Error": ERROR, "MountConfig": dict(
+                Section(MountConfig).schema(),
+                description="A mount's settings: the config file's mounts { NAME { ... } } block, as JSON "
+                            "(see docs/configuration.md). Durations, sizes and bitrates take numbers or "
+                            "text with units, as in the config file.")},
             "responses": {"Error%d" % status: {"description": reason, "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
                 for status, reason in _REASONS.items() if status >= 400},

@@ -179,6 +179,11 @@ def query_of(request: Request) -> Dict[str, str]:
     return {k.decode("utf-8", "replace"): v[-1].decode("utf-8", "replace") for k, v in request.args.items() if v}
 
 
+def _not_json(name: str) -> Any:
+    """Python's json module reads NaN and Infinity; JSON has no such numbers."""
+    raise ValueError("%s is not a JSON number" % name)
+
+
 def read_body(request: Request) -> Any:
     raw = request.content.read(MAX_BODY + 1) if request.content is not None else b""
     if len(raw) > MAX_BODY:
@@ -189,9 +194,11 @@ def read_body(request: Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, "invalid_body", "the body is not valid JSON: %s" % e)
+    except RecursionError:
+        raise ApiError(400, "invalid_body", "the body nests too deeply")
     try:
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

@@ -378,14 +378,14 @@ def revoke_key(ctx: ApiContext, call: Call) -> Any:
 
 M = "/mounts/{mount}"
 PAGE = (("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Listeners per page (default 100)."),
-        ("cursor", {"type": "string", "pattern": "^[0-9]+$"}, "next_cursor of the previous page."))
+        ("cursor", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "next_cursor of the previous page."))
 #: A mount name: live or /live, segments of URL-safe characters (not . or ..).
 MOUNT_NAME = {"type": "string", "pattern": "^/?[A-Za-z0-9_~-][A-Za-z0-9._~-]*(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*$",
               "maxLength": 200, "description": "Mount name: live or /live."}
-MOUNT_BODY = obj({"name": MOUNT_NAME,
-                  "config": {"type": "object", "description": "The mount's settings, as in the config file's "
-                             "mounts { NAME { ... } } block."}}, ["name"])
-CONFIG_BODY = obj({"config": {"type": "object", "description": "The mount's settings."}}, [])
+#: A mount's settings: the config file's ``mounts { NAME { ... } }`` block, as JSON.
+MOUNT_CONFIG_REF = {"$ref": "#/components/schemas/MountConfig"}
+MOUNT_BODY = obj({"name": MOUNT_NAME, "config": MOUNT_CONFIG_REF}, ["name"])
+CONFIG_BODY = obj({"config": MOUNT_CONFIG_REF}, [])
 METADATA_BODY = dict(obj({k: {"type": "string", "maxLength": 1024} for k in ("song", "title", "artist", "url")}),
                      anyOf=[obj({k: {"type": "string", "minLength": 1}}, [k]) for k in ("song", "title", "artist")])
 KEY_BODY = obj({"name": {"type": "string", "minLength": 1, "maxLength": 100},

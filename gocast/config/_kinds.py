@@ -5,13 +5,16 @@ JSON), checked, turned into a typed Python value, and written back.
 
 Every kind has ``parse(raw, path, report)``, which returns the typed value or
 :data:`INVALID` after reporting why; ``dump(value)``, which returns what a
-config file would say; and ``expected``, the words used in errors and docs.
+config file would say; ``expected``, the words used in errors and docs; and
+``schema()``, the JSON schema (OpenAPI 3.0 dialect) of what it accepts, so
+the REST API's spec describes a mount's settings as the config file does.
 """
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import math
 import re
 from difflib import get_close_matches
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -55,12 +58,20 @@ class Kind:
         report.error(path, "expected %s, got %s%s" % (self.expected, _show(raw), why))
         return INVALID
 
+    def schema(self) -> Dict[str, Any]:
+        return {"description": self.expected}
+
 
 class TextKind(Kind):
     """
     A value written as text and converted by :meth:`convert`, which raises
     ``ValueError`` (with an explanation, or none) to refuse it.
+
+    :cvar pattern: a regular expression (ECMA-262 and Python alike) the text
+        must match, for the schema; ``convert`` may check more.
     """
+
+    pattern: Optional[str] = None
 
     def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
         if not isinstance(raw, str):
@@ -72,6 +83,12 @@ class TextKind(Kind):
 
     def convert(self, text: str) -> Any:
         raise NotImplementedError
+
+    def schema(self) -> Dict[str, Any]:
+        out = {"type": "string", "description": self.expected}
+        if self.pattern:
+            out["pattern"] = "^(?:%s)$" % self.pattern
+        return out
 
 
 class Str(Kind):
@@ -109,6 +126,16 @@ class Str(Kind):
             return self.fail(raw, path, report)
         return raw
 
+    def schema(self) -> Dict[str, Any]:
+        out: Dict[str, Any] = {"type": "string"}
+        if self.choices:
+            out["enum"] = list(self.choices)
+        if self.pattern is not None:
+            out["pattern"] = "^(?:%s)$" % self.pattern.pattern
+        if not self.allow_empty:
+            out["minLength"] = 1
+        return out
+
 
 class Int(Kind):
     def __init__(self, minimum: Optional[int] = None, maximum: Optional[int] = None):
@@ -130,6 +157,9 @@ class Int(Kind):
             return self.fail(raw, path, report)
         return raw
 
+    def schema(self) -> Dict[str, Any]:
+        return _bounded("integer", self.minimum, self.maximum)
+
 
 class Float(Kind):
     expected = "a number"
@@ -141,13 +171,25 @@ class Float(Kind):
             self.expected = "a number from %g to %g" % (minimum, maximum)
 
     def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
             return self.fail(raw, path, report)
         if (self.minimum is not None and raw < self.minimum) or (
             self.maximum is not None and raw > self.maximum
         ):
             return self.fail(raw, path, report)
         return float(raw)
+
+    def schema(self) -> Dict[str, Any]:
+        return _bounded("number", self.minimum, self.maximum)
+
+
+def _bounded(kind: str, minimum: Any, maximum: Any) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"type": kind}
+    if minimum is not None:
+        out["minimum"] = minimum
+    if maximum is not None:
+        out["maximum"] = maximum
+    return out
 
 
 class Bool(Kind):
@@ -160,6 +202,14 @@ class Bool(Kind):
         if isinstance(raw, str) and raw.lower() in ("true", "false", "yes", "no", "on", "off"):
             hint = " (VIBE booleans are lowercase true or false, unquoted)"
         return self.fail(raw, path, report, hint)
+
+    def schema(self) -> Dict[str, Any]:
+        return {"type": "boolean"}
+
+
+def _number_or_text(number: Dict[str, Any], pattern: str, expected: str) -> Dict[str, Any]:
+    """A value written as a number or as text with units."""
+    return {"oneOf": [number, {"type": "string", "pattern": "^(?:%s)$" % pattern}], "description": expected}
 
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
@@ -197,10 +247,15 @@ def format_duration(seconds: float) -> Any:
     return float(seconds)
 
 
+#: The longest duration accepted (ten years): longer ones are typos, and
+#: would overflow timers and dates.
+MAX_DURATION = 10 * 365 * 86400.0
+
+
 class Duration(Kind):
     """A time span in seconds: a number, or text such as ``30s``, ``5m``, ``1h30m``, ``30d``."""
 
-    expected = "a duration such as 30s, 5m, 1h or 30d (a bare number is seconds)"
+    expected = "a duration such as 30s, 5m, 1h or 30d (a bare number is seconds, at most ten years)"
 
     def __init__(self, minimum: float = 0.0, positive: bool = False):
         self.minimum = minimum
@@ -215,12 +270,19 @@ class Duration(Kind):
             value = parse_duration(raw)
         else:
             value = None
-        if value is None or value < self.minimum or (self.positive and value <= 0):
+        if value is None or not self.minimum <= value <= MAX_DURATION or (self.positive and value <= 0):
             return self.fail(raw, path, report)
         return value
 
     def dump(self, value: float, reveal: bool = False) -> Any:
         return format_duration(value)
+
+    def schema(self) -> Dict[str, Any]:
+        number: Dict[str, Any] = {"type": "number", "minimum": self.minimum, "maximum": MAX_DURATION}
+        if self.positive:
+            number["exclusiveMinimum"] = True
+        # Text durations are not bounded by the schema; the server checks them.
+        return _number_or_text(number, "(?:%s)+" % _DURATION_PART.pattern, self.expected)
 
 
 _SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]?)(i?[bB])?")
@@ -263,6 +325,9 @@ class Size(Kind):
     def dump(self, value: int, reveal: bool = False) -> Any:
         return format_size(value)
 
+    def schema(self) -> Dict[str, Any]:
+        return _number_or_text({"type": "integer", "minimum": 0}, _SIZE.pattern, self.expected)
+
 
 _BITRATE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kKmM]?)(?:bps|b/s|bit/s)?")
 
@@ -273,7 +338,8 @@ class Bitrate(Kind):
     units, as audio does; a bare number is kbit/s, as Icecast writes bitrates.
     """
 
-    expected = "a bitrate such as 128k (a bare number is kbit/s)"
+    expected = "a bitrate such as 128k (a bare number is kbit/s; at most 100M)"
+    maximum = 100000000
 
     def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
         value: Optional[float] = None
@@ -284,7 +350,7 @@ class Bitrate(Kind):
             if m:
                 factor = {"": 1000, "k": 1000, "m": 1000000}[m.group(2).lower()]
                 value = float(m.group(1)) * factor
-        if value is None or value <= 0:
+        if value is None or not 0 < value <= self.maximum:
             return self.fail(raw, path, report)
         return int(value)
 
@@ -292,6 +358,10 @@ class Bitrate(Kind):
         if value % 1000 == 0:
             return "%dk" % (value // 1000)
         return "%gk" % (value / 1000)
+
+    def schema(self) -> Dict[str, Any]:
+        return _number_or_text({"type": "number", "minimum": 0, "exclusiveMinimum": True,
+                                "maximum": self.maximum / 1000}, _BITRATE.pattern, self.expected)
 
 
 class CIDR(TextKind):
@@ -327,6 +397,7 @@ def normalise_mount(text: str) -> Optional[str]:
 
 class MountPath(TextKind):
     expected = "a mount path such as /live"
+    pattern = r"/?[A-Za-z0-9_~!$&'()*+,;=:@%-][A-Za-z0-9._~!$&'()*+,;=:@%-]*(/[A-Za-z0-9_~!$&'()*+,;=:@%-][A-Za-z0-9._~!$&'()*+,;=:@%-]*)*"
 
     def convert(self, text: str) -> Any:
         mount = normalise_mount(text)
@@ -339,6 +410,7 @@ class URL(TextKind):
     def __init__(self, schemes: Sequence[str] = ("http", "https")):
         self.schemes = tuple(schemes)
         self.expected = "a URL (%s)" % ", ".join(self.schemes)
+        self.pattern = "(%s)://[^/?#]+([/?#].*)?" % "|".join(self.schemes)
 
     def convert(self, text: str) -> Any:
         parts = urlsplit(text)
@@ -349,6 +421,7 @@ class URL(TextKind):
 
 class HostPort(TextKind):
     expected = "host:port, such as radio.example.com:8000"
+    pattern = ".+:[0-9]{1,5}"
 
     def convert(self, text: str) -> Any:
         host, sep, port = text.rpartition(":")
@@ -436,6 +509,7 @@ class Date(TextKind):
 
 class Dimensions(TextKind):
     expected = "a size in pixels such as 300x300"
+    pattern = "[1-9][0-9]{0,4}x[1-9][0-9]{0,4}"
 
     def convert(self, text: str) -> Any:
         m = re.fullmatch(r"([1-9][0-9]{0,4})x([1-9][0-9]{0,4})", text)
@@ -492,6 +566,9 @@ class ListOf(Kind):
     def dump(self, value: Sequence[Any], reveal: bool = False) -> Any:
         return [self.item.dump(v, reveal) for v in value]
 
+    def schema(self) -> Dict[str, Any]:
+        return {"type": "array", "items": self.item.schema()}
+
 
 def _plural(expected: str) -> str:
     if expected == "text":
@@ -540,4 +617,7 @@ class MapOf(Kind):
 
     def dump(self, value: Dict[str, Any], reveal: bool = False) -> Any:
         return {k: self.value.dump(v, reveal) for k, v in value.items()}
+
+    def schema(self) -> Dict[str, Any]:
+        return {"type": "object", "additionalProperties": self.value.schema(), "description": self.expected}
 

@@ -129,6 +129,9 @@ class Rotation(Str):
             return INVALID if size is INVALID else raw
         return self.fail(raw, path, report)
 
+    def schema(self) -> Dict[str, Any]:
+        return {"type": "string", "pattern": "^(?:hourly|daily|size:.+)$", "description": self.expected}
+
 
 @attr.frozen
 class RecordingConfig:
@@ -186,6 +189,9 @@ class FallbackKind(Kind):
 
     def dump(self, value: Any, reveal: bool = False) -> Any:
         return self.section.dump(value, reveal)
+
+    def schema(self) -> Dict[str, Any]:
+        return {"oneOf": [MountPath().schema(), self.section.schema()], "description": self.expected}
 
 
 @attr.frozen

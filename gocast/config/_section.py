@@ -110,6 +110,15 @@ class Section(Kind):
             check(path, report, raw)
         return instance
 
+    def schema(self) -> Dict[str, Any]:
+        """The block's keys, each described by its one-line doc."""
+        properties = {}
+        for field in attr.fields(self.cls):
+            meta = field.metadata
+            doc = meta["doc"] if meta["implemented"] else meta["doc"] + " Not implemented yet."
+            properties[field.name] = dict(meta["kind"].schema(), description=doc)
+        return {"type": "object", "properties": properties, "additionalProperties": False}
+
     def dump(self, value: Any, reveal: bool = False) -> Dict[str, Any]:
         """The raw tree a config file would need to produce ``value``."""
         out: Dict[str, Any] = {}

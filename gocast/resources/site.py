@@ -13,6 +13,7 @@ import os
 import re
 import time
 from typing import Any, Callable, Optional
+from urllib.parse import parse_qs
 
 from twisted.web.server import Request, Site
 
@@ -35,10 +36,19 @@ def request_id_from(header: Optional[str]) -> str:
 
 
 class GocastRequest(Request):
+    """
+    A request with an ID, CORS headers, and its own reading of form bodies
+    (the site turns twisted.web's off, see :class:`GocastSite`).
+    """
+
     request_id = ""
     started = 0.0
 
     def process(self) -> None:
+        if self.method == b"POST" and _media_type(self.getHeader(b"content-type")) == \
+                b"application/x-www-form-urlencoded":
+            self.args.update(parse_qs(self.content.read(), 1))
+            self.content.seek(0, 0)
         self.started = time.monotonic()
         header = self.getHeader(b"x-request-id")
         self.request_id = request_id_from(header.decode("latin-1") if header else None)
@@ -51,11 +61,19 @@ class GocastRequest(Request):
 
 
 class GocastSite(Site):
+    """
+    twisted.web answers a malformed multipart body with a bare 400 before
+    any resource sees it, so the site does not parse bodies: requests parse
+    URL-encoded forms (the Icecast admin's) themselves, and a multipart body
+    reaches the resource, which refuses it with a reason (the REST API: 415,
+    its bodies are JSON).
+    """
+
     requestFactory = GocastRequest
 
     def __init__(self, resource: Any, reactor: Any, access_log: AccessLog,
                  count_response: Callable[[int], None], cors: Callable[[], CorsConfig]):
-        super().__init__(resource, reactor=reactor)
+        super().__init__(resource, reactor=reactor, parsePOSTFormSubmission=False)
         self.access_log = access_log
         self.count_response = count_response
         self.cors = cors
@@ -79,3 +97,7 @@ class GocastSite(Site):
 def _header(request: Request, name: bytes) -> str:
     value = request.getHeader(name)
     return value.decode("latin-1", "replace") if value else ""
+
+
+def _media_type(header: Optional[bytes]) -> bytes:
+    return header.split(b";", 1)[0].strip().lower() if header else b""
