@@ -11,20 +11,26 @@ twisted.web resources that serve them from memory:
   (``low_latency true``: CMAF), with blocking playlist reload
   (``?_HLS_msn=N&_HLS_part=I``) and a blocking preload-hinted part.
 
-A mount without a source (and no segment yet) answers 404.
+A mount without a source (and no segment yet) answers 404. On a mount
+with listener auth, the playlist and every segment and part pass the gate
+(:mod:`gocast.auth.gate`); a ``?token=`` on the playlist is written into
+the URIs it lists, so players need no support for it.
 """
 
 from __future__ import annotations
 
 import math
-
+import re
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from urllib.parse import quote
 
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from .auth.base import AuthRequest
+from .auth.gate import Admission, ListenerGate
 from .core.mount import Chunk, Mount
 from .core.registry import MountRegistry
 from .media import Packet, media_type
@@ -40,6 +46,8 @@ _CODECS = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/mpeg3": "mp3", "audio
 MAX_WAITERS = 10000
 #: Segments and parts never change once cut, and their numbers are not reused.
 IMMUTABLE = b"public, max-age=31536000, immutable"
+#: The same, on a mount with listener auth: browsers may keep them, shared caches not.
+PRIVATE_IMMUTABLE = b"private, max-age=31536000, immutable"
 
 AnySegmenter = Union[Segmenter, PartSegmenter]
 
@@ -307,10 +315,11 @@ class HlsResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, outputs: HlsOutputs, registry: MountRegistry):
+    def __init__(self, outputs: HlsOutputs, registry: MountRegistry, gate: Optional[ListenerGate] = None):
         super().__init__()
         self.outputs = outputs
         self.registry = registry
+        self.gate = gate
 
     def render_GET(self, request: Request) -> bytes:
         parts = [p.decode("utf-8", "replace") for p in request.postpath]
@@ -319,6 +328,44 @@ class HlsResource(Resource):
         return self.serve(request, "/" + "/".join(parts[:-1]), parts[-1])
 
     def serve(self, request: Request, mount: str, name: str) -> Union[bytes, int]:
+        gate = self.gate
+        if gate is None or not gate.protected(mount):
+            return self.serve_allowed(request, mount, name)
+        # Not for shared caches: they would hand it to clients that never passed the gate.
+        request.private_cache = True  # type: ignore[attr-defined]
+        headers = {key.decode("latin-1").lower(): values[-1].decode("latin-1")
+                   for key, values in request.requestHeaders.getAllRawHeaders()}
+        peer = request.getClientAddress()
+        asked = AuthRequest.build(mount, getattr(peer, "host", str(peer)), headers, _arg(request, b"token"),
+                                  protocol="hls")
+        decided: List[Admission] = []
+        waiting = gate.authorize(asked).addCallback(decided.append)
+        if decided:
+            return self.through_gate(request, mount, name, decided[0])
+        gone: List[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        waiting.addCallback(lambda _: gone or self.send_late(request, self.through_gate(request, mount, name,
+                                                                                          decided[0])))
+        return NOT_DONE_YET
+
+    def through_gate(self, request: Request, mount: str, name: str, admission: Admission) -> Union[bytes, int]:
+        decision = admission.decision
+        if not decision.allowed:
+            if decision.challenge:
+                request.setHeader(b"www-authenticate", decision.challenge.encode("latin-1"))
+            return self.refuse(request, decision.status, decision.reason)
+        return self.serve_allowed(request, mount, name)
+
+    @staticmethod
+    def send_late(request: Request, body: Union[bytes, int]) -> None:
+        """Finish a request answered after render returned (unless the answer itself waits)."""
+        if not isinstance(body, bytes):
+            return
+        request.setHeader(b"content-length", b"%d" % len(body))
+        request.write(body)
+        request.finish()
+
+    def serve_allowed(self, request: Request, mount: str, name: str) -> Union[bytes, int]:
         output = self.outputs.output(mount)
         live = self.registry.get(mount)
         if output is None or live is None or not output.live:
@@ -372,12 +419,8 @@ class HlsResource(Resource):
             return self.refuse(request, 503, "too many blocked requests on this stream")
 
         def done(arrived: bool) -> None:
-            body = answer() if arrived else self.refuse(request, 503, "not available in time")
-            if not isinstance(body, bytes):
-                return  # NOT_DONE_YET: a blocking reload now waits for its part
-            request.setHeader(b"content-length", b"%d" % len(body))
-            request.write(body)
-            request.finish()
+            # NOT_DONE_YET from answer(): a blocking reload now waits for its part.
+            self.send_late(request, answer() if arrived else self.refuse(request, 503, "not available in time"))
 
         def gone(failure: Any) -> None:
             failure.trap(CancelledError)
@@ -395,12 +438,19 @@ class HlsResource(Resource):
                 else segmenter.target_duration()) / 2
         request.setHeader(b"content-type", b"application/vnd.apple.mpegurl")
         request.setHeader(b"cache-control", b"max-age=%d" % int(half))
-        return segmenter.playlist().encode("ascii")
+        text = segmenter.playlist()
+        token = _arg(request, b"token")
+        if token:
+            text = with_query(text, "token=" + quote(token, safe=""))
+        if getattr(request, "private_cache", False):
+            request.setHeader(b"cache-control", b"private, max-age=%d" % int(half))
+        return text.encode("ascii")
 
     @staticmethod
     def file(request: Request, content_type: str, data: bytes) -> bytes:
         request.setHeader(b"content-type", content_type.encode("ascii"))
-        request.setHeader(b"cache-control", IMMUTABLE)
+        request.setHeader(b"cache-control",
+                          PRIVATE_IMMUTABLE if getattr(request, "private_cache", False) else IMMUTABLE)
         return data
 
     def for_path(self, path: str) -> Optional[Resource]:
@@ -424,6 +474,26 @@ class HlsResource(Resource):
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache")
         return reason.encode("utf-8") + b"\n"
+
+
+_URI_ATTRIBUTE = re.compile(r'URI="([^"?]*)"')
+
+
+def with_query(playlist: str, query: str) -> str:
+    """Every URI of ``playlist`` (segment lines, ``URI="..."`` attributes) with ``?query`` added."""
+    lines = []
+    for line in playlist.split("\n"):
+        if line.startswith("#"):
+            line = _URI_ATTRIBUTE.sub(lambda m: 'URI="%s?%s"' % (m.group(1), query), line)
+        elif line:
+            line = "%s?%s" % (line, query)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _arg(request: Request, name: bytes) -> Optional[str]:
+    values = request.args.get(name)
+    return values[-1].decode("utf-8", "replace") if values else None
 
 
 def blocking_reload(request: Request) -> Tuple[Optional[int], Optional[int]]:

@@ -42,6 +42,8 @@ _LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn
 _SECRET_PARAMS = re.compile(r"([?&](?:pass|password|passwd|token|key|api_key|apikey|secret|auth)=)[^&#]*",
                             re.IGNORECASE)
 _PLAIN = (str, int, float, bool, type(None))
+#: A user name shown in a log line: no spaces, quotes or control characters.
+_LOG_UNSAFE = re.compile(r'[\s"\\\x00-\x1f\x7f]')
 
 
 def redact_target(target: str) -> str:
@@ -134,15 +136,24 @@ class AccessLog:
             self.file = open_rotating(config.access_log, config.access_log_rotation)
 
     def record(self, client: str, method: str, target: str, version: str, status: int, size: int,
-               referer: str, agent: str, seconds: float, request_id: str, mount: str = "") -> None:
+               referer: str, agent: str, seconds: float, request_id: str, mount: str = "",
+               user: str = "") -> None:
+        """
+        One line; ``user`` is who the listener authenticated as (a token's
+        listener_id, a user name), in the combined format's user field.
+        """
         target = redact_target(target)
         date = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime())
-        line = '%s - - [%s] "%s %s %s" %d %d "%s" "%s" %d' % (
-            client, date, method, target, version, status, size, referer or "-", agent or "-", seconds)
+        shown_user = _LOG_UNSAFE.sub("_", user) if user else "-"
+        line = '%s - %s [%s] "%s %s %s" %d %d "%s" "%s" %d' % (
+            client, shown_user, date, method, target, version, status, size, referer or "-", agent or "-",
+            seconds)
         fields = dict(client=client, method=method, path=target, status=status, bytes=size,
                       referer=referer, user_agent=agent, duration=round(seconds, 3), request_id=request_id)
         if mount:
             fields["mount"] = mount
+        if user:
+            fields["user"] = user
         if self.file is not None:
             text = json.dumps(dict(fields, timestamp=time.time())) if self.json else line
             self.file.write(text + "\n")

@@ -36,12 +36,14 @@ from ._version import __version__
 from .api.keys import USAGE_FLUSH, ApiKeys
 from .api.mounts import ApiMounts
 from .api.routes import ApiContext
+from .auth.gate import ListenerGate
 from .config import Config, LoadedConfig
 from .core.events import EventBus
 from .core.registry import MountRegistry
 from .hls import HlsOutputs
 from .logs import AccessLog, SwitchableObserver, build_observer, log_events
 from .metrics import Metrics
+from .outbound import OutboundHttp
 from .playout.file import FilePlayers
 from .protocols.frontdoor import FrontDoorFactory
 from .protocols.shoutcast import ShoutcastFactory
@@ -84,7 +86,10 @@ class GocastService(MultiService):
         self.api_mounts = ApiMounts(self.state, lambda: self.loaded.config, self._apply_mounts, time.time)
         self.registry = MountRegistry(self.api_mounts.overlay(config), self.bus, FilePlayers(reactor),
                                       self.hls.attach)
-        self.front_door = FrontDoorFactory(self.registry, self.bus, None, reactor)
+        self.gate = ListenerGate(self.bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater,
+                                 run_in_thread or self._in_thread)
+        self.gate.configure(self.registry.config)  # AuthSetupError: the server does not start
+        self.front_door = FrontDoorFactory(self.registry, self.bus, None, reactor, self.gate)
         self.metrics = Metrics(self.registry, self.bus, lambda: self.front_door.connections,
                                lambda: self.front_door.total_connections, time.time(), time.time)
         self.front_door.count_response = self.metrics.count_response
@@ -97,11 +102,13 @@ class GocastService(MultiService):
                                  restore=lambda previous: self.apply(previous, certificates=False))
         api = ApiContext(self.registry, self.reloader, self.api_keys, self.api_mounts, reactor.seconds,
                          reactor.seconds(), lambda: self.draining)
-        root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls, api)
+        root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls, api,
+                          self.gate)
         self._usage_flush = LoopingCall(self.api_keys.flush_usage)
         self._usage_flush.clock = reactor
         self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response,
-                               lambda: self.registry.config.cors)
+                               lambda: self.registry.config.cors,
+                               lambda: self.registry.config.server.trusted_proxies)
         self.front_door.site = self.site
         self.tls: Optional[ReloadableTLS] = None
         self.listeners: List[Any] = []
@@ -153,7 +160,7 @@ class GocastService(MultiService):
         """
         if certificates and self.tls is not None and config.ssl.enabled:
             self.tls.update(certificate_options(config))  # raises before anything changed
-        self.registry.configure(self.api_mounts.overlay(config))
+        self._apply_mounts(config)
         self.api_keys.configure(config)
         self.log_observer.observer = build_observer(config.logging)
         access_log = AccessLog(config.logging)
@@ -162,8 +169,15 @@ class GocastService(MultiService):
         self.loaded = LoadedConfig(config, (), self.loaded.filename)
 
     def _apply_mounts(self, config: Config) -> None:
-        """The API created, changed or deleted a mount: the file's config with the API's mounts."""
-        self.registry.configure(self.api_mounts.overlay(config))
+        """
+        The file's config with the API's mounts (at a reload, or when the API
+        changed a mount). Listener auth first: it raises AuthSetupError
+        (a ValueError) before anything changed when a key or users file is
+        unusable.
+        """
+        mounts = self.api_mounts.overlay(config)
+        self.gate.configure(mounts)
+        self.registry.configure(mounts)
 
     # twistd integration
 

@@ -13,6 +13,7 @@ from typing import Any, Optional
 from twisted.application.service import IService
 from twisted.python import usage
 
+from .auth.base import AuthSetupError
 from .config import ConfigError, LoadedConfig, default_config, load_config, render_issues
 from .protocols.tls import TLSSetupError, certificate_options
 from .service import GocastService
@@ -54,5 +55,5 @@ def makeService(options: Any, reactor: Any = None) -> IService:
     loaded = options.get("loaded") or load(options.get("config"))
     try:
         return GocastService(loaded, reactor=reactor)
-    except TLSSetupError as e:
+    except (TLSSetupError, AuthSetupError) as e:
         raise usage.UsageError(str(e))

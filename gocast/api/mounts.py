@@ -9,7 +9,7 @@ API, and wins if both name one.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import attr
 
@@ -110,16 +110,23 @@ class ApiMounts:
     def _put(self, path: str, raw: Dict[str, Any], config: MountConfig) -> Any:
         before = self.configs.get(path)
         self.configs[path] = config
+        try:
+            self.apply(self.file_config())
+        except ValueError as e:  # AuthSetupError: a key or users file that cannot be used
+            self._restore(path, before)
+            raise MountError(422, "invalid_field", str(e), [{"field": "config.auth", "message": str(e)}])
         written = self.store.put_mount(path.lstrip("/"), raw, self.now())
-        self.apply(self.file_config())
 
         def unsaved(failure: Any) -> Any:
             """Not stored, so not kept: back to what was there."""
-            if before is None:
-                self.configs.pop(path, None)
-            else:
-                self.configs[path] = before
+            self._restore(path, before)
             self.apply(self.file_config())
             return failure
 
         return written.addErrback(unsaved)
+
+    def _restore(self, path: str, before: Optional[MountConfig]) -> None:
+        if before is None:
+            self.configs.pop(path, None)
+        else:
+            self.configs[path] = before

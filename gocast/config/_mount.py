@@ -262,7 +262,7 @@ class MountConfig:
     hls: HlsConfig = setting(HlsConfig, "HTTP Live Streaming output (Ogg sources are transcoded to AAC "
                              "with ffmpeg).")
     dash: DashConfig = setting(DashConfig, "MPEG-DASH output.", implemented=False)
-    auth: ListenerAuthConfig = setting(ListenerAuthConfig, "Listener authentication.", implemented=False)
+    auth: ListenerAuthConfig = setting(ListenerAuthConfig, "Listener authentication (docs/auth.md).")
     recording: RecordingConfig = setting(RecordingConfig, "Recording and archiving.", implemented=False)
     transcoding: TranscodingConfig = setting(TranscodingConfig, "Extra outputs transcoded from this mount.",
                                              implemented=False)

@@ -55,6 +55,11 @@ class RequestHead:
                 return value
         return default
 
+    def all(self, name: str) -> List[str]:
+        """Every value of header ``name`` (case-insensitive), in order."""
+        name = name.lower()
+        return [value for key, value in self.headers if key == name]
+
     def arg(self, name: str) -> Optional[str]:
         values = self.query.get(name)
         return values[-1] if values else None

@@ -12,7 +12,9 @@ would refuse ``ICE/1.0`` and buffer a never-ending source body), then routes:
   ``HTTPChannel`` built from the site (admin, status, health, API).
 
 A client has ``limits.header_timeout`` to send its head; the head is at
-most 16 KiB. Connections past ``limits.max_clients`` get a 503.
+most 16 KiB. Connections past ``limits.max_clients`` get a 503. Once the
+head is read, the client's address is the one ``server.trusted_proxies``
+vouch for (:mod:`gocast.auth.address`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
+from twisted.internet.defer import maybeDeferred
+
 from .._version import __version__
+from ..auth.address import client_address
+from ..auth.gate import ListenerGate
 from ..config import Config
 from ..core.events import EventBus
 from ..core.registry import MountRegistry
@@ -90,9 +96,15 @@ class FrontDoor(Protocol, TimeoutMixin):
             return
         head, body_start = parsed
         self.request_id = request_id_from(head.get("x-request-id"))
+        self.peer = self.client_address(head)
         raw, rest = self._buffer[:body_start], self._buffer[body_start:]
         self._buffer = b""
         self.route(head, raw, rest)
+
+    def client_address(self, head: RequestHead) -> str:
+        peer = self.transport.getPeer()
+        return client_address(getattr(peer, "host", str(peer)), head.all("forwarded"), head.all("x-forwarded-for"),
+                              self.factory.config.server.trusted_proxies)
 
     def route(self, head: RequestHead, raw: bytes, rest: bytes) -> None:
         method = head.method
@@ -180,7 +192,12 @@ class FrontDoor(Protocol, TimeoutMixin):
 class FrontDoorFactory(Factory):
     """Shared state of the port: config, registry, events, the web site."""
 
-    def __init__(self, registry: MountRegistry, bus: EventBus, site: Any, reactor: Any):
+    def __init__(self, registry: MountRegistry, bus: EventBus, site: Any, reactor: Any,
+                 gate: Optional[ListenerGate] = None):
+        """
+        :param gate: the listener auth gate; by default one configured from
+            the registry's config, with slow checks run in place.
+        """
         self.registry = registry
         self.bus = bus
         self.site = site
@@ -195,6 +212,12 @@ class FrontDoorFactory(Factory):
         #: Told the status of every response GoCast writes itself (metrics).
         self.count_response: Callable[[int], None] = lambda status: None
         self.access_log = AccessLog(registry.config.logging)
+        if gate is None:
+            from ..outbound import OutboundHttp
+
+            gate = ListenerGate(bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater, maybeDeferred)
+            gate.configure(registry.config)
+        self.gate = gate
 
     @property
     def config(self) -> Config:

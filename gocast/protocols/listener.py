@@ -15,6 +15,11 @@ the socket keeps up it writes each shared chunk as it comes; when the
 kernel buffer is full Twisted pauses it, and it remembers where it was.
 If the mount's ring has moved past that point (``limits.queue_size``) the
 listener is dropped, and nobody else is slowed.
+
+Before anything is sent, the listener passes the mount's gate
+(:mod:`gocast.auth.gate`): a refusal is a 401 or 403 with a one-line
+reason. An admission may end (a token's ``exp``, Icecast's time limit): the
+listener is disconnected then.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..auth.base import AuthRequest
+from ..auth.gate import Admission
 from ..config._kinds import normalise_mount
 from ..core.mount import Chunk, ISubscriber, Mount
 from ..cors import cors_headers
@@ -66,6 +73,9 @@ class ListenerSession:
         self.connected_at: Optional[float] = None
         self._limit: Any = None
         self._stalled: Any = None
+        self.admission: Optional[Admission] = None
+        #: The connection closed while the gate was deciding.
+        self._gone = False
 
     @property
     def user_agent(self) -> str:
@@ -75,11 +85,35 @@ class ListenerSession:
     def peer(self) -> str:
         return self.door.peer
 
+    @property
+    def listener_id(self) -> Optional[str]:
+        """Who the gate says the listener is (a token's listener_id, a user name), if anyone."""
+        return self.admission.decision.listener_id if self.admission is not None else None
+
     def start(self, rest: bytes) -> None:
+        head = self.head
+        request = AuthRequest.build(self.home, self.peer, dict(head.headers), head.arg("token"), str(self.id))
+        self.door.factory.gate.authorize(request).addCallback(self.admitted)
+
+    def admitted(self, admission: Admission) -> None:
+        if self._gone:
+            admission.left(0.0)
+            return
+        decision = admission.decision
+        if not decision.allowed:
+            challenge = [("WWW-Authenticate", decision.challenge)] if decision.challenge else []
+            self.door.reply(decision.status, decision.reason, headers=challenge)
+            return
+        self.admission = admission
+        if not self.serve():
+            admission.left(0.0)
+
+    def serve(self) -> bool:
+        """Start streaming; False if the mount cannot take the listener (answered 404 or 503)."""
         factory = self.door.factory
         mount = self.choose_mount()
         if mount is None:
-            return
+            return False
         self.mount = mount
         if wants_metadata(self.head) and not mount.is_ogg:
             self.metaint = self._meta_left = mount.config.metaint
@@ -87,7 +121,7 @@ class ListenerSession:
         if self.head.method == "HEAD":
             self.mount = None
             self.transport.loseConnection()
-            return
+            return False
         self.connected_at = factory.reactor.seconds()
         self.transport.registerProducer(self, True)
         mount.add_subscriber(self)
@@ -96,10 +130,27 @@ class ListenerSession:
         if burst:
             self.send_many(burst)
         factory.bus.publish("listener.connect", mount.path, id=self.id, ip=self.peer,
-                            user_agent=self.user_agent, listeners=mount.listeners)
-        limit = mount.config.max_listener_duration
-        if limit:
-            self._limit = self.door.callLater(limit, self.transport.loseConnection)
+                            user_agent=self.user_agent, listeners=mount.listeners,
+                            listener_id=self.listener_id)
+        self.schedule_end(mount)
+        return True
+
+    def schedule_end(self, mount: Mount) -> None:
+        """Disconnect at ``max_listener_duration`` or when the admission ends, whichever is first."""
+        now = self.door.factory.reactor.seconds()
+        ends = []
+        if mount.config.max_listener_duration:
+            ends.append((now + mount.config.max_listener_duration, "max_listener_duration reached"))
+        expires = self.admission.decision.expires if self.admission is not None else None
+        if expires is not None:
+            ends.append((expires, "access expired"))
+        if ends:
+            when, why = min(ends)
+            self._limit = self.door.callLater(max(0.0, when - now), self.end, why)
+
+    def end(self, why: str) -> None:
+        self._log.info("{mount}: listener {id} disconnected: {why}", mount=self.home, id=self.id, why=why)
+        self.transport.loseConnection()
 
     def choose_mount(self) -> Optional[Mount]:
         """The live mount to serve, or ``None`` after answering 404/503."""
@@ -272,17 +323,20 @@ class ListenerSession:
         self.paused = True
 
     def connectionLost(self, reason: Any = None) -> None:
+        self._gone = True
         for call in (self._limit, self._stalled):
             if call is not None and call.active():
                 call.cancel()
         if self.connected_at is None:
-            return  # refused, or a HEAD request: never a listener
+            return  # refused, still at the gate, or a HEAD request: never a listener
         factory = self.door.factory
         seconds = factory.reactor.seconds() - self.connected_at
+        if self.admission is not None:
+            self.admission.left(seconds)
         mount = self.leave_mount()
         factory.bus.publish("listener.disconnect", mount.path if mount else self.home, id=self.id,
-                            ip=self.peer, duration=seconds, bytes_sent=self.sent)
+                            ip=self.peer, duration=seconds, bytes_sent=self.sent, listener_id=self.listener_id)
         factory.access_log.record(
             self.peer, self.head.method, self.head.target, self.head.version, 200, self.sent,
             self.head.get("referer") or "", self.user_agent, seconds, self.door.request_id,
-            mount.path if mount else self.home)
+            mount.path if mount else self.home, user=self.listener_id or "")

@@ -3,7 +3,8 @@
 The twisted.web site behind the front door: every request gets a request
 ID (the client's ``X-Request-ID`` when well formed, else a new one), sent
 back in the response and carried by its access-log line; every response's
-status class is counted for the metrics.
+status class is counted for the metrics. A request's client address is the
+one ``server.trusted_proxies`` vouch for.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import itertools
 import os
 import re
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 from urllib.parse import parse_qs
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.web.server import Request, Site
+
+from ..auth.address import client_address
 
 from ..config._schema import CorsConfig
 from ..cors import cors_headers
@@ -43,6 +47,19 @@ class GocastRequest(Request):
 
     request_id = ""
     started = 0.0
+
+    def getClientAddress(self) -> Any:
+        peer = super().getClientAddress()
+        host = getattr(peer, "host", None)
+        if host is None:
+            return peer
+        headers = self.requestHeaders
+        real = client_address(host, [v.decode("latin-1") for v in headers.getRawHeaders(b"forwarded", [])],
+                              [v.decode("latin-1") for v in headers.getRawHeaders(b"x-forwarded-for", [])],
+                              self.channel.site.trusted_proxies())
+        if real == host:
+            return peer
+        return (IPv6Address if ":" in real else IPv4Address)("TCP", real, 0)
 
     def process(self) -> None:
         if self.method == b"POST" and _media_type(self.getHeader(b"content-type")) == \
@@ -72,11 +89,13 @@ class GocastSite(Site):
     requestFactory = GocastRequest
 
     def __init__(self, resource: Any, reactor: Any, access_log: AccessLog,
-                 count_response: Callable[[int], None], cors: Callable[[], CorsConfig]):
+                 count_response: Callable[[int], None], cors: Callable[[], CorsConfig],
+                 trusted_proxies: Callable[[], Sequence[Any]] = tuple):
         super().__init__(resource, reactor=reactor, parsePOSTFormSubmission=False)
         self.access_log = access_log
         self.count_response = count_response
         self.cors = cors
+        self.trusted_proxies = trusted_proxies
 
     def log(self, request: Request) -> None:
         self.count_response(request.code)

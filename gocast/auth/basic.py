@@ -1,0 +1,123 @@
+# -*- test-case-name: tests.test_auth -*-
+"""
+``auth { type basic users { ... } users_file FILE }``: HTTP Basic.
+
+Passwords in ``users`` are plain or bcrypt hashes; ``users_file`` is an
+htpasswd file with bcrypt (``htpasswd -B``) or SHA-1 (``{SHA}``, ``htpasswd
+-s``) lines, read when the config is applied (start and every reload). A
+bcrypt check takes tens of milliseconds, so it runs in a thread, a few at a
+time, and a password that passed is remembered (as a hash) until the next
+reload, so an HLS player's every segment request costs nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from typing import Any, Callable, Dict, Optional
+
+import bcrypt
+from twisted.internet.defer import DeferredSemaphore
+from zope.interface import implementer
+
+from .base import AuthRequest, AuthSetupError, Decision, IAuthenticator
+
+BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+#: Concurrent bcrypt checks, and checks allowed to wait for one.
+CHECKS_AT_ONCE = 4
+MAX_WAITING = 200
+#: Remembered good passwords.
+MAX_REMEMBERED = 10000
+
+ASK = "a user name and password are required"
+WRONG = "wrong user name or password"
+
+
+def read_htpasswd(path: str) -> Dict[str, str]:
+    """``{user: hash}`` from an htpasswd file; AuthSetupError naming the line of any other format."""
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise AuthSetupError("auth.users_file: cannot read %s: %s" % (path, getattr(e, "strerror", None) or e))
+    users: Dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, hashed = line.partition(":")
+        if not sep or not user:
+            raise AuthSetupError("%s:%d: expected user:hash" % (path, number))
+        if not (hashed.startswith(BCRYPT_PREFIXES) or hashed.startswith("{SHA}")):
+            raise AuthSetupError("%s:%d: user %s: only bcrypt ($2y$, htpasswd -B) and {SHA} (htpasswd -s) "
+                                 "hashes are supported" % (path, number, user))
+        users[user] = hashed
+    return users
+
+
+def check_fast(password: str, stored: str) -> Optional[bool]:
+    """Plain and {SHA} entries, compared in constant time; None for bcrypt (slow: in a thread)."""
+    if stored.startswith(BCRYPT_PREFIXES):
+        return None
+    if stored.startswith("{SHA}"):
+        digest = base64.b64encode(hashlib.sha1(password.encode("utf-8")).digest()).decode("ascii")
+        return hmac.compare_digest(digest, stored[5:])
+    return hmac.compare_digest(password.encode("utf-8"), stored.encode("utf-8"))
+
+
+def check_bcrypt(password: str, stored: str) -> bool:
+    secret = password.encode("utf-8")
+    if len(secret) > 72:
+        return False  # bcrypt reads 72 bytes; longer ones cannot have been set with it
+    try:
+        return bcrypt.checkpw(secret, stored.encode("ascii"))
+    except ValueError:  # a malformed hash
+        return False
+
+
+@implementer(IAuthenticator)
+class BasicAuthenticator:
+    reuse = 0.0
+
+    def __init__(self, users: Dict[str, str], users_file: str, realm: str,
+                 run_in_thread: Callable[..., Any]):
+        self.users = read_htpasswd(users_file) if users_file else {}
+        self.users.update(users)
+        self.challenge = 'Basic realm="%s", charset="UTF-8"' % realm.replace('"', "'")
+        self.run_in_thread = run_in_thread
+        self._checks = DeferredSemaphore(CHECKS_AT_ONCE)
+        self._remembered: Dict[bytes, bool] = {}
+
+    def authorize(self, request: AuthRequest) -> Any:
+        if request.user is None or request.password is None:
+            return Decision.deny(401, ASK, "no credentials", self.challenge)
+        stored = self.users.get(request.user)
+        if stored is None:
+            return self.wrong(request)
+        key = hashlib.sha256(b"%s\0%s\0%s" % (request.user.encode(), request.password.encode(),
+                                              stored.encode())).digest()
+        if key in self._remembered:
+            return Decision.allow(listener_id=request.user)
+        fast = check_fast(request.password, stored)
+        if fast is not None:
+            return self.judged(request, key, fast)
+        if len(self._checks.waiting) >= MAX_WAITING:
+            return Decision.deny(403, "too many sign-ins at once; try again", "bcrypt queue full")
+        checked = self._checks.run(self.run_in_thread, check_bcrypt, request.password, stored)
+        return checked.addCallback(lambda ok: self.judged(request, key, ok))
+
+    def judged(self, request: AuthRequest, key: bytes, ok: bool) -> Decision:
+        if not ok:
+            return self.wrong(request)
+        if len(self._remembered) >= MAX_REMEMBERED:
+            self._remembered.clear()
+        self._remembered[key] = True
+        return Decision.allow(listener_id=request.user)
+
+    def wrong(self, request: AuthRequest) -> Decision:
+        return Decision.deny(401, WRONG, "wrong password for user %s" % (request.user or "")[:64], self.challenge)
+
+    def listener_left(self, request: AuthRequest, decision: Decision, seconds: float) -> None:
+        pass
+

@@ -1,0 +1,123 @@
+# -*- test-case-name: tests.test_auth -*-
+"""
+The gate every listener passes, whatever its protocol: first the mount's
+own ``allowed_ips``/``denied_ips``, then its ``auth { type ... }`` backend.
+
+Backends are built from the config when it is applied (start, reload, a
+mount changed through the API); a backend that cannot be built (a missing
+key or htpasswd file) raises :class:`AuthSetupError` before anything
+changed, so a reload is refused and the running config stays. Listeners
+already connected keep the admission they got.
+
+A refusal is published on the bus as ``listener.denied`` with the reason
+(never a secret); :class:`Admission` remembers which backend admitted a
+listener, so that backend is the one told when it leaves.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import attr
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.logger import Logger
+
+from ..config import Config, MountConfig
+from ..outbound import OutboundHttp
+from .base import AuthRequest, AuthSetupError, Decision, IAuthenticator
+from .basic import BasicAuthenticator
+from .callback import HttpAuthenticator, IcecastUrlAuthenticator
+from .ip import IpAuthenticator
+from .token import TokenAuthenticator
+
+
+@attr.frozen
+class Admission:
+    request: AuthRequest
+    decision: Decision
+    authenticator: Optional[IAuthenticator] = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.allowed
+
+    def left(self, seconds: float) -> None:
+        """The admitted listener is gone: tell the backend (Icecast url auth's listener_remove)."""
+        if self.allowed and self.authenticator is not None:
+            self.authenticator.listener_left(self.request, self.decision, seconds)
+
+
+class ListenerGate:
+    """
+    :param http: outbound HTTP for callbacks and JWKS.
+    :param now: the wall clock (tokens and time limits are Unix times).
+    :param run_in_thread: ``(f, *args) -> Deferred`` for slow checks (bcrypt).
+    """
+
+    _log = Logger()
+
+    def __init__(self, bus: Any, http: OutboundHttp, now: Callable[[], float],
+                 call_later: Callable[..., Any], run_in_thread: Callable[..., Deferred]):
+        self.bus = bus
+        self.http = http
+        self.now = now
+        self.call_later = call_later
+        self.run_in_thread = run_in_thread
+        self._mounts: Dict[str, Tuple[Optional[IpAuthenticator], Optional[IAuthenticator]]] = {}
+
+    def configure(self, config: Config) -> None:
+        """Build every mount's checks; AuthSetupError (naming the mount) leaves the old ones in force."""
+        built = {}
+        for path, mount in config.mounts.items():
+            try:
+                checks = self.build(config, mount)
+            except AuthSetupError as e:
+                raise AuthSetupError("mounts.%s.%s" % (path.lstrip("/"), e))
+            if checks != (None, None):
+                built[path] = checks
+        self._mounts = built
+
+    def build(self, config: Config, mount: MountConfig) -> Tuple[Optional[IpAuthenticator], Optional[IAuthenticator]]:
+        ip = IpAuthenticator(mount.allowed_ips, mount.denied_ips) if mount.allowed_ips or mount.denied_ips else None
+        auth = mount.auth
+        backend: Optional[IAuthenticator] = None
+        if auth.type == "ip":
+            backend = IpAuthenticator(auth.allowed, auth.denied)
+        elif auth.type == "basic":
+            backend = BasicAuthenticator(auth.users, auth.users_file, auth.realm, self.run_in_thread)
+        elif auth.type == "token":
+            backend = TokenAuthenticator(auth, self.http.get_json, self.now)
+        elif auth.type == "http":
+            backend = HttpAuthenticator(auth, self.http, self.now)
+        elif auth.type == "url":
+            backend = IcecastUrlAuthenticator(auth, self.http, self.now,
+                                              (config.server.hostname, config.server.port), auth.realm,
+                                              self.call_later)
+        return ip, backend
+
+    def protected(self, mount: str) -> bool:
+        return mount in self._mounts
+
+    def authorize(self, request: AuthRequest) -> Deferred:
+        """A Deferred Admission (never a failure: a bug in a backend refuses the listener)."""
+        ip, backend = self._mounts.get(request.mount, (None, None))
+        if ip is not None:
+            decision = ip.authorize(request)
+            if not decision.allowed:
+                return maybeDeferred(self.admit, request, None, decision)
+        if backend is None:
+            return maybeDeferred(self.admit, request, None, Decision.allow())
+        checked = maybeDeferred(backend.authorize, request)
+        return checked.addErrback(self.broken, request).addCallback(
+            lambda decision: self.admit(request, backend, decision))
+
+    def broken(self, failure: Any, request: AuthRequest) -> Decision:
+        self._log.failure("{mount}: listener auth failed for {ip}", failure, mount=request.mount, ip=request.ip)
+        return Decision.deny(403, "the stream's access check failed; try again later", "internal error")
+
+    def admit(self, request: AuthRequest, backend: Optional[IAuthenticator], decision: Decision) -> Admission:
+        if not decision.allowed:
+            self.bus.publish("listener.denied", request.mount, ip=request.ip, status=decision.status,
+                             reason=decision.log_reason, protocol=request.protocol,
+                             user_agent=request.user_agent[:256])
+        return Admission(request, decision, backend)
