@@ -16,6 +16,8 @@ setup(
     install_requires=[
         "Twisted>=25.5",  # Site(parsePOSTFormSubmission=...)
         "attrs>=23.1",
+        "bcrypt>=4.1",
+        "PyJWT[crypto]>=2.8",
         "prometheus-client>=0.17",
         "pyOpenSSL>=23.2",
         "service-identity>=23.1",

@@ -192,7 +192,7 @@ def _dispatch(client: GoCastClient, args: Any, out: TextIO, sleep: Callable[[flo
         show(row, None)
     elif command == "listeners":
         show([attr.asdict(item) for item in client.mounts.get_listeners(args.mount)],
-             ["id", "ip", "duration", "bytes_sent", "user_agent"])
+             ["id", "ip", "listener_id", "duration", "bytes_sent", "user_agent"])
     elif command == "kick":
         client.mounts.kick(args.mount, args.id)
         show({"kicked": args.id}, None)

@@ -111,6 +111,8 @@ class Listener:
     user_agent: Optional[str] = None
     connected_at: Optional[str] = None
     bytes_sent: int = 0
+    #: Who the listener authenticated as (a token's listener_id, a user name).
+    listener_id: Optional[str] = None
 
 
 @attr.s(frozen=True, auto_attribs=True)

@@ -9,10 +9,11 @@ forever nor fill memory.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import attr
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.python.failure import Failure
 
 #: Largest reply body read by default.
 MAX_BODY = 64 * 1024
@@ -49,7 +50,7 @@ class OutboundHttp:
                 headers: Optional[Dict[str, str]] = None, max_body: int = MAX_BODY) -> Deferred:
         """A Deferred HttpReply; fails with TimeoutError after ``timeout`` seconds, the request cancelled."""
         async def exchange() -> HttpReply:
-            response = await self.http.request(method, url, data=data, headers=headers, persistent=False)
+            response = await self.http.request(method, url, data=data, headers=headers)
             chunks = []
             size = 0
 
@@ -65,7 +66,23 @@ class OutboundHttp:
                      for name, values in response.headers.getAllRawHeaders()}
             return HttpReply(response.code, names, b"".join(chunks))
 
-        return ensureDeferred(exchange()).addTimeout(timeout, self.reactor)
+        answered = ensureDeferred(exchange())
+        late: List[bool] = []
+
+        def give_up() -> None:
+            late.append(True)
+            answered.cancel()
+
+        deadline = self.reactor.callLater(timeout, give_up)
+
+        def settled(result: Any) -> Any:
+            if deadline.active():
+                deadline.cancel()
+            if late and isinstance(result, Failure):
+                raise TimeoutError("no answer from %s within %gs" % (url, timeout))
+            return result
+
+        return answered.addBoth(settled)
 
     def post(self, url: str, data: bytes, headers: Dict[str, str], timeout: float) -> Deferred:
         return self.request("POST", url, timeout, data, headers)

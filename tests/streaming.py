@@ -38,9 +38,11 @@ class Harness:
         self.metrics = Metrics(self.registry, self.bus, lambda: self.factory.connections,
                                lambda: self.factory.total_connections, 0.0, self.clock.seconds)
         self.factory.count_response = self.metrics.count_response
-        root = build_root(self.registry, self.health, self.clock, self.metrics, hls=self.hls)
+        root = build_root(self.registry, self.health, self.clock, self.metrics, hls=self.hls,
+                          gate=self.factory.gate)
         self.site = GocastSite(root, self.clock, self.factory.access_log, self.metrics.count_response,
-                               lambda: self.registry.config.cors)
+                               lambda: self.registry.config.cors,
+                               lambda: self.registry.config.server.trusted_proxies)
         self.factory.site = self.site
 
     def connect(self, data=b"", peer="10.0.0.5"):
@@ -56,14 +58,14 @@ class Harness:
                 % (mount, AUTH, content_type, extra)).encode()
         return self.connect(head)
 
-    def listener(self, mount="/live", extra=""):
-        return self.connect(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (mount, extra)).encode())
+    def listener(self, mount="/live", extra="", peer="10.0.0.5"):
+        return self.connect(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (mount, extra)).encode(), peer)
 
-    def get(self, target, auth=None, extra=""):
+    def get(self, target, auth=None, extra="", peer="10.0.0.5"):
         """A web request through the front door; returns (status line, headers, body)."""
         extra += "Authorization: Basic %s\r\n" % auth if auth else ""
         proto, transport = self.connect(("GET %s HTTP/1.0\r\nHost: radio.test:8000\r\n%s\r\n"
-                                         % (target, extra)).encode())
+                                         % (target, extra)).encode(), peer)
         return split_response(transport.value())
 
     def event_names(self):

@@ -161,7 +161,8 @@ def mount_data(ctx: ApiContext, mount: Mount) -> Dict[str, Any]:
 def listener_data(session: Any, now: float) -> Dict[str, Any]:
     connected = getattr(session, "connected_at", None) or now
     return {"id": str(session.id), "ip": session.peer, "user_agent": session.user_agent or None,
-            "connected_at": iso(connected), "duration": int(now - connected), "bytes_sent": session.sent}
+            "connected_at": iso(connected), "duration": int(now - connected), "bytes_sent": session.sent,
+            "listener_id": getattr(session, "listener_id", None)}
 
 
 def int_query(call: Call, name: str, default: int, low: int, high: int) -> int:

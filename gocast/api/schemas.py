@@ -57,7 +57,10 @@ MOUNT = obj({"path": STRING, "name": STRING, "origin": {"type": "string", "enum"
             ["path", "name", "origin", "live", "listeners"])
 
 LISTENER = obj({"id": STRING, "ip": STRING, "user_agent": nullable("string"), "connected_at": nullable("string"),
-                "duration": INTEGER, "bytes_sent": INTEGER}, ["id", "ip", "duration"])
+                "duration": INTEGER, "bytes_sent": INTEGER,
+                "listener_id": dict(nullable("string"), description="Who the listener authenticated as "
+                                                                    "(a token's listener_id, a user name).")},
+               ["id", "ip", "duration"])
 
 SERVER_STATUS = obj({"version": STRING, "started": nullable("string"), "uptime": INTEGER,
                      "status": {"type": "string", "enum": ["ok", "draining"]}, "mounts": INTEGER,

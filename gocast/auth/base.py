@@ -10,7 +10,7 @@ import base64
 from typing import Any, Dict, Optional, Tuple
 
 import attr
-from zope.interface import Attribute, Interface
+from zope.interface import Interface
 
 
 class AuthSetupError(ValueError):
@@ -96,9 +96,6 @@ class Decision:
 
 class IAuthenticator(Interface):
     """A listener authentication backend (one per mount)."""
-
-    reuse = Attribute("How long an allowed decision may be reused for HLS requests of the same client "
-                      "(seconds), when the backend is costly to ask.")
 
     def authorize(request: AuthRequest) -> Any:
         """A Decision, or a Deferred firing with one; never fails."""

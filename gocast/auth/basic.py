@@ -78,8 +78,6 @@ def check_bcrypt(password: str, stored: str) -> bool:
 
 @implementer(IAuthenticator)
 class BasicAuthenticator:
-    reuse = 0.0
-
     def __init__(self, users: Dict[str, str], users_file: str, realm: str,
                  run_in_thread: Callable[..., Any]):
         self.users = read_htpasswd(users_file) if users_file else {}

@@ -44,7 +44,7 @@ DENIED = "access to this stream was refused"
 
 def _cache_key(request: AuthRequest) -> Tuple[Any, ...]:
     secret = hashlib.sha256((request.password or "").encode("utf-8")).hexdigest() if request.password else ""
-    return (request.mount, request.ip, request.user_agent, request.token, request.user, secret)
+    return (request.mount, request.protocol, request.ip, request.user_agent, request.token, request.user, secret)
 
 
 class CallbackAuthenticator:
@@ -71,8 +71,8 @@ class CallbackAuthenticator:
             del self._cache[key]
         body, headers = self.ask(request)
         asked = self.http.post(self.url, body, headers, self.timeout)
-        return asked.addCallbacks(lambda reply: self.remember(key, request, self.judge(reply)),
-                                  lambda failure: self.failed(request, failure))
+        return asked.addCallback(self.judge).addCallbacks(lambda decision: self.remember(key, request, decision),
+                                                          lambda failure: self.failed(request, failure))
 
     def remember(self, key: Tuple[Any, ...], request: AuthRequest, decision: Decision) -> Decision:
         ttl = self.cache_ttl

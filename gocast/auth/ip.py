@@ -17,8 +17,6 @@ REFUSED = "your address may not listen to this stream"
 class IpAuthenticator:
     """Denied networks win; an empty allow list allows every address not denied."""
 
-    reuse = 0.0
-
     def __init__(self, allowed: Sequence[Any], denied: Sequence[Any]):
         self.allowed = tuple(allowed)
         self.denied = tuple(denied)

@@ -73,8 +73,6 @@ class TokenAuthenticator:
     :param now: the wall clock (tokens carry Unix times).
     """
 
-    reuse = 0.0
-
     def __init__(self, config: Any, fetch_json: Callable[[str, float], Deferred], now: Callable[[], float]):
         self.secret = config.secret
         self.public_key: Optional[Tuple[Any, str]] = read_public_key(config.public_key) if config.public_key else None

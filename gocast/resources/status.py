@@ -156,3 +156,5 @@ def add_listeners(parent: ElementTree.Element, mount: Mount, now: float) -> None
         sub(listener, "UserAgent", session.user_agent)
         sub(listener, "Connected", int(now - (session.connected_at or now)))
         sub(listener, "ID", session.id)
+        if getattr(session, "listener_id", None):
+            sub(listener, "username", session.listener_id)
