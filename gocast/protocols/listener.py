@@ -102,7 +102,7 @@ class ListenerSession:
         decision = admission.decision
         if not decision.allowed:
             challenge = [("WWW-Authenticate", decision.challenge)] if decision.challenge else []
-            self.door.reply(decision.status, decision.reason, headers=challenge)
+            self.refuse(decision.status, decision.reason, challenge)
             return
         self.admission = admission
         if not self.serve():
@@ -157,7 +157,7 @@ class ListenerSession:
         registry = self.door.factory.registry
         mount = registry.live_mount_for(self.home)
         if mount is None:
-            self.door.reply(404, "mount %s has no source and no live fallback" % self.home[:100])
+            self.refuse(404, "mount %s has no source and no live fallback" % self.home[:100])
             return None
         if self.full(mount):
             spare = None
@@ -165,10 +165,18 @@ class ListenerSession:
                 spare = next((m for m in registry.fallback_chain(mount.path)
                               if m.source is not None and not self.full(m)), None)
             if spare is None:
-                self.door.reply(503, "mount %s is full (%d listeners)" % (mount.path, mount.listeners))
+                self.refuse(503, "mount %s is full (%d listeners)" % (mount.path, mount.listeners))
                 return None
             mount = spare
         return mount
+
+    def refuse(self, status: int, reason: str, headers: Optional[List[Any]] = None) -> None:
+        """Answer with a reason and close; the refusal has its access-log line like any request."""
+        self.door.reply(status, reason, headers=headers)
+        head = self.head
+        self.door.factory.access_log.record(
+            self.peer, head.method, head.target, head.version, status, 0, head.get("referer") or "",
+            self.user_agent, 0.0, self.door.request_id, self.home)
 
     @staticmethod
     def full(mount: Mount) -> bool:
