@@ -116,9 +116,13 @@ class Metrics:
         self.webhook_deliveries = Counter("gocast_webhook_deliveries_total",
                                           "Webhook deliveries by webhook and result.",
                                           ["webhook", "result"], registry=self.registry)
+        self.listeners_denied = Counter("gocast_listeners_denied_total",
+                                        "Listeners refused by a mount's auth or IP rules.", ["mount", "status"],
+                                        registry=self.registry)
         self._sourced: Dict[str, int] = {}
         self.listeners_served = 0
-        bus.subscribe(self.on_event, ["listener.connect", "listener.disconnect", "source.connect"])
+        bus.subscribe(self.on_event, ["listener.connect", "listener.disconnect", "source.connect",
+                                      "listener.denied"])
 
     def on_event(self, event: Event) -> None:
         if event.name == "listener.connect":
@@ -126,6 +130,9 @@ class Metrics:
             self.listeners_served += 1
         elif event.name == "listener.disconnect":
             self.listener_duration.observe(event.data.get("duration", 0))
+        elif event.name == "listener.denied" and event.mount:
+            # Only configured mounts have auth, so the mount label stays bounded.
+            self.listeners_denied.labels(event.mount, str(event.data.get("status", ""))).inc()
         elif event.name == "source.connect" and event.mount:
             seen = self._sourced.get(event.mount, 0)
             reconnects = self.source_reconnects.labels(event.mount)  # shown from the first connect

@@ -42,6 +42,7 @@ _PHRASES = {
     "listener.connect": "Listener joined {mount}",
     "listener.disconnect": "Listener left {mount}",
     "listener.kicked": "Listener {id} kicked from {mount}",
+    "listener.denied": "Listener from {ip} refused on {mount}: {reason}",
     "mount.created": "Mount {mount} created",
     "mount.removed": "Mount {mount} removed",
     "stats.milestone": "{mount} reached {milestone} listeners",

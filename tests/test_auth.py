@@ -586,9 +586,41 @@ class StreamingThroughTheGateTests(SynchronousTestCase):
         denied = [e for e in h.events if e.name == "listener.denied"]
         self.assertEqual([(e.data["ip"], e.data["protocol"]) for e in denied],
                          [("198.51.100.1", "icy"), ("198.51.100.1", "hls")])
+        h.clock.advance(0)  # the bus delivers in a later turn
+        metrics = h.get("/metrics")[2].decode()
+        self.assertIn('gocast_listeners_denied_total{mount="/premium",status="403"} 2.0', metrics)
 
     def test_mount_allowed_ips_enforced(self):
         h = self.harness("allowed_ips [192.168.0.0/16]")
         self.live(h)
         self.assertIn(b" 403 ", h.listener("/premium")[1].value())
         self.assertIn(b" 200 OK", h.listener("/premium", peer="192.168.3.4")[1].value())
+
+
+class DocsTests(SynchronousTestCase):
+    """docs/auth.md's snippets are valid, and its token recipe makes tokens GoCast accepts."""
+
+    def text(self):
+        return FilePath(__file__).parent().parent().child("docs").child("auth.md").getContent().decode()
+
+    def test_vibe_snippets_parse(self):
+        import re
+
+        snippets = re.findall(r"```vibe\n(.*?)```", self.text(), re.S)
+        self.assertGreater(len(snippets), 8)
+        for snippet in snippets:
+            if not snippet.startswith(("mounts", "server")):
+                snippet = "mounts { m { %s } }" % snippet  # an auth block of some mount
+            self.assertEqual([str(w) for w in parse_config(snippet).warnings], [], snippet)
+
+    def test_python_recipe_token_is_accepted(self):
+        import re
+
+        code = re.search(r"```python\n(.*?)```", self.text(), re.S).group(1)
+        printed = []
+        exec(compile(code, "docs/auth.md", "exec"), {"print": printed.append})
+        url = printed[0]
+        self.assertTrue(url.startswith("http://radio.example.com:8000/premium?token="))
+        config = auth_config('type token secret "a-long-random-string-of-32-bytes-or-more"')
+        decision = TokenAuthenticator(config, None, time.time).authorize(ask(token=url.split("token=")[1]))
+        self.assertEqual((decision.allowed, decision.listener_id), (True, "customer-42"))

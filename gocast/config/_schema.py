@@ -41,6 +41,7 @@ EVENT_NAMES = (
     "listener.connect",
     "listener.disconnect",
     "listener.kicked",
+    "listener.denied",
     "mount.created",
     "mount.removed",
     "stats.milestone",
