@@ -5,7 +5,9 @@ Debian's chromedriver.
 """
 
 import time
+from urllib.parse import quote
 
+import jwt
 import treq
 from twisted.internet import reactor, threads
 from twisted.trial.unittest import TestCase
@@ -51,12 +53,17 @@ def watch(driver, page):
 class BrowserTests(TestCase):
     timeout = 150
 
-    async def play(self, encode, low_latency):
+    async def play(self, encode, low_latency, token_secret=None):
+        """
+        :param token_secret: protect the mount with token auth; the page's
+            playlist URL then carries a token signed with it.
+        """
         if not (PAGE_FOLDER / "node_modules" / "hls.js" / "dist" / "hls.min.js").exists():
             self.fail("hls.js is missing: run ./dev setup (it installs it from the npm registry)")
+        auth = 'auth { type token secret "%s" }' % token_secret if token_secret else ""
         server, base = await start_server(
             self, reactor, "mounts { live { hls { enabled true segment_duration 2 low_latency %s "
-            "part_duration 0.5 } } }" % ("true" if low_latency else "false"))
+            "part_duration 0.5 } %s } }" % ("true" if low_latency else "false", auth))
         spawn_tool(self, reactor, ["ffmpeg"] + TONE + encode +
                    ["icecast://source:hackme@%s/live" % base[len("http://"):]])
         await wait_for_source(reactor, base, "/live", server)
@@ -68,7 +75,10 @@ class BrowserTests(TestCase):
         self.addCleanup(pages.stopListening)
         driver = await threads.deferToThread(open_chromium)
         self.addCleanup(lambda: threads.deferToThread(driver.quit))
-        page = "http://127.0.0.1:%d/player.html?src=%s/hls/live/playlist.m3u8" % (pages.getHost().port, base)
+        playlist = base + "/hls/live/playlist.m3u8"
+        if token_secret:
+            playlist += "?token=" + jwt.encode({"exp": int(time.time()) + 600}, token_secret, algorithm="HS256")
+        page = "http://127.0.0.1:%d/player.html?src=%s" % (pages.getHost().port, quote(playlist, safe=""))
         first, last = await threads.deferToThread(watch, driver, page)
         report = last["report"]
         self.assertIsNone(report["fatal"], report)
@@ -88,6 +98,11 @@ class BrowserTests(TestCase):
         recent = report["latencies"][-int(WATCH * 4):]
         self.assertTrue(recent, report)
         self.assertLess(max(recent), 3.0, report)
+
+    async def test_low_latency_aac_with_a_token(self):
+        """A protected mount: hls.js knows nothing of tokens; the URIs in the playlist carry it."""
+        report = await self.play(AAC, low_latency=True, token_secret="browser-test-secret-of-32-bytes!")
+        self.assertLess(max(report["latencies"][-int(WATCH * 4):]), 3.0, report)
 
     async def test_low_latency_mp3(self):
         report = await self.play(MP3, low_latency=True)
