@@ -115,13 +115,16 @@ class PacedSource(threading.Thread):
 
 
 class GoCast:
-    def __init__(self, workdir: Path, hls: str):
+    """A GoCast process; ``mounts`` replaces the default ``live`` mount with ``hls { enabled true HLS }``."""
+
+    def __init__(self, workdir: Path, hls: str = "", mounts: Optional[str] = None):
         self.port = free_port()
         self.base = "http://127.0.0.1:%d" % self.port
         config = workdir / ("gocast-%d.vibe" % self.port)
+        if mounts is None:
+            mounts = "live { hls { enabled true %s } }" % hls
         config.write_text("server { listen 127.0.0.1 port %d }\nshoutcast { enabled false }\n"
-                          "logging { access_log \"\" }\nmounts { live { hls { enabled true %s } } }\n"
-                          % (self.port, hls))
+                          "logging { access_log \"\" }\nmounts { %s }\n" % (self.port, mounts))
         twistd = Path(sys.executable).with_name("twistd")
         self.process = subprocess.Popen(
             [sys.executable, str(twistd), "--nodaemon", "--pidfile=", "gocast", "--config", str(config)],
@@ -227,9 +230,10 @@ def player_latency(server: GoCast, pages: Pages, seconds: float) -> Tuple[List[f
         driver.quit()
 
 
-def wrk(url: str, seconds: int) -> float:
-    out = subprocess.run(["wrk", "-t2", "-c64", "-d%ds" % seconds, url], capture_output=True, text=True,
-                         check=True).stdout
+def wrk(url: str, seconds: int, headers: Tuple[str, ...] = ()) -> float:
+    options = [option for header in headers for option in ("-H", header)]
+    out = subprocess.run(["wrk", "-t2", "-c64", "-d%ds" % seconds] + options + [url], capture_output=True,
+                         text=True, check=True).stdout
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 

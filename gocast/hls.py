@@ -29,6 +29,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from .auth.address import host_of
 from .auth.base import AuthRequest
 from .auth.gate import Admission, ListenerGate
 from .core.mount import Chunk, Mount
@@ -307,7 +308,7 @@ def session_key(request: Request) -> str:
         return "s:" + session[-1].decode("utf-8", "replace")[:128]
     peer = request.getClientAddress()
     agent = (request.getHeader(b"user-agent") or b"").decode("latin-1", "replace")[:256]
-    return "c:%s|%s" % (getattr(peer, "host", str(peer)), agent)
+    return "c:%s|%s" % (host_of(peer), agent)
 
 
 class HlsResource(Resource):
@@ -336,16 +337,14 @@ class HlsResource(Resource):
         headers = {key.decode("latin-1").lower(): values[-1].decode("latin-1")
                    for key, values in request.requestHeaders.getAllRawHeaders()}
         peer = request.getClientAddress()
-        asked = AuthRequest.build(mount, getattr(peer, "host", str(peer)), headers, _arg(request, b"token"),
-                                  protocol="hls")
-        decided: List[Admission] = []
-        waiting = gate.authorize(asked).addCallback(decided.append)
-        if decided:
-            return self.through_gate(request, mount, name, decided[0])
+        asked = AuthRequest.build(mount, host_of(peer), headers, _arg(request, b"token"), protocol="hls")
+        admission = gate.authorize(asked)
+        if not isinstance(admission, Deferred):
+            return self.through_gate(request, mount, name, admission)
         gone: List[bool] = []
         request.notifyFinish().addErrback(lambda _: gone.append(True))
-        waiting.addCallback(lambda _: gone or self.send_late(request, self.through_gate(request, mount, name,
-                                                                                          decided[0])))
+        admission.addCallback(lambda decided: gone or self.send_late(
+            request, self.through_gate(request, mount, name, decided)))
         return NOT_DONE_YET
 
     def through_gate(self, request: Request, mount: str, name: str, admission: Admission) -> Union[bytes, int]:

@@ -323,7 +323,8 @@ class HttpCallbackTests(SynchronousTestCase):
 
     def authenticator(self, server, block=""):
         config = auth_config('type http url "http://auth.test/check" ' + block)
-        return HttpAuthenticator(config, OutboundHttp(self.clock, StubTreq(server)), self.clock.seconds)
+        self.stub = StubTreq(server)
+        return HttpAuthenticator(config, OutboundHttp(self.clock, self.stub), self.clock.seconds)
 
     def test_allowed_with_what_it_was_sent(self):
         server = CallbackServer(answer_with(200, b'{"listener_id": "cust-9", "expires": 5000}',
@@ -374,6 +375,17 @@ class HttpCallbackTests(SynchronousTestCase):
         self.clock.advance(61)
         result(http.authorize(ask()))
         self.assertEqual(len(server.received), 3)
+
+    def test_concurrent_hls_requests_ask_once(self):
+        held = []
+        server = CallbackServer(lambda request: held.append(request) or NOT_DONE_YET)
+        http = self.authenticator(server)
+        waiting = [http.authorize(ask(protocol="hls")) for _ in range(20)]
+        self.assertEqual(len(server.received), 1)
+        held[0].setResponseCode(200)
+        held[0].finish()
+        self.stub.flush()
+        self.assertEqual({result(d).allowed for d in waiting}, {True})
 
     def test_hls_requests_reuse_an_allowed_decision(self):
         server = CallbackServer(answer_with(200))

@@ -24,6 +24,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from ..auth.address import host_of
 from ..core.credentials import same_secret
 from .docs import SwaggerDocs
 from .keys import ApiKey
@@ -172,7 +173,7 @@ def envelope_error(request: Request, error: ApiError) -> Dict[str, Any]:
 
 def client_of(request: Request) -> str:
     peer = request.getClientAddress()
-    return getattr(peer, "host", str(peer))
+    return host_of(peer)
 
 
 def query_of(request: Request) -> Dict[str, str]:

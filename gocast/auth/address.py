@@ -22,6 +22,11 @@ MAX_HOPS = 32
 _FOR = re.compile(r'(?:^|[;,\s])for\s*=\s*("[^"]*"|[^;,\s]*)', re.IGNORECASE)
 
 
+def host_of(address: Any) -> str:
+    """The host of a Twisted address (its repr only for the odd kind without one: it is slow)."""
+    return getattr(address, "host", None) or str(address)
+
+
 def parse_ip(text: str) -> Optional[Any]:
     """An address from a header hop (``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80``, ``::1``); None if it is not one."""
     text = text.strip().strip('"')
@@ -39,6 +44,8 @@ def parse_ip(text: str) -> Optional[Any]:
 
 def normalise(host: str) -> str:
     """``::ffff:10.0.0.1`` → ``10.0.0.1``; anything that is not an address is left as it is."""
+    if ":" not in host:
+        return host  # IPv4 (or a name): nothing to normalise, and this runs for every request
     address = parse_ip(host)
     return str(address) if address is not None else host
 

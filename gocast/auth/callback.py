@@ -15,16 +15,19 @@ Listener auth by asking another server.
 A callback that fails or takes longer than ``timeout`` gives ``on_error``
 (deny by default). Decisions are reused for ``cache_ttl``; an HLS player
 asks for a playlist or segment every few seconds, so its allowed decision
-is reused for at least :data:`HLS_REUSE` whatever the ``cache_ttl``.
+is reused for at least :data:`HLS_REUSE` whatever the ``cache_ttl``, and
+its requests that arrive while the callback is being asked wait for that
+one answer instead of asking again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 from urllib.parse import urlencode
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -60,6 +63,8 @@ class CallbackAuthenticator:
         self.http = http
         self.now = now
         self._cache: Dict[Tuple[Any, ...], Tuple[Decision, float]] = {}
+        #: HLS requests waiting for the answer to the same question.
+        self._asking: Dict[Tuple[Any, ...], List[Deferred]] = {}
 
     def authorize(self, request: AuthRequest) -> Any:
         key = _cache_key(request)
@@ -69,10 +74,29 @@ class CallbackAuthenticator:
             if self.now() < until:
                 return decision
             del self._cache[key]
+        if request.protocol == "hls":
+            return self.ask_once(key, request)
+        return self.ask_backend(key, request)
+
+    def ask_backend(self, key: Tuple[Any, ...], request: AuthRequest) -> Deferred:
         body, headers = self.ask(request)
         asked = self.http.post(self.url, body, headers, self.timeout)
         return asked.addCallback(self.judge).addCallbacks(lambda decision: self.remember(key, request, decision),
                                                           lambda failure: self.failed(request, failure))
+
+    def ask_once(self, key: Tuple[Any, ...], request: AuthRequest) -> Deferred:
+        waiter: Deferred = Deferred()
+        if key in self._asking:
+            self._asking[key].append(waiter)
+            return waiter
+        self._asking[key] = [waiter]
+
+        def answered(decision: Decision) -> None:
+            for each in self._asking.pop(key):
+                each.callback(decision)
+
+        self.ask_backend(key, request).addCallback(answered)
+        return waiter
 
     def remember(self, key: Tuple[Any, ...], request: AuthRequest, decision: Decision) -> Decision:
         ttl = self.cache_ttl

@@ -16,11 +16,12 @@ listener, so that backend is the one told when it leaves.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import attr
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from ..config import Config, MountConfig
 from ..outbound import OutboundHttp
@@ -29,6 +30,9 @@ from .basic import BasicAuthenticator
 from .callback import HttpAuthenticator, IcecastUrlAuthenticator
 from .ip import IpAuthenticator
 from .token import TokenAuthenticator
+
+
+ALLOWED = Decision.allow()
 
 
 @attr.frozen
@@ -98,18 +102,29 @@ class ListenerGate:
     def protected(self, mount: str) -> bool:
         return mount in self._mounts
 
-    def authorize(self, request: AuthRequest) -> Deferred:
-        """A Deferred Admission (never a failure: a bug in a backend refuses the listener)."""
+    def authorize(self, request: AuthRequest) -> Union[Admission, Deferred]:
+        """
+        An Admission, or a Deferred firing with one when the backend must
+        wait (a callback, a JWKS fetch, a bcrypt check). Never a failure: a
+        bug in a backend refuses the listener. Most checks (a remembered
+        token, an address) answer at once, and HLS asks for every segment,
+        so that case creates no Deferred.
+        """
         ip, backend = self._mounts.get(request.mount, (None, None))
         if ip is not None:
             decision = ip.authorize(request)
             if not decision.allowed:
-                return maybeDeferred(self.admit, request, None, decision)
+                return self.admit(request, None, decision)
         if backend is None:
-            return maybeDeferred(self.admit, request, None, Decision.allow())
-        checked = maybeDeferred(backend.authorize, request)
-        return checked.addErrback(self.broken, request).addCallback(
-            lambda decision: self.admit(request, backend, decision))
+            return self.admit(request, None, ALLOWED)
+        try:
+            decided = backend.authorize(request)
+        except Exception:
+            return self.admit(request, backend, self.broken(Failure(), request))
+        if isinstance(decided, Deferred):
+            return decided.addErrback(self.broken, request).addCallback(
+                lambda decision: self.admit(request, backend, decision))
+        return self.admit(request, backend, decided)
 
     def broken(self, failure: Any, request: AuthRequest) -> Decision:
         self._log.failure("{mount}: listener auth failed for {ip}", failure, mount=request.mount, ip=request.ip)

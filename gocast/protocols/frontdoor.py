@@ -30,7 +30,7 @@ from twisted.python.failure import Failure
 from twisted.internet.defer import maybeDeferred
 
 from .._version import __version__
-from ..auth.address import client_address
+from ..auth.address import client_address, host_of
 from ..auth.gate import ListenerGate
 from ..config import Config
 from ..core.events import EventBus
@@ -69,7 +69,7 @@ class FrontDoor(Protocol, TimeoutMixin):
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
-        self.peer = getattr(peer, "host", str(peer))
+        self.peer = host_of(peer)
         self.factory.connections += 1
         self.factory.total_connections += 1
         self.factory.open.add(self)
@@ -103,7 +103,7 @@ class FrontDoor(Protocol, TimeoutMixin):
 
     def client_address(self, head: RequestHead) -> str:
         peer = self.transport.getPeer()
-        return client_address(getattr(peer, "host", str(peer)), head.all("forwarded"), head.all("x-forwarded-for"),
+        return client_address(host_of(peer), head.all("forwarded"), head.all("x-forwarded-for"),
                               self.factory.config.server.trusted_proxies)
 
     def route(self, head: RequestHead, raw: bytes, rest: bytes) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, List, Optional
 
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -93,7 +94,11 @@ class ListenerSession:
     def start(self, rest: bytes) -> None:
         head = self.head
         request = AuthRequest.build(self.home, self.peer, dict(head.headers), head.arg("token"), str(self.id))
-        self.door.factory.gate.authorize(request).addCallback(self.admitted)
+        admission = self.door.factory.gate.authorize(request)
+        if isinstance(admission, Deferred):
+            admission.addCallback(self.admitted)
+        else:
+            self.admitted(admission)
 
     def admitted(self, admission: Admission) -> None:
         if self._gone:

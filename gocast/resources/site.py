@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.web.server import Request, Site
 
-from ..auth.address import client_address
+from ..auth.address import client_address, host_of
 
 from ..config._schema import CorsConfig
 from ..cors import cors_headers
@@ -47,16 +47,24 @@ class GocastRequest(Request):
 
     request_id = ""
     started = 0.0
+    _client: Any = None
 
     def getClientAddress(self) -> Any:
+        """The peer, or the client a trusted proxy vouches for (worked out once per request)."""
+        if self._client is None:
+            self._client = self._find_client()
+        return self._client
+
+    def _find_client(self) -> Any:
         peer = super().getClientAddress()
         host = getattr(peer, "host", None)
-        if host is None:
+        trusted = self.channel.site.trusted_proxies()
+        if host is None or not trusted:
             return peer
         headers = self.requestHeaders
         real = client_address(host, [v.decode("latin-1") for v in headers.getRawHeaders(b"forwarded", [])],
                               [v.decode("latin-1") for v in headers.getRawHeaders(b"x-forwarded-for", [])],
-                              self.channel.site.trusted_proxies())
+                              trusted)
         if real == host:
             return peer
         return (IPv6Address if ":" in real else IPv4Address)("TCP", real, 0)
@@ -110,7 +118,7 @@ class GocastSite(Site):
     @staticmethod
     def getClientAddress(request: Request) -> str:
         peer = request.getClientAddress()
-        return getattr(peer, "host", str(peer))
+        return host_of(peer)
 
 
 def _header(request: Request, name: bytes) -> str:
