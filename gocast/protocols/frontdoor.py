@@ -21,13 +21,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Set
 
+from twisted.internet.defer import maybeDeferred
 from twisted.internet.interfaces import IAddress
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
-
-from twisted.internet.defer import maybeDeferred
 
 from .._version import __version__
 from ..auth.address import client_address, host_of
@@ -38,6 +37,7 @@ from ..core.registry import MountRegistry
 from ._http import BadRequest, RequestHead, parse_head, reply_version, response_head
 from ..cors import cors_headers
 from ..logs import AccessLog
+from ..outbound import OutboundHttp
 from ..resources.site import request_id_from
 from .listener import ListenerSession
 from .source import SourceSession
@@ -213,8 +213,6 @@ class FrontDoorFactory(Factory):
         self.count_response: Callable[[int], None] = lambda status: None
         self.access_log = AccessLog(registry.config.logging)
         if gate is None:
-            from ..outbound import OutboundHttp
-
             gate = ListenerGate(bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater, maybeDeferred)
             gate.configure(registry.config)
         self.gate = gate
