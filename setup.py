@@ -17,6 +17,7 @@ setup(
         "Twisted>=25.5",  # Site(parsePOSTFormSubmission=...)
         "attrs>=23.1",
         "bcrypt>=4.1",
+        "maxminddb>=2.5",
         "PyJWT[crypto]>=2.8",
         "prometheus-client>=0.17",
         "pyOpenSSL>=23.2",
@@ -27,6 +28,7 @@ setup(
     extras_require={
         "test": [
             "hypothesis>=6.100",
+            "maxminddb-geolite2>=2018.703",
             "selenium>=4.20",
             "openapi-spec-validator>=0.7",
             "schemathesis>=3.30",

@@ -33,6 +33,7 @@ from .auth.address import host_of
 from .auth.base import AuthRequest
 from .auth.gate import Admission, ListenerGate
 from .core.mount import Chunk, Mount
+from .geo import NOWHERE, GeoLocator, Location
 from .core.registry import MountRegistry
 from .media import Packet, media_type
 from .media._sync import adts_header
@@ -78,9 +79,13 @@ class HlsOutput:
         self._transcoded_generation = -1
         #: HLS clients by (address, user agent) or session parameter: when last seen.
         self.sessions: Dict[str, float] = {}
+        #: Where each of them is (GeoIP), looked up when first seen.
+        self.places: Dict[str, Location] = {}
 
-    def seen(self, key: str) -> None:
+    def seen(self, key: str, locate: Callable[[], Location] = lambda: NOWHERE) -> None:
         """A client fetched the playlist."""
+        if key not in self.sessions:
+            self.places[key] = locate()
         self.sessions[key] = self.now()
         self.mount.note_peak()
 
@@ -91,7 +96,12 @@ class HlsOutput:
         horizon = self.now() - 2 * self.mount.config.hls.segment_duration
         for key in [k for k, when in self.sessions.items() if when < horizon]:
             del self.sessions[key]
+            self.places.pop(key, None)
         return len(self.sessions)
+
+    def session_locations(self) -> List[Location]:
+        self.session_count()  # forget the sessions that ended
+        return list(self.places.values())
 
     @property
     def home(self) -> str:
@@ -279,10 +289,12 @@ class HlsOutputs:
             output = self.outputs[mount.path] = HlsOutput(mount, self.now, self.reactor, self.clock)
             mount.add_subscriber(output)
             mount.session_listeners = output.session_count
+            mount.session_locations = output.session_locations
         elif not mount.config.hls.enabled and output is not None:
             output = self.outputs.pop(mount.path)
             output.feeding.remove_subscriber(output)
             mount.session_listeners = lambda: 0
+            mount.session_locations = lambda: []
 
     def output(self, path: str) -> Optional[HlsOutput]:
         return self.outputs.get(path)
@@ -316,11 +328,13 @@ class HlsResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, outputs: HlsOutputs, registry: MountRegistry, gate: Optional[ListenerGate] = None):
+    def __init__(self, outputs: HlsOutputs, registry: MountRegistry, gate: Optional[ListenerGate] = None,
+                 geo: Optional[GeoLocator] = None):
         super().__init__()
         self.outputs = outputs
         self.registry = registry
         self.gate = gate
+        self.geo = geo
 
     def render_GET(self, request: Request) -> bytes:
         parts = [p.decode("utf-8", "replace") for p in request.postpath]
@@ -388,7 +402,11 @@ class HlsResource(Resource):
         return self.missing(request)
 
     def playlist(self, request: Request, output: HlsOutput, segmenter: AnySegmenter) -> Union[bytes, int]:
-        output.seen(session_key(request))
+        geo = self.geo
+        if geo is None:
+            output.seen(session_key(request))
+        else:
+            output.seen(session_key(request), lambda: geo.locate(host_of(request.getClientAddress())))
         try:
             sequence, part = blocking_reload(request)
         except ValueError as e:

@@ -25,6 +25,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from .core.events import Event, EventBus
 from .core.registry import MountRegistry
+from .geo import UNKNOWN, audience, mount_locations
 
 #: Radio listening lasts from seconds to a working day: 10 s to 24 h.
 DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400)
@@ -72,11 +73,9 @@ class StateCollector:
             "overruns": CounterMetricFamily("gocast_buffer_overruns", "Listeners dropped for falling "
                                             "more than queue_size behind.", labels=["mount"]),
         }
-        total = 0
         for path, mount in sorted(self.registry.mounts.items()):
             labels = [path]
             listeners = mount.listeners
-            total += listeners
             source = mount.source
             gauges["listeners"].add_metric(labels, listeners)
             gauges["peak"].add_metric(labels, mount.peak_listeners)
@@ -89,9 +88,12 @@ class StateCollector:
             counters["overruns"].add_metric(labels, mount.slow_listeners)
         yield from gauges.values()
         yield from counters.values()
-        by_country = GaugeMetricFamily("gocast_listeners_by_country", "Listeners now, by country.",
+        by_country = GaugeMetricFamily("gocast_listeners_by_country", "Listeners now, by country (GeoIP).",
                                        labels=["country"])
-        by_country.add_metric(["unknown"], total)
+        countries = audience(location for mount in self.registry.mounts.values()
+                             for location in mount_locations(mount))["listeners_by_country"]
+        for country, count in sorted((countries or {UNKNOWN: 0}).items()):
+            by_country.add_metric([country], count)
         yield by_country
 
 

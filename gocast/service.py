@@ -90,6 +90,8 @@ class GocastService(MultiService):
                                  run_in_thread or self._in_thread)
         self.gate.configure(self.registry.config)  # AuthSetupError: the server does not start
         self.front_door = FrontDoorFactory(self.registry, self.bus, None, reactor, self.gate)
+        self.geo = self.front_door.geo
+        self.geo.configure(config.geoip)  # a database that cannot be read is a warning, not a failure
         self.metrics = Metrics(self.registry, self.bus, lambda: self.front_door.connections,
                                lambda: self.front_door.total_connections, time.time(), time.time)
         self.front_door.count_response = self.metrics.count_response
@@ -103,7 +105,7 @@ class GocastService(MultiService):
         api = ApiContext(self.registry, self.reloader, self.api_keys, self.api_mounts, reactor.seconds,
                          reactor.seconds(), lambda: self.draining)
         root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls, api,
-                          self.gate)
+                          self.gate, self.geo)
         self._usage_flush = LoopingCall(self.api_keys.flush_usage)
         self._usage_flush.clock = reactor
         self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response,
@@ -166,6 +168,7 @@ class GocastService(MultiService):
         access_log = AccessLog(config.logging)
         self.front_door.access_log = self.site.access_log = access_log
         self.webhooks.configure(config.webhooks)
+        self.geo.configure(config.geoip)
         self.loaded = LoadedConfig(config, (), self.loaded.filename)
 
     def _apply_mounts(self, config: Config) -> None:

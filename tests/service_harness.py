@@ -38,8 +38,8 @@ class ServiceHarness:
         return self.connect(("SOURCE %s HTTP/1.0\r\n%sContent-Type: audio/mpeg\r\n\r\n"
                              % (mount, AUTH)).encode())
 
-    def listener(self, mount="/live"):
-        return self.connect(("GET %s HTTP/1.0\r\n\r\n" % mount).encode())
+    def listener(self, mount="/live", extra=""):
+        return self.connect(("GET %s HTTP/1.0\r\n%s\r\n" % (mount, extra)).encode())
 
     def request(self, method, target, auth=None):
         head = "%s %s HTTP/1.0\r\n" % (method, target)

@@ -38,8 +38,9 @@ class Harness:
         self.metrics = Metrics(self.registry, self.bus, lambda: self.factory.connections,
                                lambda: self.factory.total_connections, 0.0, self.clock.seconds)
         self.factory.count_response = self.metrics.count_response
+        self.factory.geo.configure(self.config.geoip)
         root = build_root(self.registry, self.health, self.clock, self.metrics, hls=self.hls,
-                          gate=self.factory.gate)
+                          gate=self.factory.gate, geo=self.factory.geo)
         self.site = GocastSite(root, self.clock, self.factory.access_log, self.metrics.count_response,
                                lambda: self.registry.config.cors,
                                lambda: self.registry.config.server.trusted_proxies)

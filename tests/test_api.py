@@ -18,7 +18,8 @@ from .streaming import close, feed_frames, split_response
 NOW = 1795000000.0
 ADMIN = base64.b64encode(b"admin:hackme").decode()
 CONFIG_KEY = "gck_stats-reader-key-0123456789"
-BASE = """server {{ listen 127.0.0.1 port 8000 data_dir "{data}" }}
+BASE = """server {{ listen 127.0.0.1 port 8000 data_dir "{data}" {server} }}
+{top}
 shoutcast {{ enabled false }}
 api_keys {{
     stats_reader {{ key "{key}" permissions [read_stats, read_mounts] }}
@@ -51,14 +52,18 @@ class ApiHarness(ServiceHarness):
 
 
 class ApiTestCase(SynchronousTestCase):
+    #: More mounts; more of the server block; more top-level blocks.
     extra = ""
+    server = ""
+    top = ""
 
     def setUp(self):
         self.data = self.mktemp()
         self.h = self.harness()
 
     def harness(self):
-        h = ApiHarness(self, BASE.format(data=self.data, key=CONFIG_KEY, extra=self.extra))
+        h = ApiHarness(self, BASE.format(data=self.data, key=CONFIG_KEY, extra=self.extra, server=self.server,
+                                         top=self.top))
         self.addCleanup(h.service.state.close)
         return h
 
@@ -296,7 +301,7 @@ class OpenApiTests(ApiTestCase):
         validate(body)
         served = {(method.upper(), path) for path, item in body["paths"].items() for method in item}
         self.assertEqual(served, {(r.method, "/api/v1" + r.path) for r in ROUTES})
-        self.assertIn("501", body["paths"]["/api/v1/stats/geo"]["get"]["responses"])
+        self.assertIn("501", body["paths"]["/api/v1/recordings"]["get"]["responses"])
 
     def test_swagger_ui_served_locally(self):
         _, transport = self.h.connect(b"GET /api/v1/docs/ HTTP/1.0\r\n\r\n")
@@ -310,3 +315,33 @@ class OpenApiTests(ApiTestCase):
         status, _, script = split_response(transport.value())
         self.assertIn(" 200 ", status)
         self.assertGreater(len(script), 100000)
+
+
+class GeoStatsTests(ApiTestCase):
+    server = "trusted_proxies [10.0.0.0/8]"
+
+    def setUp(self):
+        from .test_geo import geolite2
+
+        self.top = 'geoip { enabled true database "%s" precision city }' % geolite2()
+        super().setUp()
+        self.addCleanup(self.h.service.geo._close)
+
+    def test_listeners_by_country_and_city(self):
+        from .test_geo import LONDON, STOCKHOLM
+
+        source, _ = self.h.source()
+        feed_frames(source, 20)
+        for address in (LONDON, STOCKHOLM, LONDON):
+            self.h.listener(extra="X-Forwarded-For: %s\r\n" % address)
+        status, _, body = self.h.api("GET", "/api/v1/stats/geo", key=CONFIG_KEY)
+        self.assertEqual(status, 200, body)
+        data = body["data"]
+        self.assertEqual((data["enabled"], data["precision"]), (True, "city"))
+        self.assertEqual(data["listeners_by_country"], {"GB": 2, "SE": 1})
+        [live] = data["mounts"]
+        self.assertEqual(live, {"mount": "/live", "listeners": 3, "listeners_by_country": {"GB": 2, "SE": 1},
+                                "listeners_by_city": {"Willesden": 2, "Stockholm": 1}})
+        self.assertEqual(self.h.api("GET", "/api/v1/stats/geo?mount=live", key=CONFIG_KEY)[2]["data"]["mounts"],
+                         [live])
+        self.assertEqual(self.h.api("GET", "/api/v1/stats/geo?mount=nothing", key=CONFIG_KEY)[0], 404)

@@ -21,11 +21,13 @@ from ..config import Config
 from ..config._section import Section
 from ..core.mount import Mount
 from ..core.operations import find_listener, kick_listener, kill_source, listener_sessions, update_metadata
+from ..geo import audience, mount_locations
 from ..config._schema import PERMISSIONS
 from .keys import ApiKeys, valid_permissions
 from .mounts import ApiMounts, MountError
 from .schemas import (
     ERROR_CODES,
+    GEO,
     KEY,
     KEY_CREATED,
     LISTENER,
@@ -336,6 +338,18 @@ def stats(ctx: ApiContext, call: Call) -> Dict[str, Any]:
                        for m in mounts]}
 
 
+def geo_stats(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    """Listeners by country and city, per mount and in all (GeoIP, looked up when each connected)."""
+    wanted = call.query.get("mount")
+    mounts = sorted(ctx.registry.mounts.values(), key=lambda m: m.path)
+    if wanted is not None:
+        mounts = [find_mount(ctx, Call({"mount": wanted.lstrip("/")}, {}, None, call.request_id))]
+    per_mount = [dict(audience(mount_locations(m)), mount=m.path, listeners=m.listeners) for m in mounts]
+    everywhere = audience(location for m in mounts for location in mount_locations(m))
+    return dict(everywhere, mounts=per_mount, enabled=ctx.config.geoip.enabled,
+                precision=ctx.config.geoip.precision)
+
+
 def not_built(feature: str) -> Callable[[ApiContext, Call], Any]:
     def handler(ctx: ApiContext, call: Call) -> Any:
         raise ApiError(501, "not_implemented", "%s is not built yet" % feature)
@@ -424,8 +438,9 @@ ROUTES: Tuple[Route, ...] = (
     Route("GET", "/stats", "read_stats", "Listener and traffic figures", stats, data=STATS, tag="stats"),
     Route("GET", "/stats/history", "read_stats", "Figures over time", not_built("stats history"),
           built=False, tag="stats"),
-    Route("GET", "/stats/geo", "read_stats", "Listeners by country", not_built("GeoIP statistics"),
-          built=False, tag="stats"),
+    Route("GET", "/stats/geo", "read_stats", "Listeners by country and city (GeoIP)", geo_stats, data=GEO,
+          query=(("mount", {"type": "string", "maxLength": 200}, "Only this mount (live or /live)."),),
+          tag="stats"),
     Route("GET", "/recordings", "manage_recordings", "List recordings", not_built("recording"), built=False,
           tag="recordings"),
     Route("POST", "/recordings/start", "manage_recordings", "Start recording a mount", not_built("recording"),

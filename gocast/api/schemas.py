@@ -75,6 +75,15 @@ STATS = obj({"total_listeners": INTEGER, "sources": INTEGER, "uptime": INTEGER,
                                  ["path", "listeners"]))},
             ["total_listeners", "mounts"])
 
+COUNTS = {"type": "object", "additionalProperties": INTEGER}
+GEO_COUNTS = {"listeners_by_country": dict(COUNTS, description="ISO country code (or unknown): listeners."),
+              "listeners_by_city": dict(COUNTS, description="City: listeners (with precision city).")}
+GEO = obj(dict(GEO_COUNTS, enabled={"type": "boolean"},
+               precision={"type": "string", "enum": ["country", "region", "city"]},
+               mounts=array(obj(dict(GEO_COUNTS, mount=STRING, listeners=INTEGER),
+                                ["mount", "listeners", "listeners_by_country", "listeners_by_city"]))),
+          ["listeners_by_country", "listeners_by_city", "mounts", "enabled", "precision"])
+
 KEY = obj({"id": STRING, "name": STRING, "permissions": array(STRING), "expires": nullable("string"),
            "description": STRING, "origin": {"type": "string", "enum": ["config", "api"]},
            "created": nullable("string"), "last_used": nullable("string"), "requests": INTEGER},

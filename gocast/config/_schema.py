@@ -300,7 +300,7 @@ class Config:
     limits: LimitsConfig = setting(LimitsConfig, "Connection limits, queues and timeouts.")
     logging: LoggingConfig = setting(LoggingConfig, "Log format, level and destination.")
     metrics: MetricsConfig = setting(MetricsConfig, "Prometheus metrics.")
-    geoip: GeoipConfig = setting(GeoipConfig, "Listener locations.", implemented=False)
+    geoip: GeoipConfig = setting(GeoipConfig, "Listener locations (MaxMind GeoLite2 database).")
     cors: CorsConfig = setting(CorsConfig, "Cross-origin access for web players, status, metrics and API.")
     admin: AdminConfig = setting(AdminConfig, "Admin interface and dashboard.", implemented=False)
     directory: DirectoryConfig = setting(DirectoryConfig, "Stream directory (YP) listings.", implemented=False)

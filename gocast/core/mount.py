@@ -121,6 +121,8 @@ class Mount:
         self._listeners = 0
         #: Listeners that hold no connection (HLS sessions), counted by their output.
         self.session_listeners: Callable[[], int] = lambda: 0
+        #: Where those sessions are (GeoIP locations), from the same output.
+        self.session_locations: Callable[[], List[Any]] = lambda: []
         self._pending: List[bytes] = []
         self._pending_seconds = 0.0
         self._pending_bytes = 0

@@ -36,6 +36,7 @@ from ..core.events import EventBus
 from ..core.registry import MountRegistry
 from ._http import BadRequest, RequestHead, parse_head, reply_version, response_head
 from ..cors import cors_headers
+from ..geo import GeoLocator
 from ..logs import AccessLog
 from ..outbound import OutboundHttp
 from ..resources.site import request_id_from
@@ -216,6 +217,8 @@ class FrontDoorFactory(Factory):
             gate = ListenerGate(bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater, maybeDeferred)
             gate.configure(registry.config)
         self.gate = gate
+        #: Looks listeners up by address (the service configures it from ``geoip``).
+        self.geo = GeoLocator()
 
     @property
     def config(self) -> Config:

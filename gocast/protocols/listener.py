@@ -34,6 +34,7 @@ from zope.interface import implementer
 from ..auth.base import AuthRequest
 from ..auth.gate import Admission
 from ..config._kinds import normalise_mount
+from ..geo import NOWHERE
 from ..core.mount import Chunk, ISubscriber, Mount
 from ..cors import cors_headers
 from ._http import RequestHead
@@ -75,6 +76,8 @@ class ListenerSession:
         self._limit: Any = None
         self._stalled: Any = None
         self.admission: Optional[Admission] = None
+        #: Where the listener is (GeoIP), looked up once when it starts listening.
+        self.location = NOWHERE
         #: The connection closed while the gate was deciding.
         self._gone = False
 
@@ -128,6 +131,7 @@ class ListenerSession:
             self.transport.loseConnection()
             return False
         self.connected_at = factory.reactor.seconds()
+        self.location = factory.geo.locate(self.peer)
         self.transport.registerProducer(self, True)
         mount.add_subscriber(self)
         self.last_seq = mount.next_seq - 1

@@ -57,13 +57,13 @@ def put_at(root: Resource, path: str, child: Resource) -> None:
 
 def build_root(registry: MountRegistry, health: HealthState, clock: Any,
                metrics: Optional[Metrics] = None, reloader: Any = None, hls: Any = None,
-               api: Any = None, gate: Any = None) -> Resource:
+               api: Any = None, gate: Any = None, geo: Any = None) -> Resource:
     """
     The web tree. Paths (``admin_root``, ``metrics.path``) are fixed here;
     everything else reads the running config through the registry.
     """
     config = registry.config
-    hls_resource = HlsResource(hls, registry, gate) if hls is not None else None
+    hls_resource = HlsResource(hls, registry, gate, geo) if hls is not None else None
     root = Root(registry, hls_resource)
     ctx = AdminContext(registry, health.started, clock)
     if metrics is not None and config.metrics.enabled:

@@ -1,0 +1,113 @@
+# -*- test-case-name: tests.test_geo -*-
+"""
+Where listeners are: ``geoip { enabled database precision }``.
+
+Each listener's address (after ``server.trusted_proxies``) is looked up
+once, when it connects, in a MaxMind GeoLite2/GeoIP2 database read with
+``maxminddb``; only as much as ``precision`` allows is kept (country,
+region or city), for privacy. A missing or unreadable database is a
+warning at start or reload, never a crash: every listener is then
+"unknown".
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+import attr
+import maxminddb
+from maxminddb.errors import InvalidDatabaseError
+from twisted.logger import Logger
+
+from .config._schema import GeoipConfig
+
+#: The country of a listener that cannot be located.
+UNKNOWN = "unknown"
+
+
+@attr.frozen
+class Location:
+    #: ISO 3166-1 alpha-2 code, or "unknown".
+    country: str = UNKNOWN
+    #: ISO 3166-2 subdivision code (``ENG``, ``CA``), with precision region or city.
+    region: Optional[str] = None
+    #: English city name, with precision city.
+    city: Optional[str] = None
+
+
+NOWHERE = Location()
+
+
+class GeoLocator:
+    """Looks addresses up; :meth:`configure` (at start and reload) opens the database the config names."""
+
+    _log = Logger()
+
+    def __init__(self) -> None:
+        self.reader: Any = None
+        self.precision = "country"
+        self._opened: Optional[Tuple[str, float]] = None
+
+    def configure(self, config: GeoipConfig) -> None:
+        self.precision = config.precision
+        if not config.enabled:
+            self._close()
+            return
+        try:
+            stamp = (config.database, os.stat(config.database).st_mtime)
+            if stamp == self._opened and self.reader is not None:
+                return  # the same file: keep the reader
+            reader = maxminddb.open_database(config.database)
+        except (OSError, ValueError, InvalidDatabaseError) as e:
+            self._close()
+            self._log.warn("geoip: cannot read {database}: {why}; listener locations will be 'unknown'",
+                           database=config.database, why=getattr(e, "strerror", None) or e)
+            return
+        self._close()
+        self.reader, self._opened = reader, stamp
+        self._log.info("geoip: {database} ({kind}, built {built})", database=config.database,
+                       kind=reader.metadata().database_type, built=reader.metadata().build_epoch)
+
+    def _close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+        self.reader, self._opened = None, None
+
+    def locate(self, address: str) -> Location:
+        if self.reader is None:
+            return NOWHERE
+        try:
+            found = self.reader.get(address)
+        except ValueError:  # not an IP address
+            return NOWHERE
+        if not isinstance(found, dict):
+            return NOWHERE
+        country = (found.get("country") or found.get("registered_country") or {}).get("iso_code") or UNKNOWN
+        if self.precision == "country":
+            return Location(country)
+        subdivisions = found.get("subdivisions") or [{}]
+        region = subdivisions[0].get("iso_code")
+        if self.precision == "region":
+            return Location(country, region)
+        city = ((found.get("city") or {}).get("names") or {}).get("en")
+        return Location(country, region, city)
+
+
+def audience(locations: Iterable[Location]) -> Dict[str, Dict[str, int]]:
+    """The roadmap's ``listeners_by_country`` and ``listeners_by_city`` (cities only where known)."""
+    countries: Counter = Counter()
+    cities: Counter = Counter()
+    for location in locations:
+        countries[location.country] += 1
+        if location.city:
+            cities[location.city] += 1
+    return {"listeners_by_country": dict(countries.most_common()),
+            "listeners_by_city": dict(cities.most_common())}
+
+
+def mount_locations(mount: Any) -> List[Location]:
+    """Where a mount's listeners are: its ICY listeners and its HLS sessions."""
+    found = [getattr(s, "location", NOWHERE) for s in mount.listener_subscribers()]
+    return found + list(mount.session_locations())
