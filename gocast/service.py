@@ -40,6 +40,7 @@ from .auth.gate import ListenerGate
 from .config import Config, LoadedConfig
 from .core.events import EventBus
 from .core.registry import MountRegistry
+from .history import StatsHistory
 from .hls import HlsOutputs
 from .logs import AccessLog, SwitchableObserver, build_observer, log_events
 from .metrics import Metrics
@@ -102,8 +103,9 @@ class GocastService(MultiService):
         self.reloader = Reloader(lambda: self.loaded, self.apply, self.publish,
                                  run_in_thread or self._in_thread,
                                  restore=lambda previous: self.apply(previous, certificates=False))
+        self.history = StatsHistory(self.registry, self.state, self.bus, reactor, reactor.seconds)
         api = ApiContext(self.registry, self.reloader, self.api_keys, self.api_mounts, reactor.seconds,
-                         reactor.seconds(), lambda: self.draining)
+                         reactor.seconds(), lambda: self.draining, self.history)
         root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls, api,
                           self.gate, self.geo)
         self._usage_flush = LoopingCall(self.api_keys.flush_usage)
@@ -209,6 +211,7 @@ class GocastService(MultiService):
         self.warn_default_passwords()
         self.reactor.callWhenRunning(self.install_signal_handlers)
         self._usage_flush.start(USAGE_FLUSH, now=False)
+        self.history.start()
         super().startService()
 
     def install_signal_handlers(self) -> None:
@@ -300,6 +303,7 @@ class GocastService(MultiService):
         self.draining = self.health.draining = True
         if self._usage_flush.running:
             self._usage_flush.stop()
+        self.history.stop()
         self.api_keys.flush_usage()
         return super().stopService()
 

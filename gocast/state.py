@@ -2,8 +2,9 @@
 """
 The embedded state store: an SQLite file in the data directory
 (``server.state_db``) holding what is created at run time and must survive
-a restart: mounts created through the REST API, and API keys (their hash,
-never the secret) with their usage.
+a restart: mounts created through the REST API, API keys (their hash,
+never the secret) with their usage, and the stats history
+(:mod:`gocast.history`).
 
 Reads happen once, at startup, before the reactor runs. Writes go through
 ``run_in_thread`` (a thread, so the reactor never waits on the disk), one
@@ -16,14 +17,19 @@ import json
 import os
 import sqlite3
 import threading
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS mounts (name TEXT PRIMARY KEY, config TEXT NOT NULL, created REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, "
     "permissions TEXT NOT NULL, expires TEXT, description TEXT NOT NULL, created REAL NOT NULL, "
     "last_used REAL, requests INTEGER NOT NULL DEFAULT 0)",
-)
+) + tuple(
+    "CREATE TABLE IF NOT EXISTS %s (ts REAL NOT NULL, mount TEXT NOT NULL, listeners REAL NOT NULL, "
+    "peak INTEGER NOT NULL, bytes_sent INTEGER NOT NULL, bytes_received INTEGER NOT NULL, countries TEXT, "
+    "PRIMARY KEY (ts, mount))" % table for table in ("stats_fine", "stats_coarse"))
+#: The stats history's columns, in order.
+STATS_COLUMNS = ("ts", "mount", "listeners", "peak", "bytes_sent", "bytes_received", "countries")
 _KEY_COLUMNS = ("id", "name", "hash", "permissions", "expires", "description", "created", "last_used", "requests")
 
 
@@ -92,3 +98,43 @@ class StateStore:
     def record_usage(self, key_id: str, last_used: float, requests: int) -> Any:
         return self._write("UPDATE api_keys SET last_used = ?, requests = ? WHERE id = ?",
                            last_used, requests, key_id)
+
+    # The stats history: samples every few seconds ("fine"), downsampled ("coarse")
+
+    def add_samples(self, rows: List[tuple]) -> Any:
+        def write() -> None:
+            with self._lock:
+                self._db.executemany("INSERT OR REPLACE INTO stats_fine VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+        return self.run_in_thread(write)
+
+    def downsample(self, start: float, end: float, prune_fine: float, prune_coarse: float) -> Any:
+        """One coarse row per mount for the samples in [start, end); rows older than the prune times go."""
+        def write() -> None:
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO stats_coarse SELECT ?, mount, AVG(listeners), MAX(peak), "
+                    "MAX(bytes_sent), MAX(bytes_received), "
+                    "(SELECT f.countries FROM stats_fine f WHERE f.mount = stats_fine.mount AND f.ts >= ? "
+                    "AND f.ts < ? ORDER BY f.ts DESC LIMIT 1) "
+                    "FROM stats_fine WHERE ts >= ? AND ts < ? GROUP BY mount", (start, start, end, start, end))
+                self._db.execute("DELETE FROM stats_fine WHERE ts < ?", (prune_fine,))
+                self._db.execute("DELETE FROM stats_coarse WHERE ts < ?", (prune_coarse,))
+
+        return self.run_in_thread(write)
+
+    def stats_rows(self, table: str, since: float, mount: Optional[str] = None) -> Any:
+        """Deferred rows (dicts) of ``stats_fine`` or ``stats_coarse`` from ``since``, oldest first."""
+        assert table in ("stats_fine", "stats_coarse")
+
+        def read() -> List[Dict[str, Any]]:
+            sql = "SELECT %s FROM %s WHERE ts >= ?" % (", ".join(STATS_COLUMNS), table)
+            args: List[Any] = [since]
+            if mount is not None:
+                sql += " AND mount = ?"
+                args.append(mount)
+            with self._lock:
+                rows = self._db.execute(sql + " ORDER BY ts, mount", args).fetchall()
+            return [dict(zip(STATS_COLUMNS, row)) for row in rows]
+
+        return self.run_in_thread(read)

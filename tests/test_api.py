@@ -111,7 +111,7 @@ class EnvelopeTests(ApiTestCase):
         status, _, body = self.h.api("POST", "/api/v1/mounts", admin=True, raw=broken,
                                      headers="Content-Type: multipart/form-data\r\n")  # no boundary
         self.assertEqual((status, body["error"]["message"]), (415, "send the body as application/json"))
-        status, _, body = self.h.api("GET", "/api/v1/stats/history", admin=True)
+        status, _, body = self.h.api("GET", "/api/v1/recordings", admin=True)
         self.assertEqual((status, body["error"]["code"]), (501, "not_implemented"))
 
     def test_every_unbuilt_route_answers_501(self):

@@ -32,6 +32,8 @@ def openapi_document(routes: Tuple[Any, ...]) -> Dict[str, Any]:
         if route.built:
             responses[str(route.status)] = {"description": _REASONS[route.status], "content": {
                 "application/json": {"schema": envelope(route.data or {})}}}
+            if route.csv:
+                responses[str(route.status)]["content"]["text/csv"] = {"schema": {"type": "string"}}
         errors = [401, 403, 429] + ([400, 404, 409, 413, 415, 422] if route.built else [501])
         for status in errors:
             responses[str(status)] = {"$ref": "#/components/responses/Error%d" % status}

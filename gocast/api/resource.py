@@ -29,7 +29,7 @@ from ..core.credentials import same_secret
 from .docs import SwaggerDocs
 from .keys import ApiKey
 from .openapi import openapi_document
-from .routes import ROUTES, ApiContext, ApiError, Call, Route
+from .routes import ROUTES, ApiContext, ApiError, Call, RawAnswer, Route
 
 #: The largest JSON body the API reads.
 MAX_BODY = 64 * 1024
@@ -129,6 +129,17 @@ class ApiResource(Resource):
     # Answers
 
     def success(self, request: Request, route: Route, call: Call, data: Any) -> None:
+        if isinstance(data, RawAnswer):
+            if request.finished or request._disconnected:
+                return
+            request.setHeader(b"content-type", data.content_type.encode("ascii"))
+            request.setHeader(b"cache-control", b"no-store")
+            if data.filename:
+                request.setHeader(b"content-disposition", b'attachment; filename="%s"' % data.filename.encode())
+            request.setHeader(b"content-length", b"%d" % len(data.body))
+            request.write(data.body)
+            request.finish()
+            return
         self.send(request, route.status, {"success": True, "data": data,
                                                           "meta": meta(request, call.meta)})
 

@@ -22,12 +22,14 @@ from ..config._section import Section
 from ..core.mount import Mount
 from ..core.operations import find_listener, kick_listener, kill_source, listener_sessions, update_metadata
 from ..geo import audience, mount_locations
+from ..history import to_csv
 from ..config._schema import PERMISSIONS
 from .keys import ApiKeys, valid_permissions
 from .mounts import ApiMounts, MountError
 from .schemas import (
     ERROR_CODES,
     GEO,
+    HISTORY,
     KEY,
     KEY_CREATED,
     LISTENER,
@@ -63,6 +65,8 @@ class ApiContext:
     now: Callable[[], float]
     started: float
     draining: Callable[[], bool] = lambda: False
+    #: The stats history (:class:`gocast.history.StatsHistory`).
+    history: Any = None
 
     @property
     def config(self) -> Config:
@@ -95,6 +99,8 @@ class Route:
     #: Answers 501 until the feature exists.
     built: bool = True
     tag: str = "server"
+    #: Also answers text/csv (with ``?format=csv``), outside the envelope.
+    csv: bool = False
 
     @property
     def segments(self) -> List[str]:
@@ -338,6 +344,39 @@ def stats(ctx: ApiContext, call: Call) -> Dict[str, Any]:
                        for m in mounts]}
 
 
+@attr.s(frozen=True, auto_attribs=True)
+class RawAnswer:
+    """An answer sent as it is, not in the JSON envelope (a CSV export)."""
+
+    content_type: str
+    body: bytes
+    filename: str = ""
+
+
+def stats_history(ctx: ApiContext, call: Call) -> Any:
+    """Listeners, peak and rates per mount over the last hour (10 s samples) or day (5 min averages)."""
+    span = call.query.get("range", "1h")
+    fmt = call.query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise ApiError(400, "invalid_parameter", "format must be json or csv",
+                       [{"field": "format", "message": "json or csv"}])
+    mount = None
+    if "mount" in call.query:
+        mount = find_mount(ctx, Call({"mount": call.query["mount"].lstrip("/")}, {}, None, call.request_id)).path
+    try:
+        points = ctx.history.history(span, mount)
+    except ValueError as e:
+        raise ApiError(400, "invalid_parameter", str(e), [{"field": "range", "message": str(e)}])
+
+    def answer(found: List[Dict[str, Any]]) -> Any:
+        if fmt == "csv":
+            return RawAnswer("text/csv; charset=utf-8", to_csv(found, iso).encode("utf-8"),
+                             "gocast-history-%s.csv" % span)
+        return {"range": span, "points": [dict(p, time=iso(p["ts"])) for p in found]}
+
+    return points.addCallback(answer)
+
+
 def geo_stats(ctx: ApiContext, call: Call) -> Dict[str, Any]:
     """Listeners by country and city, per mount and in all (GeoIP, looked up when each connected)."""
     wanted = call.query.get("mount")
@@ -436,8 +475,11 @@ ROUTES: Tuple[Route, ...] = (
     Route("DELETE", M + "/listeners/{id}", "manage_listeners", "Disconnect a listener", kick,
           data=obj({"kicked": {"type": "string"}}), tag="listeners"),
     Route("GET", "/stats", "read_stats", "Listener and traffic figures", stats, data=STATS, tag="stats"),
-    Route("GET", "/stats/history", "read_stats", "Figures over time", not_built("stats history"),
-          built=False, tag="stats"),
+    Route("GET", "/stats/history", "read_stats", "Figures over time (last hour or day), JSON or CSV",
+          stats_history, data=HISTORY, csv=True, tag="stats",
+          query=(("range", {"type": "string", "enum": ["1h", "1d"]}, "1h: 10 s samples; 1d: 5 min averages."),
+                 ("mount", {"type": "string", "maxLength": 200}, "Only this mount (live or /live)."),
+                 ("format", {"type": "string", "enum": ["json", "csv"]}, "csv: a file to download."))),
     Route("GET", "/stats/geo", "read_stats", "Listeners by country and city (GeoIP)", geo_stats, data=GEO,
           query=(("mount", {"type": "string", "maxLength": 200}, "Only this mount (live or /live)."),),
           tag="stats"),

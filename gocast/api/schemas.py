@@ -76,6 +76,14 @@ STATS = obj({"total_listeners": INTEGER, "sources": INTEGER, "uptime": INTEGER,
             ["total_listeners", "mounts"])
 
 COUNTS = {"type": "object", "additionalProperties": INTEGER}
+HISTORY = obj({"range": {"type": "string", "enum": ["1h", "1d"]},
+               "points": array(obj({"ts": {"type": "number"}, "time": STRING, "mount": STRING,
+                                    "listeners": {"type": "number", "description": "Average over the point."},
+                                    "peak": INTEGER, "bytes_sent": INTEGER, "bytes_received": INTEGER,
+                                    "send_bps": nullable("integer"), "receive_bps": nullable("integer"),
+                                    "countries": COUNTS},
+                                   ["ts", "time", "mount", "listeners", "peak", "bytes_sent", "bytes_received"]))},
+              ["range", "points"])
 GEO_COUNTS = {"listeners_by_country": dict(COUNTS, description="ISO country code (or unknown): listeners."),
               "listeners_by_city": dict(COUNTS, description="City: listeners (with precision city).")}
 GEO = obj(dict(GEO_COUNTS, enabled={"type": "boolean"},

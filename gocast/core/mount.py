@@ -271,6 +271,11 @@ class Mount:
         return self._listeners + self.session_listeners()
 
     @property
+    def total_bytes_sent(self) -> int:
+        """Bytes sent to listeners, counting those still connected (they settle when they leave or move)."""
+        return self.bytes_sent + sum(getattr(s, "unsettled", 0) for s in self.subscribers)
+
+    @property
     def connected_listeners(self) -> int:
         """Listeners holding a connection (not HLS clients, which come and go per request)."""
         return self._listeners

@@ -1,0 +1,123 @@
+# -*- test-case-name: tests.test_history -*-
+"""
+The stats history: every :data:`SAMPLE_EVERY` seconds a sampler records,
+per mount, the listeners, the peak since the last sample (listener joins
+between samples count), the bytes sent and received so far, and the
+listeners by country (GeoIP), into the state store. Each
+:data:`COARSE` seconds the samples are averaged into one coarse row; fine
+rows are kept :data:`KEEP_FINE`, coarse rows :data:`KEEP_COARSE`.
+
+Two views: ``1h`` (the fine samples) and ``1d`` (the coarse rows), each
+point with the send and receive rates worked out from the byte counts.
+The REST API (``GET /api/v1/stats/history``) and the dashboard read them;
+:func:`to_csv` is the export.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from typing import Any, Callable, Dict, List, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from .core.events import Event
+from .geo import audience, mount_locations
+
+SAMPLE_EVERY = 10.0
+COARSE = 300.0
+KEEP_FINE = 2 * 3600.0
+KEEP_COARSE = 2 * 86400.0
+#: Range name: (seconds back, table).
+RANGES = {"1h": (3600.0, "stats_fine"), "1d": (86400.0, "stats_coarse")}
+CSV_COLUMNS = ("time", "mount", "listeners", "peak", "bytes_sent", "bytes_received", "send_bps", "receive_bps")
+
+
+class StatsHistory:
+    _log = Logger()
+
+    def __init__(self, registry: Any, store: Any, bus: Any, clock: Any, now: Callable[[], float]):
+        self.registry = registry
+        self.store = store
+        self.now = now
+        self._peaks: Dict[str, int] = {}
+        self._bucket: Optional[int] = None
+        self._loop = LoopingCall(self.sample)
+        self._loop.clock = clock
+        bus.subscribe(self.joined, ["listener.connect"])
+
+    def start(self) -> None:
+        self._loop.start(SAMPLE_EVERY, now=False).addErrback(
+            lambda failure: self._log.failure("the stats sampler stopped", failure))
+
+    def stop(self) -> None:
+        if self._loop.running:
+            self._loop.stop()
+
+    def joined(self, event: Event) -> None:
+        """A listener joined: the peak of the interval may be higher than either sample."""
+        if event.mount:
+            listeners = int(event.data.get("listeners") or 0)
+            self._peaks[event.mount] = max(self._peaks.get(event.mount, 0), listeners)
+
+    def sample(self) -> Deferred:
+        """Record one sample of every mount (the writes happen off the reactor)."""
+        now = self.now()
+        rows = []
+        for path, mount in sorted(self.registry.mounts.items()):
+            listeners = mount.listeners
+            countries = audience(mount_locations(mount))["listeners_by_country"] if listeners else {}
+            rows.append((now, path, listeners, max(listeners, self._peaks.pop(path, 0)), mount.total_bytes_sent,
+                         mount.bytes_received, json.dumps(countries) if countries else None))
+        written = self.store.add_samples(rows)
+        bucket = int(now // COARSE)
+        if self._bucket is not None and bucket != self._bucket:
+            start = self._bucket * COARSE
+            written.addCallback(lambda _: self.store.downsample(start, bucket * COARSE, now - KEEP_FINE,
+                                                                now - KEEP_COARSE))
+        self._bucket = bucket
+        return written.addErrback(lambda failure: self._log.failure("stats sample not stored", failure))
+
+    def history(self, span: str, mount: Optional[str] = None) -> Deferred:
+        """Deferred list of points, oldest first; ValueError for an unknown span."""
+        if span not in RANGES:
+            raise ValueError("range must be one of %s" % ", ".join(RANGES))
+        seconds, table = RANGES[span]
+        return self.store.stats_rows(table, self.now() - seconds, mount).addCallback(with_rates)
+
+
+def with_rates(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Points with ``send_bps``/``receive_bps`` from each mount's previous row, and countries parsed."""
+    previous: Dict[str, Dict[str, Any]] = {}
+    points = []
+    for row in rows:
+        before = previous.get(row["mount"])
+        point = dict(row, listeners=round(row["listeners"], 2), countries=json.loads(row["countries"] or "{}"),
+                     send_bps=None, receive_bps=None)
+        if before is not None and row["ts"] > before["ts"]:
+            elapsed = row["ts"] - before["ts"]
+            point["send_bps"] = rate(row["bytes_sent"] - before["bytes_sent"], elapsed)
+            point["receive_bps"] = rate(row["bytes_received"] - before["bytes_received"], elapsed)
+        previous[row["mount"]] = row
+        points.append(point)
+    return points
+
+
+def rate(delta: int, seconds: float) -> Optional[int]:
+    """Bits per second; None across a restart (the byte counts start again)."""
+    if delta < 0 or not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return int(delta * 8 / seconds)
+
+
+def to_csv(points: List[Dict[str, Any]], iso: Callable[[float], str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for point in points:
+        writer.writerow([iso(point["ts"])] + ["" if point[c] is None else point[c] for c in CSV_COLUMNS[1:]])
+    return out.getvalue()
