@@ -16,6 +16,7 @@ setup(
     install_requires=[
         "Twisted>=25.5",  # Site(parsePOSTFormSubmission=...)
         "attrs>=23.1",
+        "autobahn[twisted]>=23.1",
         "bcrypt>=4.1",
         "maxminddb>=2.5",
         "PyJWT[crypto]>=2.8",

@@ -15,6 +15,7 @@ import sqlite3
 import time
 from typing import Any, List, Optional
 
+from autobahn.twisted.resource import WebSocketResource
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import maybeDeferred
@@ -22,6 +23,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import ILogObserver, Logger
+from twisted.web.resource import Resource
 
 from ._startup import (
     OptionalListener,
@@ -40,7 +42,9 @@ from .auth.gate import ListenerGate
 from .config import Config, LoadedConfig
 from .core.events import EventBus
 from .core.registry import MountRegistry
+from .dashboard import Dashboard, DashboardAccess, Sessions
 from .history import StatsHistory
+from .live import StatsFactory, StatsHub
 from .hls import HlsOutputs
 from .logs import AccessLog, SwitchableObserver, build_observer, log_events
 from .metrics import Metrics
@@ -106,8 +110,15 @@ class GocastService(MultiService):
         self.history = StatsHistory(self.registry, self.state, self.bus, reactor, reactor.seconds)
         api = ApiContext(self.registry, self.reloader, self.api_keys, self.api_mounts, reactor.seconds,
                          reactor.seconds(), lambda: self.draining, self.history)
+        self.hub = StatsHub(self.registry, self.bus, reactor, reactor.seconds, reactor.seconds())
+        access = DashboardAccess(lambda: self.config, Sessions(reactor.seconds,
+                                                               lambda: self.config.admin.session_timeout),
+                                 self.api_keys, reactor.seconds)
+        live = Resource()
+        live.putChild(b"stats", WebSocketResource(StatsFactory(self.hub, access.websocket)))
         root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls, api,
-                          self.gate, self.geo)
+                          self.gate, self.geo, {b"dashboard": Dashboard(access, self.registry, self.history,
+                                                                        self.api_keys), b"ws": live})
         self._usage_flush = LoopingCall(self.api_keys.flush_usage)
         self._usage_flush.clock = reactor
         self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response,

@@ -202,7 +202,7 @@ class CorsConfig:
 
 @attr.frozen
 class AdminConfig:
-    enabled: bool = setting(True, "Serve the admin interface and dashboard.")
+    enabled: bool = setting(True, "Serve the admin interface and dashboard.", implemented=False)
     dashboard: bool = setting(True, "Serve the live dashboard at <admin_root>/dashboard.")
     session_timeout: float = setting(43200.0, "How long a dashboard login lasts.", Duration(positive=True))
 
@@ -302,7 +302,7 @@ class Config:
     metrics: MetricsConfig = setting(MetricsConfig, "Prometheus metrics.")
     geoip: GeoipConfig = setting(GeoipConfig, "Listener locations (MaxMind GeoLite2 database).")
     cors: CorsConfig = setting(CorsConfig, "Cross-origin access for web players, status, metrics and API.")
-    admin: AdminConfig = setting(AdminConfig, "Admin interface and dashboard.", implemented=False)
+    admin: AdminConfig = setting(AdminConfig, "Admin interface and dashboard.")
     directory: DirectoryConfig = setting(DirectoryConfig, "Stream directory (YP) listings.", implemented=False)
     api_keys: Dict[str, ApiKeyConfig] = setting(dict, "API keys by name (more are created through the API).",
                                                 MapOf(Section(ApiKeyConfig)))

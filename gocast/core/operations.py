@@ -43,5 +43,14 @@ def kill_source(mount: Mount) -> bool:
     return True
 
 
+def move_listeners(registry: MountRegistry, mount: Mount, destination: Optional[Mount]) -> int:
+    """Move every listener of ``mount`` to ``destination``; ValueError saying why it cannot."""
+    if destination is None or destination.source is None:
+        raise ValueError("destination has no source")
+    if destination is mount:
+        raise ValueError("destination is the same mount")
+    return registry.move(mount, destination)
+
+
 def update_metadata(mount: Mount, song: str = "", title: str = "", artist: str = "", url: str = "") -> None:
     mount.set_metadata(song=song, title=title, artist=artist, url=url)

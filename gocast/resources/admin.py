@@ -25,7 +25,7 @@ from ..config import Config, MountConfig
 from ..config._mount import FallbackConfig
 from ..core.credentials import same_secret, source_credentials_ok
 from ..core.mount import Mount
-from ..core.operations import kick_listener, kill_source, update_metadata
+from ..core.operations import kick_listener, kill_source, move_listeners, update_metadata
 from ..core.registry import MountRegistry
 from .status import add_listeners, stats_xml, sub, xml_bytes
 
@@ -153,11 +153,10 @@ def killsource(ctx: AdminContext, request: Request) -> bytes:
 def moveclients(ctx: AdminContext, request: Request) -> bytes:
     mount = ctx.mount(request, need_source=False)
     destination = ctx.registry.get(arg(request, "destination") or "")
-    if destination is None or destination.source is None:
-        raise AdminError(400, "destination has no source")
-    if destination is mount:
-        raise AdminError(400, "destination is the same mount")
-    moved = ctx.registry.move(mount, destination)
+    try:
+        moved = move_listeners(ctx.registry, mount, destination)
+    except ValueError as e:
+        raise AdminError(400, str(e))
     return iceresponse("Clients moved from %s to %s (%d)" % (mount.path, destination.path, moved))
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from twisted.web.resource import Resource
 from twisted.web.server import Request
@@ -57,7 +57,8 @@ def put_at(root: Resource, path: str, child: Resource) -> None:
 
 def build_root(registry: MountRegistry, health: HealthState, clock: Any,
                metrics: Optional[Metrics] = None, reloader: Any = None, hls: Any = None,
-               api: Any = None, gate: Any = None, geo: Any = None) -> Resource:
+               api: Any = None, gate: Any = None, geo: Any = None,
+               admin_children: Optional[Dict[bytes, Resource]] = None) -> Resource:
     """
     The web tree. Paths (``admin_root``, ``metrics.path``) are fixed here;
     everything else reads the running config through the registry.
@@ -71,7 +72,10 @@ def build_root(registry: MountRegistry, health: HealthState, clock: Any,
     root.putChild(b"health", HealthResource(health))
     root.putChild(b"status-json.xsl", StatusJson(registry, health.started))
     root.putChild(b"admin.cgi", ShoutcastAdmin(ctx))
-    put_at(root, config.server.admin_root, AdminResource(ctx, reloader))
+    admin = AdminResource(ctx, reloader)
+    for name, child in (admin_children or {}).items():
+        admin.putChild(name, child)
+    put_at(root, config.server.admin_root, admin)
     if hls_resource is not None:
         root.putChild(b"hls", hls_resource)
     if api is not None:

@@ -1,0 +1,308 @@
+# -*- test-case-name: tests.test_dashboard -*-
+"""
+``GET <admin_root>/dashboard``: the live admin dashboard.
+
+A single page (``static/``: HTML, CSS and JavaScript, no build step) that
+logs in with the admin credentials, then reads the live stats stream
+(:mod:`gocast.live`) and the stats history. Charting comes from uPlot,
+installed from the npm registry by ``./dev setup`` into
+``gocast/dashboard/node_modules`` (never committed) and served from there,
+so the page needs no internet access.
+
+Routes under ``<admin_root>/dashboard/``:
+
+- ``login`` (POST ``{"user", "password"}``): a session cookie (HttpOnly,
+  SameSite=Strict) and a CSRF token; failed logins are rate limited per
+  address like API keys. ``logout`` (POST) and ``session`` (GET).
+- ``history?range=1h|1d&format=json|csv``: the stats history.
+- ``action`` (POST, session + ``X-CSRF-Token``): update metadata, kick a
+  listener, kill a source, move listeners, through the same operations
+  as the Icecast admin and the REST API.
+- ``static/...`` and ``vendor/...``: the page's files and uPlot's.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import secrets
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.static import File
+
+from ..api.routes import iso
+from ..auth.address import host_of
+from ..auth.base import credentials
+from ..core.credentials import same_secret
+from ..core.operations import find_listener, kick_listener, kill_source, move_listeners, update_metadata
+from ..history import to_csv
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+STATIC = os.path.join(HERE, "static")
+UPLOT = os.path.join(HERE, "node_modules", "uplot", "dist")
+COOKIE = b"gocast_dashboard"
+MAX_SESSIONS = 1000
+MAX_BODY = 16 * 1024
+
+
+class Sessions:
+    """
+    Dashboard logins: a random token (the cookie) to its expiry and CSRF
+    token. In memory: a restart logs everyone out.
+
+    :param lifetime: ``admin.session_timeout``, read at each login.
+    """
+
+    def __init__(self, now: Callable[[], float], lifetime: Callable[[], float]):
+        self.now = now
+        self.lifetime = lifetime
+        self._sessions: Dict[str, Tuple[float, str]] = {}
+
+    def open(self) -> Tuple[str, str]:
+        if len(self._sessions) >= MAX_SESSIONS:
+            oldest = min(self._sessions, key=lambda t: self._sessions[t][0])
+            del self._sessions[oldest]
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+        self._sessions[token] = (self.now() + self.lifetime(), csrf)
+        return token, csrf
+
+    def find(self, token: Optional[str]) -> Optional[str]:
+        """The session's CSRF token, if ``token`` is a live session."""
+        if not token:
+            return None
+        found = self._sessions.get(token)
+        if found is None:
+            return None
+        expires, csrf = found
+        if self.now() > expires:
+            del self._sessions[token]
+            return None
+        return csrf
+
+    def close(self, token: Optional[str]) -> None:
+        self._sessions.pop(token or "", None)
+
+
+def cookie_token(cookie_header: Optional[str]) -> Optional[str]:
+    for part in (cookie_header or "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == COOKIE.decode():
+            return value
+    return None
+
+
+class DashboardAccess:
+    """Who may see the dashboard's data: a session, the admin's Basic credentials, or a read_stats key."""
+
+    def __init__(self, config: Callable[[], Any], sessions: Sessions, keys: Any, now: Callable[[], float]):
+        self.config = config
+        self.sessions = sessions
+        self.keys = keys
+        self.now = now
+
+    def admin(self, user: Optional[str], password: Optional[str]) -> bool:
+        auth = self.config().auth
+        user_ok = same_secret(user or "", auth.admin_user)
+        password_ok = same_secret(password or "", auth.admin_password)
+        return user_ok and password_ok
+
+    def websocket(self, headers: Dict[str, str], params: Dict[str, Any]) -> bool:
+        """The live stream's handshake (:class:`gocast.live.StatsFactory`)."""
+        if self.sessions.find(cookie_token(headers.get("cookie"))) is not None:
+            return True
+        user, password, bearer = credentials(headers.get("authorization"))
+        if user is not None and self.admin(user, password):
+            return True
+        secret = bearer or headers.get("x-api-key") or (params.get("key") or [None])[0]
+        key = self.keys.find(secret) if secret else None
+        return key is not None and not key.expired(self.now()) and key.allows("read_stats")
+
+
+class Dashboard(Resource):
+    """``<admin_root>/dashboard``: the page, and the children below it."""
+
+    def __init__(self, access: DashboardAccess, registry: Any, history: Any, keys: Any):
+        super().__init__()
+        self.access = access
+        self.registry = registry
+        self.history = history
+        self.keys = keys
+        self.putChild(b"static", File(STATIC))
+        self.putChild(b"vendor", File(UPLOT) if os.path.isdir(UPLOT) else Missing())
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if path == b"":
+            return self
+        if path in (b"login", b"logout", b"session", b"history", b"action"):
+            return DashboardCall(self, path.decode())
+        return Resource.getChild(self, path, request)
+
+    def render_GET(self, request: Request) -> bytes:
+        if not self.access.config().admin.dashboard:
+            request.setResponseCode(404)
+            return b"the dashboard is off (admin.dashboard false)\n"
+        if not request.path.endswith(b"/"):
+            request.redirect(request.path + b"/")  # relative links in the page
+            return b""
+        with open(os.path.join(STATIC, "index.html"), "rb") as f:
+            page = f.read()
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"content-security-policy", b"default-src 'self'; connect-src 'self' ws: wss:; "
+                                                      b"img-src 'self' data:; frame-ancestors 'none'")
+        return page
+
+
+class Missing(Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setResponseCode(404)
+        return b"uPlot is not installed: run ./dev setup (npm ci in gocast/dashboard)\n"
+
+
+class DashboardCall(Resource):
+    isLeaf = True
+
+    def __init__(self, dashboard: Dashboard, name: str):
+        super().__init__()
+        self.dashboard = dashboard
+        self.name = name
+
+    def render_GET(self, request: Request) -> Any:
+        if self.name == "session":
+            csrf = self.session(request)
+            return reply(request, 200, {"csrf": csrf}) if csrf else reply(request, 401, {"error": "log in"})
+        if self.name == "history":
+            return self.history(request)
+        return reply(request, 405, {"error": "use POST"})
+
+    def render_POST(self, request: Request) -> Any:
+        if self.name == "login":
+            return self.login(request)
+        csrf = self.session(request)
+        if csrf is None:
+            return reply(request, 401, {"error": "log in"})
+        given = (request.getHeader(b"x-csrf-token") or b"").decode("latin-1")
+        if not hmac.compare_digest(given, csrf):
+            return reply(request, 403, {"error": "missing or wrong X-CSRF-Token"})
+        if self.name == "logout":
+            self.dashboard.access.sessions.close(cookie_token(_header(request, b"cookie")))
+            request.addCookie(COOKIE, b"", path=_cookie_path(request), max_age=0, httpOnly=True, sameSite="strict")
+            return reply(request, 200, {"logged_out": True})
+        if self.name == "action":
+            return self.action(request)
+        return reply(request, 405, {"error": "use GET"})
+
+    def session(self, request: Request) -> Optional[str]:
+        return self.dashboard.access.sessions.find(cookie_token(_header(request, b"cookie")))
+
+    def login(self, request: Request) -> bytes:
+        keys, client = self.dashboard.keys, host_of(request.getClientAddress())
+        if keys.blocked(client) is not None:
+            return reply(request, 429, {"error": "too many failed logins; wait a minute"})
+        body = json_body(request)
+        if body is None:
+            return reply(request, 400, {"error": "send JSON: {\"user\": ..., \"password\": ...}"})
+        if not self.dashboard.access.admin(str(body.get("user", "")), str(body.get("password", ""))):
+            keys.failed(client)
+            return reply(request, 401, {"error": "wrong user name or password"})
+        token, csrf = self.dashboard.access.sessions.open()
+        request.addCookie(COOKIE, token.encode(), path=_cookie_path(request),
+                          max_age=int(self.dashboard.access.sessions.lifetime()),
+                          httpOnly=True, sameSite="strict", secure=request.isSecure())
+        return reply(request, 200, {"csrf": csrf})
+
+    def history(self, request: Request) -> Any:
+        if self.session(request) is None:
+            return reply(request, 401, {"error": "log in"})
+        span = _arg(request, b"range") or "1h"
+        try:
+            points = self.dashboard.history.history(span)
+        except ValueError as e:
+            return reply(request, 400, {"error": str(e)})
+        def send(found: Any) -> None:
+            if _arg(request, b"format") == "csv":
+                body = to_csv(found, iso).encode("utf-8")
+                request.setHeader(b"content-type", b"text/csv; charset=utf-8")
+                request.setHeader(b"content-disposition",
+                                  b'attachment; filename="gocast-history-%s.csv"' % span.encode())
+            else:
+                body = json.dumps({"range": span, "points": [dict(p, time=iso(p["ts"])) for p in found]}).encode()
+                request.setHeader(b"content-type", b"application/json")
+                if _arg(request, b"format") == "json":
+                    request.setHeader(b"content-disposition",
+                                      b'attachment; filename="gocast-history-%s.json"' % span.encode())
+            if not request._disconnected:
+                request.write(body)
+                request.finish()
+
+        points.addCallback(send)
+        return NOT_DONE_YET
+
+    def action(self, request: Request) -> bytes:
+        body = json_body(request)
+        if body is None:
+            return reply(request, 400, {"error": "send a JSON object"})
+        registry = self.dashboard.registry
+        mount = registry.get(str(body.get("mount", "")))
+        if mount is None:
+            return reply(request, 404, {"error": "no such mount"})
+        what = body.get("action")
+        if what == "metadata":
+            if mount.source is None:
+                return reply(request, 409, {"error": "the mount has no source"})
+            update_metadata(mount, song=str(body.get("song", ""))[:1024], title=str(body.get("title", ""))[:1024],
+                            artist=str(body.get("artist", ""))[:1024])
+            return reply(request, 200, {"song": mount.song})
+        if what == "kick":
+            listener = str(body.get("id", ""))
+            if find_listener(mount, listener) is None or not kick_listener(registry, mount, listener):
+                return reply(request, 404, {"error": "no such listener"})
+            return reply(request, 200, {"kicked": listener})
+        if what == "kill_source":
+            return reply(request, 200, {"killed": kill_source(mount)})
+        if what == "move":
+            try:
+                moved = move_listeners(registry, mount, registry.get(str(body.get("destination", ""))))
+            except ValueError as e:
+                return reply(request, 409, {"error": str(e)})
+            return reply(request, 200, {"moved": moved})
+        return reply(request, 400, {"error": "action must be metadata, kick, kill_source or move"})
+
+
+def json_body(request: Request) -> Optional[Dict[str, Any]]:
+    raw = request.content.read(MAX_BODY + 1) if request.content is not None else b""
+    if len(raw) > MAX_BODY:
+        return None
+    try:
+        body = json.loads(raw or b"{}")
+    except (ValueError, RecursionError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def reply(request: Request, status: int, document: Dict[str, Any]) -> bytes:
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"cache-control", b"no-store")
+    return json.dumps(document).encode("utf-8")
+
+
+def _header(request: Request, name: bytes) -> Optional[str]:
+    value = request.getHeader(name)
+    return value.decode("latin-1") if value is not None else None
+
+
+def _arg(request: Request, name: bytes) -> Optional[str]:
+    values = request.args.get(name)
+    return values[-1].decode("utf-8", "replace") if values else None
+
+
+def _cookie_path(request: Request) -> bytes:
+    """The admin root: the dashboard and the live stream below it get the cookie, nothing else does."""
+    path = request.path.split(b"/dashboard", 1)[0]
+    return path or b"/"

@@ -1,0 +1,207 @@
+# -*- test-case-name: tests.test_live -*-
+"""
+``WS <admin_root>/ws/stats``: the live stats stream the dashboard reads
+(Autobahn over twisted.web).
+
+- Who may connect is decided in the opening handshake, before it
+  completes: the admin's Basic credentials, the dashboard's session
+  cookie, or an API key with ``read_stats`` (``Authorization: Bearer``,
+  ``X-API-Key``, or ``?key=`` since browsers cannot set headers on a
+  WebSocket). Anyone else gets a 401 and no WebSocket.
+- On connect, a ``snapshot`` (server and every mount); then ``delta``
+  frames: the mounts that changed and the events from the bus, coalesced
+  and sent at most every :data:`FLUSH_EVERY` (10,000 joins in a second make
+  four frames, not 10,000), plus every mount's figures each
+  :data:`FIGURES_EVERY` for the rate graphs. Listener joins and leaves are
+  sent as events only to clients that ask (``{"listener_events": true}``),
+  at most :data:`MAX_EVENTS` per frame.
+- Each client is a push producer on its connection: when the socket is
+  full it is skipped (frames are state, the next one catches up) and, if it
+  stays full for :data:`SLOW_TIMEOUT`, dropped. Nothing is buffered without
+  bound.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Dict, List, Optional, Set
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from .core.events import Event
+from .geo import audience, mount_locations
+
+FLUSH_EVERY = 0.25
+FIGURES_EVERY = 1.0
+SLOW_TIMEOUT = 10.0
+MAX_EVENTS = 50
+MAX_CLIENTS = 200
+#: Events every client gets; listener joins and leaves only on request.
+LISTENER_EVENTS = ("listener.connect", "listener.disconnect")
+
+
+def mount_figures(mount: Any, now: float) -> Dict[str, Any]:
+    source = mount.source
+    return {"path": mount.path, "live": source is not None, "listeners": mount.listeners,
+            "peak_listeners": mount.peak_listeners, "max_listeners": mount.max_listeners,
+            "title": mount.title or None, "artist": mount.artist or None, "song": mount.song or None,
+            "content_type": mount.content_type if source is not None else None,
+            "bytes_sent": mount.total_bytes_sent, "bytes_received": mount.bytes_received,
+            "source_ip": source.peer if source is not None else None,
+            "source_since": getattr(source, "connected_at", None) if source is not None else None,
+            "listeners_by_country": audience(mount_locations(mount))["listeners_by_country"]}
+
+
+class StatsHub:
+    """The bus on one side, the connected dashboards on the other."""
+
+    _log = Logger()
+
+    def __init__(self, registry: Any, bus: Any, clock: Any, now: Callable[[], float], started: float):
+        self.registry = registry
+        self.now = now
+        self.started = started
+        self.clients: Set["StatsProtocol"] = set()
+        self._changed: Set[str] = set()
+        self._events: List[Dict[str, Any]] = []
+        self._listener_events: List[Dict[str, Any]] = []
+        self._dropped_events = 0
+        self._last_figures = 0.0
+        self._loop = LoopingCall(self.flush)
+        self._loop.clock = clock
+        bus.subscribe(self.event)
+
+    def add(self, client: "StatsProtocol") -> None:
+        self.clients.add(client)
+        client.send(self.snapshot())
+        if not self._loop.running:
+            self._loop.start(FLUSH_EVERY, now=False)
+
+    def remove(self, client: "StatsProtocol") -> None:
+        self.clients.discard(client)
+        if not self.clients and self._loop.running:
+            self._loop.stop()
+
+    def server(self) -> Dict[str, Any]:
+        mounts = self.registry.mounts.values()
+        return {"time": self.now(), "uptime": int(self.now() - self.started),
+                "listeners": sum(m.listeners for m in mounts), "sources": sum(1 for m in mounts if m.source)}
+
+    def snapshot(self) -> Dict[str, Any]:
+        now = self.now()
+        return {"type": "snapshot", "server": self.server(),
+                "mounts": [mount_figures(m, now) for _, m in sorted(self.registry.mounts.items())]}
+
+    def event(self, event: Event) -> None:
+        if event.mount:
+            self._changed.add(event.mount)
+        if not self.clients:
+            return
+        item = {"event": event.name, "mount": event.mount, "time": event.timestamp,
+                "data": {k: v for k, v in event.data.items() if isinstance(v, (str, int, float, bool, type(None)))}}
+        queue = self._listener_events if event.name in LISTENER_EVENTS else self._events
+        if len(queue) < MAX_EVENTS:
+            queue.append(item)
+        else:
+            self._dropped_events += 1
+
+    def flush(self) -> None:
+        now = self.now()
+        figures_due = now - self._last_figures >= FIGURES_EVERY
+        if not (self._changed or self._events or self._listener_events or figures_due):
+            return
+        paths = sorted(self.registry.mounts) if figures_due else sorted(self._changed)
+        mounts = [mount_figures(self.registry.mounts[p], now) for p in paths if p in self.registry.mounts]
+        gone = [p for p in self._changed if p not in self.registry.mounts]
+        base = {"type": "delta", "server": self.server(), "mounts": mounts, "removed": gone,
+                "events": self._events, "dropped_events": self._dropped_events}
+        with_listeners = dict(base, events=self._events + self._listener_events)
+        self._changed, self._events, self._listener_events, self._dropped_events = set(), [], [], 0
+        if figures_due:
+            self._last_figures = now
+        for client in list(self.clients):
+            client.send(with_listeners if client.listener_events else base)
+
+
+@implementer(IPushProducer)
+class StatsProtocol(WebSocketServerProtocol):
+    """One dashboard connection."""
+
+    _log = Logger()
+    listener_events = False
+    paused_at: Optional[float] = None
+    missed = False
+
+    def onConnect(self, request: Any) -> None:
+        factory = self.factory
+        if len(factory.hub.clients) >= MAX_CLIENTS:
+            raise ConnectionDeny(503, "too many dashboard connections")
+        if not factory.allowed(request.headers, request.params):
+            raise ConnectionDeny(401, "log in to the dashboard, or send admin credentials or an API key "
+                                 "with read_stats")
+
+    def onOpen(self) -> None:
+        self.transport.registerProducer(self, True)
+        self.factory.hub.add(self)
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if isBinary or len(payload) > 4096:
+            return
+        try:
+            message = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(message, dict) and isinstance(message.get("listener_events"), bool):
+            self.listener_events = message["listener_events"]
+
+    def onClose(self, wasClean: bool, code: Optional[int], reason: Optional[str]) -> None:
+        self.factory.hub.remove(self)
+
+    def send(self, message: Dict[str, Any]) -> None:
+        if self.paused_at is not None:
+            if self.factory.hub.now() - self.paused_at > SLOW_TIMEOUT:
+                self._log.info("dashboard client {peer} dropped: accepted nothing for {seconds}s",
+                               peer=self.peer, seconds=SLOW_TIMEOUT)
+                self.factory.hub.remove(self)
+                self.transport.abortConnection()
+            else:
+                self.missed = True
+            return
+        self.sendMessage(json.dumps(message, separators=(",", ":")).encode("utf-8"))
+
+    # IPushProducer: the socket says when it is full
+
+    def pauseProducing(self) -> None:
+        if self.paused_at is None:
+            self.paused_at = self.factory.hub.now()
+
+    def resumeProducing(self) -> None:
+        self.paused_at = None
+        if self.missed:
+            self.missed = False
+            self.send(self.factory.hub.snapshot())  # the deltas skipped: start again from the whole
+
+    def stopProducing(self) -> None:
+        self.paused_at = self.factory.hub.now()
+
+
+class StatsFactory(WebSocketServerFactory):
+    """
+    :param allowed: ``(headers, query params) -> bool``: may this handshake
+        go on (admin, session cookie, or a key with read_stats)?
+    """
+
+    protocol = StatsProtocol
+
+    def __init__(self, hub: StatsHub, allowed: Callable[[Dict[str, str], Dict[str, List[str]]], bool]):
+        super().__init__()
+        self.hub = hub
+        self.allowed = allowed
+        # A ping every 20 s finds dead dashboards; frames are small and capped.
+        self.setProtocolOptions(autoPingInterval=20, autoPingTimeout=20, maxMessagePayloadSize=4096,
+                                maxFramePayloadSize=4096, openHandshakeTimeout=10)
