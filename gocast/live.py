@@ -31,6 +31,8 @@ from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from .core.events import Event
@@ -146,6 +148,7 @@ class StatsProtocol(WebSocketServerProtocol):
                                  "with read_stats")
 
     def onOpen(self) -> None:
+        self.transport.unregisterProducer()  # the HTTP channel's, which handed the connection over
         self.transport.registerProducer(self, True)
         self.factory.hub.add(self)
 
@@ -188,6 +191,36 @@ class StatsProtocol(WebSocketServerProtocol):
 
     def stopProducing(self) -> None:
         self.paused_at = self.factory.hub.now()
+
+
+class LiveStatsResource(Resource):
+    """
+    The upgrade: twisted.web parsed the request; the connection then belongs
+    to the WebSocket protocol. The front door stays the connection's
+    protocol and passes bytes (and the end of the connection) to it, so its
+    connection count and shutdown keep working.
+    """
+
+    isLeaf = True
+
+    def __init__(self, factory: "StatsFactory"):
+        super().__init__()
+        self.factory = factory
+
+    def render(self, request: Request) -> Any:
+        channel = request.channel
+        transport = channel.transport
+        protocol = self.factory.buildProtocol(transport.getPeer())
+        channel.setTimeout(None)
+        channel.transport = None  # twisted.web lets go of the connection
+        door = getattr(transport, "wrappedProtocol", None) or transport.protocol  # TLS wraps the door
+        door.delegate = protocol
+        protocol.makeConnection(transport)
+        transport.resumeProducing()  # twisted.web paused reading while it handled the request
+        head = [b"%s %s HTTP/1.1" % (request.method, request.uri)]
+        head += [name + b": " + b",".join(values) for name, values in request.requestHeaders.getAllRawHeaders()]
+        protocol.dataReceived(b"\r\n".join(head) + b"\r\n\r\n")  # Autobahn reads the handshake itself
+        return NOT_DONE_YET
 
 
 class StatsFactory(WebSocketServerFactory):

@@ -15,7 +15,6 @@ import sqlite3
 import time
 from typing import Any, List, Optional
 
-from autobahn.twisted.resource import WebSocketResource
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import maybeDeferred
@@ -44,7 +43,7 @@ from .core.events import EventBus
 from .core.registry import MountRegistry
 from .dashboard import Dashboard, DashboardAccess, Sessions
 from .history import StatsHistory
-from .live import StatsFactory, StatsHub
+from .live import LiveStatsResource, StatsFactory, StatsHub
 from .hls import HlsOutputs
 from .logs import AccessLog, SwitchableObserver, build_observer, log_events
 from .metrics import Metrics
@@ -115,7 +114,7 @@ class GocastService(MultiService):
                                                                lambda: self.config.admin.session_timeout),
                                  self.api_keys, reactor.seconds)
         live = Resource()
-        live.putChild(b"stats", WebSocketResource(StatsFactory(self.hub, access.websocket)))
+        live.putChild(b"stats", LiveStatsResource(StatsFactory(self.hub, access.websocket)))
         root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls, api,
                           self.gate, self.geo, {b"dashboard": Dashboard(access, self.registry, self.history,
                                                                         self.api_keys), b"ws": live})

@@ -33,11 +33,19 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from twisted.web.static import File
 
-from ..api.routes import iso
+from ..api.routes import iso, listener_data
 from ..auth.address import host_of
 from ..auth.base import credentials
 from ..core.credentials import same_secret
-from ..core.operations import find_listener, kick_listener, kill_source, move_listeners, update_metadata
+from ..core.operations import (
+    find_listener,
+    kick_listener,
+    kill_source,
+    listener_sessions,
+    move_listeners,
+    update_metadata,
+)
+from ..geo import NOWHERE
 from ..history import to_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,6 +54,8 @@ UPLOT = os.path.join(HERE, "node_modules", "uplot", "dist")
 COOKIE = b"gocast_dashboard"
 MAX_SESSIONS = 1000
 MAX_BODY = 16 * 1024
+#: Listeners listed per mount (the REST API pages through all of them).
+MAX_LISTED = 500
 
 
 class Sessions:
@@ -136,7 +146,7 @@ class Dashboard(Resource):
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"":
             return self
-        if path in (b"login", b"logout", b"session", b"history", b"action"):
+        if path in (b"login", b"logout", b"session", b"history", b"listeners", b"action"):
             return DashboardCall(self, path.decode())
         return Resource.getChild(self, path, request)
 
@@ -178,7 +188,20 @@ class DashboardCall(Resource):
             return reply(request, 200, {"csrf": csrf}) if csrf else reply(request, 401, {"error": "log in"})
         if self.name == "history":
             return self.history(request)
+        if self.name == "listeners":
+            return self.listeners(request)
         return reply(request, 405, {"error": "use POST"})
+
+    def listeners(self, request: Request) -> bytes:
+        if self.session(request) is None:
+            return reply(request, 401, {"error": "log in"})
+        mount = self.dashboard.registry.get(_arg(request, b"mount") or "")
+        if mount is None:
+            return reply(request, 404, {"error": "no such mount"})
+        now = self.dashboard.access.now()
+        found = [dict(listener_data(s, now), country=getattr(s, "location", NOWHERE).country)
+                 for s in listener_sessions(mount)[:MAX_LISTED]]
+        return reply(request, 200, {"mount": mount.path, "listeners": found})
 
     def render_POST(self, request: Request) -> Any:
         if self.name == "login":
@@ -191,7 +214,7 @@ class DashboardCall(Resource):
             return reply(request, 403, {"error": "missing or wrong X-CSRF-Token"})
         if self.name == "logout":
             self.dashboard.access.sessions.close(cookie_token(_header(request, b"cookie")))
-            request.addCookie(COOKIE, b"", path=_cookie_path(request), max_age=0, httpOnly=True, sameSite="strict")
+            request.addCookie(COOKIE, b"", path=_cookie_path(request), max_age="0", httpOnly=True, sameSite="strict")
             return reply(request, 200, {"logged_out": True})
         if self.name == "action":
             return self.action(request)
@@ -212,7 +235,7 @@ class DashboardCall(Resource):
             return reply(request, 401, {"error": "wrong user name or password"})
         token, csrf = self.dashboard.access.sessions.open()
         request.addCookie(COOKIE, token.encode(), path=_cookie_path(request),
-                          max_age=int(self.dashboard.access.sessions.lifetime()),
+                          max_age=str(int(self.dashboard.access.sessions.lifetime())),
                           httpOnly=True, sameSite="strict", secure=request.isSecure())
         return reply(request, 200, {"csrf": csrf})
 

@@ -1,0 +1,136 @@
+"""
+The dashboard in a real browser (Debian's headless Chromium through
+Selenium): it logs in, sees listener counts change within a second, switches
+theme, and updates the now-playing title that an ICY listener then receives.
+The live stream refuses a handshake without credentials.
+
+With ``GOCAST_SCREENSHOTS=<folder>`` set, the test also saves a screenshot
+of each theme there (how docs/dashboard-*.png are made).
+"""
+
+import os
+import time
+
+from twisted.internet import reactor, task, threads
+from twisted.trial.unittest import TestCase
+
+from ._process import raw_request, spawn_tool, start_server, wait_for_source
+from .test_browser import open_chromium
+from .test_hls import MP3, TONE
+
+#: How soon the page must show a listener joining or leaving.
+WITHIN = 1.0
+
+
+def wait_for_text(driver, selector, expected, timeout):
+    """Seconds until the element's text is ``expected``; AssertionError after ``timeout``."""
+    from selenium.webdriver.common.by import By
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        found = driver.find_elements(By.CSS_SELECTOR, selector)
+        if found and found[0].text == expected:
+            return time.monotonic() - started
+        time.sleep(0.02)
+    found = driver.find_elements(By.CSS_SELECTOR, selector)
+    raise AssertionError("%s is %r, not %r, after %.1fs" % (selector, found[0].text if found else None, expected,
+                                                            timeout))
+
+
+class DashboardTests(TestCase):
+    timeout = 150
+
+    async def test_live_dashboard(self):
+        server, base = await start_server(self, reactor, "mounts { live { } }\n")
+        spawn_tool(self, reactor, ["ffmpeg"] + TONE + MP3 + ["icecast://source:hackme@%s/live" % base[7:]])
+        await wait_for_source(reactor, base, "/live", server)
+
+        # The live stream: no handshake without credentials.
+        refused = await raw_request(self, reactor, base, (
+            "GET /admin/ws/stats HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" % base[7:]).encode())
+        await task.deferLater(reactor, 1.0, lambda: None)
+        self.assertTrue(bytes(refused.data).startswith(b"HTTP/1.1 401"), bytes(refused.data)[:200])
+
+        driver = await threads.deferToThread(open_chromium)
+        self.addCleanup(lambda: threads.deferToThread(driver.quit))
+        await threads.deferToThread(self.log_in, driver, base)
+
+        # A listener joins, then leaves: the page follows within a second each time.
+        listener = await raw_request(self, reactor, base, b"GET /live HTTP/1.0\r\nIcy-MetaData: 1\r\n\r\n")
+        joined = await threads.deferToThread(wait_for_text, driver, "#total-listeners", "1", 5)
+        self.assertLess(joined, WITHIN)
+        row = await threads.deferToThread(wait_for_text, driver, 'tr[data-mount="/live"] .listeners', "1", 1)
+        self.assertLess(row, WITHIN)
+
+        # Theme switch (and screenshots of both, when asked for).
+        themes = await threads.deferToThread(self.switch_theme, driver)
+        self.assertEqual(sorted(themes[:2]), ["dark", "light"])  # it starts from the system's preference
+        self.assertEqual(themes[2], themes[0])
+
+        # Now playing from the dashboard reaches the ICY listener.
+        await threads.deferToThread(self.update_metadata, driver, "Dashboard Band - Live Song")
+        for _ in range(100):
+            if b"StreamTitle='Dashboard Band - Live Song';" in listener.data:
+                break
+            await task.deferLater(reactor, 0.1, lambda: None)
+        self.assertIn(b"StreamTitle='Dashboard Band - Live Song';", bytes(listener.data))
+        await threads.deferToThread(wait_for_text, driver, 'tr[data-mount="/live"] .now-playing',
+                                    "Dashboard Band - Live Song", 5)
+
+        listener.transport.loseConnection()
+        left = await threads.deferToThread(wait_for_text, driver, "#total-listeners", "0", 5)
+        self.assertLess(left, WITHIN)
+        events = await threads.deferToThread(driver.execute_script,
+                                             "return document.getElementById('events').textContent")
+        self.assertIn("Dashboard Band - Live Song", events)
+
+    def log_in(self, driver, base):
+        from selenium.webdriver.common.by import By
+
+        driver.set_window_size(1280, 1000)
+        driver.get(base + "/admin/dashboard")
+        wait_for_visible(driver, "#login")
+        driver.find_element(By.ID, "login-password").send_keys("hackme")
+        driver.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
+        wait_for_text(driver, "#status", "live", 10)
+        wait_for_text(driver, 'tr[data-mount="/live"] .listeners', "0", 5)
+
+    def switch_theme(self, driver):
+        from selenium.webdriver.common.by import By
+
+        folder = os.environ.get("GOCAST_SCREENSHOTS")
+        seen = []
+        for click in range(3):
+            theme = driver.execute_script("return document.documentElement.getAttribute('data-theme')")
+            seen.append(theme)
+            if folder and click < 2:
+                driver.set_window_size(1280, 1500)
+                time.sleep(4 if click == 0 else 0.5)  # a few points on the rate graph
+                driver.save_screenshot(os.path.join(folder, "dashboard-%s.png" % theme))
+            if click < 2:
+                driver.find_element(By.ID, "theme").click()
+        return seen
+
+    def update_metadata(self, driver, song):
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import Select
+
+        Select(driver.find_element(By.ID, "metadata-mount")).select_by_value("/live")
+        field = driver.find_element(By.ID, "metadata-song")
+        field.clear()
+        field.send_keys(song)
+        driver.find_element(By.CSS_SELECTOR, "#metadata-form button").click()
+        wait_for_text(driver, "#action-result", 'Done: {"song":"%s"}' % song, 5)
+
+
+def wait_for_visible(driver, selector, timeout=10):
+    from selenium.webdriver.common.by import By
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        found = driver.find_elements(By.CSS_SELECTOR, selector)
+        if found and found[0].is_displayed():
+            return
+        time.sleep(0.05)
+    raise AssertionError("%s never shown" % selector)
