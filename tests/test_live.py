@@ -1,0 +1,151 @@
+"""The live stats stream: coalescing, listener events on request, slow clients, who may connect."""
+
+import base64
+
+from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from gocast.live import FLUSH_EVERY, MAX_EVENTS, SLOW_TIMEOUT, StatsFactory, StatsHub, StatsProtocol
+
+from .streaming import Harness, feed_frames
+
+
+class Client:
+    """Stands in for a connection: keeps what it is sent."""
+
+    def __init__(self, listener_events=False):
+        self.sent = []
+        self.listener_events = listener_events
+
+    def send(self, message):
+        self.sent.append(message)
+
+
+class HubTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness("mounts { live { } }")
+        self.hub = StatsHub(self.h.registry, self.h.bus, self.h.clock, self.h.clock.seconds, 0.0)
+
+    def run_for(self, seconds):
+        for _ in range(int(seconds / FLUSH_EVERY)):
+            self.h.clock.advance(FLUSH_EVERY)
+
+    def test_snapshot_on_connect(self):
+        client = Client()
+        self.hub.add(client)
+        [snapshot] = client.sent
+        self.assertEqual(snapshot["type"], "snapshot")
+        self.assertEqual([m["path"] for m in snapshot["mounts"]], ["/live"])
+        self.assertEqual(snapshot["server"]["listeners"], 0)
+
+    def test_ten_thousand_joins_make_a_few_frames(self):
+        quiet, curious = Client(), Client(listener_events=True)
+        self.hub.add(quiet)
+        self.hub.add(curious)
+        source, _ = self.h.source()
+        feed_frames(source, 20)
+        for _ in range(10000):
+            self.h.bus.publish("listener.connect", "/live", id=1, ip="10.0.0.1", listeners=1)
+        self.run_for(1.0)
+        frames = quiet.sent[1:]
+        self.assertLessEqual(len(frames), int(1.0 / FLUSH_EVERY))
+        self.assertGreater(len(frames), 0)
+        events = [e for f in frames for e in f["events"]]
+        self.assertIn("source.connect", [e["event"] for e in events])
+        self.assertNotIn("listener.connect", [e["event"] for e in events])  # not asked for
+        joins = [e for f in curious.sent[1:] for e in f["events"] if e["event"] == "listener.connect"]
+        self.assertEqual(len(joins), MAX_EVENTS)  # bounded; the rest counted as dropped
+        self.assertEqual(sum(f["dropped_events"] for f in curious.sent[1:]), 10000 - MAX_EVENTS)
+
+    def test_listener_counts_and_metadata_arrive_within_a_flush(self):
+        client = Client()
+        self.hub.add(client)
+        source, _ = self.h.source()
+        feed_frames(source, 20)
+        self.run_for(1.0)
+        _, listener = self.h.listener()
+        self.h.registry.get("/live").set_metadata(song="Band - Tune")
+        self.h.clock.advance(FLUSH_EVERY)
+        last = client.sent[-1]
+        [live] = [m for m in last["mounts"] if m["path"] == "/live"]
+        self.assertEqual((live["listeners"], live["song"], last["server"]["listeners"]), (1, "Band - Tune", 1))
+
+    def test_figures_every_second_without_changes(self):
+        client = Client()
+        self.hub.add(client)
+        self.run_for(3.0)
+        self.assertEqual(len(client.sent), 1 + 3)
+
+    def test_loop_runs_only_with_clients(self):
+        client = Client()
+        self.hub.add(client)
+        self.hub.remove(client)
+        self.assertEqual(self.h.clock.getDelayedCalls(), [])
+
+
+class ProtocolTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness("mounts { live { } }")
+        self.hub = StatsHub(self.h.registry, self.h.bus, self.h.clock, self.h.clock.seconds, 0.0)
+        self.allowed = True
+        self.factory = StatsFactory(self.hub, lambda headers, params: self.allowed)
+        self.protocol = StatsProtocol()
+        self.protocol.factory = self.factory
+        self.protocol.transport = StringTransport()
+        self.frames = []
+        self.protocol.sendMessage = self.frames.append
+
+    def test_handshake_refused_without_credentials(self):
+        self.allowed = False
+        with self.assertRaises(ConnectionDeny) as caught:
+            self.protocol.onConnect(type("Request", (), {"headers": {}, "params": {}})())
+        self.assertEqual(caught.exception.code, 401)
+
+    def test_a_full_socket_is_skipped_then_dropped(self):
+        self.hub.add(self.protocol)
+        self.assertEqual(len(self.frames), 1)
+        self.protocol.pauseProducing()
+        self.protocol.send({"type": "delta"})
+        self.assertEqual(len(self.frames), 1)  # skipped, not buffered
+        self.protocol.resumeProducing()
+        self.assertEqual(len(self.frames), 2)
+        self.assertIn(b'"type":"snapshot"', self.frames[-1])  # catches up from the whole
+        self.protocol.pauseProducing()
+        self.h.clock.advance(SLOW_TIMEOUT + 1)
+        self.protocol.send({"type": "delta"})
+        self.assertTrue(self.protocol.transport.disconnecting)
+        self.assertNotIn(self.protocol, self.hub.clients)
+
+    def test_asks_for_listener_events(self):
+        self.protocol.onMessage(b'{"listener_events": true}', False)
+        self.assertTrue(self.protocol.listener_events)
+        self.protocol.onMessage(b"not json", False)
+        self.protocol.onMessage(b"x" * 5000, False)
+        self.assertTrue(self.protocol.listener_events)
+
+
+class AccessTests(SynchronousTestCase):
+    def setUp(self):
+        from .service_harness import ServiceHarness
+
+        self.h = ServiceHarness(self, 'server { data_dir "%s" } api_keys { '
+                                      'reader { key "gck_reader-key-0123456789" permissions [read_stats] } '
+                                      'writer { key "gck_writer-key-0123456789" permissions [write_mounts] } }'
+                                % self.mktemp())
+        self.addCleanup(self.h.service.state.close)
+        self.access = self.h.service.site.resource.children[b"admin"].children[b"dashboard"].access
+
+    def test_who_may_open_the_stream(self):
+        websocket = self.access.websocket
+        admin = "Basic " + base64.b64encode(b"admin:hackme").decode()
+        self.assertTrue(websocket({"authorization": admin}, {}))
+        self.assertFalse(websocket({"authorization": "Basic " + base64.b64encode(b"admin:nope").decode()}, {}))
+        self.assertTrue(websocket({"authorization": "Bearer gck_reader-key-0123456789"}, {}))
+        self.assertTrue(websocket({"x-api-key": "gck_reader-key-0123456789"}, {}))
+        self.assertTrue(websocket({}, {"key": ["gck_reader-key-0123456789"]}))
+        self.assertFalse(websocket({}, {"key": ["gck_writer-key-0123456789"]}))  # no read_stats
+        self.assertFalse(websocket({}, {}))
+        token, _ = self.access.sessions.open()
+        self.assertTrue(websocket({"cookie": "other=1; gocast_dashboard=%s" % token}, {}))
+        self.assertFalse(websocket({"cookie": "gocast_dashboard=forged"}, {}))
