@@ -67,6 +67,8 @@ class DashboardTests(TestCase):
         themes = await threads.deferToThread(self.switch_theme, driver)
         self.assertEqual(sorted(themes[:2]), ["dark", "light"])  # it starts from the system's preference
         self.assertEqual(themes[2], themes[0])
+        wide, window = await threads.deferToThread(self.fits_a_phone, driver)
+        self.assertLessEqual(wide, window)
 
         # Now playing from the dashboard reaches the ICY listener.
         await threads.deferToThread(self.update_metadata, driver, "Dashboard Band - Live Song")
@@ -100,17 +102,27 @@ class DashboardTests(TestCase):
         from selenium.webdriver.common.by import By
 
         folder = os.environ.get("GOCAST_SCREENSHOTS")
+        if folder:
+            driver.set_window_size(1280, 1500)
+            time.sleep(21)  # two history samples and a stretch of the rate graph
+            driver.find_element(By.CSS_SELECTOR, '.range[data-range="1h"]').click()
+            time.sleep(1)
         seen = []
         for click in range(3):
             theme = driver.execute_script("return document.documentElement.getAttribute('data-theme')")
             seen.append(theme)
             if folder and click < 2:
-                driver.set_window_size(1280, 1500)
-                time.sleep(4 if click == 0 else 0.5)  # a few points on the rate graph
+                time.sleep(0.5)
                 driver.save_screenshot(os.path.join(folder, "dashboard-%s.png" % theme))
             if click < 2:
                 driver.find_element(By.ID, "theme").click()
         return seen
+
+    def fits_a_phone(self, driver):
+        """At a phone's width nothing sticks out sideways."""
+        driver.set_window_size(390, 844)
+        time.sleep(0.3)
+        return driver.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
 
     def update_metadata(self, driver, song):
         from selenium.webdriver.common.by import By

@@ -367,7 +367,11 @@
       loadHistory();
     });
   });
-  window.addEventListener("resize", function () { drawHistory(); });
+  window.addEventListener("resize", function () {
+    [[ratesChart, "rates-chart"], [historyChart, "history-chart"]].forEach(function (pair) {
+      if (pair[0]) { pair[0].setSize({width: $(pair[1]).clientWidth, height: 220}); }
+    });
+  });
 
   // Actions
 
