@@ -12,7 +12,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/gocast_plugin.py"]},
+    package_data={"twisted": ["plugins/gocast_plugin.py"], "gocast.dashboard": ["static/*"]},
     install_requires=[
         "Twisted>=25.5",  # Site(parsePOSTFormSubmission=...)
         "attrs>=23.1",
