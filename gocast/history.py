@@ -3,7 +3,7 @@
 The stats history: every :data:`SAMPLE_EVERY` seconds a sampler records,
 per mount, the listeners, the peak since the last sample (listener joins
 between samples count), the bytes sent and received so far, and the
-listeners by country (GeoIP), into the state store. Each
+listeners by country and city (GeoIP), into the state store. Each
 :data:`COARSE` seconds the samples are averaged into one coarse row; fine
 rows are kept :data:`KEEP_FINE`, coarse rows :data:`KEEP_COARSE`.
 
@@ -33,7 +33,7 @@ COARSE = 300.0
 KEEP_FINE = 2 * 3600.0
 KEEP_COARSE = 2 * 86400.0
 #: Range name: (seconds back, table).
-RANGES = {"1h": (3600.0, "stats_fine"), "1d": (86400.0, "stats_coarse")}
+RANGES = {"1h": (3600.0, "history_fine"), "1d": (86400.0, "history_coarse")}
 CSV_COLUMNS = ("time", "mount", "listeners", "peak", "bytes_sent", "bytes_received", "send_bps", "receive_bps")
 
 
@@ -70,9 +70,9 @@ class StatsHistory:
         rows = []
         for path, mount in sorted(self.registry.mounts.items()):
             listeners = mount.listeners
-            countries = audience(mount_locations(mount))["listeners_by_country"] if listeners else {}
+            places = audience(mount_locations(mount)) if listeners else None
             rows.append((now, path, listeners, max(listeners, self._peaks.pop(path, 0)), mount.total_bytes_sent,
-                         mount.bytes_received, json.dumps(countries) if countries else None))
+                         mount.bytes_received, json.dumps(places) if places else None))
         written = self.store.add_samples(rows)
         bucket = int(now // COARSE)
         if self._bucket is not None and bucket != self._bucket:
@@ -91,13 +91,15 @@ class StatsHistory:
 
 
 def with_rates(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Points with ``send_bps``/``receive_bps`` from each mount's previous row, and countries parsed."""
+    """Points with ``send_bps``/``receive_bps`` from each mount's previous row, and the places (GeoIP)."""
     previous: Dict[str, Dict[str, Any]] = {}
     points = []
     for row in rows:
         before = previous.get(row["mount"])
-        point = dict(row, listeners=round(row["listeners"], 2), countries=json.loads(row["countries"] or "{}"),
-                     send_bps=None, receive_bps=None)
+        places = json.loads(row.pop("places") or "{}")
+        point = dict(row, listeners=round(row["listeners"], 2),
+                     listeners_by_country=places.get("listeners_by_country", {}),
+                     listeners_by_city=places.get("listeners_by_city", {}), send_bps=None, receive_bps=None)
         if before is not None and row["ts"] > before["ts"]:
             elapsed = row["ts"] - before["ts"]
             point["send_bps"] = rate(row["bytes_sent"] - before["bytes_sent"], elapsed)

@@ -26,10 +26,10 @@ _SCHEMA = (
     "last_used REAL, requests INTEGER NOT NULL DEFAULT 0)",
 ) + tuple(
     "CREATE TABLE IF NOT EXISTS %s (ts REAL NOT NULL, mount TEXT NOT NULL, listeners REAL NOT NULL, "
-    "peak INTEGER NOT NULL, bytes_sent INTEGER NOT NULL, bytes_received INTEGER NOT NULL, countries TEXT, "
-    "PRIMARY KEY (ts, mount))" % table for table in ("stats_fine", "stats_coarse"))
+    "peak INTEGER NOT NULL, bytes_sent INTEGER NOT NULL, bytes_received INTEGER NOT NULL, places TEXT, "
+    "PRIMARY KEY (ts, mount))" % table for table in ("history_fine", "history_coarse"))
 #: The stats history's columns, in order.
-STATS_COLUMNS = ("ts", "mount", "listeners", "peak", "bytes_sent", "bytes_received", "countries")
+STATS_COLUMNS = ("ts", "mount", "listeners", "peak", "bytes_sent", "bytes_received", "places")
 _KEY_COLUMNS = ("id", "name", "hash", "permissions", "expires", "description", "created", "last_used", "requests")
 
 
@@ -104,7 +104,7 @@ class StateStore:
     def add_samples(self, rows: List[tuple]) -> Any:
         def write() -> None:
             with self._lock:
-                self._db.executemany("INSERT OR REPLACE INTO stats_fine VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                self._db.executemany("INSERT OR REPLACE INTO history_fine VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
         return self.run_in_thread(write)
 
@@ -113,19 +113,19 @@ class StateStore:
         def write() -> None:
             with self._lock:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO stats_coarse SELECT ?, mount, AVG(listeners), MAX(peak), "
+                    "INSERT OR REPLACE INTO history_coarse SELECT ?, mount, AVG(listeners), MAX(peak), "
                     "MAX(bytes_sent), MAX(bytes_received), "
-                    "(SELECT f.countries FROM stats_fine f WHERE f.mount = stats_fine.mount AND f.ts >= ? "
+                    "(SELECT f.places FROM history_fine f WHERE f.mount = history_fine.mount AND f.ts >= ? "
                     "AND f.ts < ? ORDER BY f.ts DESC LIMIT 1) "
-                    "FROM stats_fine WHERE ts >= ? AND ts < ? GROUP BY mount", (start, start, end, start, end))
-                self._db.execute("DELETE FROM stats_fine WHERE ts < ?", (prune_fine,))
-                self._db.execute("DELETE FROM stats_coarse WHERE ts < ?", (prune_coarse,))
+                    "FROM history_fine WHERE ts >= ? AND ts < ? GROUP BY mount", (start, start, end, start, end))
+                self._db.execute("DELETE FROM history_fine WHERE ts < ?", (prune_fine,))
+                self._db.execute("DELETE FROM history_coarse WHERE ts < ?", (prune_coarse,))
 
         return self.run_in_thread(write)
 
     def stats_rows(self, table: str, since: float, mount: Optional[str] = None) -> Any:
-        """Deferred rows (dicts) of ``stats_fine`` or ``stats_coarse`` from ``since``, oldest first."""
-        assert table in ("stats_fine", "stats_coarse")
+        """Deferred rows (dicts) of ``history_fine`` or ``history_coarse`` from ``since``, oldest first."""
+        assert table in ("history_fine", "history_coarse")
 
         def read() -> List[Dict[str, Any]]:
             sql = "SELECT %s FROM %s WHERE ts >= ?" % (", ".join(STATS_COLUMNS), table)

@@ -345,3 +345,8 @@ class GeoStatsTests(ApiTestCase):
         self.assertEqual(self.h.api("GET", "/api/v1/stats/geo?mount=live", key=CONFIG_KEY)[2]["data"]["mounts"],
                          [live])
         self.assertEqual(self.h.api("GET", "/api/v1/stats/geo?mount=nothing", key=CONFIG_KEY)[0], 404)
+        # ...and in the history.
+        self.h.clock.advance(10)
+        point = self.h.api("GET", "/api/v1/stats/history?mount=live", key=CONFIG_KEY)[2]["data"]["points"][-1]
+        self.assertEqual((point["listeners_by_country"], point["listeners_by_city"]),
+                         ({"GB": 2, "SE": 1}, {"Willesden": 2, "Stockholm": 1}))

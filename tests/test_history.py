@@ -74,12 +74,14 @@ class HistoryTests(SynchronousTestCase):
 
     def test_rates_across_a_restart_and_csv(self):
         rows = [{"ts": 10.0, "mount": "/a", "listeners": 1.0, "peak": 1, "bytes_sent": 1000, "bytes_received": 10,
-                 "countries": '{"GB": 1}'},
+                 "places": '{"listeners_by_country": {"GB": 1}, "listeners_by_city": {"London": 1}}'},
                 {"ts": 20.0, "mount": "/a", "listeners": 2.0, "peak": 2, "bytes_sent": 11000, "bytes_received": 5,
-                 "countries": None}]
+                 "places": None}]
         points = with_rates(rows)
         self.assertEqual((points[1]["send_bps"], points[1]["receive_bps"]), (8000, None))
-        self.assertEqual(points[0]["countries"], {"GB": 1})
+        self.assertEqual((points[0]["listeners_by_country"], points[0]["listeners_by_city"]),
+                         ({"GB": 1}, {"London": 1}))
+        self.assertEqual(points[1]["listeners_by_country"], {})
         self.assertIsNone(rate(-1, 10))
         table = list(csv.DictReader(io.StringIO(to_csv(points, lambda t: "T%d" % t))))
         self.assertEqual(table[1], {"time": "T20", "mount": "/a", "listeners": "2.0", "peak": "2",

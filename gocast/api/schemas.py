@@ -81,7 +81,7 @@ HISTORY = obj({"range": {"type": "string", "enum": ["1h", "1d"]},
                                     "listeners": {"type": "number", "description": "Average over the point."},
                                     "peak": INTEGER, "bytes_sent": INTEGER, "bytes_received": INTEGER,
                                     "send_bps": nullable("integer"), "receive_bps": nullable("integer"),
-                                    "countries": COUNTS},
+                                    "listeners_by_country": COUNTS, "listeners_by_city": COUNTS},
                                    ["ts", "time", "mount", "listeners", "peak", "bytes_sent", "bytes_received"]))},
               ["range", "points"])
 GEO_COUNTS = {"listeners_by_country": dict(COUNTS, description="ISO country code (or unknown): listeners."),
