@@ -43,6 +43,9 @@ FIGURES_EVERY = 1.0
 SLOW_TIMEOUT = 10.0
 MAX_EVENTS = 50
 MAX_CLIENTS = 200
+#: Largest WebSocket message either way (Autobahn applies one limit to both):
+#: dashboards send a few bytes; a frame about many mounts can be large.
+MAX_MESSAGE = 1024 * 1024
 #: Events every client gets; listener joins and leaves only on request.
 LISTENER_EVENTS = ("listener.connect", "listener.disconnect")
 
@@ -82,7 +85,8 @@ class StatsHub:
         self.clients.add(client)
         client.send(self.snapshot())
         if not self._loop.running:
-            self._loop.start(FLUSH_EVERY, now=False)
+            self._loop.start(FLUSH_EVERY, now=False).addErrback(
+                lambda failure: self._log.failure("the live stats stream stopped", failure))
 
     def remove(self, client: "StatsProtocol") -> None:
         self.clients.discard(client)
@@ -127,7 +131,12 @@ class StatsHub:
         if figures_due:
             self._last_figures = now
         for client in list(self.clients):
-            client.send(with_listeners if client.listener_events else base)
+            try:
+                client.send(with_listeners if client.listener_events else base)
+            except Exception:  # one client's trouble must not stop the stream for the others
+                self._log.failure("dashboard client dropped")
+                self.remove(client)
+                client.drop()
 
 
 @implementer(IPushProducer)
@@ -165,13 +174,16 @@ class StatsProtocol(WebSocketServerProtocol):
     def onClose(self, wasClean: bool, code: Optional[int], reason: Optional[str]) -> None:
         self.factory.hub.remove(self)
 
+    def drop(self) -> None:
+        self.factory.hub.remove(self)
+        self.transport.abortConnection()
+
     def send(self, message: Dict[str, Any]) -> None:
         if self.paused_at is not None:
             if self.factory.hub.now() - self.paused_at > SLOW_TIMEOUT:
                 self._log.info("dashboard client {peer} dropped: accepted nothing for {seconds}s",
                                peer=self.peer, seconds=SLOW_TIMEOUT)
-                self.factory.hub.remove(self)
-                self.transport.abortConnection()
+                self.drop()
             else:
                 self.missed = True
             return
@@ -235,6 +247,6 @@ class StatsFactory(WebSocketServerFactory):
         super().__init__()
         self.hub = hub
         self.allowed = allowed
-        # A ping every 20 s finds dead dashboards; frames are small and capped.
-        self.setProtocolOptions(autoPingInterval=20, autoPingTimeout=20, maxMessagePayloadSize=4096,
-                                maxFramePayloadSize=4096, openHandshakeTimeout=10)
+        # A ping every 20 s finds dead dashboards; messages are capped both ways.
+        self.setProtocolOptions(autoPingInterval=20, autoPingTimeout=20, maxMessagePayloadSize=MAX_MESSAGE,
+                                maxFramePayloadSize=MAX_MESSAGE, openHandshakeTimeout=10)

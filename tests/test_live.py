@@ -1,6 +1,7 @@
 """The live stats stream: coalescing, listener events on request, slow clients, who may connect."""
 
 import base64
+import json
 
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.testing import StringTransport
@@ -77,6 +78,27 @@ class HubTests(SynchronousTestCase):
         self.run_for(3.0)
         self.assertEqual(len(client.sent), 1 + 3)
 
+    def test_a_failing_client_is_dropped_and_the_others_go_on(self):
+        class Broken(Client):
+            dropped = False
+
+            def send(self, message):
+                if len(self.sent) >= 1:
+                    raise ValueError("cannot send")
+                self.sent.append(message)
+
+            def drop(self):
+                self.dropped = True
+
+        broken, fine = Broken(), Client()
+        self.hub.add(broken)
+        self.hub.add(fine)
+        self.run_for(2.0)
+        self.assertTrue(broken.dropped)
+        self.assertNotIn(broken, self.hub.clients)
+        self.assertEqual(len(fine.sent), 1 + 2)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
     def test_loop_runs_only_with_clients(self):
         client = Client()
         self.hub.add(client)
@@ -116,6 +138,16 @@ class ProtocolTests(SynchronousTestCase):
         self.protocol.send({"type": "delta"})
         self.assertTrue(self.protocol.transport.disconnecting)
         self.assertNotIn(self.protocol, self.hub.clients)
+
+    def test_message_limit_fits_a_busy_frame(self):
+        """Autobahn's size limit applies to sent messages too: a frame of 50 + 50 events and the mounts fits."""
+        from gocast.live import MAX_MESSAGE
+
+        self.assertEqual((self.factory.maxMessagePayloadSize, self.factory.maxFramePayloadSize),
+                         (MAX_MESSAGE, MAX_MESSAGE))
+        event = {"event": "listener.connect", "mount": "/live", "time": 0.0,
+                 "data": {"id": 123456, "ip": "2001:db8::1234:5678", "user_agent": "x" * 256, "listeners": 10000}}
+        self.assertLess(len(json.dumps({"events": [event] * (2 * MAX_EVENTS)})), MAX_MESSAGE / 10)
 
     def test_asks_for_listener_events(self):
         self.protocol.onMessage(b'{"listener_events": true}', False)
