@@ -50,7 +50,7 @@ MAX_MESSAGE = 1024 * 1024
 LISTENER_EVENTS = ("listener.connect", "listener.disconnect")
 
 
-def mount_figures(mount: Any, now: float) -> Dict[str, Any]:
+def mount_figures(mount: Any) -> Dict[str, Any]:
     source = mount.source
     return {"path": mount.path, "live": source is not None, "listeners": mount.listeners,
             "peak_listeners": mount.peak_listeners, "max_listeners": mount.max_listeners,
@@ -75,7 +75,8 @@ class StatsHub:
         self._changed: Set[str] = set()
         self._events: List[Dict[str, Any]] = []
         self._listener_events: List[Dict[str, Any]] = []
-        self._dropped_events = 0
+        #: Events left out of the frames (bounded queues), of each kind.
+        self._dropped = {"other": 0, "listener": 0}
         self._last_figures = 0.0
         self._loop = LoopingCall(self.flush)
         self._loop.clock = clock
@@ -99,9 +100,8 @@ class StatsHub:
                 "listeners": sum(m.listeners for m in mounts), "sources": sum(1 for m in mounts if m.source)}
 
     def snapshot(self) -> Dict[str, Any]:
-        now = self.now()
         return {"type": "snapshot", "server": self.server(),
-                "mounts": [mount_figures(m, now) for _, m in sorted(self.registry.mounts.items())]}
+                "mounts": [mount_figures(m) for _, m in sorted(self.registry.mounts.items())]}
 
     def event(self, event: Event) -> None:
         if event.mount:
@@ -110,11 +110,12 @@ class StatsHub:
             return
         item = {"event": event.name, "mount": event.mount, "time": event.timestamp,
                 "data": {k: v for k, v in event.data.items() if isinstance(v, (str, int, float, bool, type(None)))}}
-        queue = self._listener_events if event.name in LISTENER_EVENTS else self._events
+        kind = "listener" if event.name in LISTENER_EVENTS else "other"
+        queue = self._listener_events if kind == "listener" else self._events
         if len(queue) < MAX_EVENTS:
             queue.append(item)
         else:
-            self._dropped_events += 1
+            self._dropped[kind] += 1
 
     def flush(self) -> None:
         now = self.now()
@@ -122,12 +123,14 @@ class StatsHub:
         if not (self._changed or self._events or self._listener_events or figures_due):
             return
         paths = sorted(self.registry.mounts) if figures_due else sorted(self._changed)
-        mounts = [mount_figures(self.registry.mounts[p], now) for p in paths if p in self.registry.mounts]
+        mounts = [mount_figures(self.registry.mounts[p]) for p in paths if p in self.registry.mounts]
         gone = [p for p in self._changed if p not in self.registry.mounts]
         base = {"type": "delta", "server": self.server(), "mounts": mounts, "removed": gone,
-                "events": self._events, "dropped_events": self._dropped_events}
-        with_listeners = dict(base, events=self._events + self._listener_events)
-        self._changed, self._events, self._listener_events, self._dropped_events = set(), [], [], 0
+                "events": self._events, "dropped_events": self._dropped["other"]}
+        with_listeners = dict(base, events=self._events + self._listener_events,
+                              dropped_events=self._dropped["other"] + self._dropped["listener"])
+        self._changed, self._events, self._listener_events = set(), [], []
+        self._dropped = {"other": 0, "listener": 0}
         if figures_due:
             self._last_figures = now
         for client in list(self.clients):

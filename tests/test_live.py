@@ -58,6 +58,7 @@ class HubTests(SynchronousTestCase):
         joins = [e for f in curious.sent[1:] for e in f["events"] if e["event"] == "listener.connect"]
         self.assertEqual(len(joins), MAX_EVENTS)  # bounded; the rest counted as dropped
         self.assertEqual(sum(f["dropped_events"] for f in curious.sent[1:]), 10000 - MAX_EVENTS)
+        self.assertEqual(sum(f["dropped_events"] for f in frames), 0)  # it dropped nothing it asked for
 
     def test_listener_counts_and_metadata_arrive_within_a_flush(self):
         client = Client()
