@@ -301,11 +301,9 @@ class GocastService(MultiService):
         for service in self.listeners:
             maybeDeferred(service.stopService)
         self.front_door.close_all()
-        mounts = self.registry.mounts.values()
+        sent, received = self.registry.total_bytes()
         self._log.info("stopped: served {listeners} listeners, sent {sent} bytes, received {received} bytes",
-                       listeners=self.metrics.listeners_served,
-                       sent=sum(m.bytes_sent for m in mounts),
-                       received=sum(m.bytes_received for m in mounts))
+                       listeners=self.metrics.listeners_served, sent=sent, received=received)
         if self.reactor.running:
             self.reactor.stop()
 

@@ -42,6 +42,17 @@ class RegistryTests(SynchronousTestCase):
         self.assertIsNone(reg.get("/anything"))
         self.assertEqual(events[-1].name, "mount.removed")
 
+    def test_total_bytes_keep_forgotten_mounts(self):
+        reg, _ = registry("mounts { live { } }")
+        dynamic = reg.mount_for_source("/anything")
+        dynamic.start_source(SourceInfo("audio/mpeg"))
+        dynamic.bytes_received, dynamic.bytes_sent = 1000, 50
+        dynamic.stop_source()
+        reg.source_stopped(dynamic)
+        self.assertIsNone(reg.get("/anything"))
+        reg.get("/live").bytes_received = 7
+        self.assertEqual(reg.total_bytes(), (50, 1007))
+
     def test_restricted(self):
         reg, _ = registry("server { restrict_mounts true } mounts { live { } }")
         self.assertRaises(MountNotAllowed, reg.mount_for_source, "/other")

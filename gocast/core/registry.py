@@ -6,7 +6,7 @@ and (later) scheduled switching share: moving subscribers between mounts.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import attr
 
@@ -36,6 +36,8 @@ class MountRegistry:
         self.file_players = file_players
         #: Called with each mount when it is created or reconfigured (HLS outputs).
         self.attach = attach or (lambda mount: None)
+        #: Bytes sent and received by mounts since forgotten (dynamic mounts that went idle).
+        self._forgotten_bytes = (0, 0)
         self.config = config
         self.configure(config)
 
@@ -217,7 +219,17 @@ class MountRegistry:
         if (mount.source is None and not mount.listeners and not self.is_configured(mount.path)
                 and self.mounts.get(mount.path) is mount):
             del self.mounts[mount.path]
+            sent, received = self._forgotten_bytes
+            self._forgotten_bytes = (sent + mount.total_bytes_sent, received + mount.bytes_received)
             self.bus.publish("mount.removed", mount.path)
+
+    def total_bytes(self) -> Tuple[int, int]:
+        """Bytes sent to listeners and received from sources since start, mounts gone since included."""
+        sent, received = self._forgotten_bytes
+        for mount in self.mounts.values():
+            sent += mount.total_bytes_sent
+            received += mount.bytes_received
+        return sent, received
 
 
 def _follows(subscriber: Any) -> bool:
