@@ -123,3 +123,38 @@ class SecretsTests(SynchronousTestCase):
         self.assertIn("/admin.cgi", text)
         for secret in secrets + [basic, admin]:
             self.assertNotIn(secret, text)
+
+
+class TextObserverTests(SynchronousTestCase):
+    """GoCast's text observer writes exactly what Twisted's textFileLogObserver does."""
+
+    def test_same_lines_as_twisted(self):
+        import io
+
+        from twisted.logger import LogLevel, textFileLogObserver
+        from twisted.python.failure import Failure
+
+        from gocast.logs import ACCESS_FORMAT, TextLogObserver
+
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            failure = Failure()
+        events = [
+            {"log_format": ACCESS_FORMAT, "access_line": '1.2.3.4 - - [x] "GET / HTTP/1.1" 200 5 "-" "-" 0',
+             "log_level": LogLevel.info, "log_namespace": "gocast.access", "log_time": 1795000000.25, "client": "1"},
+            {"log_format": "{mount}: source connected from {peer}", "mount": "/live", "peer": "10.0.0.1",
+             "log_level": LogLevel.warn, "log_namespace": "gocast.protocols.source", "log_time": 1795000000.75},
+            {"log_format": "legacy", "log_system": "-", "log_level": LogLevel.info, "log_namespace": "log_legacy",
+             "log_time": 1795000001.5},
+            {"log_format": "broke", "log_failure": failure, "log_level": LogLevel.critical,
+             "log_namespace": "gocast.x", "log_time": 1795000002.0},
+            {"log_format": "no time", "log_level": LogLevel.info, "log_namespace": "gocast.y"},
+        ]
+        ours, theirs = io.StringIO(), io.StringIO()
+        mine, twisted = TextLogObserver(ours), textFileLogObserver(theirs)
+        for event in events:
+            mine(dict(event))
+            twisted(dict(event))
+        self.assertEqual(ours.getvalue(), theirs.getvalue())
+        self.assertIn("[gocast.access#info] 1.2.3.4 - - [x]", ours.getvalue())
