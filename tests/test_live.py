@@ -182,3 +182,7 @@ class AccessTests(SynchronousTestCase):
         token, _ = self.access.sessions.open()
         self.assertTrue(websocket({"cookie": "other=1; gocast_dashboard=%s" % token}, {}))
         self.assertFalse(websocket({"cookie": "gocast_dashboard=forged"}, {}))
+        # A page of another site may not ride on the admin's credentials.
+        own = {"authorization": admin, "host": "radio.example.com:8000"}
+        self.assertTrue(websocket(dict(own, origin="http://radio.example.com:8000"), {}))
+        self.assertFalse(websocket(dict(own, origin="https://evil.example"), {}))

@@ -28,6 +28,7 @@ import json
 import os
 import secrets
 from typing import Any, Callable, Dict, Optional, Tuple
+from urllib.parse import urlsplit
 
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -119,8 +120,24 @@ class DashboardAccess:
         password_ok = same_secret(password or "", auth.admin_password)
         return user_ok and password_ok
 
+    def origin_allowed(self, headers: Dict[str, str]) -> bool:
+        """
+        A browser says which page opens a WebSocket: only this server's own
+        pages, or origins ``cors.allowed_origins`` names, may read the live
+        stats (another site could otherwise ride on the admin's cached
+        credentials). Clients that are not browsers send no Origin.
+        """
+        origin = headers.get("origin")
+        if not origin:
+            return True
+        if urlsplit(origin).netloc.lower() == (headers.get("host") or "").lower():
+            return True
+        return origin in [o for o in self.config().cors.allowed_origins if o != "*"]
+
     def websocket(self, headers: Dict[str, str], params: Dict[str, Any]) -> bool:
         """The live stream's handshake (:class:`gocast.live.StatsFactory`)."""
+        if not self.origin_allowed(headers):
+            return False
         if self.sessions.find(cookie_token(headers.get("cookie"))) is not None:
             return True
         user, password, bearer = credentials(headers.get("authorization"))
