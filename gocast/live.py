@@ -155,6 +155,8 @@ class StatsProtocol(WebSocketServerProtocol):
         factory = self.factory
         if len(factory.hub.clients) >= MAX_CLIENTS:
             raise ConnectionDeny(503, "too many dashboard connections")
+        if not factory.origin_allowed(request.headers):
+            raise ConnectionDeny(403, "this page's origin may not read the live stats")
         if not factory.allowed(request.headers, request.params):
             raise ConnectionDeny(401, "log in to the dashboard, or send admin credentials or an API key "
                                  "with read_stats")
@@ -242,14 +244,18 @@ class StatsFactory(WebSocketServerFactory):
     """
     :param allowed: ``(headers, query params) -> bool``: may this handshake
         go on (admin, session cookie, or a key with read_stats)?
+    :param origin_allowed: ``headers -> bool``: may the page that opens it
+        (the ``Origin`` a browser sends) read the stats?
     """
 
     protocol = StatsProtocol
 
-    def __init__(self, hub: StatsHub, allowed: Callable[[Dict[str, str], Dict[str, List[str]]], bool]):
+    def __init__(self, hub: StatsHub, allowed: Callable[[Dict[str, str], Dict[str, List[str]]], bool],
+                 origin_allowed: Callable[[Dict[str, str]], bool] = lambda headers: True):
         super().__init__()
         self.hub = hub
         self.allowed = allowed
+        self.origin_allowed = origin_allowed
         # A ping every 20 s finds dead dashboards; messages are capped both ways.
         self.setProtocolOptions(autoPingInterval=20, autoPingTimeout=20, maxMessagePayloadSize=MAX_MESSAGE,
                                 maxFramePayloadSize=MAX_MESSAGE, openHandshakeTimeout=10)

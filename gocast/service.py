@@ -114,7 +114,7 @@ class GocastService(MultiService):
                                                                lambda: self.config.admin.session_timeout),
                                  self.api_keys, reactor.seconds)
         live = Resource()
-        live.putChild(b"stats", LiveStatsResource(StatsFactory(self.hub, access.websocket)))
+        live.putChild(b"stats", LiveStatsResource(StatsFactory(self.hub, access.websocket, access.origin_allowed)))
         root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls, api,
                           self.gate, self.geo, {b"dashboard": Dashboard(access, self.registry, self.history,
                                                                         self.api_keys), b"ws": live})

@@ -125,6 +125,13 @@ class ProtocolTests(SynchronousTestCase):
             self.protocol.onConnect(type("Request", (), {"headers": {}, "params": {}})())
         self.assertEqual(caught.exception.code, 401)
 
+    def test_handshake_refused_from_another_origin(self):
+        self.factory.origin_allowed = lambda headers: False
+        with self.assertRaises(ConnectionDeny) as caught:
+            self.protocol.onConnect(type("Request", (), {"headers": {"origin": "https://evil.example"},
+                                                         "params": {}})())
+        self.assertEqual(caught.exception.code, 403)
+
     def test_a_full_socket_is_skipped_then_dropped(self):
         self.hub.add(self.protocol)
         self.assertEqual(len(self.frames), 1)
@@ -183,6 +190,7 @@ class AccessTests(SynchronousTestCase):
         self.assertTrue(websocket({"cookie": "other=1; gocast_dashboard=%s" % token}, {}))
         self.assertFalse(websocket({"cookie": "gocast_dashboard=forged"}, {}))
         # A page of another site may not ride on the admin's credentials.
-        own = {"authorization": admin, "host": "radio.example.com:8000"}
-        self.assertTrue(websocket(dict(own, origin="http://radio.example.com:8000"), {}))
-        self.assertFalse(websocket(dict(own, origin="https://evil.example"), {}))
+        origin_allowed = self.access.origin_allowed
+        self.assertTrue(origin_allowed({"host": "radio.example.com:8000"}))  # not a browser
+        self.assertTrue(origin_allowed({"host": "radio.example.com:8000", "origin": "http://radio.example.com:8000"}))
+        self.assertFalse(origin_allowed({"host": "radio.example.com:8000", "origin": "https://evil.example"}))

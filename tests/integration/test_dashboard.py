@@ -49,8 +49,14 @@ class DashboardTests(TestCase):
         refused = await raw_request(self, reactor, base, (
             "GET /admin/ws/stats HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" % base[7:]).encode())
+        # Nor from another site's page, even with the admin's credentials.
+        cross_site = await raw_request(self, reactor, base, (
+            "GET /admin/ws/stats HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Origin: https://evil.example\r\nAuthorization: Basic YWRtaW46aGFja21l\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" % base[7:]).encode())
         await task.deferLater(reactor, 1.0, lambda: None)
         self.assertTrue(bytes(refused.data).startswith(b"HTTP/1.1 401"), bytes(refused.data)[:200])
+        self.assertTrue(bytes(cross_site.data).startswith(b"HTTP/1.1 403"), bytes(cross_site.data)[:200])
 
         driver = await threads.deferToThread(open_chromium)
         self.addCleanup(lambda: threads.deferToThread(driver.quit))
