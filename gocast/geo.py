@@ -107,6 +107,11 @@ def audience(locations: Iterable[Location]) -> Dict[str, Dict[str, int]]:
             "listeners_by_city": dict(cities.most_common())}
 
 
+def audience_of(mounts: Iterable[Any]) -> Dict[str, Dict[str, int]]:
+    """:func:`audience` of the listeners of all ``mounts``."""
+    return audience(location for mount in mounts for location in mount_locations(mount))
+
+
 def mount_locations(mount: Any) -> List[Location]:
     """Where a mount's listeners are: its ICY listeners and its HLS sessions."""
     found = [getattr(s, "location", NOWHERE) for s in mount.listener_subscribers()]

@@ -116,6 +116,11 @@ def rate(delta: int, seconds: float) -> Optional[int]:
     return int(delta * 8 / seconds)
 
 
+def as_document(points: List[Dict[str, Any]], span: str, iso: Callable[[float], str]) -> Dict[str, Any]:
+    """The JSON answer: the range and the points, each with its time as ISO 8601."""
+    return {"range": span, "points": [dict(p, time=iso(p["ts"])) for p in points]}
+
+
 def to_csv(points: List[Dict[str, Any]], iso: Callable[[float], str]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -39,6 +39,7 @@ from .media import Packet, media_type
 from .media._sync import adts_header
 from .media.hls import Segmenter
 from .media.llhls import PartSegmenter
+from .resources.site import request_arg
 from .transcode import AACTranscoder, ffmpeg_argv
 
 _CODECS = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/mpeg3": "mp3", "audio/aac": "aac",
@@ -351,7 +352,7 @@ class HlsResource(Resource):
         headers = {key.decode("latin-1").lower(): values[-1].decode("latin-1")
                    for key, values in request.requestHeaders.getAllRawHeaders()}
         peer = request.getClientAddress()
-        asked = AuthRequest.build(mount, host_of(peer), headers, _arg(request, b"token"), protocol="hls")
+        asked = AuthRequest.build(mount, host_of(peer), headers, request_arg(request, b"token"), protocol="hls")
         admission = gate.authorize(asked)
         if not isinstance(admission, Deferred):
             return self.through_gate(request, mount, name, admission)
@@ -456,7 +457,7 @@ class HlsResource(Resource):
         request.setHeader(b"content-type", b"application/vnd.apple.mpegurl")
         request.setHeader(b"cache-control", b"max-age=%d" % int(half))
         text = segmenter.playlist()
-        token = _arg(request, b"token")
+        token = request_arg(request, b"token")
         if token:
             text = with_query(text, "token=" + quote(token, safe=""))
         if getattr(request, "private_cache", False):
@@ -506,11 +507,6 @@ def with_query(playlist: str, query: str) -> str:
             line = "%s?%s" % (line, query)
         lines.append(line)
     return "\n".join(lines)
-
-
-def _arg(request: Request, name: bytes) -> Optional[str]:
-    values = request.args.get(name)
-    return values[-1].decode("utf-8", "replace") if values else None
 
 
 def blocking_reload(request: Request) -> Tuple[Optional[int], Optional[int]]:

@@ -25,7 +25,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from .core.events import Event, EventBus
 from .core.registry import MountRegistry
-from .geo import UNKNOWN, audience, mount_locations
+from .geo import UNKNOWN, audience_of
 
 #: Radio listening lasts from seconds to a working day: 10 s to 24 h.
 DURATION_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400)
@@ -89,8 +89,7 @@ class StateCollector:
         yield from counters.values()
         by_country = GaugeMetricFamily("gocast_listeners_by_country", "Listeners now, by country (GeoIP).",
                                        labels=["country"])
-        countries = audience(location for mount in self.registry.mounts.values()
-                             for location in mount_locations(mount))["listeners_by_country"]
+        countries = audience_of(self.registry.mounts.values())["listeners_by_country"]
         for country, count in sorted((countries or {UNKNOWN: 0}).items()):
             by_country.add_metric([country], count)
         yield by_country

@@ -25,7 +25,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from ..auth.address import host_of
-from ..core.credentials import same_secret
+from ..core.credentials import admin_credentials_ok
 from .docs import SwaggerDocs
 from .keys import ApiKey
 from .openapi import openapi_document
@@ -120,10 +120,8 @@ class ApiResource(Resource):
         if secret:
             return self.ctx.keys.find(secret.decode("latin-1").strip())
         if authorization[:6].lower() == "basic ":
-            auth = self.ctx.config.auth
-            user_ok = same_secret(request.getUser(), auth.admin_user)
-            password_ok = same_secret(request.getPassword(), auth.admin_password)
-            return ADMIN if user_ok and password_ok else None
+            return ADMIN if admin_credentials_ok(request.getUser(), request.getPassword(),
+                                                 self.ctx.config.auth) else None
         return None
 
     # Answers

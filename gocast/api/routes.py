@@ -21,8 +21,8 @@ from ..config import Config
 from ..config._section import Section
 from ..core.mount import Mount
 from ..core.operations import find_listener, kick_listener, kill_source, listener_sessions, update_metadata
-from ..geo import audience, mount_locations
-from ..history import to_csv
+from ..geo import audience, audience_of, mount_locations
+from ..history import as_document, to_csv
 from ..config._schema import PERMISSIONS
 from .keys import ApiKeys, valid_permissions
 from .mounts import ApiMounts, MountError
@@ -136,7 +136,12 @@ def mount_path(call: Call) -> str:
 
 
 def find_mount(ctx: ApiContext, call: Call) -> Mount:
-    path = mount_path(call)
+    return mount_named(ctx, call.params["mount"])
+
+
+def mount_named(ctx: ApiContext, name: str) -> Mount:
+    """The mount ``name`` (``live`` or ``/live``); 404 if there is none."""
+    path = "/" + name.strip("/")
     mount = ctx.registry.get(path)
     if mount is None:
         raise ApiError(404, "not_found", "no mount %s" % path)
@@ -360,9 +365,7 @@ def stats_history(ctx: ApiContext, call: Call) -> Any:
     if fmt not in ("json", "csv"):
         raise ApiError(400, "invalid_parameter", "format must be json or csv",
                        [{"field": "format", "message": "json or csv"}])
-    mount = None
-    if "mount" in call.query:
-        mount = find_mount(ctx, Call({"mount": call.query["mount"].lstrip("/")}, {}, None, call.request_id)).path
+    mount = mount_named(ctx, call.query["mount"]).path if "mount" in call.query else None
     try:
         points = ctx.history.history(span, mount)
     except ValueError as e:
@@ -372,7 +375,7 @@ def stats_history(ctx: ApiContext, call: Call) -> Any:
         if fmt == "csv":
             return RawAnswer("text/csv; charset=utf-8", to_csv(found, iso).encode("utf-8"),
                              "gocast-history-%s.csv" % span)
-        return {"range": span, "points": [dict(p, time=iso(p["ts"])) for p in found]}
+        return as_document(found, span, iso)
 
     return points.addCallback(answer)
 
@@ -382,10 +385,9 @@ def geo_stats(ctx: ApiContext, call: Call) -> Dict[str, Any]:
     wanted = call.query.get("mount")
     mounts = sorted(ctx.registry.mounts.values(), key=lambda m: m.path)
     if wanted is not None:
-        mounts = [find_mount(ctx, Call({"mount": wanted.lstrip("/")}, {}, None, call.request_id))]
+        mounts = [mount_named(ctx, wanted)]
     per_mount = [dict(audience(mount_locations(m)), mount=m.path, listeners=m.listeners) for m in mounts]
-    everywhere = audience(location for m in mounts for location in mount_locations(m))
-    return dict(everywhere, mounts=per_mount, enabled=ctx.config.geoip.enabled,
+    return dict(audience_of(mounts), mounts=per_mount, enabled=ctx.config.geoip.enabled,
                 precision=ctx.config.geoip.precision)
 
 

@@ -7,6 +7,7 @@ import hmac
 from typing import Union
 
 from ..config import MountConfig
+from ..config._schema import AuthConfig
 
 Text = Union[str, bytes]
 
@@ -18,6 +19,13 @@ def same_secret(given: Text, expected: Text) -> bool:
     if isinstance(expected, str):
         expected = expected.encode("utf-8")
     return hmac.compare_digest(given, expected)
+
+
+def admin_credentials_ok(user: Text, password: Text, auth: AuthConfig) -> bool:
+    """The admin user and password (``auth { admin_user admin_password }``)."""
+    user_ok = same_secret(user, auth.admin_user)
+    password_ok = same_secret(password, auth.admin_password)
+    return user_ok and password_ok
 
 
 def source_credentials_ok(user: Text, password: Text, mount_config: MountConfig,

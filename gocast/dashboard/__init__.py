@@ -37,7 +37,7 @@ from twisted.web.static import File
 from ..api.routes import iso, listener_data
 from ..auth.address import host_of
 from ..auth.base import credentials
-from ..core.credentials import same_secret
+from ..core.credentials import admin_credentials_ok
 from ..core.operations import (
     find_listener,
     kick_listener,
@@ -47,7 +47,8 @@ from ..core.operations import (
     update_metadata,
 )
 from ..geo import NOWHERE
-from ..history import to_csv
+from ..history import as_document, to_csv
+from ..resources.site import header_text, request_arg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC = os.path.join(HERE, "static")
@@ -115,10 +116,7 @@ class DashboardAccess:
         self.now = now
 
     def admin(self, user: Optional[str], password: Optional[str]) -> bool:
-        auth = self.config().auth
-        user_ok = same_secret(user or "", auth.admin_user)
-        password_ok = same_secret(password or "", auth.admin_password)
-        return user_ok and password_ok
+        return admin_credentials_ok(user or "", password or "", self.config().auth)
 
     def origin_allowed(self, headers: Dict[str, str]) -> bool:
         """
@@ -210,7 +208,7 @@ class DashboardCall(Resource):
     def listeners(self, request: Request) -> bytes:
         if self.session(request) is None:
             return reply(request, 401, {"error": "log in"})
-        mount = self.dashboard.registry.get(_arg(request, b"mount") or "")
+        mount = self.dashboard.registry.get(request_arg(request, b"mount") or "")
         if mount is None:
             return reply(request, 404, {"error": "no such mount"})
         now = self.dashboard.access.now()
@@ -228,7 +226,7 @@ class DashboardCall(Resource):
         if not hmac.compare_digest(given, csrf):
             return reply(request, 403, {"error": "missing or wrong X-CSRF-Token"})
         if self.name == "logout":
-            self.dashboard.access.sessions.close(cookie_token(_header(request, b"cookie")))
+            self.dashboard.access.sessions.close(cookie_token(header_text(request, b"cookie")))
             request.addCookie(COOKIE, b"", path=_cookie_path(request), max_age="0", httpOnly=True, sameSite="strict")
             return reply(request, 200, {"logged_out": True})
         if self.name == "action":
@@ -236,7 +234,7 @@ class DashboardCall(Resource):
         return reply(request, 405, {"error": "use GET"})
 
     def session(self, request: Request) -> Optional[str]:
-        return self.dashboard.access.sessions.find(cookie_token(_header(request, b"cookie")))
+        return self.dashboard.access.sessions.find(cookie_token(header_text(request, b"cookie")))
 
     def login(self, request: Request) -> bytes:
         keys, client = self.dashboard.keys, host_of(request.getClientAddress())
@@ -257,21 +255,22 @@ class DashboardCall(Resource):
     def history(self, request: Request) -> Any:
         if self.session(request) is None:
             return reply(request, 401, {"error": "log in"})
-        span = _arg(request, b"range") or "1h"
+        span = request_arg(request, b"range") or "1h"
         try:
             points = self.dashboard.history.history(span)
         except ValueError as e:
             return reply(request, 400, {"error": str(e)})
+
         def send(found: Any) -> None:
-            if _arg(request, b"format") == "csv":
+            if request_arg(request, b"format") == "csv":
                 body = to_csv(found, iso).encode("utf-8")
                 request.setHeader(b"content-type", b"text/csv; charset=utf-8")
                 request.setHeader(b"content-disposition",
                                   b'attachment; filename="gocast-history-%s.csv"' % span.encode())
             else:
-                body = json.dumps({"range": span, "points": [dict(p, time=iso(p["ts"])) for p in found]}).encode()
+                body = json.dumps(as_document(found, span, iso)).encode()
                 request.setHeader(b"content-type", b"application/json")
-                if _arg(request, b"format") == "json":
+                if request_arg(request, b"format") == "json":
                     request.setHeader(b"content-disposition",
                                       b'attachment; filename="gocast-history-%s.json"' % span.encode())
             if not request._disconnected:
@@ -328,16 +327,6 @@ def reply(request: Request, status: int, document: Dict[str, Any]) -> bytes:
     request.setHeader(b"content-type", b"application/json")
     request.setHeader(b"cache-control", b"no-store")
     return json.dumps(document).encode("utf-8")
-
-
-def _header(request: Request, name: bytes) -> Optional[str]:
-    value = request.getHeader(name)
-    return value.decode("latin-1") if value is not None else None
-
-
-def _arg(request: Request, name: bytes) -> Optional[str]:
-    values = request.args.get(name)
-    return values[-1].decode("utf-8", "replace") if values else None
 
 
 def _cookie_path(request: Request) -> bytes:

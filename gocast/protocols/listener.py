@@ -182,10 +182,13 @@ class ListenerSession:
     def refuse(self, status: int, reason: str, headers: Optional[List[Any]] = None) -> None:
         """Answer with a reason and close; the refusal has its access-log line like any request."""
         self.door.reply(status, reason, headers=headers)
+        self.log_access(status, 0.0, self.home, user="")
+
+    def log_access(self, status: int, seconds: float, mount: str, user: str) -> None:
         head = self.head
         self.door.factory.access_log.record(
-            self.peer, head.method, head.target, head.version, status, 0, head.get("referer") or "",
-            self.user_agent, 0.0, self.door.request_id, self.home)
+            self.peer, head.method, head.target, head.version, status, self.sent, head.get("referer") or "",
+            self.user_agent, seconds, self.door.request_id, mount, user=user)
 
     @staticmethod
     def full(mount: Mount) -> bool:
@@ -353,7 +356,4 @@ class ListenerSession:
         mount = self.leave_mount()
         factory.bus.publish("listener.disconnect", mount.path if mount else self.home, id=self.id,
                             ip=self.peer, duration=seconds, bytes_sent=self.sent, listener_id=self.listener_id)
-        factory.access_log.record(
-            self.peer, self.head.method, self.head.target, self.head.version, 200, self.sent,
-            self.head.get("referer") or "", self.user_agent, seconds, self.door.request_id,
-            mount.path if mount else self.home, user=self.listener_id or "")
+        self.log_access(200, seconds, mount.path if mount else self.home, user=self.listener_id or "")

@@ -23,7 +23,7 @@ from xml.etree import ElementTree
 
 from ..config import Config, MountConfig
 from ..config._mount import FallbackConfig
-from ..core.credentials import same_secret, source_credentials_ok
+from ..core.credentials import admin_credentials_ok, same_secret, source_credentials_ok
 from ..core.mount import Mount
 from ..core.operations import kick_listener, kill_source, move_listeners, update_metadata
 from ..core.registry import MountRegistry
@@ -77,10 +77,7 @@ class AdminContext:
         return self.registry.config
 
     def is_admin(self, request: Request) -> bool:
-        auth = self.config.auth
-        user_ok = same_secret(request.getUser(), auth.admin_user)
-        password_ok = same_secret(request.getPassword(), auth.admin_password)
-        return user_ok and password_ok
+        return admin_credentials_ok(request.getUser(), request.getPassword(), self.config.auth)
 
     def is_source(self, request: Request, path: str) -> bool:
         mount_config = self.config.mounts.get(path) or MountConfig()

@@ -112,7 +112,7 @@ class GocastSite(Site):
         self.access_log.record(
             self.getClientAddress(request), request.method.decode("latin-1", "replace"),
             request.uri.decode("latin-1", "replace"), request.clientproto.decode("latin-1", "replace"),
-            request.code, request.sentLength, _header(request, b"referer"), _header(request, b"user-agent"),
+            request.code, request.sentLength, header_text(request, b"referer"), header_text(request, b"user-agent"),
             seconds, getattr(request, "request_id", ""))
 
     @staticmethod
@@ -121,7 +121,14 @@ class GocastSite(Site):
         return host_of(peer)
 
 
-def _header(request: Request, name: bytes) -> str:
+def request_arg(request: Request, name: bytes) -> Optional[str]:
+    """The last value of query parameter ``name``, as text."""
+    values = request.args.get(name)
+    return values[-1].decode("utf-8", "replace") if values else None
+
+
+def header_text(request: Request, name: bytes) -> str:
+    """Header ``name`` as text, empty when absent."""
     value = request.getHeader(name)
     return value.decode("latin-1", "replace") if value else ""
 
