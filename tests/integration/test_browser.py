@@ -20,6 +20,18 @@ from .test_hls import AAC, MP3, TONE
 PAGE_FOLDER = ROOT / "tests" / "browser"
 #: Seconds of playback watched, after the player has started.
 WATCH = 10.0
+#: Latency samples (one each 250 ms of playback) left out while hls.js
+#: moves from its starting point to its live-edge target: LL-HLS promises
+#: latency in steady playback, and the first second or two is a catch-up.
+SETTLING_SAMPLES = 8
+
+
+def steady_latency(report):
+    """The worst latency hls.js reported once playback had settled."""
+    samples = report["latencies"][SETTLING_SAMPLES:]
+    if len(samples) < (WATCH - 3) * 4:
+        raise AssertionError("too few latency samples: %r" % (report,))
+    return max(samples)
 
 
 def open_chromium():
@@ -95,15 +107,13 @@ class BrowserTests(TestCase):
 
     async def test_low_latency_aac(self):
         report = await self.play(AAC, low_latency=True)
-        recent = report["latencies"][-int(WATCH * 4):]
-        self.assertTrue(recent, report)
-        self.assertLess(max(recent), 3.0, report)
+        self.assertLess(steady_latency(report), 3.0, report)
 
     async def test_low_latency_aac_with_a_token(self):
         """A protected mount: hls.js knows nothing of tokens; the URIs in the playlist carry it."""
         report = await self.play(AAC, low_latency=True, token_secret="browser-test-secret-of-32-bytes!")
-        self.assertLess(max(report["latencies"][-int(WATCH * 4):]), 3.0, report)
+        self.assertLess(steady_latency(report), 3.0, report)
 
     async def test_low_latency_mp3(self):
         report = await self.play(MP3, low_latency=True)
-        self.assertLess(max(report["latencies"][-int(WATCH * 4):]), 3.0, report)
+        self.assertLess(steady_latency(report), 3.0, report)
