@@ -8,7 +8,7 @@ allows everyone, ``cache_ttl 0``). wrk (2 threads, 64 connections) asks
 for one 6 s segment of each, the same client every time, as a player does.
 A token is verified once and then remembered until it expires; a bcrypt
 password is checked once (in a thread) and remembered; an HLS client's
-callback decision is reused for 30 s: so the steady-state cost should be a
+callback is asked once for its visit: so the steady-state cost should be a
 dictionary lookup, and throughput close to the open mount's.
 
 Run: .venv/bin/python benchmarks/auth.py   (needs ffmpeg and wrk). Record

@@ -25,7 +25,7 @@ from zope.interface.verify import verifyObject
 
 from gocast.auth.base import AuthRequest, AuthSetupError, IAuthenticator, credentials
 from gocast.auth.basic import BasicAuthenticator, read_htpasswd
-from gocast.auth.callback import HLS_REUSE, HttpAuthenticator, IcecastUrlAuthenticator
+from gocast.auth.callback import HLS_IDLE, HttpAuthenticator, IcecastUrlAuthenticator
 from gocast.auth.gate import ListenerGate
 from gocast.auth.ip import IpAuthenticator
 from gocast.auth.token import JWKS_MIN_INTERVAL, TokenAuthenticator
@@ -324,7 +324,7 @@ class HttpCallbackTests(SynchronousTestCase):
     def authenticator(self, server, block=""):
         config = auth_config('type http url "http://auth.test/check" ' + block)
         self.stub = StubTreq(server)
-        return HttpAuthenticator(config, OutboundHttp(self.clock, self.stub), self.clock.seconds)
+        return HttpAuthenticator(config, OutboundHttp(self.clock, self.stub), self.clock.seconds, self.clock.callLater)
 
     def test_allowed_with_what_it_was_sent(self):
         server = CallbackServer(answer_with(200, b'{"listener_id": "cust-9", "expires": 5000}',
@@ -387,16 +387,26 @@ class HttpCallbackTests(SynchronousTestCase):
         self.stub.flush()
         self.assertEqual({result(d).allowed for d in waiting}, {True})
 
-    def test_hls_requests_reuse_an_allowed_decision(self):
+    def test_hls_visit_asks_once_while_the_player_keeps_asking(self):
         server = CallbackServer(answer_with(200))
         http = self.authenticator(server)
-        for _ in range(5):
-            result(http.authorize(ask(protocol="hls")))
-            self.clock.advance(HLS_REUSE / 10)
+        for _ in range(10):
+            self.assertTrue(result(http.authorize(ask(protocol="hls"))).allowed)
+            self.clock.advance(HLS_IDLE / 3)
         self.assertEqual(len(server.received), 1)
         result(http.authorize(ask()))  # an ICY listener with no cache_ttl: asked every time
         result(http.authorize(ask()))
         self.assertEqual(len(server.received), 3)
+        self.clock.advance(HLS_IDLE + 1)  # the player went away: its next request is a new visit
+        result(http.authorize(ask(protocol="hls")))
+        self.assertEqual(len(server.received), 4)
+
+    def test_hls_refusal_not_remembered_without_cache_ttl(self):
+        server = CallbackServer(answer_with(403))
+        http = self.authenticator(server)
+        for _ in range(2):
+            self.assertFalse(result(http.authorize(ask(protocol="hls"))).allowed)
+        self.assertEqual(len(server.received), 2)
 
 
 class IcecastUrlTests(SynchronousTestCase):
@@ -407,7 +417,7 @@ class IcecastUrlTests(SynchronousTestCase):
     def authenticator(self, server, http=None):
         config = auth_config('type url url "http://auth.test/icecast"')
         return IcecastUrlAuthenticator(config, http or OutboundHttp(self.clock, StubTreq(server)),
-                                       self.clock.seconds, ("radio.test", 8000), "GoCast", self.clock.callLater)
+                                       self.clock.seconds, self.clock.callLater, ("radio.test", 8000), "GoCast")
 
     def test_listener_add_form_and_time_limit(self):
         server = CallbackServer(answer_with(200, headers=[(b"icecast-auth-user", b"1"),
@@ -460,6 +470,43 @@ class IcecastUrlTests(SynchronousTestCase):
         self.clock.advance(100)
         self.assertEqual(len(attempts), 3)
 
+    def test_hls_player_added_once_and_removed_when_it_stops_asking(self):
+        """A backend counting listeners counts an HLS player once, for as long as it plays."""
+        server = CallbackServer(answer_with(200, headers=[(b"icecast-auth-user", b"1")]))
+        url = self.authenticator(server)
+        for _ in range(6):  # a player asking every 8 s for 40 s
+            self.assertTrue(result(url.authorize(ask(protocol="hls"))).allowed)
+            self.clock.advance(8)
+        self.assertEqual(len(server.received), 1)
+        self.clock.advance(HLS_IDLE)
+        sent = [parse_qs(body.decode()) for _, body in server.received]
+        self.assertEqual([s["action"][0] for s in sent], ["listener_add", "listener_remove"])
+        self.assertEqual(sent[1]["duration"][0], "40")
+        self.clock.advance(HLS_IDLE * 4)
+        self.assertEqual(len(server.received), 2)  # removed once; nothing left to look at
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_hls_visit_ends_at_the_time_limit(self):
+        server = CallbackServer(answer_with(200, headers=[(b"icecast-auth-user", b"1"),
+                                                          (b"icecast-auth-timelimit", b"20")]))
+        url = self.authenticator(server)
+        for _ in range(4):
+            result(url.authorize(ask(protocol="hls")))
+            self.clock.advance(8)
+        actions = [parse_qs(body.decode())["action"][0] for _, body in server.received]
+        self.assertEqual(actions, ["listener_add", "listener_remove", "listener_add"])
+        self.assertEqual(parse_qs(server.received[1][1].decode())["duration"][0], "16")
+
+    def test_close_removes_the_players_it_follows(self):
+        server = CallbackServer(answer_with(200, headers=[(b"icecast-auth-user", b"1")]))
+        url = self.authenticator(server)
+        result(url.authorize(ask(protocol="hls")))
+        result(url.authorize(ask(protocol="hls", ip="198.51.100.9")))
+        url.close()
+        actions = [parse_qs(body.decode())["action"][0] for _, body in server.received]
+        self.assertEqual(actions, ["listener_add"] * 2 + ["listener_remove"] * 2)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
 
 class GateTests(SynchronousTestCase):
     def setUp(self):
@@ -495,6 +542,35 @@ class GateTests(SynchronousTestCase):
             self.configure('mounts { premium { auth { type basic users_file "/nonexistent" } } }')
         self.assertIn("mounts.premium.auth.users_file", str(caught.exception))
         self.assertTrue(result(self.gate.authorize(ask(user="alice", password="pw"))).allowed)
+
+    def test_unchanged_backends_kept_across_reloads_and_replaced_ones_closed(self):
+        text = ('mounts { a { auth { type token secret "%s" } } b { auth { type url url "http://auth.test/x" } }'
+                ' c { auth { type basic users { alice "pw" } } } }' % SECRET)
+        self.configure(text)
+        before = {path: backend for path, (_, backend) in self.gate._mounts.items()}
+        closed = []
+        before["/b"].close = lambda: closed.append("/b")
+        self.configure(text)
+        after = {path: backend for path, (_, backend) in self.gate._mounts.items()}
+        self.assertIs(after["/a"], before["/a"])  # verified tokens and JWKS kept
+        self.assertIs(after["/b"], before["/b"])  # HLS visits kept
+        self.assertIs(after["/c"], before["/c"])
+        self.assertEqual(closed, [])
+        self.configure(text.replace("auth.test/x", "auth.test/y"))
+        self.assertIsNot(self.gate._mounts["/b"][1], before["/b"])
+        self.assertIs(self.gate._mounts["/a"][1], before["/a"])
+        self.assertEqual(closed, ["/b"])
+
+    def test_backends_reading_files_rebuilt_on_every_reload(self):
+        users = FilePath(self.mktemp())
+        users.setContent(b"alice:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(4)) + b"\n")
+        text = 'mounts { premium { auth { type basic users_file "%s" } } }' % users.path
+        self.configure(text)
+        self.assertTrue(result(self.gate.authorize(ask(user="alice", password="pw"))).allowed)
+        users.setContent(b"bob:" + bcrypt.hashpw(b"pw", bcrypt.gensalt(4)) + b"\n")
+        self.configure(text)
+        self.assertTrue(result(self.gate.authorize(ask(user="bob", password="pw"))).allowed)
+        self.assertFalse(result(self.gate.authorize(ask(user="alice", password="pw"))).allowed)
 
     def test_a_backend_bug_refuses_rather_than_admits(self):
         self.configure('mounts { premium { auth { type ip allowed [10.0.0.0/8] } } }')

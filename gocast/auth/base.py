@@ -102,3 +102,16 @@ class IAuthenticator(Interface):
 
     def listener_left(request: AuthRequest, decision: Decision, seconds: float) -> None:
         """An allowed listener disconnected after ``seconds`` (Icecast url auth tells its backend)."""
+
+    def close() -> None:
+        """The backend is no longer used (a reload replaced it): end what it follows."""
+
+
+class AuthenticatorBase:
+    """For backends that judge each request alone: nothing to tell when a listener leaves, nothing to end."""
+
+    def listener_left(self, request: AuthRequest, decision: Decision, seconds: float) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -21,7 +21,7 @@ import bcrypt
 from twisted.internet.defer import DeferredSemaphore
 from zope.interface import implementer
 
-from .base import AuthRequest, AuthSetupError, Decision, IAuthenticator
+from .base import AuthRequest, AuthSetupError, AuthenticatorBase, Decision, IAuthenticator
 
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 #: Concurrent bcrypt checks, and checks allowed to wait for one.
@@ -77,7 +77,7 @@ def check_bcrypt(password: str, stored: str) -> bool:
 
 
 @implementer(IAuthenticator)
-class BasicAuthenticator:
+class BasicAuthenticator(AuthenticatorBase):
     def __init__(self, users: Dict[str, str], users_file: str, realm: str,
                  run_in_thread: Callable[..., Any]):
         self.users = read_htpasswd(users_file) if users_file else {}
@@ -115,7 +115,4 @@ class BasicAuthenticator:
 
     def wrong(self, request: AuthRequest) -> Decision:
         return Decision.deny(401, WRONG, "wrong password for user %s" % (request.user or "")[:64], self.challenge)
-
-    def listener_left(self, request: AuthRequest, decision: Decision, seconds: float) -> None:
-        pass
 

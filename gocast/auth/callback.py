@@ -13,20 +13,25 @@ Listener auth by asking another server.
   listener leaves, retried if the backend cannot be reached.
 
 A callback that fails or takes longer than ``timeout`` gives ``on_error``
-(deny by default). Decisions are reused for ``cache_ttl``; an HLS player
-asks for a playlist or segment every few seconds, so its allowed decision
-is reused for at least :data:`HLS_REUSE` whatever the ``cache_ttl``, and
-its requests that arrive while the callback is being asked wait for that
-one answer instead of asking again.
+(deny by default). Decisions are reused for ``cache_ttl``.
+
+An HLS player has no connection: it asks for a playlist or segment every
+few seconds. Its first allowed request starts a *visit*, which lasts while
+it keeps asking (the backend is asked once, as for an ICY connection);
+:data:`HLS_IDLE` seconds without a request, or the decision's time limit,
+end the visit, and url auth then gets its ``listener_remove``, so a
+backend counting listeners counts an HLS player once. Requests arriving
+while the callback is being asked wait for that one answer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlencode
 
+import attr
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -34,9 +39,9 @@ from zope.interface import implementer
 from ..outbound import HttpReply, OutboundHttp
 from .base import AuthRequest, Decision, IAuthenticator
 
-#: Seconds an HLS client's allowed decision is reused at least.
-HLS_REUSE = 30.0
-#: Decisions kept.
+#: Seconds without a request after which an HLS visit has ended.
+HLS_IDLE = 30.0
+#: Decisions kept, and HLS visits followed.
 MAX_CACHED = 10000
 #: Attempts at sending listener_remove.
 REMOVE_ATTEMPTS = 3
@@ -50,24 +55,49 @@ def _cache_key(request: AuthRequest) -> Tuple[Any, ...]:
     return (request.mount, request.protocol, request.ip, request.user_agent, request.token, request.user, secret)
 
 
+@attr.s(auto_attribs=True)
+class HlsVisit:
+    """One HLS player's time on a mount, from its first allowed request to its last."""
+
+    request: AuthRequest
+    decision: Decision
+    started: float
+    last: float
+
+    def lapsed(self, now: float) -> bool:
+        expires = self.decision.expires
+        return now - self.last > HLS_IDLE or (expires is not None and now >= expires)
+
+
 class CallbackAuthenticator:
-    """What both callback types share: the POST, the deadline, on_error and the cache."""
+    """What both callback types share: the POST, the deadline, on_error, the cache and HLS visits."""
 
     _log = Logger()
 
-    def __init__(self, config: Any, http: OutboundHttp, now: Callable[[], float]):
+    def __init__(self, config: Any, http: OutboundHttp, now: Callable[[], float], call_later: Callable[..., Any]):
         self.url = config.url
         self.timeout = config.timeout
         self.cache_ttl = config.cache_ttl
         self.on_error = config.on_error
         self.http = http
         self.now = now
+        self.call_later = call_later
         self._cache: Dict[Tuple[Any, ...], Tuple[Decision, float]] = {}
         #: HLS requests waiting for the answer to the same question.
         self._asking: Dict[Tuple[Any, ...], List[Deferred]] = {}
+        self._visits: Dict[Tuple[Any, ...], HlsVisit] = {}
+        self._sweep: Optional[Any] = None
 
     def authorize(self, request: AuthRequest) -> Any:
         key = _cache_key(request)
+        if request.protocol == "hls":
+            visit = self._visits.get(key)
+            if visit is not None:
+                now = self.now()
+                if not visit.lapsed(now):
+                    visit.last = now
+                    return visit.decision
+                self.end_visit(key)
         cached = self._cache.get(key)
         if cached is not None:
             decision, until = cached
@@ -99,14 +129,49 @@ class CallbackAuthenticator:
         return waiter
 
     def remember(self, key: Tuple[Any, ...], request: AuthRequest, decision: Decision) -> Decision:
-        ttl = self.cache_ttl
         if decision.allowed and request.protocol == "hls":
-            ttl = max(ttl, HLS_REUSE)
-        if ttl > 0:
+            self.start_visit(key, request, decision)
+        elif self.cache_ttl > 0:
             if len(self._cache) >= MAX_CACHED:
                 self._cache.clear()
-            self._cache[key] = (decision, self.now() + ttl)
+            self._cache[key] = (decision, self.now() + self.cache_ttl)
         return decision
+
+    def start_visit(self, key: Tuple[Any, ...], request: AuthRequest, decision: Decision) -> None:
+        if len(self._visits) >= MAX_CACHED:
+            self.end_lapsed()
+            if len(self._visits) >= MAX_CACHED:
+                # Admitted, but not followed: its next request asks again.
+                self._log.warn("{mount}: more than {n} HLS visits followed", mount=request.mount, n=MAX_CACHED)
+                return
+        now = self.now()
+        self._visits[key] = HlsVisit(request, decision, now, now)
+        if self._sweep is None:
+            self._sweep = self.call_later(HLS_IDLE / 2, self.sweep)
+
+    def sweep(self) -> None:
+        """End the visits that lapsed; look again while any remain."""
+        self._sweep = None
+        self.end_lapsed()
+        if self._visits:
+            self._sweep = self.call_later(HLS_IDLE / 2, self.sweep)
+
+    def end_lapsed(self) -> None:
+        now = self.now()
+        for key in [k for k, visit in self._visits.items() if visit.lapsed(now)]:
+            self.end_visit(key)
+
+    def end_visit(self, key: Tuple[Any, ...]) -> None:
+        visit = self._visits.pop(key)
+        self.listener_left(visit.request, visit.decision, visit.last - visit.started)
+
+    def close(self) -> None:
+        """Replaced or removed by a reload: end every HLS visit (their players are asked anew)."""
+        for key in list(self._visits):
+            self.end_visit(key)
+        if self._sweep is not None and self._sweep.active():
+            self._sweep.cancel()
+        self._sweep = None
 
     def failed(self, request: AuthRequest, failure: Any) -> Decision:
         why = "auth callback failed: %s" % (failure.getErrorMessage() or failure.type.__name__)
@@ -115,6 +180,9 @@ class CallbackAuthenticator:
         if self.on_error == "allow":
             return Decision.allow()
         return Decision.deny(403, UNAVAILABLE, why)
+
+    def listener_left(self, request: AuthRequest, decision: Decision, seconds: float) -> None:
+        """Only url auth tells its backend."""
 
     def ask(self, request: AuthRequest) -> Tuple[bytes, Dict[str, str]]:
         raise NotImplementedError
@@ -147,10 +215,6 @@ class HttpAuthenticator(CallbackAuthenticator):
             return Decision.deny(reply.code, DENIED, "auth callback answered %d" % reply.code, challenge)
         raise ValueError("the auth callback answered %d" % reply.code)
 
-    def listener_left(self, request: AuthRequest, decision: Decision, seconds: float) -> None:
-        pass
-
-
 def _json_object(reply: HttpReply) -> Dict[str, Any]:
     if not reply.body.strip():
         return {}
@@ -165,12 +229,11 @@ def _json_object(reply: HttpReply) -> Dict[str, Any]:
 class IcecastUrlAuthenticator(CallbackAuthenticator):
     """``type url``: Icecast's listener_add / listener_remove."""
 
-    def __init__(self, config: Any, http: OutboundHttp, now: Callable[[], float], server: Tuple[str, int],
-                 realm: str, call_later: Callable[..., Any]):
-        super().__init__(config, http, now)
+    def __init__(self, config: Any, http: OutboundHttp, now: Callable[[], float], call_later: Callable[..., Any],
+                 server: Tuple[str, int], realm: str):
+        super().__init__(config, http, now, call_later)
         self.server = server
         self.challenge = 'Basic realm="%s"' % realm.replace('"', "'")
-        self.call_later = call_later
 
     def form(self, action: str, request: AuthRequest, **extra: Any) -> Tuple[bytes, Dict[str, str]]:
         fields = [("action", action), ("server", self.server[0]), ("port", str(self.server[1])),

@@ -68,36 +68,56 @@ class ListenerGate:
         self.call_later = call_later
         self.run_in_thread = run_in_thread
         self._mounts: Dict[str, Tuple[Optional[IpAuthenticator], Optional[IAuthenticator]]] = {}
+        #: What each mount's backend was built from.
+        self._recipes: Dict[str, Any] = {}
 
     def configure(self, config: Config) -> None:
-        """Build every mount's checks; AuthSetupError (naming the mount) leaves the old ones in force."""
-        built = {}
+        """
+        Build every mount's checks; AuthSetupError (naming the mount) leaves
+        the old ones in force. A backend whose settings did not change is
+        kept, with what it remembers (verified tokens, JWKS, callback
+        answers, HLS visits); one that reads a file (``users_file``, a
+        ``public_key``) is rebuilt, as a reload is how its file is read
+        again. Backends no longer used are closed.
+        """
+        built: Dict[str, Tuple[Optional[IpAuthenticator], Optional[IAuthenticator]]] = {}
+        recipes: Dict[str, Any] = {}
         for path, mount in config.mounts.items():
+            recipe = (mount.auth, config.server.hostname, config.server.port)
             try:
-                checks = self.build(config, mount)
+                ip = (IpAuthenticator(mount.allowed_ips, mount.denied_ips)
+                      if mount.allowed_ips or mount.denied_ips else None)
+                backend = self._mounts.get(path, (None, None))[1] if self.reusable(path, recipe) else None
+                backend = backend or self.build(config, mount)
             except AuthSetupError as e:
                 raise AuthSetupError("mounts.%s.%s" % (path.lstrip("/"), e))
-            if checks != (None, None):
-                built[path] = checks
-        self._mounts = built
+            if ip is not None or backend is not None:
+                built[path] = (ip, backend)
+                recipes[path] = recipe
+        kept = {id(backend) for _, backend in built.values()}
+        old, self._mounts, self._recipes = self._mounts, built, recipes
+        for _, backend in old.values():
+            if backend is not None and id(backend) not in kept:
+                backend.close()
 
-    def build(self, config: Config, mount: MountConfig) -> Tuple[Optional[IpAuthenticator], Optional[IAuthenticator]]:
-        ip = IpAuthenticator(mount.allowed_ips, mount.denied_ips) if mount.allowed_ips or mount.denied_ips else None
+    def reusable(self, path: str, recipe: Any) -> bool:
+        auth = recipe[0]
+        return self._recipes.get(path) == recipe and not (auth.users_file or auth.public_key)
+
+    def build(self, config: Config, mount: MountConfig) -> Optional[IAuthenticator]:
         auth = mount.auth
-        backend: Optional[IAuthenticator] = None
         if auth.type == "ip":
-            backend = IpAuthenticator(auth.allowed, auth.denied)
-        elif auth.type == "basic":
-            backend = BasicAuthenticator(auth.users, auth.users_file, auth.realm, self.run_in_thread)
-        elif auth.type == "token":
-            backend = TokenAuthenticator(auth, self.http.get_json, self.now)
-        elif auth.type == "http":
-            backend = HttpAuthenticator(auth, self.http, self.now)
-        elif auth.type == "url":
-            backend = IcecastUrlAuthenticator(auth, self.http, self.now,
-                                              (config.server.hostname, config.server.port), auth.realm,
-                                              self.call_later)
-        return ip, backend
+            return IpAuthenticator(auth.allowed, auth.denied)
+        if auth.type == "basic":
+            return BasicAuthenticator(auth.users, auth.users_file, auth.realm, self.run_in_thread)
+        if auth.type == "token":
+            return TokenAuthenticator(auth, self.http.get_json, self.now)
+        if auth.type == "http":
+            return HttpAuthenticator(auth, self.http, self.now, self.call_later)
+        if auth.type == "url":
+            return IcecastUrlAuthenticator(auth, self.http, self.now, self.call_later,
+                                           (config.server.hostname, config.server.port), auth.realm)
+        return None
 
     def protected(self, mount: str) -> bool:
         return mount in self._mounts

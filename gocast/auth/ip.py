@@ -8,13 +8,13 @@ from typing import Any, Sequence
 from zope.interface import implementer
 
 from .address import in_networks, parse_ip
-from .base import AuthRequest, Decision, IAuthenticator
+from .base import AuthRequest, AuthenticatorBase, Decision, IAuthenticator
 
 REFUSED = "your address may not listen to this stream"
 
 
 @implementer(IAuthenticator)
-class IpAuthenticator:
+class IpAuthenticator(AuthenticatorBase):
     """Denied networks win; an empty allow list allows every address not denied."""
 
     def __init__(self, allowed: Sequence[Any], denied: Sequence[Any]):
@@ -30,6 +30,3 @@ class IpAuthenticator:
         if self.allowed and not in_networks(address, self.allowed):
             return Decision.deny(403, REFUSED, "address %s is not in the allowed networks" % address)
         return Decision.allow()
-
-    def listener_left(self, request: AuthRequest, decision: Decision, seconds: float) -> None:
-        pass

@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from .base import AuthRequest, AuthSetupError, Decision, IAuthenticator
+from .base import AuthRequest, AuthSetupError, AuthenticatorBase, Decision, IAuthenticator
 
 #: Longest token read (a JWT is a few hundred bytes).
 MAX_TOKEN = 8192
@@ -67,7 +67,7 @@ def mount_allowed(patterns: Any, mount: str) -> bool:
 
 
 @implementer(IAuthenticator)
-class TokenAuthenticator:
+class TokenAuthenticator(AuthenticatorBase):
     """
     :param fetch_json: ``(url, timeout) -> Deferred`` of the parsed JSON document (for the JWKS).
     :param now: the wall clock (tokens carry Unix times).
@@ -189,6 +189,3 @@ class TokenAuthenticator:
         who = claims.get("listener_id", claims.get("sub"))
         return Decision.allow(listener_id=str(who)[:128] if who is not None else None,
                               expires=None if self.allow_past_expiry or expires is None else expires + self.leeway)
-
-    def listener_left(self, request: AuthRequest, decision: Decision, seconds: float) -> None:
-        pass

@@ -265,3 +265,27 @@ class ListenerAuthTests(TestCase):
         self.addCleanup(process.stop)
         code, _ = await process.ended
         return code, process.output.decode()
+
+    async def test_hls_player_is_one_icecast_url_listener(self):
+        """Icecast url auth: an HLS player is added once, however many requests it makes, and removed once."""
+        backend = self.backend()
+        mounts = ('mounts { live { hls { enabled true segment_duration 2 } auth { type url url "%s" } } '
+                  'token { } }\n')
+        await self.start(mounts % (backend + "/icecast"))
+        player = spawn_tool(self, reactor, [
+            "ffmpeg", "-v", "error", "-headers", basic("alice", "wonderland"), "-live_start_index", "-1",
+            "-i", self.base + "/hls/live/playlist.m3u8", "-t", "6", "-f", "null", "-"])
+        code, _ = await player.ended
+        self.assertEqual(code, 0, player.output)
+        self.assertEqual([(form["action"], form["user"], form["mount"]) for _, form in self.service.calls],
+                         [("listener_add", "alice", "/live")])
+        # The backend's settings change: the player's visit ends, and the old backend is told.
+        FilePath(self.server.config_path).setContent(
+            (self.server.config_head + mounts % (backend + "/icecast?v=2")).encode())
+        code, output = await self.gocast_reload()
+        self.assertEqual(code, 0, output)
+        await eventually(reactor, lambda: len(self.service.calls) == 2, what="listener_remove")
+        remove = self.service.calls[1][1]
+        self.assertEqual((remove["action"], remove["user"]), ("listener_remove", "alice"))
+        # Starting at the live edge, 6 s of audio take 4 s or more to arrive.
+        self.assertGreaterEqual(int(remove["duration"]), 4, remove)
