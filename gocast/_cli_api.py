@@ -43,12 +43,24 @@ _HINTS = {
 }
 
 
+def add_client_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """
+    ``--url``, ``--api-key``, ``--json``: on the ``gocast`` parser and on
+    each API command, so they may come before or after the command. The
+    commands' copies default to SUPPRESS, so one given before the command
+    is not overwritten by the command's default.
+    """
+    parser.add_argument("--url", default=default,
+                        help="the server (default: GOCAST_URL, the client config, %s)" % DEFAULT_URL)
+    parser.add_argument("--api-key", default=default,
+                        help="API key gck_... (default: GOCAST_API_KEY, the client config)")
+    parser.add_argument("--json", action="store_true", default=default, help="print JSON instead of a table")
+
+
 def add_commands(commands: Any) -> None:
     """Add the API commands to the ``gocast`` parser's subcommands."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="the server (default: GOCAST_URL, the client config, %s)" % DEFAULT_URL)
-    common.add_argument("--api-key", help="API key gck_... (default: GOCAST_API_KEY, the client config)")
-    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_client_options(common, argparse.SUPPRESS)
 
     mount = commands.add_parser("mount", help="list, create, delete mounts; a mount's figures")
     actions = mount.add_subparsers(dest="action", metavar="ACTION", required=True)

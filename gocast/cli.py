@@ -26,7 +26,7 @@ import os
 import sys
 from typing import Any, List, Optional, TextIO
 
-from ._cli_api import COMMANDS, EXIT_USAGE, UsageError, add_commands, client_settings, print_reload, \
+from ._cli_api import COMMANDS, EXIT_USAGE, UsageError, add_client_options, add_commands, client_settings, print_reload, \
     reload_with_key, run
 from ._version import __version__
 from .config import (
@@ -41,12 +41,17 @@ from .config import vibe
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gocast", description="GoCast streaming server.")
+    parser = argparse.ArgumentParser(
+        prog="gocast", description="GoCast streaming server.",
+        epilog="gocast --config FILE, with no command, runs the server (as gocast serve --config FILE). "
+               "--url, --api-key and --json may come before or after the command.")
     parser.add_argument("--version", action="version", version="gocast %s" % __version__)
+    parser.add_argument("--config", "-c", help="with no command: run the server with this config file")
+    add_client_options(parser, None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the server in the foreground")
-    serve.add_argument("--config", "-c", help="configuration file (VIBE or JSON)")
+    serve.add_argument("--config", "-c", default=argparse.SUPPRESS, help="configuration file (VIBE or JSON)")
 
     config = commands.add_parser("config", help="check and show configuration files")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION")
@@ -63,10 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     reload.add_argument("file", nargs="?", default="gocast.vibe", metavar="FILE",
                         help="the server's config file, for its port and admin credentials "
                              "(default: gocast.vibe)")
-    reload.add_argument("--url", help="the server's base URL (default: GOCAST_URL, the client config, "
-                                      "else from FILE)")
-    reload.add_argument("--api-key", help="reload through the REST API with this key (default: GOCAST_API_KEY, "
-                                          "the client config); without a key, the admin credentials in FILE")
+    reload.add_argument("--url", default=argparse.SUPPRESS,
+                        help="the server's base URL (default: GOCAST_URL, the client config, else from FILE)")
+    reload.add_argument("--api-key", default=argparse.SUPPRESS,
+                        help="reload through the REST API with this key (default: GOCAST_API_KEY, "
+                             "the client config); without a key, the admin credentials in FILE")
     add_commands(commands)
     return parser
 
@@ -194,7 +200,7 @@ def serve(config: Optional[str]) -> int:
 def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "serve":
+    if args.command == "serve" or (args.command is None and args.config):
         sys.exit(serve(args.config))
     if args.command in COMMANDS:
         sys.exit(run(args, out, err))

@@ -132,3 +132,23 @@ class CliTests(SynchronousTestCase):
         code, out, err = self.run_cli()
         self.assertEqual(code, 2)
         self.assertIn("usage: gocast", err)
+
+    def test_client_options_before_or_after_the_command(self):
+        for argv in (["--url", "http://a:1", "--api-key", "gck_x", "--json", "mount", "list"],
+                     ["mount", "list", "--url", "http://a:1", "--api-key", "gck_x", "--json"],
+                     ["--url", "http://a:1", "mount", "list", "--api-key", "gck_x", "--json"]):
+            args = cli._parser().parse_args(argv)
+            self.assertEqual((args.url, args.api_key, bool(args.json)), ("http://a:1", "gck_x", True), argv)
+        args = cli._parser().parse_args(["mount", "list"])
+        self.assertEqual((args.url, args.api_key, bool(args.json)), (None, None, False))
+        args = cli._parser().parse_args(["--url", "http://a:1", "config", "reload", "g.vibe"])
+        self.assertEqual((args.url, args.file), ("http://a:1", "g.vibe"))
+
+    def test_config_option_without_a_command_serves(self):
+        """The roadmap's ``gocast --config config.json`` runs the server."""
+        served = []
+        self.patch(cli, "serve", lambda config: served.append(config) or 0)
+        for argv in (["--config", "station.json"], ["serve", "--config", "station.json"],
+                     ["-c", "station.json", "serve"]):
+            self.assertEqual(self.run_cli(*argv)[0], 0)
+        self.assertEqual(served, ["station.json"] * 3)
