@@ -36,6 +36,7 @@ from .core.mount import Chunk, Mount
 from .geo import NOWHERE, GeoLocator, Location
 from .core.registry import MountRegistry
 from .media import Packet, media_type
+from .media.oggchain import OggSplicer
 from .media._sync import adts_header
 from .media.hls import Segmenter
 from .media.llhls import PartSegmenter
@@ -77,7 +78,12 @@ class HlsOutput:
         self._waiters: List[Tuple[Callable[[], bool], Deferred, Any]] = []
         self.transcoder: Optional[AACTranscoder] = None
         self._generation = -1
+        #: The stream the transcoder's output belongs to (a new one is a discontinuity).
         self._transcoded_generation = -1
+        #: The last input stream sent to the transcoder: its generation and source.
+        self._input: Tuple[int, Any] = (-1, None)
+        #: Joins a source's chained Ogg streams into the one ffmpeg is reading.
+        self.splicer = OggSplicer()
         #: HLS clients by (address, user agent) or session parameter: when last seen.
         self.sessions: Dict[str, float] = {}
         #: Where each of them is (GeoIP), looked up when first seen.
@@ -193,25 +199,33 @@ class HlsOutput:
 
     def transcode(self, chunk: Chunk, input_format: str) -> None:
         """
-        Through an ffmpeg child process to AAC. A new stream (new source, or
-        a chained Ogg stream) restarts ffmpeg, which is sent the new codec
-        headers first.
+        Through an ffmpeg child process to AAC. A new source restarts
+        ffmpeg, which is sent the new codec headers first. A chained Ogg
+        stream from the same source (Liquidsoap and ices start one at every
+        track) with the same codec setup is spliced into the stream ffmpeg
+        is reading: no restart, no gap, no discontinuity at each new track.
         """
         if self.reactor is None:
             return
         if self.transcoder is None or self.transcoder.argv != ffmpeg_argv(input_format):
             if self.transcoder is not None:
                 self.transcoder.stop()
-            self.transcoder = AACTranscoder(self.reactor, self.transcoded, lambda: self.feeding.header_pages,
+            self.transcoder = AACTranscoder(self.reactor, self.transcoded,
+                                            lambda: self.splicer.begin(self.feeding.header_pages),
                                             "%s HLS" % self.mount.path, ffmpeg_argv(input_format))
-            self._transcoded_generation = -1
-        if chunk.generation != self._transcoded_generation:
-            self._transcoded_generation = chunk.generation
-            self.transcoder.stop()
-            self.transcoder.start()
+            self._input = (-1, None)
+        ogg = input_format == "ogg"
+        if chunk.generation != self._input[0]:
+            same_source = self._input[1] is self.feeding.source
+            self._input = (chunk.generation, self.feeding.source)
+            if not (ogg and chunk.header and same_source and self.transcoder.running
+                    and self.splicer.chain(chunk.data)):
+                self._transcoded_generation = chunk.generation
+                self.transcoder.stop()
+                self.transcoder.start()
             if chunk.header:
-                return  # ffmpeg was just sent these headers
-        self.transcoder.feed(chunk.data)
+                return  # sent to ffmpeg as it started, or spliced
+        self.transcoder.feed(self.splicer.audio(chunk.data) if ogg else chunk.data)
 
     def transcoded(self, packet: Packet) -> None:
         """
@@ -232,6 +246,7 @@ class HlsOutput:
         """Now fed by ``mount`` (a fallback, or home again): a discontinuity, a new transcoder stream."""
         self.feeding = mount
         self._generation = self._transcoded_generation = -1
+        self._input = (-1, None)
 
     def detach(self, reason: str) -> None:  # pragma: no cover - outputs are never detached
         """Outputs stay with their mount when no fallback is live."""

@@ -78,6 +78,11 @@ class AACTranscoder:
         if headers:
             protocol.transport.write(headers)
 
+    @property
+    def running(self) -> bool:
+        """An ffmpeg is up and reading (not stopped, not waiting to be restarted)."""
+        return self.process is not None and self.process.transport is not None
+
     def feed(self, data: bytes) -> None:
         if self.process is not None and self.process.transport is not None:
             self.process.transport.write(data)

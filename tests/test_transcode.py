@@ -6,9 +6,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.config import parse_config
+from gocast.media.oggchain import pages
 from gocast.transcode import AACTranscoder, ffmpeg_argv
 
-from .media_builders import adts_frame
+from .media_builders import adts_frame, opus_stream
 from .streaming import Harness, feed_frames
 
 
@@ -94,3 +95,59 @@ class LowLatencyMp3Tests(SynchronousTestCase):
         self.assertTrue(protocol.transport.stdin_closed)  # standard HLS takes MP3 as it is
         self.assertIsNone(output.transcoder)
         self.assertEqual(output.segmenter.codec, "mp3")
+
+
+class ChainedOggTests(SynchronousTestCase):
+    """A chained Ogg stream (a new track from Liquidsoap or ices) through the HLS transcoder."""
+
+    def setUp(self):
+        self.h = Harness("mounts { live { hls { enabled true segment_duration 2 } } }")
+        self.reactor = ProcessClock()
+        self.output = self.h.hls.outputs["/live"]
+        self.output.reactor = self.reactor
+        self.source, _ = self.h.source(content_type="audio/ogg")
+
+    def stream(self, serial, title, channels=2):
+        """One chain: its header pages (returned) and 300 ms of audio pages."""
+        head, audio = opus_stream(serial, title, pages=15)
+        if channels != 2:
+            head = head.replace(b"OpusHead\x01\x02", b"OpusHead\x01" + bytes([channels]), 1)
+        self.source.dataReceived(head + b"".join(audio))
+        return head
+
+    def transcoded(self, frames=100):
+        self.reactor.spawned[-1][0].outReceived(adts_frame() * frames)
+
+    def test_same_layout_goes_on_through_the_same_ffmpeg(self):
+        first = self.stream(1, "First")
+        self.transcoded()
+        second = self.stream(2, "Second")
+        self.transcoded()
+        [(protocol, _)] = self.reactor.spawned
+        self.assertFalse(protocol.transport.stdin_closed)
+        # ffmpeg reads one logical stream: the first chain's headers, then every page as serial 1.
+        written = protocol.transport.written
+        self.assertTrue(written.startswith(first))
+        self.assertNotIn(second, written)
+        found = [(serial, sequence) for _, _, _, serial, sequence, _ in pages(written)]
+        self.assertGreater(len(found), 2 + 15)  # the second chain's audio arrived too
+        self.assertEqual(found, [(1, n) for n in range(len(found))])
+        self.transcoded()
+        self.assertNotIn("#EXT-X-DISCONTINUITY\n", self.output.segmenter.playlist())
+
+    def test_another_layout_restarts_ffmpeg_with_a_discontinuity(self):
+        self.stream(1, "Stereo")
+        self.transcoded()
+        mono = self.stream(2, "Mono", channels=1)
+        self.assertEqual(len(self.reactor.spawned), 2)
+        self.assertTrue(self.reactor.spawned[0][0].transport.stdin_closed)
+        self.assertTrue(self.reactor.spawned[1][0].transport.written.startswith(mono))
+        self.transcoded()
+        self.assertIn("#EXT-X-DISCONTINUITY\n", self.output.segmenter.playlist())
+
+    def test_a_new_source_restarts_ffmpeg(self):
+        self.stream(1, "First")
+        self.source.connectionLost(None)
+        self.source, _ = self.h.source(content_type="audio/ogg")
+        self.stream(2, "Again")
+        self.assertEqual(len(self.reactor.spawned), 2)

@@ -1,9 +1,11 @@
 """HLS from real ffmpeg sources, decoded by ffmpeg as an HLS client."""
 
+import json
 import re
 
 import treq
 from twisted.internet import reactor, task
+from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
 from ._process import spawn_tool, start_server, wait_for_source
@@ -72,3 +74,32 @@ class HlsTests(TestCase):
 
     async def test_low_latency_ogg_opus(self):
         await self.play(OPUS, low_latency=True)
+
+    async def test_liquidsoap_tracks_go_on_without_a_discontinuity(self):
+        """
+        Liquidsoap starts a chained Ogg stream at every new track; HLS goes
+        on through the same transcoder, with no gap or discontinuity per track.
+        """
+        server, base = await start_server(
+            self, reactor, "mounts { live { hls { enabled true segment_duration 2 playlist_length 3 } } }")
+        script = FilePath(self.mktemp())
+        script.setContent((
+            "settings.init.allow_root.set(true)\n"
+            "s = insert_metadata(sine())\n"
+            'thread.run(every=1.5, fun () -> s.insert_metadata(new_track=true, [("title", "Track " ^ '
+            "string_of(time()))]))\n"
+            'output.icecast(%%opus(bitrate=64), host="127.0.0.1", port=%d, password="hackme", mount="live", s)\n'
+            % int(base.rsplit(":", 1)[1])).encode())
+        spawn_tool(self, reactor, ["liquidsoap", script.path])
+        await wait_for_source(reactor, base, "/live", server)
+        client = spawn_tool(self, reactor, ["ffmpeg", "-v", "error", "-i", base + "/hls/live/playlist.m3u8",
+                                            "-t", "12", "-f", "null", "-"])
+        code, _ = await client.ended
+        self.assertEqual((code, client.output), (0, b""))
+        response = await treq.get(base + "/hls/live/playlist.m3u8", reactor=reactor, persistent=False)
+        playlist = (await response.content()).decode()
+        self.assertEqual(playlist.count("#EXTINF"), 3, playlist)
+        self.assertNotIn("#EXT-X-DISCONTINUITY\n", playlist)
+        response = await treq.get(base + "/status-json.xsl", reactor=reactor, persistent=False)
+        status = json.loads(await response.content())["icestats"]["source"]
+        self.assertIn("Track", status["title"])  # the tracks did change
