@@ -89,6 +89,11 @@ class HlsOutput:
         #: Where each of them is (GeoIP), looked up when first seen.
         self.places: Dict[str, Location] = {}
 
+    def room_for(self, key: str) -> bool:
+        """Whether the client ``key`` may fetch the playlist: a new one only while the mount is not full."""
+        mount = self.mount
+        return not mount.max_listeners or mount.listeners < mount.max_listeners or key in self.sessions
+
     def seen(self, key: str, locate: Callable[[], Location] = lambda: NOWHERE) -> None:
         """A client fetched the playlist."""
         if key not in self.sessions:
@@ -418,11 +423,16 @@ class HlsResource(Resource):
         return self.missing(request)
 
     def playlist(self, request: Request, output: HlsOutput, segmenter: AnySegmenter) -> Union[bytes, int]:
+        key = session_key(request)
+        if not output.room_for(key):
+            # As for ICY listeners: HLS clients count towards max_listeners.
+            return self.refuse(request, 503, "mount %s is full (%d listeners)"
+                               % (output.mount.path, output.mount.listeners))
         geo = self.geo
         if geo is None:
-            output.seen(session_key(request))
+            output.seen(key)
         else:
-            output.seen(session_key(request), lambda: geo.locate(host_of(request.getClientAddress())))
+            output.seen(key, lambda: geo.locate(host_of(request.getClientAddress())))
         try:
             sequence, part = blocking_reload(request)
         except ValueError as e:

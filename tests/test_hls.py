@@ -183,6 +183,20 @@ class HlsSessionTests(SynchronousTestCase):
         h.clock.advance(4.1)  # two target durations without a playlist fetch
         self.assertEqual(mount.listeners, 1)
 
+    def test_hls_clients_count_towards_max_listeners(self):
+        h = Harness("mounts { live { max_listeners 2 hls { enabled true segment_duration 2 } } }")
+        source, _ = h.source()
+        feed_frames(source, 100)
+        h.listener()
+        self.assertIn(" 200 ", h.get("/hls/live/playlist.m3u8?session=a")[0])
+        status, _, body = h.get("/hls/live/playlist.m3u8?session=b")
+        self.assertIn(" 503 ", status)
+        self.assertIn(b"mount /live is full (2 listeners)", body)
+        self.assertIn(" 200 ", h.get("/hls/live/playlist.m3u8?session=a")[0])  # one already in goes on
+        self.assertIn(b" 503 ", h.listener()[1].value().split(b"\r\n")[0])  # and ICY counts it too
+        h.clock.advance(4.1)  # session a went away
+        self.assertIn(" 200 ", h.get("/hls/live/playlist.m3u8?session=b")[0])
+
 
 class HlsFallbackTests(SynchronousTestCase):
     CONFIG = ("mounts { live { fallback /backup hls { enabled true segment_duration 1 playlist_length 10 } } "
