@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.config import parse_config
 from gocast.logs import AccessLog, JSONLinesObserver, build_observer, redact_target
-from gocast.resources.site import request_id_from
+from gocast.resources.site import MAX_REQUEST_BODY, request_id_from
 
 from .streaming import AUTH, Harness, close, feed_frames, split_response
 
@@ -158,3 +158,41 @@ class TextObserverTests(SynchronousTestCase):
             twisted(dict(event))
         self.assertEqual(ours.getvalue(), theirs.getvalue())
         self.assertIn("[gocast.access#info] 1.2.3.4 - - [x]", ours.getvalue())
+
+
+class RequestBodyLimitTests(SynchronousTestCase):
+    """twisted.web would spool any body to disk: the site reads at most MAX_REQUEST_BODY."""
+
+    def post(self, headers, body):
+        h = Harness()
+        proto, transport = h.connect(("POST /admin/reload HTTP/1.1\r\nHost: x\r\n%s\r\n" % headers).encode())
+        proto.dataReceived(body)
+        return h, transport
+
+    def test_declared_length_too_large(self):
+        h, transport = self.post("Content-Length: %d\r\n" % (MAX_REQUEST_BODY + 1), b"x" * 1000)
+        status, _, reason = split_response(transport.value())
+        self.assertIn(" 413 ", status)
+        self.assertEqual(reason, b"the request body is larger than 1024 KiB\n")
+        self.assertTrue(transport.disconnecting)
+        self.assertIn(b'gocast_http_requests_total{class="4xx"} 1.0', h.metrics.render())
+
+    def test_chunked_body_cut_off_when_it_goes_past(self):
+        chunk = b"%x\r\n%s\r\n" % (64 * 1024, b"x" * 64 * 1024)
+        _, transport = self.post("Transfer-Encoding: chunked\r\n", chunk * 16)
+        self.assertEqual(transport.value(), b"")  # 1 MiB: still read
+        _, transport = self.post("Transfer-Encoding: chunked\r\n", chunk * 17)
+        self.assertIn(b" 413 ", transport.value().split(b"\r\n")[0])
+        self.assertTrue(transport.disconnecting)
+
+    def test_a_body_within_the_limit_reaches_the_resource(self):
+        form = b"mount=/live&mode=updinfo&song=Band+-+Tune"
+        h = Harness()
+        h.source()
+        proto, transport = h.connect(
+            b"POST /admin/metadata HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWRtaW46aGFja21l\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(form), form))
+        self.assertIn(b" 200 ", transport.value().split(b"\r\n")[0])
+        live = h.registry.get("/live")
+        self.assertEqual((live.artist, live.title), ("Band", "Tune"))

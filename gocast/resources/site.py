@@ -26,6 +26,12 @@ from ..cors import cors_headers
 from ..logs import AccessLog
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+#: The largest request body the web side reads. twisted.web would spool a
+#: body of any size to a temporary file; the API's JSON, the admin's forms
+#: and the dashboard's actions are far smaller.
+MAX_REQUEST_BODY = 1024 * 1024
+_TOO_LARGE = (b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              b"Connection: close\r\nContent-Length: %d\r\n\r\n%s")
 #: Fresh request IDs: a random prefix per process and a counter (a uuid4
 #: per request cost 7% of a busy HLS server's CPU).
 _ID_PREFIX = os.urandom(4).hex()
@@ -48,6 +54,35 @@ class GocastRequest(Request):
     request_id = ""
     started = 0.0
     _client: Any = None
+    _body_read = 0
+    _refused = False
+
+    def gotLength(self, length: Optional[int]) -> None:
+        if length is not None and length > MAX_REQUEST_BODY:
+            self._refuse_body()
+        super().gotLength(length if not self._refused else 0)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._body_read += len(data)
+        if self._body_read > MAX_REQUEST_BODY:  # a chunked body that goes on
+            self._refuse_body()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse_body(self) -> None:
+        """413 with the reason, and close: the body is not read (nor answered by a resource)."""
+        self._refused = True
+        reason = b"the request body is larger than %d KiB\n" % (MAX_REQUEST_BODY // 1024)
+        transport = self.channel.transport
+        transport.write(_TOO_LARGE % (len(reason), reason))
+        transport.loseConnection()
+        self.channel.site.count_response(413)
 
     def getClientAddress(self) -> Any:
         """The peer, or the client a trusted proxy vouches for (worked out once per request)."""
