@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client -*-
+# -*- test-case-name: tests.test_cli_client -*-
 """
 The Python SDK for GoCast's REST API (``/api/v1``), synchronous and with
 no dependency beyond the standard library::

@@ -35,7 +35,9 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
+from .auth.address import host_of
 from .core.events import Event
+from .core.throttle import AuthFailures, retry_after
 from .geo import audience, mount_locations
 
 FLUSH_EVERY = 0.25
@@ -150,6 +152,8 @@ class StatsProtocol(WebSocketServerProtocol):
     listener_events = False
     paused_at: Optional[float] = None
     missed = False
+    #: The client's address (after ``server.trusted_proxies``), for the failed-login limit.
+    client = ""
 
     def onConnect(self, request: Any) -> None:
         factory = self.factory
@@ -158,6 +162,9 @@ class StatsProtocol(WebSocketServerProtocol):
         if not factory.origin_allowed(request.headers):
             raise ConnectionDeny(403, "this page's origin may not read the live stats")
         if not factory.allowed(request.headers, request.params):
+            sent = "authorization" in request.headers or "x-api-key" in request.headers or "key" in request.params
+            if sent and factory.failures is not None:
+                factory.failures.failed(self.client)
             raise ConnectionDeny(401, "log in to the dashboard, or send admin credentials or an API key "
                                  "with read_stats")
 
@@ -225,9 +232,17 @@ class LiveStatsResource(Resource):
         self.factory = factory
 
     def render(self, request: Request) -> Any:
+        client = host_of(request.getClientAddress())
+        failures = self.factory.failures
+        wait = failures.blocked(client) if failures is not None else None
+        if wait is not None:
+            request.setResponseCode(429)
+            request.setHeader(b"retry-after", b"%d" % retry_after(wait))
+            return b"too many failed logins from your address; wait a minute\n"
         channel = request.channel
         transport = channel.transport
         protocol = self.factory.buildProtocol(transport.getPeer())
+        protocol.client = client
         channel.setTimeout(None)
         channel.transport = None  # twisted.web lets go of the connection
         door = getattr(transport, "wrappedProtocol", None) or transport.protocol  # TLS wraps the door
@@ -246,16 +261,19 @@ class StatsFactory(WebSocketServerFactory):
         go on (admin, session cookie, or a key with read_stats)?
     :param origin_allowed: ``headers -> bool``: may the page that opens it
         (the ``Origin`` a browser sends) read the stats?
+    :param failures: failed logins per address (shared with the admin and API).
     """
 
     protocol = StatsProtocol
 
     def __init__(self, hub: StatsHub, allowed: Callable[[Dict[str, str], Dict[str, List[str]]], bool],
-                 origin_allowed: Callable[[Dict[str, str]], bool] = lambda headers: True):
+                 origin_allowed: Callable[[Dict[str, str]], bool] = lambda headers: True,
+                 failures: Optional[AuthFailures] = None):
         super().__init__()
         self.hub = hub
         self.allowed = allowed
         self.origin_allowed = origin_allowed
+        self.failures = failures
         # A ping every 20 s finds dead dashboards; messages are capped both ways.
         self.setProtocolOptions(autoPingInterval=20, autoPingTimeout=20, maxMessagePayloadSize=MAX_MESSAGE,
                                 maxFramePayloadSize=MAX_MESSAGE, openHandshakeTimeout=10)

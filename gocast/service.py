@@ -114,10 +114,12 @@ class GocastService(MultiService):
                                                                lambda: self.config.admin.session_timeout),
                                  self.api_keys, reactor.seconds)
         live = Resource()
-        live.putChild(b"stats", LiveStatsResource(StatsFactory(self.hub, access.websocket, access.origin_allowed)))
+        live.putChild(b"stats", LiveStatsResource(StatsFactory(self.hub, access.websocket, access.origin_allowed,
+                                                               self.api_keys.failures)))
         root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls, api,
                           self.gate, self.geo, {b"dashboard": Dashboard(access, self.registry, self.history,
-                                                                        self.api_keys), b"ws": live})
+                                                                        self.api_keys), b"ws": live},
+                          self.api_keys.failures)
         self._usage_flush = LoopingCall(self.api_keys.flush_usage)
         self._usage_flush.clock = reactor
         self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response,

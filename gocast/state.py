@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_state -*-
+# -*- test-case-name: tests.test_history, tests.test_api -*-
 """
 The embedded state store: an SQLite file in the data directory
 (``server.state_db``) holding what is created at run time and must survive

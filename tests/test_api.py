@@ -7,7 +7,7 @@ import sqlite3
 from openapi_spec_validator import validate
 from twisted.trial.unittest import SynchronousTestCase
 
-from gocast.api.keys import FAILURE_LIMIT, FAILURE_WINDOW
+from gocast.core.throttle import FAILURE_LIMIT, FAILURE_WINDOW
 from gocast.api.routes import ROUTES
 from gocast.config._schema import PERMISSIONS
 

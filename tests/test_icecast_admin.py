@@ -6,6 +6,8 @@ from xml.etree import ElementTree
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from gocast.core.throttle import FAILURE_LIMIT, FAILURE_WINDOW
+
 from .streaming import Harness, close, feed_frames, split_response
 
 ADMIN = base64.b64encode(b"admin:hackme").decode()
@@ -158,3 +160,36 @@ class PlaylistTests(SynchronousTestCase):
         status, _, body = Harness().get("/health/live")
         self.assertIn(" 200 ", status)
         self.assertEqual(json.loads(body), {"status": "alive"})
+
+
+class AdminFailedLoginTests(SynchronousTestCase):
+    """Guessing the admin password: ten wrong tries a minute per address, then 429."""
+
+    def setUp(self):
+        self.h = Harness("metrics { auth_required true }")
+        self.h.source("/live")
+        self.wrong = base64.b64encode(b"admin:guess").decode()
+
+    def test_wrong_passwords_then_429_everywhere_until_the_window_passes(self):
+        for _ in range(FAILURE_LIMIT):
+            self.assertIn(" 401 ", self.h.get("/admin/stats", self.wrong)[0])
+        for target in ("/admin/stats", "/metrics", "/admin.cgi?mode=updinfo&song=x&pass=hackme"):
+            status, headers, body = self.h.get(target, ADMIN)  # even the right password, for now
+            self.assertIn(" 429 ", status, target)
+            self.assertEqual(headers["retry-after"], "60")
+            self.assertIn(b"too many failed logins", body)
+        self.assertIn(" 200 ", self.h.get("/admin/stats", ADMIN, peer="10.0.0.6")[0])  # another address
+        self.h.clock.advance(FAILURE_WINDOW)
+        self.assertIn(" 200 ", self.h.get("/admin/stats", ADMIN)[0])
+
+    def test_what_is_not_a_failed_login(self):
+        for _ in range(FAILURE_LIMIT + 5):
+            self.assertIn(" 401 ", self.h.get("/admin/stats")[0])  # no credentials: the challenge
+            self.assertIn(" 401 ", self.h.get("/admin/stats", SOURCE)[0])  # a source's, on admin's action
+        self.assertIn(" 200 ", self.h.get("/admin/stats", ADMIN)[0])
+
+    def test_metrics_and_admin_cgi_count_too(self):
+        for _ in range(FAILURE_LIMIT // 2):
+            self.assertIn(" 401 ", self.h.get("/metrics", self.wrong)[0])
+            self.assertIn(" 401 ", self.h.get("/admin.cgi?mode=updinfo&song=x&pass=wrong")[0])
+        self.assertIn(" 429 ", self.h.get("/admin/stats", ADMIN)[0])

@@ -4,10 +4,13 @@ import base64
 import json
 
 from autobahn.websocket.types import ConnectionDeny
+from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.test.requesthelper import DummyRequest
 
-from gocast.live import FLUSH_EVERY, MAX_EVENTS, SLOW_TIMEOUT, StatsFactory, StatsHub, StatsProtocol
+from gocast.live import (FLUSH_EVERY, MAX_EVENTS, SLOW_TIMEOUT, LiveStatsResource, StatsFactory, StatsHub,
+                         StatsProtocol)
 
 from .streaming import Harness, feed_frames
 
@@ -124,6 +127,26 @@ class ProtocolTests(SynchronousTestCase):
         with self.assertRaises(ConnectionDeny) as caught:
             self.protocol.onConnect(type("Request", (), {"headers": {}, "params": {}})())
         self.assertEqual(caught.exception.code, 401)
+
+    def test_wrong_credentials_count_as_failed_logins(self):
+        self.allowed = False
+        self.factory.failures = self.h.auth_failures
+        self.protocol.client = "198.51.100.7"
+        refused = [({}, {}), ({"authorization": "Basic d3Jvbmc6d3Jvbmc="}, {}), ({"x-api-key": "gck_no"}, {}),
+                   ({}, {"key": ["gck_no"]})]
+        for headers, params in refused * 3:
+            with self.assertRaises(ConnectionDeny):
+                self.protocol.onConnect(type("Request", (), {"headers": headers, "params": params})())
+        # Nine failed logins: the three tries without credentials are none.
+        self.assertIsNone(self.h.auth_failures.blocked("198.51.100.7"))
+        self.h.auth_failures.failed("198.51.100.7")
+        self.assertIsNotNone(self.h.auth_failures.blocked("198.51.100.7"))
+        request = DummyRequest([b""])
+        request.client = IPv4Address("TCP", "198.51.100.7", 5000)
+        self.assertEqual(LiveStatsResource(self.factory).render(request), b"too many failed logins from your "
+                         b"address; wait a minute\n")
+        self.assertEqual((request.responseCode, request.responseHeaders.getRawHeaders(b"retry-after")),
+                         (429, [b"60"]))
 
     def test_handshake_refused_from_another_origin(self):
         self.factory.origin_allowed = lambda headers: False

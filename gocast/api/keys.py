@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_api_keys -*-
+# -*- test-case-name: tests.test_api -*-
 """
 API keys: the ones in ``api_keys { NAME { key permissions expires } }``
 and the ones created at run time (``POST /api/v1/keys``).
@@ -7,11 +7,9 @@ A key is ``gck_`` and 43 random URL-safe characters. Only its SHA-256 is
 kept for run-time keys (the secret is shown once, at creation); keys are
 found by comparing hashes in constant time against every known key.
 Usage (last use, request count) is tracked per key and written to the
-state store now and then, not on every request.
-
-Failed authentication is limited per client address: after
-:data:`FAILURE_LIMIT` failures within :data:`FAILURE_WINDOW` seconds the
-address is refused (429) until the window has passed.
+state store now and then, not on every request. Failed authentication is
+limited per client address (:attr:`ApiKeys.failures`, shared with the
+dashboard and the Icecast admin).
 """
 
 from __future__ import annotations
@@ -20,20 +18,16 @@ import datetime
 import hashlib
 import hmac
 import secrets
-from collections import OrderedDict
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 import attr
 
 from ..config import Config
 from ..config._schema import PERMISSIONS
+from ..core.throttle import AuthFailures
 
 PREFIX = "gck_"
 ALL = "*"
-FAILURE_LIMIT = 10
-FAILURE_WINDOW = 60.0
-#: Client addresses remembered for the failure limit (oldest forgotten first).
-MAX_TRACKED_CLIENTS = 10000
 #: Seconds between writes of key usage to the state store.
 USAGE_FLUSH = 30.0
 
@@ -98,7 +92,7 @@ class ApiKeys:
         self.now = now
         self.keys: Dict[str, ApiKey] = {}
         self._dirty: set = set()
-        self._failures: "OrderedDict[str, List[float]]" = OrderedDict()
+        self.failures = AuthFailures(now)
         if store is not None:
             for record in store.keys():
                 self.keys[record["id"]] = ApiKey(
@@ -163,32 +157,6 @@ class ApiKeys:
         del self.keys[key_id]
         self._dirty.discard(key_id)
         return self.store.delete_key(key_id)
-
-    # Failed authentication, per client address
-
-    def blocked(self, client: str) -> Optional[float]:
-        """Seconds ``client`` must wait before trying again, or None."""
-        failures = self._recent(client)
-        if len(failures) >= FAILURE_LIMIT:
-            return failures[0] + FAILURE_WINDOW - self.now()
-        return None
-
-    def failed(self, client: str) -> None:
-        failures = self._recent(client)
-        failures.append(self.now())
-        self._failures[client] = failures
-        self._failures.move_to_end(client)
-        while len(self._failures) > MAX_TRACKED_CLIENTS:
-            self._failures.popitem(last=False)
-
-    def _recent(self, client: str) -> List[float]:
-        horizon = self.now() - FAILURE_WINDOW
-        failures = [t for t in self._failures.get(client, ()) if t > horizon]
-        if failures:
-            self._failures[client] = failures
-        else:
-            self._failures.pop(client, None)
-        return failures
 
 
 def valid_permissions(values: Any) -> Optional[str]:

@@ -26,6 +26,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 
 from ..auth.address import host_of
 from ..core.credentials import admin_credentials_ok
+from ..core.throttle import retry_after
 from .docs import SwaggerDocs
 from .keys import ApiKey
 from .openapi import openapi_document
@@ -91,20 +92,20 @@ class ApiResource(Resource):
     def authorize(self, request: Request, route: Route) -> None:
         keys = self.ctx.keys
         client = client_of(request)
-        wait = keys.blocked(client)
+        wait = keys.failures.blocked(client)
         if wait is not None:
-            request.setHeader(b"retry-after", b"%d" % max(1, int(wait + 0.999)))
+            request.setHeader(b"retry-after", b"%d" % retry_after(wait))
             raise ApiError(429, "rate_limited", "too many failed authentications; try again in %d s"
-                           % max(1, int(wait + 0.999)))
+                           % retry_after(wait))
         principal = self.principal(request)
         if principal is None:
-            keys.failed(client)
+            keys.failures.failed(client)
             request.setHeader(b"www-authenticate", b'Bearer realm="GoCast API", Basic realm="GoCast"')
             raise ApiError(401, "unauthorized", "send an API key (Authorization: Bearer gck_... or "
                            "X-API-Key), or the admin user with Basic auth")
         if isinstance(principal, ApiKey):
             if principal.expired(self.ctx.now()):
-                keys.failed(client)
+                keys.failures.failed(client)
                 raise ApiError(401, "unauthorized", "API key %s has expired" % principal.name)
             keys.used(principal)
             if not principal.allows(route.permission):

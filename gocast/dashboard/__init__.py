@@ -238,13 +238,13 @@ class DashboardCall(Resource):
 
     def login(self, request: Request) -> bytes:
         keys, client = self.dashboard.keys, host_of(request.getClientAddress())
-        if keys.blocked(client) is not None:
+        if keys.failures.blocked(client) is not None:
             return reply(request, 429, {"error": "too many failed logins; wait a minute"})
         body = json_body(request)
         if body is None:
             return reply(request, 400, {"error": "send JSON: {\"user\": ..., \"password\": ...}"})
         if not self.dashboard.access.admin(str(body.get("user", "")), str(body.get("password", ""))):
-            keys.failed(client)
+            keys.failures.failed(client)
             return reply(request, 401, {"error": "wrong user name or password"})
         token, csrf = self.dashboard.access.sessions.open()
         request.addCookie(COOKIE, token.encode(), path=_cookie_path(request),

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_mpegts -*-
+# -*- test-case-name: tests.test_hls -*-
 """
 A small MPEG-TS muxer for audio-only HLS segments (ISO/IEC 13818-1).
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_http_parsing -*-
+# -*- test-case-name: tests.test_source -*-
 """
 Sans-IO pieces of HTTP that GoCast parses itself: the request head (which
 must accept ``SOURCE`` and ``ICE/1.0``, unlike twisted.web), chunked bodies,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_frontdoor -*-
+# -*- test-case-name: tests.test_source, tests.test_listener -*-
 """
 The front door: every connection on the shared port starts here.
 

@@ -21,15 +21,18 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from xml.etree import ElementTree
 
+from ..auth.address import host_of
 from ..config import Config, MountConfig
 from ..config._mount import FallbackConfig
 from ..core.credentials import admin_credentials_ok, same_secret, source_credentials_ok
 from ..core.mount import Mount
 from ..core.operations import kick_listener, kill_source, move_listeners, update_metadata
 from ..core.registry import MountRegistry
+from ..core.throttle import AuthFailures, retry_after
 from .status import add_listeners, stats_xml, sub, xml_bytes
 
 REALM = b'Basic realm="Icecast2 Server"'
+TOO_MANY = "too many failed logins from your address; wait a minute"
 
 
 class AdminError(Exception):
@@ -71,6 +74,8 @@ class AdminContext:
     registry: MountRegistry
     started: float
     clock: Any
+    #: Failed logins per client address (shared with the REST API and the dashboard).
+    failures: Optional[AuthFailures] = None
 
     @property
     def config(self) -> Config:
@@ -78,6 +83,30 @@ class AdminContext:
 
     def is_admin(self, request: Request) -> bool:
         return admin_credentials_ok(request.getUser(), request.getPassword(), self.config.auth)
+
+    def admit(self, request: Request, check: Callable[[], bool],
+              genuine: Callable[[], bool] = lambda: False) -> int:
+        """
+        200 when ``check()`` passes; 429 (with ``Retry-After``) while the
+        client is refused for failing too often; else 401, counted as a
+        failure when credentials were sent (a client's first try without
+        them, answered by the challenge, is not one) unless ``genuine()``
+        says they are right for another role (a source's, on an admin-only
+        action).
+        """
+        failures = self.failures
+        client = host_of(request.getClientAddress())
+        wait = failures.blocked(client) if failures is not None else None
+        if wait is not None:
+            request.setResponseCode(429)
+            request.setHeader(b"retry-after", b"%d" % retry_after(wait))
+            return 429
+        if check():
+            return 200
+        sent = request.getUser() or request.getPassword() or request.args.get(b"pass")
+        if failures is not None and sent and not genuine():
+            failures.failed(client)
+        return 401
 
     def is_source(self, request: Request, path: str) -> bool:
         mount_config = self.config.mounts.get(path) or MountConfig()
@@ -194,10 +223,12 @@ class AdminAction(Resource):
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"text/xml; charset=utf-8")
         ctx = self.ctx
-        allowed = ctx.is_admin(request)
-        if not allowed and self.who == "source":
-            allowed = ctx.is_source(request, arg(request, "mount") or "")
-        if not allowed:
+        mount = arg(request, "mount") or ""
+        status = ctx.admit(request, lambda: ctx.is_admin(request) or (
+            self.who == "source" and ctx.is_source(request, mount)), lambda: ctx.is_source(request, mount))
+        if status == 429:
+            return iceresponse(TOO_MANY, ok=False)
+        if status == 401:
             challenge(request)
             return iceresponse("authentication required", ok=False)
         try:
@@ -230,9 +261,12 @@ class ReloadAction(Resource):
 
     def render_POST(self, request: Request) -> Any:
         request.setHeader(b"content-type", b"application/json")
-        if not self.ctx.is_admin(request):
-            challenge(request)
-            return json.dumps({"success": False, "errors": ["admin credentials required"]}).encode()
+        status = self.ctx.admit(request, lambda: self.ctx.is_admin(request))
+        if status != 200:
+            if status == 401:
+                challenge(request)
+            reason = TOO_MANY if status == 429 else "admin credentials required"
+            return json.dumps({"success": False, "errors": [reason]}).encode()
 
         def answer(result: Any) -> None:
             if not result.ok:
@@ -277,9 +311,11 @@ class ShoutcastAdmin(Resource):
         mount_config = self.ctx.config.mounts.get(path) or MountConfig()
         password = (arg(request, "pass") or "").encode("utf-8")
         expected = mount_config.password or self.ctx.config.auth.source_password
-        if not (same_secret(password, expected) or same_secret(password, self.ctx.config.auth.admin_password)):
-            request.setResponseCode(401)
-            return iceresponse("bad password", ok=False)
+        status = self.ctx.admit(request, lambda: same_secret(password, expected) or same_secret(
+            password, self.ctx.config.auth.admin_password))
+        if status != 200:
+            request.setResponseCode(status)
+            return iceresponse(TOO_MANY if status == 429 else "bad password", ok=False)
         mount = self.ctx.registry.get(path)
         if mount is None or mount.source is None or arg(request, "mode") != "updinfo":
             request.setResponseCode(400)

@@ -7,7 +7,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from ..metrics import Metrics
-from .admin import AdminContext, challenge
+from .admin import TOO_MANY, AdminContext, challenge
 
 
 #: The classic text format, which every Prometheus version scrapes.
@@ -23,9 +23,13 @@ class MetricsResource(Resource):
         self.ctx = ctx
 
     def render_GET(self, request: Request) -> bytes:
-        if self.ctx.config.metrics.auth_required and not self.ctx.is_admin(request):
-            challenge(request)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return b"metrics need the admin credentials (metrics.auth_required)\n"
+        if self.ctx.config.metrics.auth_required:
+            status = self.ctx.admit(request, lambda: self.ctx.is_admin(request))
+            if status != 200:
+                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+                if status == 429:
+                    return (TOO_MANY + "\n").encode()
+                challenge(request)
+                return b"metrics need the admin credentials (metrics.auth_required)\n"
         request.setHeader(b"content-type", CONTENT_TYPE)
         return self.metrics.render()

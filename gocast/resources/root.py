@@ -58,15 +58,19 @@ def put_at(root: Resource, path: str, child: Resource) -> None:
 def build_root(registry: MountRegistry, health: HealthState, clock: Any,
                metrics: Optional[Metrics] = None, reloader: Any = None, hls: Any = None,
                api: Any = None, gate: Any = None, geo: Any = None,
-               admin_children: Optional[Dict[bytes, Resource]] = None) -> Resource:
+               admin_children: Optional[Dict[bytes, Resource]] = None,
+               auth_failures: Any = None) -> Resource:
     """
     The web tree. Paths (``admin_root``, ``metrics.path``) are fixed here;
     everything else reads the running config through the registry.
+
+    :param auth_failures: the failed-login limit per address
+        (:class:`gocast.core.throttle.AuthFailures`) for the admin and metrics.
     """
     config = registry.config
     hls_resource = HlsResource(hls, registry, gate, geo) if hls is not None else None
     root = Root(registry, hls_resource)
-    ctx = AdminContext(registry, health.started, clock)
+    ctx = AdminContext(registry, health.started, clock, auth_failures)
     if metrics is not None and config.metrics.enabled:
         put_at(root, config.metrics.path, MetricsResource(metrics, ctx))
     root.putChild(b"health", HealthResource(health))

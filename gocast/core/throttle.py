@@ -1,0 +1,55 @@
+# -*- test-case-name: tests.test_icecast_admin, tests.test_api, tests.test_live -*-
+"""
+Failed authentication, limited per client address, wherever a password or
+key is checked over HTTP: the REST API, the dashboard's login, the Icecast
+admin, ``/metrics``, SHOUTcast's ``admin.cgi``. After :data:`FAILURE_LIMIT`
+failures within :data:`FAILURE_WINDOW` seconds an address is refused (429)
+until the oldest of them is that old, so guessing the admin password takes
+years, while someone who mistyped waits a minute.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Callable, List, Optional
+
+FAILURE_LIMIT = 10
+FAILURE_WINDOW = 60.0
+#: Client addresses remembered (the oldest forgotten first).
+MAX_TRACKED_CLIENTS = 10000
+
+
+class AuthFailures:
+    def __init__(self, now: Callable[[], float]):
+        self.now = now
+        self._failures: "OrderedDict[str, List[float]]" = OrderedDict()
+
+    def blocked(self, client: str) -> Optional[float]:
+        """Seconds ``client`` must wait before trying again, or None."""
+        failures = self._recent(client)
+        if len(failures) >= FAILURE_LIMIT:
+            return failures[0] + FAILURE_WINDOW - self.now()
+        return None
+
+    def failed(self, client: str) -> None:
+        failures = self._recent(client)
+        failures.append(self.now())
+        self._failures[client] = failures
+        self._failures.move_to_end(client)
+        while len(self._failures) > MAX_TRACKED_CLIENTS:
+            self._failures.popitem(last=False)
+
+    def _recent(self, client: str) -> List[float]:
+        horizon = self.now() - FAILURE_WINDOW
+        failures = [t for t in self._failures.get(client, ()) if t > horizon]
+        if failures:
+            self._failures[client] = failures
+        else:
+            self._failures.pop(client, None)
+        return failures
+
+
+def retry_after(wait: float) -> int:
+    """Whole seconds for a ``Retry-After`` header: at least 1."""
+    return max(1, int(math.ceil(wait)))
