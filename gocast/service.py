@@ -35,6 +35,7 @@ from ._startup import (
 )
 from ._version import __version__
 from .api.keys import USAGE_FLUSH, ApiKeys
+from .core.throttle import AuthFailures
 from .api.mounts import ApiMounts
 from .api.routes import ApiContext
 from .auth.gate import ListenerGate
@@ -85,7 +86,9 @@ class GocastService(MultiService):
         log_events(self.bus)
         self.hls = HlsOutputs(time.time, reactor)
         self.state = open_state(config, run_in_thread or self._in_thread)
-        self.api_keys = ApiKeys(self.state, reactor.seconds)
+        #: Failed logins per address: sources, the admin, the API, the dashboard.
+        self.auth_failures = AuthFailures(reactor.seconds)
+        self.api_keys = ApiKeys(self.state, reactor.seconds, self.auth_failures)
         self.api_keys.configure(config)
         self.api_mounts = ApiMounts(self.state, lambda: self.loaded.config, self._apply_mounts, time.time)
         self.registry = MountRegistry(self.api_mounts.overlay(config), self.bus, FilePlayers(reactor),
@@ -93,7 +96,7 @@ class GocastService(MultiService):
         self.gate = ListenerGate(self.bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater,
                                  run_in_thread or self._in_thread)
         self.gate.configure(self.registry.config)  # AuthSetupError: the server does not start
-        self.front_door = FrontDoorFactory(self.registry, self.bus, None, reactor, self.gate)
+        self.front_door = FrontDoorFactory(self.registry, self.bus, None, reactor, self.gate, self.auth_failures)
         self.geo = self.front_door.geo
         self.geo.configure(config.geoip)  # a database that cannot be read is a warning, not a failure
         self.metrics = Metrics(self.registry, self.bus, lambda: self.front_door.connections,
@@ -115,11 +118,11 @@ class GocastService(MultiService):
                                  self.api_keys, reactor.seconds)
         live = Resource()
         live.putChild(b"stats", LiveStatsResource(StatsFactory(self.hub, access.websocket, access.origin_allowed,
-                                                               self.api_keys.failures)))
+                                                               self.auth_failures)))
         root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls, api,
                           self.gate, self.geo, {b"dashboard": Dashboard(access, self.registry, self.history,
                                                                         self.api_keys), b"ws": live},
-                          self.api_keys.failures)
+                          self.auth_failures)
         self._usage_flush = LoopingCall(self.api_keys.flush_usage)
         self._usage_flush.clock = reactor
         self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response,
@@ -154,7 +157,7 @@ class GocastService(MultiService):
             port = shoutcast_port(config)
             self._listen("shoutcast", OptionalListener(
                 serverFromString(reactor, listen_description(config, port)),
-                ShoutcastFactory(self.registry, self.bus, self.site, reactor),
+                ShoutcastFactory(self.registry, self.bus, self.site, reactor, auth_failures=self.auth_failures),
                 "the SHOUTcast v1 source port %d" % port))
 
     def _listen(self, name: str, service: Any) -> None:

@@ -11,7 +11,6 @@ from twisted.python.failure import Failure
 from gocast.config import parse_config
 from gocast.core.events import EventBus
 from gocast.core.registry import MountRegistry
-from gocast.core.throttle import AuthFailures
 from gocast.hls import HlsOutputs
 from gocast.metrics import Metrics
 from gocast.playout.file import FilePlayers
@@ -40,7 +39,7 @@ class Harness:
                                lambda: self.factory.total_connections, 0.0, self.clock.seconds)
         self.factory.count_response = self.metrics.count_response
         self.factory.geo.configure(self.config.geoip)
-        self.auth_failures = AuthFailures(self.clock.seconds)
+        self.auth_failures = self.factory.auth_failures  # one count for sources and the web side
         root = build_root(self.registry, self.health, self.clock, self.metrics, hls=self.hls,
                           gate=self.factory.gate, geo=self.factory.geo, auth_failures=self.auth_failures)
         self.site = GocastSite(root, self.clock, self.factory.access_log, self.metrics.count_response,

@@ -4,6 +4,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from gocast.core.throttle import FAILURE_LIMIT, FAILURE_WINDOW
 from gocast.protocols.shoutcast import ShoutcastFactory
 
 from .media_builders import mp3_frame
@@ -11,7 +12,7 @@ from .streaming import Harness, close
 
 
 def shoutcast(h):
-    factory = ShoutcastFactory(h.registry, h.bus, h.site, h.clock)
+    factory = ShoutcastFactory(h.registry, h.bus, h.site, h.clock, auth_failures=h.auth_failures)
     proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 8001))
     transport = StringTransport(peerAddress=IPv4Address("TCP", "10.1.1.1", 5000))
     proto.makeConnection(transport)
@@ -46,6 +47,18 @@ class ShoutcastTests(SynchronousTestCase):
         proto.dataReceived(b"wrong\r\n")
         self.assertEqual(transport.value(), b"invalid password\r\n")
         self.assertTrue(transport.disconnecting)
+
+    def test_password_guessing_refused_for_a_minute(self):
+        h = Harness()
+        for _ in range(FAILURE_LIMIT):
+            shoutcast(h)[0].dataReceived(b"wrong\r\n")
+        proto, transport = shoutcast(h)
+        proto.dataReceived(b"hackme\r\n")
+        self.assertEqual(transport.value(), b"invalid password\r\n")  # SHOUTcast v1 has nothing else to say
+        h.clock.advance(FAILURE_WINDOW)
+        proto, transport = shoutcast(h)
+        proto.dataReceived(b"hackme\r\n")
+        self.assertTrue(transport.value().startswith(b"OK2"))
 
     def test_mount_password(self):
         h = Harness("mounts { live { password s3cret } }")

@@ -2,6 +2,8 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from gocast.core.throttle import FAILURE_LIMIT, FAILURE_WINDOW
+
 from .media_builders import mp3_frame
 from .streaming import AUTH, Harness, close, feed_frames, split_response
 
@@ -95,6 +97,23 @@ class SourceAuthTests(SynchronousTestCase):
                                       "Content-Type: audio/mpeg\r\n\r\n" % auth).encode())
             self.assertTrue(transport.value().startswith(b"HTTP/1.0 401"), auth)
         self.assertIsNone(h.registry.get("/live"))
+
+    def test_password_guessing_gets_429_for_a_minute(self):
+        h = Harness()
+        wrong = b"SOURCE /live HTTP/1.0\r\nAuthorization: Basic c291cmNlOndyb25n\r\nContent-Type: audio/mpeg\r\n\r\n"
+        right = wrong.replace(b"c291cmNlOndyb25n", b"c291cmNlOmhhY2ttZQ==")  # source:hackme
+        probe = b"PUT /live HTTP/1.1\r\nContent-Type: audio/mpeg\r\n\r\n"  # libshout's, without credentials
+        for _ in range(FAILURE_LIMIT + 5):
+            self.assertIn(b" 401 ", h.connect(probe)[1].value())  # not a failed login
+        for _ in range(FAILURE_LIMIT):
+            self.assertIn(b" 401 ", h.connect(wrong)[1].value())
+        refused = h.connect(right)[1].value()
+        self.assertTrue(refused.startswith(b"HTTP/1.0 429 Too Many Requests"), refused)
+        self.assertIn(b"Retry-After: 60", refused)
+        self.assertIn(" 429 ", h.get("/admin/stats", "YWRtaW46aGFja21l")[0])  # one count with the admin
+        self.assertIn(b" 200 ", h.connect(right.replace(b"/live", b"/other"), peer="10.0.0.9")[1].value())
+        h.clock.advance(FAILURE_WINDOW)
+        self.assertIn(b" 200 ", h.connect(right)[1].value())
 
     def test_mount_password_and_username(self):
         h = Harness("mounts { live { password s3cret username dj } }")

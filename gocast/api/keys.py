@@ -87,12 +87,13 @@ def _iso(seconds: Optional[float]) -> Optional[str]:
 class ApiKeys:
     """Every key GoCast accepts, with their usage."""
 
-    def __init__(self, store: Any, now: Any):
+    def __init__(self, store: Any, now: Any, failures: Optional[AuthFailures] = None):
         self.store = store
         self.now = now
         self.keys: Dict[str, ApiKey] = {}
         self._dirty: set = set()
-        self.failures = AuthFailures(now)
+        #: Failed authentications per address (shared with sources and the admin).
+        self.failures = failures if failures is not None else AuthFailures(now)
         if store is not None:
             for record in store.keys():
                 self.keys[record["id"]] = ApiKey(

@@ -34,6 +34,7 @@ from ..auth.gate import ListenerGate
 from ..config import Config
 from ..core.events import EventBus
 from ..core.registry import MountRegistry
+from ..core.throttle import AuthFailures
 from ._http import BadRequest, RequestHead, parse_head, reply_version, response_head
 from ..cors import cors_headers
 from ..geo import GeoLocator
@@ -194,10 +195,12 @@ class FrontDoorFactory(Factory):
     """Shared state of the port: config, registry, events, the web site."""
 
     def __init__(self, registry: MountRegistry, bus: EventBus, site: Any, reactor: Any,
-                 gate: Optional[ListenerGate] = None):
+                 gate: Optional[ListenerGate] = None, auth_failures: Optional[AuthFailures] = None):
         """
         :param gate: the listener auth gate; by default one configured from
             the registry's config, with slow checks run in place.
+        :param auth_failures: failed source logins per address (shared with
+            the web side's admin logins); by default one of its own.
         """
         self.registry = registry
         self.bus = bus
@@ -217,6 +220,7 @@ class FrontDoorFactory(Factory):
             gate = ListenerGate(bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater, maybeDeferred)
             gate.configure(registry.config)
         self.gate = gate
+        self.auth_failures = auth_failures if auth_failures is not None else AuthFailures(reactor.seconds)
         #: Looks listeners up by address (the service configures it from ``geoip``).
         self.geo = GeoLocator()
 

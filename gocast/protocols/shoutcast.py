@@ -65,7 +65,15 @@ class ShoutcastDoor(FrontDoor):
         probe = self.head(b"", password)
         config = self.factory.config
         mount_config = config.mounts.get(self.mount_path) or MountConfig()
+        failures = self.factory.auth_failures
+        if failures.blocked(self.peer) is not None:
+            # SHOUTcast v1 has no status codes: the source is told what it would hear for a wrong one.
+            self._log.info("SHOUTcast source from {peer} refused: too many failed logins", peer=self.peer)
+            self.transport.write(b"invalid password\r\n")
+            self.transport.loseConnection()
+            return False
         if not source_authorised(probe, mount_config, config.auth.source_password):
+            failures.failed(self.peer)
             self._log.info("SHOUTcast source from {peer} refused: bad password", peer=self.peer)
             self.transport.write(b"invalid password\r\n")
             self.transport.loseConnection()

@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from ..config import MountConfig, is_reserved
 from ..config._kinds import normalise_mount
 from ..core.credentials import source_credentials_ok
+from ..core.throttle import retry_after
 from ..core.mount import Mount, MountInUse, SourceInfo
 from ..core.registry import MountNotAllowed
 from ..media import is_streamable
@@ -76,8 +77,14 @@ class SourceSession:
             door.reply(403, "%s is one of GoCast's own URLs, not a mount" % path, version)
             return
         mount_config = config.mounts.get(path) or MountConfig()
+        wait = factory.auth_failures.blocked(door.peer)
+        if wait is not None:
+            door.reply(429, "too many failed logins from your address; wait a minute", version,
+                       [("Retry-After", str(retry_after(wait)))])
+            return
         if not source_authorised(head, mount_config, config.auth.source_password):
             if head.get("authorization") or head.get("ice-password"):
+                factory.auth_failures.failed(door.peer)
                 self._log.info("{mount}: source from {peer} refused: bad credentials", mount=path,
                                peer=door.peer)
             else:
