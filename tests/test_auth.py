@@ -40,8 +40,9 @@ def auth_config(block, mount="premium"):
 
 
 def ask(mount="/premium", ip="198.51.100.7", token=None, user=None, password=None, protocol="icy", headers=None):
-    return AuthRequest(mount, ip, "VLC/3.0", headers or {"user-agent": "VLC/3.0"}, token, user, password, "12",
-                       protocol)
+    """A listener's request; an ICY listener has a client ID (its connection's), an HLS player none."""
+    return AuthRequest(mount, ip, "VLC/3.0", headers or {"user-agent": "VLC/3.0"}, token, user, password,
+                       "12" if protocol == "icy" else None, protocol)
 
 
 def result(d):
@@ -416,8 +417,10 @@ class IcecastUrlTests(SynchronousTestCase):
 
     def authenticator(self, server, http=None):
         config = auth_config('type url url "http://auth.test/icecast"')
+        ids = iter(range(500, 600))
         return IcecastUrlAuthenticator(config, http or OutboundHttp(self.clock, StubTreq(server)),
-                                       self.clock.seconds, self.clock.callLater, ("radio.test", 8000), "GoCast")
+                                       self.clock.seconds, self.clock.callLater, ("radio.test", 8000), "GoCast",
+                                       lambda: str(next(ids)))
 
     def test_listener_add_form_and_time_limit(self):
         server = CallbackServer(answer_with(200, headers=[(b"icecast-auth-user", b"1"),
@@ -482,9 +485,13 @@ class IcecastUrlTests(SynchronousTestCase):
         sent = [parse_qs(body.decode()) for _, body in server.received]
         self.assertEqual([s["action"][0] for s in sent], ["listener_add", "listener_remove"])
         self.assertEqual(sent[1]["duration"][0], "40")
+        # An HLS player has no connection, but its visit has a client ID, as Icecast's backends expect.
+        self.assertEqual((sent[0]["client"], sent[1]["client"]), (["500"], ["500"]))
         self.clock.advance(HLS_IDLE * 4)
         self.assertEqual(len(server.received), 2)  # removed once; nothing left to look at
         self.assertEqual(self.clock.getDelayedCalls(), [])
+        result(url.authorize(ask(protocol="hls")))  # back: a new visit, a new ID
+        self.assertEqual(parse_qs(server.received[2][1].decode())["client"], ["501"])
 
     def test_hls_visit_ends_at_the_time_limit(self):
         server = CallbackServer(answer_with(200, headers=[(b"icecast-auth-user", b"1"),

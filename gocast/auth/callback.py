@@ -74,8 +74,10 @@ class CallbackAuthenticator:
 
     _log = Logger()
 
-    def __init__(self, config: Any, http: OutboundHttp, now: Callable[[], float], call_later: Callable[..., Any]):
+    def __init__(self, config: Any, http: OutboundHttp, now: Callable[[], float], call_later: Callable[..., Any],
+                 client_id: Callable[[], str] = lambda: ""):
         self.url = config.url
+        self.client_id = client_id
         self.timeout = config.timeout
         self.cache_ttl = config.cache_ttl
         self.on_error = config.on_error
@@ -105,7 +107,8 @@ class CallbackAuthenticator:
                 return decision
             del self._cache[key]
         if request.protocol == "hls":
-            return self.ask_once(key, request)
+            # The visit this may start gets a client ID, as a connection has one.
+            return self.ask_once(key, attr.evolve(request, client=request.client or self.client_id()))
         return self.ask_backend(key, request)
 
     def ask_backend(self, key: Tuple[Any, ...], request: AuthRequest) -> Deferred:
@@ -230,8 +233,8 @@ class IcecastUrlAuthenticator(CallbackAuthenticator):
     """``type url``: Icecast's listener_add / listener_remove."""
 
     def __init__(self, config: Any, http: OutboundHttp, now: Callable[[], float], call_later: Callable[..., Any],
-                 server: Tuple[str, int], realm: str):
-        super().__init__(config, http, now, call_later)
+                 server: Tuple[str, int], realm: str, client_id: Callable[[], str] = lambda: ""):
+        super().__init__(config, http, now, call_later, client_id)
         self.server = server
         self.challenge = 'Basic realm="%s"' % realm.replace('"', "'")
 

@@ -16,6 +16,7 @@ listener, so that backend is the one told when it leaves.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import attr
@@ -67,6 +68,9 @@ class ListenerGate:
         self.now = now
         self.call_later = call_later
         self.run_in_thread = run_in_thread
+        #: Client IDs for HLS players (from the listeners' own sequence, set by
+        #: the front door), so url auth's listener_add and listener_remove pair up.
+        self.new_client_id: Callable[[], int] = itertools.count(1).__next__
         self._mounts: Dict[str, Tuple[Optional[IpAuthenticator], Optional[IAuthenticator]]] = {}
         #: What each mount's backend was built from.
         self._recipes: Dict[str, Any] = {}
@@ -113,11 +117,15 @@ class ListenerGate:
         if auth.type == "token":
             return TokenAuthenticator(auth, self.http.get_json, self.now)
         if auth.type == "http":
-            return HttpAuthenticator(auth, self.http, self.now, self.call_later)
+            return HttpAuthenticator(auth, self.http, self.now, self.call_later, self.client_id)
         if auth.type == "url":
             return IcecastUrlAuthenticator(auth, self.http, self.now, self.call_later,
-                                           (config.server.hostname, config.server.port), auth.realm)
+                                           (config.server.hostname, config.server.port), auth.realm,
+                                           self.client_id)
         return None
+
+    def client_id(self) -> str:
+        return str(self.new_client_id())
 
     def protected(self, mount: str) -> bool:
         return mount in self._mounts

@@ -220,6 +220,7 @@ class FrontDoorFactory(Factory):
             gate = ListenerGate(bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater, maybeDeferred)
             gate.configure(registry.config)
         self.gate = gate
+        gate.new_client_id = self.new_listener_id  # HLS players' IDs, for url auth
         self.auth_failures = auth_failures if auth_failures is not None else AuthFailures(reactor.seconds)
         #: Looks listeners up by address (the service configures it from ``geoip``).
         self.geo = GeoLocator()

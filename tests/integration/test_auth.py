@@ -285,7 +285,9 @@ class ListenerAuthTests(TestCase):
         code, output = await self.gocast_reload()
         self.assertEqual(code, 0, output)
         await eventually(reactor, lambda: len(self.service.calls) == 2, what="listener_remove")
-        remove = self.service.calls[1][1]
+        add, remove = self.service.calls[0][1], self.service.calls[1][1]
         self.assertEqual((remove["action"], remove["user"]), ("listener_remove", "alice"))
+        self.assertTrue(add["client"].isdigit(), add)  # the visit's ID, paired as for a connection
+        self.assertEqual(remove["client"], add["client"])
         # Starting at the live edge, 6 s of audio take 4 s or more to arrive.
         self.assertGreaterEqual(int(remove["duration"]), 4, remove)
