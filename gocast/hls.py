@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import quote
 
@@ -84,8 +85,9 @@ class HlsOutput:
         self._input: Tuple[int, Any] = (-1, None)
         #: Joins a source's chained Ogg streams into the one ffmpeg is reading.
         self.splicer = OggSplicer()
-        #: HLS clients by (address, user agent) or session parameter: when last seen.
-        self.sessions: Dict[str, float] = {}
+        #: HLS clients by (address, user agent) or session parameter: when last
+        #: seen, least recently seen first (so the ones that left are at the front).
+        self.sessions: "OrderedDict[str, float]" = OrderedDict()
         #: Where each of them is (GeoIP), looked up when first seen.
         self.places: Dict[str, Location] = {}
 
@@ -96,20 +98,29 @@ class HlsOutput:
 
     def seen(self, key: str, locate: Callable[[], Location] = lambda: NOWHERE) -> None:
         """A client fetched the playlist."""
-        if key not in self.sessions:
+        sessions = self.sessions
+        if key in sessions:
+            sessions.move_to_end(key)
+        else:
             self.places[key] = locate()
-        self.sessions[key] = self.now()
+        sessions[key] = self.now()
         self.mount.note_peak()
 
     def session_count(self) -> int:
-        """Clients seen on the playlist within two target durations count as listeners."""
-        if not self.sessions:
-            return 0
+        """
+        Clients seen on the playlist within two target durations count as
+        listeners. Asked on every playlist request: the clients that left
+        are taken from the front, without looking at the others.
+        """
+        sessions = self.sessions
         horizon = self.now() - 2 * self.mount.config.hls.segment_duration
-        for key in [k for k, when in self.sessions.items() if when < horizon]:
-            del self.sessions[key]
+        while sessions:
+            key, when = next(iter(sessions.items()))
+            if when >= horizon:
+                break
+            del sessions[key]
             self.places.pop(key, None)
-        return len(self.sessions)
+        return len(sessions)
 
     def session_locations(self) -> List[Location]:
         self.session_count()  # forget the sessions that ended

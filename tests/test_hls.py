@@ -183,6 +183,18 @@ class HlsSessionTests(SynchronousTestCase):
         h.clock.advance(4.1)  # two target durations without a playlist fetch
         self.assertEqual(mount.listeners, 1)
 
+    def test_a_client_that_comes_back_is_not_forgotten(self):
+        h = Harness("mounts { live { hls { enabled true segment_duration 2 } } }")
+        source, _ = h.source()
+        feed_frames(source, 100)
+        h.get("/hls/live/playlist.m3u8?session=a")
+        h.get("/hls/live/playlist.m3u8?session=b")
+        h.clock.advance(3)
+        h.get("/hls/live/playlist.m3u8?session=a")
+        h.clock.advance(1.5)  # b last seen 4.5 s ago, a 1.5 s ago
+        self.assertEqual(h.registry.get("/live").listeners, 1)
+        self.assertEqual(list(h.hls.outputs["/live"].sessions), ["s:a"])
+
     def test_hls_clients_count_towards_max_listeners(self):
         h = Harness("mounts { live { max_listeners 2 hls { enabled true segment_duration 2 } } }")
         source, _ = h.source()
