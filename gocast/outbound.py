@@ -45,6 +45,8 @@ class OutboundHttp:
             import treq as http
         self.reactor = reactor
         self.http = http
+        #: Requests sent and not yet settled (a shutdown waits a little for them).
+        self.in_flight = 0
 
     def request(self, method: str, url: str, timeout: float, data: Optional[bytes] = None,
                 headers: Optional[Dict[str, str]] = None, max_body: int = MAX_BODY) -> Deferred:
@@ -67,6 +69,7 @@ class OutboundHttp:
             return HttpReply(response.code, names, b"".join(chunks))
 
         answered = ensureDeferred(exchange())
+        self.in_flight += 1
         late: List[bool] = []
 
         def give_up() -> None:
@@ -76,6 +79,7 @@ class OutboundHttp:
         deadline = self.reactor.callLater(timeout, give_up)
 
         def settled(result: Any) -> Any:
+            self.in_flight -= 1
             if deadline.active():
                 deadline.cancel()
             if late and isinstance(result, Failure):

@@ -62,6 +62,9 @@ from .webhooks import Webhooks, treq_post
 
 __all__ = ["GocastService", "default_credentials", "listen_description"]
 
+#: At the very end, how long url auth's listener_remove calls may take, and how often that is checked.
+DEPARTURES_WAIT = 1.5
+DEPARTURES_POLL = 0.1
 #: How often the drain checks whether everyone has left.
 DRAIN_POLL = 0.5
 
@@ -306,9 +309,23 @@ class GocastService(MultiService):
         for service in self.listeners:
             maybeDeferred(service.stopService)
         self.front_door.close_all()
+        self.gate.close_all()
         sent, received = self.registry.total_bytes()
         self._log.info("stopped: served {listeners} listeners, sent {sent} bytes, received {received} bytes",
                        listeners=self.metrics.listeners_served, sent=sent, received=received)
+        if self.gate.tells_departures():
+            # Let the closed connections report, then url auth's listener_remove calls go out.
+            self.reactor.callLater(DEPARTURES_POLL, self._stop_when_told, self.reactor.seconds() + DEPARTURES_WAIT)
+        else:
+            self._stop_reactor()
+
+    def _stop_when_told(self, until: float) -> None:
+        if self.gate.http.in_flight and self.reactor.seconds() < until:
+            self.reactor.callLater(DEPARTURES_POLL, self._stop_when_told, until)
+        else:
+            self._stop_reactor()
+
+    def _stop_reactor(self) -> None:
         if self.reactor.running:
             self.reactor.stop()
 

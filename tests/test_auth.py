@@ -355,8 +355,10 @@ class HttpCallbackTests(SynchronousTestCase):
     def test_slow_callback_times_out_and_denies(self):
         held = []
         slow = CallbackServer(lambda request: held.append(request) or NOT_DONE_YET)
-        waiting = self.authenticator(slow, "timeout 2s").authorize(ask())
+        http = self.authenticator(slow, "timeout 2s")
+        waiting = http.authorize(ask())
         self.assertFalse(waiting.called)
+        self.assertEqual(http.http.in_flight, 1)  # what a shutdown would wait for
         self.clock.advance(1.9)
         self.assertFalse(waiting.called)
         self.clock.advance(0.2)
@@ -364,6 +366,7 @@ class HttpCallbackTests(SynchronousTestCase):
         self.assertEqual((decision.allowed, decision.status), (False, 403))
         self.assertEqual(decision.log_reason, "auth callback failed: no answer from http://auth.test/check within 2s")
         self.assertEqual(decision.reason, "the stream's access check is unavailable; try again later")
+        self.assertEqual(http.http.in_flight, 0)
 
     def test_cache_ttl(self):
         server = CallbackServer(answer_with(200))
@@ -567,6 +570,18 @@ class GateTests(SynchronousTestCase):
         self.assertIsNot(self.gate._mounts["/b"][1], before["/b"])
         self.assertIs(self.gate._mounts["/a"][1], before["/a"])
         self.assertEqual(closed, ["/b"])
+
+    def test_at_shutdown_every_backend_closes_and_url_auth_is_waited_for(self):
+        self.configure('mounts { a { auth { type token secret "%s" } } }' % SECRET)
+        self.assertFalse(self.gate.tells_departures())
+        self.configure('mounts { a { auth { type token secret "%s" } } b { auth { type url url "http://x/y" } } }'
+                       % SECRET)
+        self.assertTrue(self.gate.tells_departures())
+        closed = []
+        for path, (_, backend) in self.gate._mounts.items():
+            backend.close = lambda path=path: closed.append(path)
+        self.gate.close_all()
+        self.assertEqual(sorted(closed), ["/a", "/b"])
 
     def test_backends_reading_files_rebuilt_on_every_reload(self):
         users = FilePath(self.mktemp())

@@ -124,6 +124,16 @@ class ListenerGate:
                                            self.client_id)
         return None
 
+    def close_all(self) -> None:
+        """The server stops: every backend ends what it follows (url auth: HLS players' listener_remove)."""
+        for _, backend in self._mounts.values():
+            if backend is not None:
+                backend.close()
+
+    def tells_departures(self) -> bool:
+        """Whether a backend is told when listeners leave (url auth), so a shutdown lets it be told."""
+        return any(isinstance(backend, IcecastUrlAuthenticator) for _, backend in self._mounts.values())
+
     def client_id(self) -> str:
         return str(self.new_client_id())
 

@@ -8,10 +8,13 @@ written by Apache's ``htpasswd -B``.
 
 import base64
 import json
+import os
+import signal
 import time
 from urllib.parse import parse_qs
 
 import jwt
+import treq
 from cryptography.hazmat.primitives.asymmetric import rsa
 from twisted.internet import defer, reactor, task
 from twisted.protocols.policies import WrappingFactory
@@ -291,3 +294,22 @@ class ListenerAuthTests(TestCase):
         self.assertEqual(remove["client"], add["client"])
         # Starting at the live edge, 6 s of audio take 4 s or more to arrive.
         self.assertGreaterEqual(int(remove["duration"]), 4, remove)
+
+    async def test_shutdown_tells_icecast_url_auth_who_left(self):
+        """On SIGTERM, the listeners still there at the end and the HLS players get their listener_remove."""
+        backend = self.backend()
+        await self.start('mounts { live { hls { enabled true segment_duration 2 } '
+                         'auth { type url url "%s/icecast" } } token { } }\n' % backend)
+        listener = await self.request("/live", basic("alice", "wonderland"))
+        self.assertIn(b" 200 OK", listener.data)
+        playlist = await treq.get(self.base + "/hls/live/playlist.m3u8", auth=("alice", "wonderland"),
+                                  reactor=reactor, persistent=False)
+        self.assertEqual(playlist.code, 200)
+        await playlist.content()
+        self.assertEqual([form["action"] for _, form in self.service.calls], ["listener_add"] * 2)
+        os.kill(self.server.transport.pid, signal.SIGTERM)  # the listener stays: drained for 2 s, then closed
+        code, _ = await self.server.ended
+        self.assertEqual(code, 0, self.server.output.decode()[-2000:])
+        added = sorted(form["client"] for _, form in self.service.calls if form["action"] == "listener_add")
+        removed = sorted(form["client"] for _, form in self.service.calls if form["action"] == "listener_remove")
+        self.assertEqual(removed, added)
