@@ -117,7 +117,8 @@ class GocastService(MultiService):
                          reactor.seconds(), lambda: self.draining, self.history)
         self.hub = StatsHub(self.registry, self.bus, reactor, reactor.seconds, reactor.seconds())
         access = DashboardAccess(lambda: self.config, Sessions(reactor.seconds,
-                                                               lambda: self.config.admin.session_timeout),
+                                                               lambda: self.config.admin.session_timeout,
+                                                               self.state),
                                  self.api_keys, reactor.seconds)
         live = Resource()
         live.putChild(b"stats", LiveStatsResource(StatsFactory(self.hub, access.websocket, access.origin_allowed,

@@ -3,8 +3,8 @@
 The embedded state store: an SQLite file in the data directory
 (``server.state_db``) holding what is created at run time and must survive
 a restart: mounts created through the REST API, API keys (their hash,
-never the secret) with their usage, and the stats history
-(:mod:`gocast.history`).
+never the secret) with their usage, dashboard logins (the hash of their
+cookie), and the stats history (:mod:`gocast.history`).
 
 Reads happen once, at startup, before the reactor runs. Writes go through
 ``run_in_thread`` (a thread, so the reactor never waits on the disk), one
@@ -17,13 +17,15 @@ import json
 import os
 import sqlite3
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS mounts (name TEXT PRIMARY KEY, config TEXT NOT NULL, created REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS api_keys (id TEXT PRIMARY KEY, name TEXT NOT NULL, hash TEXT NOT NULL UNIQUE, "
     "permissions TEXT NOT NULL, expires TEXT, description TEXT NOT NULL, created REAL NOT NULL, "
     "last_used REAL, requests INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS dashboard_sessions (hash TEXT PRIMARY KEY, expires REAL NOT NULL, "
+    "csrf TEXT NOT NULL)",
 ) + tuple(
     "CREATE TABLE IF NOT EXISTS %s (ts REAL NOT NULL, mount TEXT NOT NULL, listeners REAL NOT NULL, "
     "peak INTEGER NOT NULL, bytes_sent INTEGER NOT NULL, bytes_received INTEGER NOT NULL, places TEXT, "
@@ -69,6 +71,13 @@ class StateStore:
             record["permissions"] = json.loads(record["permissions"])
         return records
 
+    def dashboard_sessions(self, now: float) -> List[Tuple[str, float, str]]:
+        """Dashboard logins that have not expired: (token hash, expiry, CSRF token)."""
+        with self._lock:
+            rows = self._db.execute("SELECT hash, expires, csrf FROM dashboard_sessions WHERE expires > ?",
+                                    (now,)).fetchall()
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
     # Writes, off the reactor
 
     def _write(self, sql: str, *args: Any) -> Any:
@@ -98,6 +107,14 @@ class StateStore:
     def record_usage(self, key_id: str, last_used: float, requests: int) -> Any:
         return self._write("UPDATE api_keys SET last_used = ?, requests = ? WHERE id = ?",
                            last_used, requests, key_id)
+
+    def put_dashboard_session(self, token_hash: str, expires: float, csrf: str) -> Any:
+        return self._write("INSERT OR REPLACE INTO dashboard_sessions (hash, expires, csrf) VALUES (?, ?, ?)",
+                           token_hash, expires, csrf)
+
+    def delete_dashboard_session(self, token_hash: str, now: float) -> Any:
+        """Forget a login, and the logins that expired."""
+        return self._write("DELETE FROM dashboard_sessions WHERE hash = ? OR expires <= ?", token_hash, now)
 
     # The stats history: samples every few seconds ("fine"), downsampled ("coarse")
 

@@ -10,8 +10,17 @@ from .streaming import feed_frames, split_response
 
 class DashboardTests(SynchronousTestCase):
     def setUp(self):
-        self.h = ServiceHarness(self, 'server { data_dir "%s" } mounts { live { } backup { } }' % self.mktemp())
+        self.data_dir = self.mktemp()
+        self.start()
+
+    def start(self):
+        """The server, on the same data directory as before (a restart)."""
+        self.h = ServiceHarness(self, 'server { data_dir "%s" } mounts { live { } backup { } }' % self.data_dir)
         self.addCleanup(self.h.service.state.close)
+
+    def restart(self):
+        self.h.service.state.close()
+        self.start()
 
     def call(self, method, path, body=None, cookie=None, csrf=None):
         head = "%s /admin/dashboard/%s HTTP/1.0\r\nHost: radio.test\r\n" % (method, path)
@@ -65,6 +74,22 @@ class DashboardTests(SynchronousTestCase):
         self.assertEqual((listener["ip"], listener["country"]), ("10.0.0.9", "unknown"))
         self.assertEqual(self.call("POST", "logout", cookie=cookie)[0], 403)  # no CSRF token
         self.assertEqual(self.call("POST", "logout", cookie=cookie, csrf=csrf)[0], 200)
+        self.assertEqual(self.call("GET", "session", cookie=cookie)[0], 401)
+
+    def test_a_login_survives_a_restart_and_a_logout_too(self):
+        cookie, csrf = self.log_in()
+        self.restart()
+        self.assertEqual(json.loads(self.call("GET", "session", cookie=cookie)[2]), {"csrf": csrf})
+        with open(self.h.service.state.path, "rb") as db:
+            self.assertNotIn(cookie.encode(), db.read())  # only its hash is kept
+        self.assertEqual(self.call("POST", "logout", cookie=cookie, csrf=csrf)[0], 200)
+        self.restart()
+        self.assertEqual(self.call("GET", "session", cookie=cookie)[0], 401)
+
+    def test_logins_expire_across_restarts(self):
+        cookie, _ = self.log_in()
+        self.restart()
+        self.h.clock.advance(self.h.service.config.admin.session_timeout + 1)
         self.assertEqual(self.call("GET", "session", cookie=cookie)[0], 401)
 
     def test_actions_need_the_csrf_token(self):

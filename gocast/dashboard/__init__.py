@@ -23,6 +23,7 @@ Routes under ``<admin_root>/dashboard/``:
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import os
@@ -30,6 +31,7 @@ import secrets
 from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
+from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from twisted.web.static import File
@@ -63,39 +65,64 @@ MAX_LISTED = 500
 class Sessions:
     """
     Dashboard logins: a random token (the cookie) to its expiry and CSRF
-    token. In memory: a restart logs everyone out.
+    token. Kept by the SHA-256 of the token, in memory and in the state
+    store, so a restart keeps operators logged in and the store's file
+    holds no usable cookie.
 
     :param lifetime: ``admin.session_timeout``, read at each login.
+    :param store: the state store; None keeps logins in memory only.
     """
 
-    def __init__(self, now: Callable[[], float], lifetime: Callable[[], float]):
+    _log = Logger()
+
+    def __init__(self, now: Callable[[], float], lifetime: Callable[[], float], store: Any = None):
         self.now = now
         self.lifetime = lifetime
+        self.store = store
         self._sessions: Dict[str, Tuple[float, str]] = {}
+        if store is not None:
+            for token_hash, expires, csrf in store.dashboard_sessions(now())[-MAX_SESSIONS:]:
+                self._sessions[token_hash] = (expires, csrf)
 
     def open(self) -> Tuple[str, str]:
         if len(self._sessions) >= MAX_SESSIONS:
-            oldest = min(self._sessions, key=lambda t: self._sessions[t][0])
-            del self._sessions[oldest]
+            self._forget(min(self._sessions, key=lambda h: self._sessions[h][0]))
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-        self._sessions[token] = (self.now() + self.lifetime(), csrf)
+        expires = self.now() + self.lifetime()
+        token_hash = _hash(token)
+        self._sessions[token_hash] = (expires, csrf)
+        if self.store is not None:
+            self.store.put_dashboard_session(token_hash, expires, csrf).addErrback(self._unsaved)
         return token, csrf
 
     def find(self, token: Optional[str]) -> Optional[str]:
         """The session's CSRF token, if ``token`` is a live session."""
         if not token:
             return None
-        found = self._sessions.get(token)
+        token_hash = _hash(token)
+        found = self._sessions.get(token_hash)
         if found is None:
             return None
         expires, csrf = found
         if self.now() > expires:
-            del self._sessions[token]
+            self._forget(token_hash)
             return None
         return csrf
 
     def close(self, token: Optional[str]) -> None:
-        self._sessions.pop(token or "", None)
+        if token:
+            self._forget(_hash(token))
+
+    def _forget(self, token_hash: str) -> None:
+        if self._sessions.pop(token_hash, None) is not None and self.store is not None:
+            self.store.delete_dashboard_session(token_hash, self.now()).addErrback(self._unsaved)
+
+    def _unsaved(self, failure: Any) -> None:
+        self._log.failure("dashboard login not saved in the state store (it lasts until a restart)", failure)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def cookie_token(cookie_header: Optional[str]) -> Optional[str]:
