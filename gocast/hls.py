@@ -151,10 +151,16 @@ class HlsOutput:
             self.segment(codec, chunk.data, chunk.duration, chunk.generation)
 
     def segment(self, codec: str, data: bytes, duration: float, generation: int) -> None:
-        if self.segmenter is None or _settings(self.segmenter) != (codec,) + _wanted(self.mount):
+        segmenter = self.segmenter
+        if segmenter is None or _settings(segmenter)[1:] != _wanted(self.mount):
+            self.segmenter = self._new_segmenter(codec)
+        elif segmenter.codec != codec and isinstance(segmenter, Segmenter):
+            # A fallback in another codec (MP3 to AAC): a discontinuity in the same playlist.
+            segmenter.switch_codec(codec)
+        elif segmenter.codec != codec:
             self.segmenter = self._new_segmenter(codec)
         elif generation != self._generation:
-            self.segmenter.discontinuity()
+            segmenter.discontinuity()
         self._generation = generation
         self.segmenter.set_title(self.feeding.title, self.feeding.artist)
         self.segmenter.add(data, duration, self.now())

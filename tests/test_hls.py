@@ -1,5 +1,7 @@
 """MPEG-TS packets, PTS arithmetic, segmenting and playlists; HLS through the front door."""
 
+import re
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.hls import regroup_adts
@@ -234,6 +236,29 @@ class HlsFallbackTests(SynchronousTestCase):
         body = h.get("/hls/live/playlist.m3u8")[2]
         self.assertEqual(body.count(b"#EXT-X-DISCONTINUITY\n"), 2)
         self.assertEqual(h.registry.get("/backup").subscribers, {})
+
+    def test_a_fallback_in_another_codec_is_a_discontinuity_in_the_same_playlist(self):
+        h = Harness(self.CONFIG)
+        backup, _ = h.source("/backup", content_type="audio/aac")
+        live, _ = h.source("/live")
+        feed_frames(live, 100)  # MP3, about 2.6 s
+        before = h.get("/hls/live/playlist.m3u8")[2].decode()
+        close(live)
+        h.clock.advance(1)
+        feed_frames(backup, 150, adts_frame())  # AAC, about 3.5 s
+        playlist = h.get("/hls/live/playlist.m3u8")[2].decode()
+        first_mp3 = re.search(r"segment_\d+\.ts", before).group(0)
+        self.assertIn(first_mp3, playlist)  # the same window goes on
+        self.assertEqual(playlist.count("#EXT-X-DISCONTINUITY\n"), 1)
+        self.assertIn("#EXT-X-DISCONTINUITY-SEQUENCE:0", playlist)
+        def audio_stream_type(name):
+            segment = h.get("/hls/live/" + name)[2]
+            pmt = next(p for p in packets(segment) if ((p[1] & 0x1F) << 8 | p[2]) == PMT_PID)
+            # The audio entry: stream type, then the PID and no descriptors (the PCR PID field has some after it).
+            return pmt[pmt.index(bytes([0xE0 | AUDIO_PID >> 8, AUDIO_PID & 0xFF, 0xF0, 0x00])) - 1]
+
+        self.assertEqual(audio_stream_type(first_mp3), 0x03)  # MPEG audio
+        self.assertEqual(audio_stream_type(re.findall(r"segment_\d+\.ts", playlist)[-1]), 0x0F)  # AAC
 
     def test_no_live_fallback_is_404(self):
         h = Harness(self.CONFIG)

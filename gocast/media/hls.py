@@ -84,6 +84,12 @@ class Segmenter:
         self.close()
         self._discontinuity_next = True
 
+    def switch_codec(self, codec: str) -> None:
+        """The stream goes on in another codec: segments from now on carry it, after a discontinuity."""
+        self.discontinuity()
+        self.codec = codec
+        self.muxer = TSMuxer(codec)
+
     def close(self) -> Optional[Segment]:
         if not self._chunks:
             return None
