@@ -26,8 +26,8 @@ import os
 import sys
 from typing import Any, List, Optional, TextIO
 
-from ._cli_api import COMMANDS, EXIT_USAGE, UsageError, add_client_options, add_commands, client_settings, print_reload, \
-    reload_with_key, run
+from ._cli_api import (COMMANDS, EXIT_USAGE, UsageError, add_client_options, add_commands, client_settings,
+                       print_reload, reload_with_key, run)
 from ._version import __version__
 from .config import (
     ConfigError,

@@ -251,6 +251,7 @@ class HlsFallbackTests(SynchronousTestCase):
         self.assertIn(first_mp3, playlist)  # the same window goes on
         self.assertEqual(playlist.count("#EXT-X-DISCONTINUITY\n"), 1)
         self.assertIn("#EXT-X-DISCONTINUITY-SEQUENCE:0", playlist)
+
         def audio_stream_type(name):
             segment = h.get("/hls/live/" + name)[2]
             pmt = next(p for p in packets(segment) if ((p[1] & 0x1F) << 8 | p[2]) == PMT_PID)

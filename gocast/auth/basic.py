@@ -115,4 +115,3 @@ class BasicAuthenticator(AuthenticatorBase):
 
     def wrong(self, request: AuthRequest) -> Decision:
         return Decision.deny(401, WRONG, "wrong password for user %s" % (request.user or "")[:64], self.challenge)
-

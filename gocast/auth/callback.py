@@ -218,6 +218,7 @@ class HttpAuthenticator(CallbackAuthenticator):
             return Decision.deny(reply.code, DENIED, "auth callback answered %d" % reply.code, challenge)
         raise ValueError("the auth callback answered %d" % reply.code)
 
+
 def _json_object(reply: HttpReply) -> Dict[str, Any]:
     if not reply.body.strip():
         return {}
