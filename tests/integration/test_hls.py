@@ -75,7 +75,13 @@ class HlsTests(TestCase):
     async def test_low_latency_ogg_opus(self):
         await self.play(OPUS, low_latency=True)
 
-    async def test_liquidsoap_tracks_go_on_without_a_discontinuity(self):
+    async def test_liquidsoap_opus_tracks_go_on_without_a_discontinuity(self):
+        await self.liquidsoap_tracks("%opus(bitrate=64)")
+
+    async def test_liquidsoap_vorbis_tracks_go_on_without_a_discontinuity(self):
+        await self.liquidsoap_tracks("%vorbis")
+
+    async def liquidsoap_tracks(self, encoder):
         """
         Liquidsoap starts a chained Ogg stream at every new track; HLS goes
         on through the same transcoder, with no gap or discontinuity per track.
@@ -88,8 +94,8 @@ class HlsTests(TestCase):
             "s = insert_metadata(sine())\n"
             'thread.run(every=1.5, fun () -> s.insert_metadata(new_track=true, [("title", "Track " ^ '
             "string_of(time()))]))\n"
-            'output.icecast(%%opus(bitrate=64), host="127.0.0.1", port=%d, password="hackme", mount="live", s)\n'
-            % int(base.rsplit(":", 1)[1])).encode())
+            'output.icecast(%s, host="127.0.0.1", port=%d, password="hackme", mount="live", s)\n'
+            % (encoder, int(base.rsplit(":", 1)[1]))).encode())
         spawn_tool(self, reactor, ["liquidsoap", script.path])
         await wait_for_source(reactor, base, "/live", server)
         client = spawn_tool(self, reactor, ["ffmpeg", "-v", "error", "-i", base + "/hls/live/playlist.m3u8",
