@@ -324,10 +324,18 @@ def _cell(value: Any) -> str:
 
 
 def _table(out: TextIO, rows: List[Dict[str, Any]], columns: List[str]) -> None:
+    """
+    Aligned columns on a terminal; piped, one line per row with the cells
+    separated by tabs (``cut -f``, ``awk -F'\\t'``), the header first.
+    """
     if not rows:
         out.write("(none)\n")
         return
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    cells = [[" ".join(_cell(row.get(c)).split()) for c in columns] for row in rows]  # one line per row
+    if not out.isatty():
+        for line in [[c.upper() for c in columns]] + cells:
+            out.write("\t".join(line) + "\n")
+        return
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     out.write("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n")
     for row in cells:

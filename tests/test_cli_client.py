@@ -118,3 +118,23 @@ class ExplainTests(SynchronousTestCase):
         self.assertEqual(api_cli.explain(error, err, api_cli.EXIT_DENIED), api_cli.EXIT_DENIED)
         self.assertIn("The key needs the permission write_mounts", err.getvalue())
         self.assertIn("Use a key that has this permission", err.getvalue())
+
+
+class TableTests(SynchronousTestCase):
+    ROWS = [{"path": "/live", "title": "Band - Tune\twith\ttabs", "listeners": 3}, {"path": "/b", "title": None,
+                                                                                  "listeners": 0}]
+
+    def test_aligned_on_a_terminal(self):
+        out = io.StringIO()
+        out.isatty = lambda: True
+        api_cli._table(out, self.ROWS, ["path", "title", "listeners"])
+        self.assertEqual(out.getvalue().splitlines(), [
+            "PATH   TITLE                  LISTENERS",
+            "/live  Band - Tune with tabs  3",
+            "/b     -                      0",
+        ])
+
+    def test_tab_separated_when_piped(self):
+        out = io.StringIO()
+        api_cli._table(out, self.ROWS, ["path", "title", "listeners"])
+        self.assertEqual(out.getvalue(), "PATH\tTITLE\tLISTENERS\n/live\tBand - Tune with tabs\t3\n/b\t-\t0\n")
