@@ -154,11 +154,12 @@ class HlsOutput:
         segmenter = self.segmenter
         if segmenter is None or _settings(segmenter)[1:] != _wanted(self.mount):
             self.segmenter = self._new_segmenter(codec)
-        elif segmenter.codec != codec and isinstance(segmenter, Segmenter):
-            # A fallback in another codec (MP3 to AAC): a discontinuity in the same playlist.
-            segmenter.switch_codec(codec)
         elif segmenter.codec != codec:
-            self.segmenter = self._new_segmenter(codec)
+            if isinstance(segmenter, Segmenter):
+                # A fallback in another codec (MP3 to AAC): a discontinuity in the same playlist.
+                segmenter.switch_codec(codec)
+            else:  # LL-HLS is always AAC; should it not be, a new playlist
+                self.segmenter = self._new_segmenter(codec)
         elif generation != self._generation:
             segmenter.discontinuity()
         self._generation = generation

@@ -37,7 +37,7 @@ from zope.interface import implementer
 
 from .auth.address import host_of
 from .core.events import Event
-from .core.throttle import AuthFailures, retry_after
+from .core.throttle import TOO_MANY, AuthFailures, retry_after
 from .geo import audience, mount_locations
 
 FLUSH_EVERY = 0.25
@@ -238,7 +238,7 @@ class LiveStatsResource(Resource):
         if wait is not None:
             request.setResponseCode(429)
             request.setHeader(b"retry-after", b"%d" % retry_after(wait))
-            return b"too many failed logins from your address; wait a minute\n"
+            return (TOO_MANY + "\n").encode()
         channel = request.channel
         transport = channel.transport
         protocol = self.factory.buildProtocol(transport.getPeer())

@@ -84,8 +84,8 @@ class AACTranscoder:
         return self.process is not None and self.process.transport is not None
 
     def feed(self, data: bytes) -> None:
-        if self.process is not None and self.process.transport is not None:
-            self.process.transport.write(data)
+        if self.running:
+            self.process.transport.write(data)  # type: ignore[union-attr]
 
     def stop(self) -> None:
         self.wanted = False

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_icecast_admin, tests.test_api, tests.test_live -*-
 """
 Failed authentication, limited per client address, wherever a password or
-key is checked over HTTP: the REST API, the dashboard's login, the Icecast
-admin, ``/metrics``, SHOUTcast's ``admin.cgi``. After :data:`FAILURE_LIMIT`
+key is checked: sources (and the SHOUTcast port), the REST API, the
+dashboard's login and live stream, the Icecast admin, ``/metrics``,
+SHOUTcast's ``admin.cgi``. After :data:`FAILURE_LIMIT`
 failures within :data:`FAILURE_WINDOW` seconds an address is refused (429)
 until the oldest of them is that old, so guessing the admin password takes
 years, while someone who mistyped waits a minute.
@@ -18,6 +19,8 @@ FAILURE_LIMIT = 10
 FAILURE_WINDOW = 60.0
 #: Client addresses remembered (the oldest forgotten first).
 MAX_TRACKED_CLIENTS = 10000
+#: What a refused address is told.
+TOO_MANY = "too many failed logins from your address; wait a minute"
 
 
 class AuthFailures:

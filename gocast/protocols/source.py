@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from ..config import MountConfig, is_reserved
 from ..config._kinds import normalise_mount
 from ..core.credentials import source_credentials_ok
-from ..core.throttle import retry_after
+from ..core.throttle import TOO_MANY, retry_after
 from ..core.mount import Mount, MountInUse, SourceInfo
 from ..core.registry import MountNotAllowed
 from ..media import is_streamable
@@ -79,8 +79,7 @@ class SourceSession:
         mount_config = config.mounts.get(path) or MountConfig()
         wait = factory.auth_failures.blocked(door.peer)
         if wait is not None:
-            door.reply(429, "too many failed logins from your address; wait a minute", version,
-                       [("Retry-After", str(retry_after(wait)))])
+            door.reply(429, TOO_MANY, version, [("Retry-After", str(retry_after(wait)))])
             return
         if not source_authorised(head, mount_config, config.auth.source_password):
             if head.get("authorization") or head.get("ice-password"):

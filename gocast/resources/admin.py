@@ -28,11 +28,10 @@ from ..core.credentials import admin_credentials_ok, same_secret, source_credent
 from ..core.mount import Mount
 from ..core.operations import kick_listener, kill_source, move_listeners, update_metadata
 from ..core.registry import MountRegistry
-from ..core.throttle import AuthFailures, retry_after
+from ..core.throttle import TOO_MANY, AuthFailures, retry_after
 from .status import add_listeners, stats_xml, sub, xml_bytes
 
 REALM = b'Basic realm="Icecast2 Server"'
-TOO_MANY = "too many failed logins from your address; wait a minute"
 
 
 class AdminError(Exception):

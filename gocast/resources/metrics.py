@@ -7,7 +7,8 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from ..metrics import Metrics
-from .admin import TOO_MANY, AdminContext, challenge
+from ..core.throttle import TOO_MANY
+from .admin import AdminContext, challenge
 
 
 #: The classic text format, which every Prometheus version scrapes.
