@@ -6,7 +6,6 @@ The snippets are kept in tests/roadmap/ so the suite runs without shared/;
 when the roadmap is beside the checkout, a test checks they still match it.
 """
 
-import os
 import re
 from pathlib import Path
 
@@ -14,9 +13,11 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.config import ConfigError, load_config, render_issues
 
+from .shared import require, shared_path
+
 _HERE = Path(__file__).resolve().parent
 _SNIPPETS = sorted((_HERE / "roadmap").glob("*.vibe"))
-_ROADMAP = Path(os.environ.get("GOCAST_ROADMAP", _HERE.parent.parent / "shared" / "roadmap.md"))
+_ROADMAP = shared_path("GOCAST_ROADMAP", "roadmap.md")
 
 
 class RoadmapSnippetTests(SynchronousTestCase):
@@ -51,7 +52,6 @@ class RoadmapSnippetTests(SynchronousTestCase):
         )
 
     def test_snippets_match_roadmap(self):
-        if not _ROADMAP.is_file():
-            raise self.skipTest("no roadmap at %s" % _ROADMAP)
+        require(_ROADMAP)
         blocks = re.findall(r"```vibe\n(.*?)```", _ROADMAP.read_text("utf-8"), re.S)
         self.assertEqual(blocks, [p.read_text("utf-8") for p in _SNIPPETS])

@@ -6,20 +6,15 @@ present beside the checkout.
 
 import io
 import json
-import os
-from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.config import vibe
 from gocast.config.vibe import Limits, VibeError, dumps, load, loads, parse
 
-_FIXTURES = Path(
-    os.environ.get(
-        "GOCAST_VIBE_CONFORMANCE",
-        Path(__file__).resolve().parent.parent.parent / "shared" / "vibe-conformance",
-    )
-)
+from .shared import require, shared_path
+
+_FIXTURES = shared_path("GOCAST_VIBE_CONFORMANCE", "vibe-conformance")
 
 
 def tagged(value):
@@ -41,8 +36,7 @@ class ConformanceTests(SynchronousTestCase):
     """The official fixtures: 100% must pass."""
 
     def setUp(self):
-        if not _FIXTURES.is_dir():
-            raise self.skipTest("no conformance fixtures at %s" % _FIXTURES)
+        require(_FIXTURES)
 
     def test_fixtures_found(self):
         """The folder holds all three kinds of fixture."""

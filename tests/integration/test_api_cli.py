@@ -15,6 +15,7 @@ from twisted.internet import reactor, task, threads
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
+from ..shared import require, shared_path
 from ._process import ROOT, ServerProcess, spawn_tool, start_server, wait_for_source
 from .test_hls import MP3, TONE
 
@@ -29,7 +30,7 @@ mounts { live { } }
 
 def roadmap_example() -> str:
     """The Python SDK example from the roadmap, exactly as written there."""
-    text = (ROOT.parent / "shared" / "roadmap.md").read_text()
+    text = require(shared_path("GOCAST_ROADMAP", "roadmap.md")).read_text()
     block = re.search(r"\*\*Example \(Python\)\*\*:\n```python\n(.*?)```", text, re.S)
     assert block, "the roadmap's SDK example is missing"
     return block.group(1)
