@@ -1,39 +1,83 @@
-from setuptools import find_packages, setup
+"""
+Packaging beyond pyproject.toml: which packages ship (GoCast's, and its
+``twistd`` plugin in ``twisted/plugins``, which must not become a package
+of its own), their data files, and a build step for the dashboard's chart
+library.
 
-version = {}
-with open("gocast/_version.py") as f:
-    exec(f.read(), version)
+uPlot comes from the npm registry (``gocast/dashboard/package.json``) and is
+never committed: ``build_assets`` runs ``npm ci`` when needed and copies
+the two files the page loads into ``gocast/dashboard/vendor/``, which the
+wheel and the sdist then carry (so building a wheel from the sdist needs
+no npm).
+"""
+
+import os
+import shutil
+import subprocess
+
+from setuptools import Command, find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.sdist import sdist
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DASHBOARD = os.path.join(HERE, "gocast", "dashboard")
+VENDOR = os.path.join(DASHBOARD, "vendor")
+#: The files the dashboard page loads, from uPlot's dist folder, and its licence.
+UPLOT_FILES = {"dist/uPlot.iife.min.js": "uPlot.iife.min.js", "dist/uPlot.min.css": "uPlot.min.css",
+               "LICENSE": "uPlot.LICENSE"}
+
+
+class build_assets(Command):
+    description = "copy the dashboard's uPlot from npm into gocast/dashboard/vendor"
+    user_options = []
+
+    def initialize_options(self):
+        pass
+
+    def finalize_options(self):
+        pass
+
+    def run(self):
+        lock = os.path.join(DASHBOARD, "package-lock.json")
+        targets = [os.path.join(VENDOR, name) for name in UPLOT_FILES.values()]
+        if not os.path.exists(lock):
+            # Building from an sdist: it carries the copied files, not the npm project.
+            missing = [t for t in targets if not os.path.exists(t)]
+            if missing:
+                raise SystemExit("build_assets: %s missing and no package-lock.json to fetch it" % missing[0])
+            return
+        if all(os.path.exists(t) and os.path.getmtime(t) >= os.path.getmtime(lock) for t in targets):
+            return
+        source = os.path.join(DASHBOARD, "node_modules", "uplot")
+        if not os.path.isdir(source) or os.path.getmtime(source) < os.path.getmtime(lock):
+            npm = shutil.which("npm")
+            if npm is None:
+                raise SystemExit("build_assets: npm is needed to build GoCast (the dashboard's charts come from "
+                                 "the npm registry); install Node.js and npm, e.g. apt-get install npm")
+            subprocess.check_call([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=DASHBOARD)
+        os.makedirs(VENDOR, exist_ok=True)
+        for name, target in UPLOT_FILES.items():
+            shutil.copyfile(os.path.join(source, name), os.path.join(VENDOR, target))
+
+
+class build_py_with_assets(build_py):
+    def run(self):
+        self.run_command("build_assets")
+        super().run()
+
+
+class sdist_with_assets(sdist):
+    def run(self):
+        self.run_command("build_assets")
+        super().run()
+
 
 setup(
-    name="gocast",
-    version=version["__version__"],
-    description="Icecast-compatible internet radio server on Twisted",
-    long_description=open("README.md", encoding="utf-8").read(),
-    long_description_content_type="text/markdown",
-    python_requires=">=3.11",
-    packages=find_packages(exclude=["tests", "tests.*", "benchmarks"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/gocast_plugin.py"], "gocast.dashboard": ["static/*"]},
-    install_requires=[
-        "Twisted>=25.5",  # Site(parsePOSTFormSubmission=...)
-        "attrs>=23.1",
-        "autobahn[twisted]>=23.1",
-        "bcrypt>=4.1",
-        "maxminddb>=2.5",
-        "PyJWT[crypto]>=2.8",
-        "prometheus-client>=0.17",
-        "pyOpenSSL>=23.2",
-        "service-identity>=23.1",
-        "swagger-ui-bundle>=1.1",
-        "treq>=23.11",
-    ],
-    extras_require={
-        "test": [
-            "hypothesis>=6.100",
-            "maxminddb-geolite2>=2018.703",
-            "selenium>=4.20",
-            "openapi-spec-validator>=0.7",
-            "schemathesis>=3.30",
-        ],
+    packages=find_packages(include=["gocast", "gocast.*"]) + ["twisted.plugins"],
+    package_data={
+        "twisted": ["plugins/gocast_plugin.py"],
+        "gocast.dashboard": ["static/*", "vendor/*"],
     },
-    entry_points={"console_scripts": ["gocast = gocast.cli:main"]},
+    include_package_data=False,  # package_data above says exactly what ships; MANIFEST.in is for the sdist
+    cmdclass={"build_assets": build_assets, "build_py": build_py_with_assets, "sdist": sdist_with_assets},
 )

@@ -5,9 +5,10 @@
 A single page (``static/``: HTML, CSS and JavaScript, no build step) that
 logs in with the admin credentials, then reads the live stats stream
 (:mod:`gocast.live`) and the stats history. Charting comes from uPlot,
-installed from the npm registry by ``./dev setup`` into
-``gocast/dashboard/node_modules`` (never committed) and served from there,
-so the page needs no internet access.
+taken from the npm registry when GoCast is built (setup.py's
+``build_assets`` copies it into ``gocast/dashboard/vendor``, never
+committed, and the wheel carries it) and served from there, so the page
+needs no internet access.
 
 Routes under ``<admin_root>/dashboard/``:
 
@@ -54,7 +55,7 @@ from ..resources.site import header_text, request_arg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC = os.path.join(HERE, "static")
-UPLOT = os.path.join(HERE, "node_modules", "uplot", "dist")
+VENDOR = os.path.join(HERE, "vendor")
 COOKIE = b"gocast_dashboard"
 MAX_SESSIONS = 1000
 MAX_BODY = 16 * 1024
@@ -181,7 +182,7 @@ class Dashboard(Resource):
         self.history = history
         self.keys = keys
         self.putChild(b"static", File(STATIC))
-        self.putChild(b"vendor", File(UPLOT) if os.path.isdir(UPLOT) else Missing())
+        self.putChild(b"vendor", File(VENDOR) if os.path.isdir(VENDOR) else Missing())
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"":
@@ -211,7 +212,8 @@ class Missing(Resource):
 
     def render_GET(self, request: Request) -> bytes:
         request.setResponseCode(404)
-        return b"uPlot is not installed: run ./dev setup (npm ci in gocast/dashboard)\n"
+        return (b"the dashboard's chart library (uPlot) is not installed: GoCast's build copies it from npm; "
+                b"reinstall GoCast, or run ./dev setup in a checkout\n")
 
 
 class DashboardCall(Resource):

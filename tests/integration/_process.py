@@ -63,10 +63,17 @@ class ServerProcess(protocol.ProcessProtocol):
         self.ended.callback((self.exit_code, self.signal))
 
     @classmethod
-    def spawn(cls, reactor, argv, env=None, cwd=None):
+    def spawn(cls, reactor, argv, env=None, cwd=None, checkout=True):
+        """
+        :param checkout: put the checkout on ``PYTHONPATH``; ``False`` runs
+            what is installed and nothing of the checkout.
+        """
         proto = cls()
         environ = dict(os.environ)
-        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environ.get("PYTHONPATH")]))
+        if checkout:
+            environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), environ.get("PYTHONPATH")]))
+        else:
+            environ.pop("PYTHONPATH", None)
         environ.update(env or {})
         proto.transport = reactor.spawnProcess(proto, argv[0], argv, env=environ,
                                                path=str(cwd or ROOT))

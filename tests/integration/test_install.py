@@ -1,0 +1,201 @@
+"""
+What users install: the wheel and the sdist are built from a copy of the
+checkout (as ``python -m build`` does for a release), their file lists are
+compared with ``gocast/``, and the wheel is installed into a fresh
+virtualenv and started from another folder with nothing of the checkout on
+``sys.path``: ``twistd gocast``, ``gocast serve`` and ``python -m gocast``,
+with the dashboard's files and Swagger UI served.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import venv
+import zipfile
+from pathlib import Path
+
+from twisted.internet import reactor, threads
+from twisted.python.filepath import FilePath
+from twisted.trial.unittest import TestCase
+
+from gocast._version import __version__
+
+from ._process import ROOT, ServerProcess, free_port, wait_for_http
+
+#: Left out of the copy the release is built from: what ./dev or a build makes.
+_NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "node_modules", "vendor", "build", "dist", "*.egg-info",
+                                     "_trial_temp*", "__pycache__", "gocast-data")
+#: Files the dashboard page loads that the build step brings from npm.
+VENDOR_FILES = ("uPlot.iife.min.js", "uPlot.min.css")
+
+
+def source_files():
+    """Every file of ``gocast/`` a release must carry, relative to the checkout."""
+    package = ROOT / "gocast"
+    files = {str(p.relative_to(ROOT)) for p in package.rglob("*.py") if "node_modules" not in p.parts}
+    files |= {str(p.relative_to(ROOT)) for p in (package / "dashboard" / "static").iterdir()}
+    files |= {"gocast/dashboard/vendor/%s" % name for name in VENDOR_FILES}
+    files.add("twisted/plugins/gocast_plugin.py")
+    return files
+
+
+class Release:
+    """A wheel and an sdist built from a copy of the checkout, and a virtualenv holding the wheel."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.dist = folder / "dist"
+        self.venv = folder / "venv"
+        self.run_dir = folder / "elsewhere"
+
+    def build(self):
+        source = self.folder / "source"
+        shutil.copytree(ROOT, source, ignore=_NOT_SOURCE)
+        self._run([sys.executable, "-m", "build", "--outdir", str(self.dist), str(source)])
+        venv.create(self.venv, with_pip=True)
+        self._run([str(self.bin("pip")), "install", "--quiet", str(self.wheel)])
+        self.run_dir.mkdir()
+        return self
+
+    def _run(self, argv):
+        result = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(self.folder),
+                                env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+        if result.returncode:
+            raise AssertionError("%s failed:\n%s" % (" ".join(argv), result.stdout.decode(errors="replace")[-4000:]))
+        return result.stdout.decode()
+
+    @property
+    def wheel(self) -> Path:
+        return next(self.dist.glob("gocast-*.whl"))
+
+    @property
+    def sdist(self) -> Path:
+        return next(self.dist.glob("gocast-*.tar.gz"))
+
+    def bin(self, name: str) -> Path:
+        return self.venv / "bin" / name
+
+
+#: The release, once built: tests run one at a time, so the first builds it for all.
+_built = {}
+
+
+async def release(testcase):
+    """The :class:`Release`, built by the first test that asks (a minute or so)."""
+    if "error" in _built:
+        raise AssertionError("the release could not be built:\n" + _built["error"])
+    if "release" not in _built:
+        folder = Path(os.path.abspath(testcase.mktemp()))
+        folder.mkdir(parents=True)
+        try:
+            _built["release"] = await threads.deferToThread(Release(folder).build)
+        except AssertionError as e:
+            _built["error"] = str(e)
+            raise
+    return _built["release"]
+
+
+class PackageContentsTests(TestCase):
+    timeout = 600
+
+    async def test_wheel_has_every_module_and_asset(self):
+        built = await release(self)
+        with zipfile.ZipFile(built.wheel) as wheel:
+            names = set(wheel.namelist())
+        missing = source_files() - names
+        self.assertEqual(missing, set(), "files of gocast/ the wheel lacks")
+        self.assertNotIn("twisted/plugins/__init__.py", names)  # would shadow Twisted's own plugins
+        metadata = wheel_metadata(built.wheel)
+        self.assertIn("License-Expression: MIT", metadata)
+        self.assertIn("Requires-Python: >=3.11", metadata)
+        self.assertIn("Requires-Dist: Twisted[tls]>=25.5", metadata)
+
+    async def test_sdist_has_every_module_asset_and_build_file(self):
+        built = await release(self)
+        with tarfile.open(built.sdist) as sdist:
+            prefix = "gocast-%s/" % __version__
+            names = {name[len(prefix):] for name in sdist.getnames()}
+        expected = source_files() | {"LICENSE", "README.md", "pyproject.toml", "setup.py", "MANIFEST.in",
+                                     "gocast/dashboard/package.json", "gocast/dashboard/package-lock.json"}
+        self.assertEqual(expected - names, set(), "files the sdist lacks")
+        self.assertFalse([n for n in names if "node_modules" in n])
+
+    def test_every_folder_of_python_is_a_package(self):
+        """find_packages() leaves out a folder without __init__.py (gocast.auth once was)."""
+        folders = {p.parent for p in (ROOT / "gocast").rglob("*.py") if "node_modules" not in p.parts}
+        self.assertEqual([str(f) for f in folders if not (f / "__init__.py").exists()], [])
+
+
+def wheel_metadata(path: Path) -> str:
+    with zipfile.ZipFile(path) as wheel:
+        name = next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+        return wheel.read(name).decode()
+
+
+class InstalledWheelTests(TestCase):
+    """The wheel in a fresh virtualenv, run from another folder."""
+
+    timeout = 600
+
+    def config_file(self, port):
+        folder = FilePath(self.mktemp())
+        folder.makedirs()
+        path = folder.child("gocast.vibe")
+        path.setContent(('server { listen 127.0.0.1 port %d data_dir "%s" shutdown_timeout 1s }\n'
+                         'mounts { live { } }\n' % (port, folder.child("data").path)).encode())
+        return path.path
+
+    def start(self, built, argv, env=None):
+        process = ServerProcess.spawn(reactor, [str(built.bin(argv[0]))] + argv[1:], env=env,
+                                      cwd=built.run_dir, checkout=False)
+        self.addCleanup(process.stop)
+        return process
+
+    async def test_python_m_gocast_version(self):
+        built = await release(self)
+        process = self.start(built, ["python", "-m", "gocast", "--version"])
+        self.assertEqual(await process.ended, (0, None))
+        self.assertEqual(process.output.decode().strip(), "gocast %s" % __version__)
+
+    async def test_imports_come_from_the_virtualenv(self):
+        built = await release(self)
+        process = self.start(built, ["python", "-c", "import gocast, twisted.plugins.gocast_plugin as p; "
+                                                     "print(gocast.__file__); print(p.__file__)"])
+        await process.ended
+        for line in process.output.decode().split():
+            self.assertTrue(line.startswith(str(built.venv)), line)
+
+    async def test_twistd_serves_dashboard_and_swagger(self):
+        built = await release(self)
+        port = free_port()
+        process = self.start(built, ["twistd", "--nodaemon", "--pidfile=", "gocast", "--config",
+                                     self.config_file(port)])
+        base = "http://127.0.0.1:%d" % port
+        response, body = await wait_for_http(reactor, base + "/health/ready", process)
+        self.assertEqual((response.code, json.loads(body)["status"]), (200, "ready"))
+        response, page = await wait_for_http(reactor, base + "/admin/dashboard/", process)
+        self.assertEqual(response.code, 200)
+        for asset in [b"vendor/uPlot.iife.min.js", b"vendor/uPlot.min.css", b"static/dashboard.js"]:
+            self.assertIn(asset, page)
+            response, body = await wait_for_http(reactor, base + "/admin/dashboard/" + asset.decode(), process)
+            self.assertEqual(response.code, 200, asset)
+            self.assertGreater(len(body), 1000, asset)
+        response, body = await wait_for_http(reactor, base + "/admin/dashboard/vendor/uPlot.iife.min.js",
+                                             process)
+        self.assertIn(b"uPlot", body)
+        response, page = await wait_for_http(reactor, base + "/api/v1/docs/", process)
+        self.assertEqual(response.code, 200)
+        self.assertIn(b"swagger-ui-bundle.js", page)
+        response, body = await wait_for_http(reactor, base + "/api/v1/docs/swagger-ui-bundle.js", process)
+        self.assertEqual(response.code, 200)
+        self.assertGreater(len(body), 100000)
+
+    async def test_gocast_serve(self):
+        built = await release(self)
+        port = free_port()
+        process = self.start(built, ["gocast", "serve", "--config", self.config_file(port)])
+        response, body = await wait_for_http(reactor, "http://127.0.0.1:%d/health/ready" % port, process)
+        self.assertEqual(response.code, 200)
