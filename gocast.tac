@@ -1,15 +1,12 @@
 # Run with: twistd -ny gocast.tac
 #
-# Loads the config file named by $GOCAST_CONFIG, else ./gocast.vibe when it
-# exists, else runs on the built-in defaults; the service is the same one
-# `twistd gocast` builds.
-import os
-
+# The same service `twistd gocast` builds, on the config file the usual
+# lookup finds: $GOCAST_CONFIG, else ./gocast.vibe, else
+# /etc/gocast/gocast.vibe, else the built-in defaults. A config error exits
+# with status 78 and every problem on stderr.
 from twisted.application import service
 
 from gocast.tap import load, makeService
 
-_path = os.environ.get("GOCAST_CONFIG") or ("gocast.vibe" if os.path.exists("gocast.vibe") else None)
-
 application = service.Application("gocast")
-makeService({"loaded": load(_path)}).setServiceParent(application)
+makeService({"loaded": load(None)}).setServiceParent(application)

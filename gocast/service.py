@@ -218,11 +218,10 @@ class GocastService(MultiService):
 
     def startService(self) -> None:
         self._log.info(
-            "GoCast {version} starting on {listen}:{port} (config: {source})",
+            "GoCast {version} starting on {listen}:{port}",
             version=__version__,
             listen=self.config.server.listen,
             port=self.config.server.port,
-            source=self.loaded.filename or "built-in defaults",
         )
         for issue in self.loaded.warnings:
             self._log.warn("config: {issue}", issue=str(issue))

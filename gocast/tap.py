@@ -3,27 +3,59 @@
 ``twistd gocast``: command-line options and the service maker.
 
 ``twistd -n gocast --config gocast.vibe`` runs the server on a config file;
-with no ``--config`` it runs on the embedded defaults.
+without ``--config`` it looks for one (:func:`gocast.config.find_config`)
+and runs on the embedded defaults when there is none.
+
+A configuration the server cannot run on ends the process with exit status
+78 (``EX_CONFIG`` from sysexits.h) and every problem on stderr as
+``file:line:column: key: message``, whether it was started by twistd,
+``gocast serve`` or ``gocast.tac``: systemd's ``RestartPreventExitStatus=78``
+then stops restarting a server that cannot start until the file is fixed.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import os
+import sys
+from typing import Any, Mapping, NoReturn, Optional
 
 from twisted.application.service import IService
+from twisted.logger import Logger
 from twisted.python import usage
 
+from ._version import __version__
 from .auth.base import AuthSetupError
-from .config import ConfigError, LoadedConfig, default_config, load_config, render_issues
+from .config import ConfigError, LoadedConfig, default_config, find_config, load_config, render_issues
 from .protocols.tls import TLSSetupError, certificate_options
-from .service import GocastService
+from .service import GocastService, StateError
+
+#: sysexits.h: configuration error.
+EX_CONFIG = 78
+
+_log = Logger()
+
+
+class ConfigRefused(SystemExit):
+    """The server cannot run on its configuration; exits with :data:`EX_CONFIG`."""
+
+    def __init__(self, message: str):
+        super().__init__(EX_CONFIG)
+        self.message = message
+
+
+def refuse(message: str) -> NoReturn:
+    """Say why on stderr (twistd prints nothing for a SystemExit), then exit 78."""
+    sys.stderr.write("gocast: %s\n" % message)
+    sys.stderr.flush()
+    raise ConfigRefused(message)
 
 
 class Options(usage.Options):
     synopsis = "[--config FILE]"
     longdesc = (
         "Run GoCast, the Icecast-compatible streaming server. FILE is a VIBE (.vibe) "
-        "or JSON (.json) config; without one, GoCast runs on its built-in defaults "
+        "or JSON (.json) config; without --config, GoCast reads $GOCAST_CONFIG, else "
+        "./gocast.vibe, else /etc/gocast/gocast.vibe, else runs on its built-in defaults "
         "(port 8000, any mount, source password 'hackme')."
     )
     optParameters = [["config", "c", None, "Configuration file (VIBE or JSON)."]]
@@ -34,26 +66,29 @@ class Options(usage.Options):
             try:
                 certificate_options(self["loaded"].config)
             except TLSSetupError as e:
-                raise usage.UsageError(str(e))
+                refuse(str(e))
 
 
-def load(path: Optional[str]) -> LoadedConfig:
+def load(path: Optional[str], environ: Mapping[str, str] = os.environ) -> LoadedConfig:
     """
-    Load ``path``, or the defaults when it is ``None``.
+    Load the config file the lookup finds (``path`` is ``--config``), or
+    the defaults; the first log line says which.
 
-    :raises usage.UsageError: with every problem, located, when it is invalid.
+    :raises ConfigRefused: with every problem, located, when it is invalid.
     """
-    if path is None:
+    choice = find_config(path, environ)
+    _log.info("GoCast {version}: config {config}", version=__version__, config=choice.describe())
+    if choice.path is None:
         return LoadedConfig(default_config())
     try:
-        return load_config(path)
+        return load_config(choice.path)
     except ConfigError as e:
-        raise usage.UsageError("invalid configuration:\n" + render_issues(e.issues))
+        refuse("invalid configuration:\n" + render_issues(e.issues))
 
 
 def makeService(options: Any, reactor: Any = None) -> IService:
     loaded = options.get("loaded") or load(options.get("config"))
     try:
         return GocastService(loaded, reactor=reactor)
-    except (TLSSetupError, AuthSetupError) as e:
-        raise usage.UsageError(str(e))
+    except (TLSSetupError, AuthSetupError, StateError) as e:
+        refuse(str(e))

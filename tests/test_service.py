@@ -3,17 +3,21 @@ The service tree, the twistd plugin and its options, on a MemoryReactor:
 no sockets are opened.
 """
 
+import io
+import os
+import sys
+
 from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import globalLogPublisher
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.plugin import getPlugins
-from twisted.python import usage
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.internet.testing import EventLoggingObserver
 
 from gocast import tap
-from gocast.config import LoadedConfig, parse_config
+from gocast._version import __version__
+from gocast.config import LoadedConfig, find_config, parse_config
 from gocast.service import GocastService, default_credentials, listen_description
 
 
@@ -84,6 +88,13 @@ class TapTests(SynchronousTestCase):
         self.assertIn("gocast", makers)
         self.assertEqual(makers["gocast"].options, tap.Options)
 
+    def setUp(self):
+        # The lookup must not find the machine's or the working folder's config.
+        self.patch(tap, "find_config", lambda explicit, environ: find_config(
+            explicit, environ, exists=lambda path: False))
+        self.stderr = io.StringIO()
+        self.patch(sys, "stderr", self.stderr)
+
     def test_defaults_without_config(self):
         options = tap.Options()
         options.parseOptions([])
@@ -97,11 +108,45 @@ class TapTests(SynchronousTestCase):
         options.parseOptions(["--config", path.path])
         self.assertEqual(tap.makeService(options, reactor=MemoryReactorClock()).config.server.port, 9100)
 
-    def test_bad_config_is_usage_error_with_locations(self):
+    def test_config_from_environment(self):
+        path = FilePath(self.mktemp())
+        path.setContent(b"server { port 9101 }")
+        self.patch(os, "environ", {"GOCAST_CONFIG": path.path})
+        loaded = tap.load(None, os.environ)
+        self.assertEqual((loaded.filename, loaded.config.server.port), (path.path, 9101))
+
+    def test_first_log_line_names_the_config(self):
+        events = EventLoggingObserver.createWithCleanup(self, globalLogPublisher)
+        tap.load(None, {})
+        path = FilePath(self.mktemp())
+        path.setContent(b"server { port 9100 }")
+        tap.load(path.path, {})
+        lines = [formatEvent(e) for e in events if e.get("log_namespace") == "gocast.tap"]
+        self.assertEqual(lines[0], "GoCast %s: config built-in defaults (no --config, $GOCAST_CONFIG, "
+                                   "./gocast.vibe or /etc/gocast/gocast.vibe)" % __version__)
+        self.assertEqual(lines[1], "GoCast %s: config %s (--config)" % (__version__, path.path))
+
+    def test_bad_config_exits_78_with_locations(self):
         path = FilePath(self.mktemp() + ".vibe")
         path.setContent(b"server {\n  prot 9100\n}\n")
         options = tap.Options()
-        with self.assertRaises(usage.UsageError) as caught:
+        with self.assertRaises(SystemExit) as caught:
             options.parseOptions(["--config", path.path])
+        self.assertEqual(caught.exception.code, tap.EX_CONFIG)
         self.assertIn("%s:2:3: server.prot: unknown key; did you mean 'port'?" % path.path,
-                      str(caught.exception))
+                      self.stderr.getvalue())
+
+    def test_missing_named_file_is_not_replaced_by_defaults(self):
+        with self.assertRaises(SystemExit) as caught:
+            tap.load(None, {"GOCAST_CONFIG": "/nonexistent/gocast.vibe"})
+        self.assertEqual(caught.exception.code, 78)
+        self.assertIn("/nonexistent/gocast.vibe:1:1: cannot read the config file", self.stderr.getvalue())
+
+    def test_unusable_data_dir_exits_78(self):
+        blocker = FilePath(self.mktemp())
+        blocker.setContent(b"a file where the data folder should be")
+        options = {"loaded": parse_config('server { data_dir "%s" }' % blocker.path)}
+        with self.assertRaises(SystemExit) as caught:
+            tap.makeService(options, reactor=MemoryReactorClock())
+        self.assertEqual(caught.exception.code, 78)
+        self.assertIn("cannot open the state database", self.stderr.getvalue())

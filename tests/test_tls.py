@@ -1,8 +1,10 @@
 """TLS options from the config's PEM files, and clear errors when they are wrong."""
 
+import io
+import sys
+
 from OpenSSL import SSL
 from twisted.internet.testing import MemoryReactorClock
-from twisted.python import usage
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -60,6 +62,8 @@ class TLSOptionsTests(SynchronousTestCase):
     def test_tap_refuses_bad_files(self):
         config = FilePath(self.mktemp() + ".vibe")
         config.setContent(b'ssl { enabled true cert /nonexistent/c.pem key /nonexistent/k.pem }')
-        with self.assertRaises(usage.UsageError) as caught:
+        self.patch(sys, "stderr", io.StringIO())
+        with self.assertRaises(SystemExit) as caught:
             tap.Options().parseOptions(["--config", config.path])
-        self.assertIn("ssl.cert: cannot read /nonexistent/c.pem", str(caught.exception))
+        self.assertEqual(caught.exception.code, tap.EX_CONFIG)
+        self.assertIn("ssl.cert: cannot read /nonexistent/c.pem", sys.stderr.getvalue())

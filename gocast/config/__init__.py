@@ -12,12 +12,14 @@ from ._load import (
     parse_config,
     render_issues,
 )
+from ._locate import ConfigChoice, find_config
 from ._mount import MountConfig
 from ._report import ConfigError, Issue
 from ._schema import DEFAULT_PASSWORD, EVENT_NAMES, PERMISSIONS, Config, LimitsConfig, is_reserved
 
 __all__ = [
     "Config",
+    "ConfigChoice",
     "ConfigError",
     "DEFAULT_PASSWORD",
     "EVENT_NAMES",
@@ -28,6 +30,7 @@ __all__ = [
     "PERMISSIONS",
     "default_config",
     "dump_config",
+    "find_config",
     "format_for",
     "is_reserved",
     "load_config",

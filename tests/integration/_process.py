@@ -46,6 +46,7 @@ class ServerProcess(protocol.ProcessProtocol):
 
     def __init__(self):
         self.output = b""
+        self.errors = b""  # stderr alone (output has it too)
         self.ended = defer.Deferred()
         self.exit_code = None
         self.signal = None
@@ -53,7 +54,9 @@ class ServerProcess(protocol.ProcessProtocol):
     def outReceived(self, data):
         self.output += data
 
-    errReceived = outReceived
+    def errReceived(self, data):
+        self.output += data
+        self.errors += data
 
     def processEnded(self, reason):
         if reason.check(ProcessDone):

@@ -45,7 +45,7 @@ class LaunchTests(TestCase):
         process = self.start(twistd_command("--nodaemon", "--pidfile=", "gocast", "--config", path))
         output = await self.check_serves_and_stops(process, port)
         self.assertIn("GoCast", output)
-        self.assertIn("(config: %s)" % path, output)
+        self.assertIn("config %s (--config)" % path, output)
 
     async def test_twistd_plugin_with_json_config(self):
         port = free_port()
@@ -68,10 +68,37 @@ class LaunchTests(TestCase):
         process = self.start([sys.executable, "-m", "gocast", "serve", "--config", path])
         await self.check_serves_and_stops(process, port)
 
-    async def test_bad_config_refused_with_location(self):
-        path = self.config_file("server {\n  port 80000\n}\n")
-        process = self.start(twistd_command("--nodaemon", "--pidfile=", "gocast", "--config", path))
+    async def test_config_found_in_working_folder(self):
+        port = free_port()
+        path = self.config_file("server { listen 127.0.0.1 port %d }" % port)
+        folder = path.rsplit("/", 1)[0]
+        process = ServerProcess.spawn(reactor, twistd_command("--nodaemon", "--pidfile=", "gocast"),
+                                      cwd=folder, env={"GOCAST_CONFIG": ""})
+        self.addCleanup(process.stop)
+        output = await self.check_serves_and_stops(process, port)
+        first = [line for line in output.splitlines() if "GoCast" in line][0]
+        self.assertIn("config %s (found in the working folder)" % path, first)
+
+    async def assert_refused(self, argv, env=None):
+        """Exit status 78 (EX_CONFIG) with the located problem on stderr."""
+        process = self.start(argv, env)
         code, _ = await process.ended
-        self.assertEqual(code, 1)
-        self.assertIn("%s:2:8: server.port: expected a whole number from 1 to 65535, got 80000" % path,
-                      process.output.decode())
+        self.assertEqual(code, 78, process.output.decode())
+        return process.errors.decode()
+
+    async def test_bad_config_exits_78_from_twistd(self):
+        path = self.config_file("server {\n  port 80000\n}\n")
+        errors = await self.assert_refused(twistd_command("--nodaemon", "--pidfile=", "gocast", "--config", path))
+        self.assertIn("%s:2:8: server.port: expected a whole number from 1 to 65535, got 80000" % path, errors)
+        self.assertNotIn("Usage:", errors)
+
+    async def test_bad_config_exits_78_from_gocast_serve(self):
+        path = self.config_file("server {\n  port 80000\n}\n")
+        errors = await self.assert_refused([sys.executable, "-m", "gocast", "serve", "--config", path])
+        self.assertIn("%s:2:8: server.port" % path, errors)
+
+    async def test_bad_config_exits_78_from_the_tac(self):
+        path = self.config_file("mounts {\n  live { max_listenrs 3 }\n}\n")
+        errors = await self.assert_refused(twistd_command("--nodaemon", "--pidfile=", "-y", str(ROOT / "gocast.tac")),
+                                           env={"GOCAST_CONFIG": path})
+        self.assertIn("%s:2:10: mounts.live.max_listenrs: unknown key" % path, errors)
