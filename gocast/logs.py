@@ -4,7 +4,10 @@ Structured logging through twisted.logger.
 
 - :func:`build_observer` turns ``logging { format level output
   include_request_id }`` into the observer twistd uses (the service offers it
-  to the application as its ``ILogObserver``).
+  to the application as its ``ILogObserver``). Without ``output``, lines go
+  where twistd would put them (:func:`twistd_log_output`).
+- Log files are reopened by name on SIGUSR1 and at every reload
+  (:func:`reopen_logs`), so logrotate can move them away.
 - JSON lines carry ``timestamp``, ``level``, ``message``, ``namespace`` and
   the event's own fields (``event``, ``mount``, ``client``, ``request_id``...),
   so Loki or ELK index them without parsing text.
@@ -17,15 +20,17 @@ Structured logging through twisted.logger.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
 from datetime import datetime, timezone
-from typing import IO, Any, Dict, Optional
+from typing import IO, Any, Dict, Mapping, Optional
 
 from twisted.logger import (
     FilteringLogObserver,
     ILogObserver,
+    LegacyLogObserverWrapper,
     LogLevel,
     LogLevelFilterPredicate,
     Logger,
@@ -34,6 +39,7 @@ from twisted.logger import (
     formatTime,
 )
 from twisted.python.logfile import DailyLogFile, LogFile
+from twisted.python.syslog import SyslogObserver
 from zope.interface import implementer
 
 from .config._kinds import parse_size
@@ -53,8 +59,37 @@ def redact_target(target: str) -> str:
 
 
 #: Files opened for logs, by path: a reload reuses them instead of opening
-#: (and leaking) another handle.
+#: (and leaking) another handle, and :func:`reopen_logs` reopens them all.
 _OPEN: Dict[str, Any] = {}
+
+#: ``logging.output`` left empty: twistd's choice (stdout in the foreground,
+#: twistd.log when daemonized, or its --logfile / --syslog).
+TWISTD_DEFAULT = ""
+SYSLOG = "syslog:"
+
+
+class ReopenableFile:
+    """
+    A log file opened for appending that :meth:`reopen` opens again by name:
+    after logrotate renamed it, lines go to a new file at the same path.
+    """
+
+    def __init__(self, path: str):
+        self.path = os.path.abspath(path)  # twistd may chdir to --rundir later
+        self.file = open(self.path, "a", encoding="utf-8")
+
+    def write(self, text: str) -> None:
+        self.file.write(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def reopen(self) -> None:
+        self.file.close()
+        self.file = open(self.path, "a", encoding="utf-8")
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def open_output(output: str) -> IO[str]:
@@ -66,8 +101,30 @@ def open_output(output: str) -> IO[str]:
     if output == "stderr":
         return sys.__stderr__ or sys.stderr
     if output not in _OPEN:
-        _OPEN[output] = open(output, "a", encoding="utf-8")
+        _OPEN[output] = ReopenableFile(output)
     return _OPEN[output]
+
+
+def reopen_logs() -> None:
+    """Reopen every log file by name (SIGUSR1, a reload): logrotate's ``postrotate``."""
+    for log in _OPEN.values():
+        log.reopen()
+
+
+def twistd_log_output(twistd: Optional[Mapping[str, Any]]) -> str:
+    """
+    Where twistd would have logged, given its options (``None``: not run by
+    twistd's command line): ``stdout``, a file, or ``syslog:<prefix>``. The
+    service takes over twistd's observer, so it must honour these itself.
+    """
+    if twistd is None:
+        return "stdout"
+    if twistd.get("syslog"):
+        return SYSLOG + (twistd.get("prefix") or "twisted")
+    logfile = twistd.get("logfile") or ""
+    if logfile == "-" or (not logfile and twistd.get("nodaemon")):
+        return "stdout"
+    return logfile or "twistd.log"
 
 
 def event_fields(event: Dict[str, Any]) -> Dict[str, Any]:
@@ -102,13 +159,22 @@ class JSONLinesObserver:
         self.out.flush()
 
 
-def build_observer(config: LoggingConfig, out: Optional[IO[str]] = None) -> ILogObserver:
-    """The observer for ``logging { ... }``: format, destination, level."""
-    out = out or open_output(config.output)
-    if config.format == "json":
-        observer: ILogObserver = JSONLinesObserver(out, config.include_request_id)
+def build_observer(config: LoggingConfig, out: Optional[IO[str]] = None,
+                   default_output: str = "stdout") -> ILogObserver:
+    """
+    The observer for ``logging { ... }``: format, destination, level. An
+    empty ``output`` means ``default_output``, where twistd would log.
+    """
+    output = config.output or default_output
+    if out is None and output.startswith(SYSLOG):
+        # Syslog takes text; it stamps the time and the program itself.
+        observer: ILogObserver = LegacyLogObserverWrapper(SyslogObserver(output[len(SYSLOG):]).emit)
     else:
-        observer = TextLogObserver(out)
+        out = out or open_output(output)
+        if config.format == "json":
+            observer = JSONLinesObserver(out, config.include_request_id)
+        else:
+            observer = TextLogObserver(out)
     predicate = LogLevelFilterPredicate(defaultLogLevel=_LEVELS[config.level])
     return FilteringLogObserver(observer, [predicate])
 
@@ -225,11 +291,16 @@ def log_events(bus: Any) -> None:
 
 
 def open_rotating(path: str, rotation: str) -> Any:
-    """A log file rotated daily or past a size (``size:10MB``); one per path and rotation."""
+    """
+    A log file rotated daily, past a size (``size:10MB``), or never
+    (``none``: logrotate's job); one per path and rotation.
+    """
     key = "%s|%s" % (path, rotation)
     if key not in _OPEN:
         if rotation == "daily":
             _OPEN[key] = DailyLogFile.fromFullPath(path)
+        elif rotation == "none":
+            _OPEN[key] = ReopenableFile(path)
         else:
             size = parse_size(rotation.partition(":")[2]) if rotation.startswith("size:") else None
             _OPEN[key] = LogFile.fromFullPath(path, rotateLength=size or 10 * 1024 * 1024,

@@ -46,7 +46,7 @@ from .dashboard import Dashboard, DashboardAccess, Sessions
 from .history import StatsHistory
 from .live import LiveStatsResource, StatsFactory, StatsHub
 from .hls import HlsOutputs
-from .logs import AccessLog, SwitchableObserver, build_observer, log_events
+from .logs import AccessLog, SwitchableObserver, build_observer, log_events, reopen_logs
 from .metrics import Metrics
 from .outbound import OutboundHttp
 from .playout.file import FilePlayers
@@ -74,7 +74,12 @@ class GocastService(MultiService):
 
     _log = Logger()
 
-    def __init__(self, loaded: LoadedConfig, reactor: Any = None, run_in_thread: Any = None):
+    def __init__(self, loaded: LoadedConfig, reactor: Any = None, run_in_thread: Any = None,
+                 log_output: str = "stdout"):
+        """
+        :param log_output: where lines go when ``logging.output`` is empty:
+            where twistd would have put them (:func:`gocast.logs.twistd_log_output`).
+        """
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor as _reactor
@@ -108,7 +113,8 @@ class GocastService(MultiService):
         self.webhooks = Webhooks(self.bus, treq_post(reactor), reactor, self.metrics.count_webhook,
                                  self.metrics.show_webhook)
         self.webhooks.configure(config.webhooks)
-        self.log_observer = SwitchableObserver(build_observer(config.logging))
+        self.log_output = log_output
+        self.log_observer = SwitchableObserver(build_observer(config.logging, default_output=log_output))
         self.reloader = Reloader(lambda: self.loaded, self.apply, self.publish,
                                  run_in_thread or self._in_thread,
                                  restore=lambda previous: self.apply(previous, certificates=False))
@@ -185,7 +191,8 @@ class GocastService(MultiService):
             self.tls.update(certificate_options(config))  # raises before anything changed
         self._apply_mounts(config)
         self.api_keys.configure(config)
-        self.log_observer.observer = build_observer(config.logging)
+        reopen_logs()
+        self.log_observer.observer = build_observer(config.logging, default_output=self.log_output)
         access_log = AccessLog(config.logging)
         self.front_door.access_log = self.site.access_log = access_log
         self.webhooks.configure(config.webhooks)
@@ -234,15 +241,20 @@ class GocastService(MultiService):
 
     def install_signal_handlers(self) -> None:
         """
-        After Twisted's own: SIGHUP reloads; SIGTERM and SIGINT drain, and a
-        second one stops at once.
+        After Twisted's own: SIGHUP reloads; SIGUSR1 reopens the log files
+        (logrotate); SIGTERM and SIGINT drain, and a second one stops at once.
         """
         def later(f: Any) -> Any:
             return lambda signum, frame: self.reactor.callFromThread(f)
 
         signal.signal(signal.SIGHUP, later(self.reloader.reload))
+        signal.signal(signal.SIGUSR1, later(self.reopen_logs))
         signal.signal(signal.SIGTERM, later(self.shutdown))
         signal.signal(signal.SIGINT, later(self.shutdown))
+
+    def reopen_logs(self) -> None:
+        reopen_logs()
+        self._log.info("log files reopened")
 
     def warn_default_passwords(self) -> None:
         defaults = default_credentials(self.config)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Mapping, NoReturn, Optional
+from typing import Any, List, Mapping, NoReturn, Optional
 
 from twisted.application.service import IService
 from twisted.logger import Logger
@@ -25,6 +25,7 @@ from twisted.python import usage
 
 from ._version import __version__
 from .auth.base import AuthSetupError
+from .logs import twistd_log_output
 from .config import ConfigError, LoadedConfig, default_config, find_config, load_config, render_issues
 from .protocols.tls import TLSSetupError, certificate_options
 from .service import GocastService, StateError
@@ -86,9 +87,29 @@ def load(path: Optional[str], environ: Mapping[str, str] = os.environ) -> Loaded
         refuse("invalid configuration:\n" + render_issues(e.issues))
 
 
-def makeService(options: Any, reactor: Any = None) -> IService:
-    loaded = options.get("loaded") or load(options.get("config"))
+def twistd_command_line(argv: List[str]) -> Optional[usage.Options]:
+    """
+    twistd's options as typed, for a .tac file (twistd hands it none), so
+    GoCast logs where twistd would: ``twistd -y gocast.tac`` to twistd.log.
+    """
+    from twisted.scripts.twistd import ServerOptions
+
+    options = ServerOptions()
     try:
-        return GocastService(loaded, reactor=reactor)
+        options.parseOptions(argv[1:])
+    except (usage.UsageError, SystemExit):
+        return None
+    return options
+
+
+def makeService(options: Any, reactor: Any = None) -> IService:
+    """
+    :param options: this plugin's :class:`Options` (twistd's own are its
+        ``parent``), or for a .tac a dict with ``loaded`` and ``twistd``.
+    """
+    loaded = options.get("loaded") or load(options.get("config"))
+    twistd = getattr(options, "parent", None) or options.get("twistd")
+    try:
+        return GocastService(loaded, reactor=reactor, log_output=twistd_log_output(twistd))
     except (TLSSetupError, AuthSetupError, StateError) as e:
         refuse(str(e))

@@ -9,7 +9,11 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.config import parse_config
-from gocast.logs import AccessLog, JSONLinesObserver, build_observer, redact_target
+from gocast import logs
+from gocast.logs import (
+    AccessLog, JSONLinesObserver, ReopenableFile, build_observer, redact_target, reopen_logs,
+    twistd_log_output,
+)
 from gocast.resources.site import MAX_REQUEST_BODY, request_id_from
 
 from .streaming import AUTH, Harness, close, feed_frames, split_response
@@ -45,6 +49,82 @@ class ObserverTests(SynchronousTestCase):
         observer = JSONLinesObserver(out, include_request_id=False)
         Logger(observer=observer).info("x", request_id="r")
         self.assertNotIn("request_id", json.loads(out.getvalue()))
+
+
+class LogFileTests(SynchronousTestCase):
+    """Files named by the config or by twistd, reopened after logrotate moved them."""
+
+    def setUp(self):
+        self.folder = FilePath(self.mktemp())
+        self.folder.makedirs()
+        opened = dict(logs._OPEN)
+        self.addCleanup(self.forget_files_opened_here, opened)
+
+    def forget_files_opened_here(self, before):
+        for key in set(logs._OPEN) - set(before):
+            logs._OPEN.pop(key).close()
+
+    def test_reopen_after_rename(self):
+        path = self.folder.child("gocast.log")
+        log = ReopenableFile(path.path)
+        self.addCleanup(log.close)
+        log.write("before\n")
+        log.flush()
+        path.moveTo(self.folder.child("gocast.log.1"))
+        log.write("still old\n")
+        log.reopen()
+        log.write("after\n")
+        log.flush()
+        self.assertEqual(self.folder.child("gocast.log.1").getContent(), b"before\nstill old\n")
+        self.assertEqual(path.getContent(), b"after\n")
+
+    def test_reopen_logs_reaches_server_and_access_logs(self):
+        server, access = self.folder.child("server.log"), self.folder.child("access.log")
+        config = logging_config('output "%s" access_log "%s" access_log_rotation none'
+                                % (server.path, access.path))
+        log = Logger(observer=build_observer(config))
+        access_log = AccessLog(config)
+        log.info("one")
+        access_log.record("10.0.0.1", "GET", "/live", "HTTP/1.1", 200, 10, "", "mpv", 1.0, "r1", "/live")
+        server.moveTo(self.folder.child("server.log.1"))
+        access.moveTo(self.folder.child("access.log.1"))
+        reopen_logs()
+        log.info("two")
+        access_log.record("10.0.0.2", "GET", "/live", "HTTP/1.1", 200, 10, "", "vlc", 1.0, "r2", "/live")
+        self.assertIn(b"one", self.folder.child("server.log.1").getContent())
+        self.assertNotIn(b"one", server.getContent())
+        self.assertIn(b"two", server.getContent())
+        self.assertIn(b"10.0.0.1", self.folder.child("access.log.1").getContent())
+        self.assertIn(b"10.0.0.2", access.getContent())
+        self.assertNotIn(b"10.0.0.1", access.getContent())
+
+    def test_empty_output_goes_where_twistd_would(self):
+        path = self.folder.child("twistd.log")
+        log = Logger(observer=build_observer(logging_config(), default_output=path.path))
+        log.info("daemon line")
+        self.assertIn(b"daemon line", path.getContent())
+
+    def test_a_named_output_wins_over_twistd(self):
+        named, twistd = self.folder.child("named.log"), self.folder.child("twistd.log")
+        log = Logger(observer=build_observer(logging_config('output "%s"' % named.path),
+                                             default_output=twistd.path))
+        log.info("named line")
+        self.assertIn(b"named line", named.getContent())
+        self.assertFalse(twistd.exists())
+
+    def test_twistd_destinations(self):
+        cases = [
+            (None, "stdout"),
+            ({"nodaemon": True, "logfile": None, "syslog": False}, "stdout"),
+            ({"nodaemon": False, "logfile": None, "syslog": False}, "twistd.log"),
+            ({"nodaemon": False, "logfile": "/var/log/gocast/gocast.log", "syslog": False},
+             "/var/log/gocast/gocast.log"),
+            ({"nodaemon": False, "logfile": "-", "syslog": False}, "stdout"),
+            ({"nodaemon": False, "logfile": None, "syslog": True, "prefix": "gocast"}, "syslog:gocast"),
+            ({"nodaemon": True, "logfile": None, "syslog": True, "prefix": None}, "syslog:twisted"),
+        ]
+        for options, expected in cases:
+            self.assertEqual(twistd_log_output(options), expected, options)
 
 
 class RequestIdTests(SynchronousTestCase):

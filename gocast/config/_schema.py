@@ -159,12 +159,14 @@ class LoggingConfig:
                           Str(("text", "json")))
     level: str = setting("info", "Least severe level logged.", Str(("debug", "info", "warn", "error")))
     include_request_id: bool = setting(True, "Tag each log line with the request ID.")
-    output: str = setting("stdout", "stdout, stderr, or a file path.")
+    output: str = setting("", "stdout, stderr, or a file path; empty: where twistd logs (stdout in the "
+                               "foreground, twistd.log when daemonized, or its --logfile or --syslog).")
     access_log: str = setting("", "File for the access log; empty logs requests with the rest.")
-    access_log_rotation: str = setting("daily", "When the access log file is rotated: daily, or past a "
-                                       "size (size:10MB).",
-                                       Str(pattern=r"daily|size:[0-9]+(\.[0-9]+)?\s*[kKmMgG]?i?[bB]?",
-                                           expected="daily or size:<size> such as size:10MB"))
+    access_log_rotation: str = setting("daily", "When the access log file is rotated: daily, past a "
+                                       "size (size:10MB), or none (logrotate's job: GoCast reopens it on "
+                                       "SIGUSR1).",
+                                       Str(pattern=r"daily|none|size:[0-9]+(\.[0-9]+)?\s*[kKmMgG]?i?[bB]?",
+                                           expected="daily, none or size:<size> such as size:10MB"))
 
 
 @attr.frozen
