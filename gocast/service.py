@@ -33,6 +33,7 @@ from ._startup import (
     raise_open_file_limit,
     shoutcast_port,
 )
+from ._systemd import sd_notify, state_directory
 from ._version import __version__
 from .api.keys import USAGE_FLUSH, ApiKeys
 from .core.throttle import AuthFailures
@@ -56,7 +57,7 @@ from .protocols.tls import ReloadableTLS, certificate_options, tls_endpoint
 from .reload import Reloader
 from .resources.health import HealthState, disk_check
 from .resources.root import build_root
-from .state import StateStore, state_path
+from .state import StateStore, data_dir_in_use, state_path
 from .resources.site import GocastSite
 from .webhooks import Webhooks, treq_post
 
@@ -88,12 +89,12 @@ class GocastService(MultiService):
         self.reactor = reactor
         self.loaded = loaded
         config = loaded.config
-        data_dir = config.server.data_dir
+        data_dir = self.data_dir = data_dir_in_use(config.server.data_dir, state_directory())
         self.health = HealthState(reactor, {"disk": lambda: disk_check(nearest_existing(data_dir))})
         self.bus = EventBus(time.time, lambda deliver: reactor.callLater(0, deliver))
         log_events(self.bus)
         self.hls = HlsOutputs(time.time, reactor)
-        self.state = open_state(config, run_in_thread or self._in_thread)
+        self.state = open_state(state_path(data_dir, config.server.state_db), run_in_thread or self._in_thread)
         #: Failed logins per address: sources, the admin, the API, the dashboard.
         self.auth_failures = AuthFailures(reactor.seconds)
         self.api_keys = ApiKeys(self.state, reactor.seconds, self.auth_failures)
@@ -235,6 +236,7 @@ class GocastService(MultiService):
         raise_open_file_limit()
         self.warn_default_passwords()
         self.reactor.callWhenRunning(self.install_signal_handlers)
+        self.reactor.callWhenRunning(self.tell_systemd_ready)
         self._usage_flush.start(USAGE_FLUSH, now=False)
         self.history.start()
         super().startService()
@@ -251,6 +253,15 @@ class GocastService(MultiService):
         signal.signal(signal.SIGUSR1, later(self.reopen_logs))
         signal.signal(signal.SIGTERM, later(self.shutdown))
         signal.signal(signal.SIGINT, later(self.shutdown))
+
+    def tell_systemd_ready(self) -> None:
+        """
+        ``Type=notify``: once the reactor runs, every port is bound (the
+        endpoints GoCast listens on all bind in ``privilegedStartService``,
+        and a failure there stops the start), so systemd may start what
+        depends on GoCast.
+        """
+        sd_notify("READY=1\nSTATUS=GoCast %s serving" % __version__)
 
     def reopen_logs(self) -> None:
         reopen_logs()
@@ -284,6 +295,7 @@ class GocastService(MultiService):
             self._log.info("second stop request: stopping now")
             self.finish()
             return
+        sd_notify("STOPPING=1\nSTATUS=draining")
         self.draining = self.health.draining = self.front_door.draining = True
         server = self.config.server
         self._log.info("draining: {listeners} listeners and {sources} sources may stay up to {timeout}s",
@@ -342,6 +354,8 @@ class GocastService(MultiService):
             self.reactor.stop()
 
     def stopService(self) -> Any:
+        if not self.draining:
+            sd_notify("STOPPING=1")
         self.draining = self.health.draining = True
         if self._usage_flush.running:
             self._usage_flush.stop()
@@ -350,9 +364,8 @@ class GocastService(MultiService):
         return super().stopService()
 
 
-def open_state(config: Config, run_in_thread: Any) -> StateStore:
-    """The state store in ``server.data_dir``; a clear error if it cannot be opened."""
-    path = state_path(config.server.data_dir, config.server.state_db)
+def open_state(path: str, run_in_thread: Any) -> StateStore:
+    """The state store at ``path``; a clear error if it cannot be opened."""
     try:
         return StateStore(path, run_in_thread)
     except (OSError, sqlite3.Error) as e:

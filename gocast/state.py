@@ -35,6 +35,19 @@ STATS_COLUMNS = ("ts", "mount", "listeners", "peak", "bytes_sent", "bytes_receiv
 _KEY_COLUMNS = ("id", "name", "hash", "permissions", "expires", "description", "created", "last_used", "requests")
 
 
+#: Where data goes when neither the config nor systemd says.
+DEFAULT_DATA_DIR = "gocast-data"
+
+
+def data_dir_in_use(setting: str, systemd_state_directory: Optional[str]) -> str:
+    """
+    ``server.data_dir``, or when it is left empty systemd's
+    ``StateDirectory=`` (``/var/lib/gocast``) when set, else ``gocast-data``
+    in the working folder.
+    """
+    return setting or systemd_state_directory or DEFAULT_DATA_DIR
+
+
 def state_path(data_dir: str, state_db: str) -> str:
     return state_db if os.path.isabs(state_db) else os.path.join(data_dir, state_db)
 

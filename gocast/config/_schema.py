@@ -90,7 +90,9 @@ class ServerConfig:
     restrict_mounts: bool = setting(False, "Only accept sources on mounts listed under mounts.")
     trusted_proxies: Tuple[Any, ...] = setting((), "Proxies whose X-Forwarded-For / Forwarded headers "
                                                "are believed.", ListOf(CIDR()))
-    data_dir: str = setting("gocast-data", "Folder for the state database, recordings and caches.")
+    data_dir: str = setting("", "Folder for the state database, recordings and caches; empty: "
+                            "systemd's StateDirectory ($STATE_DIRECTORY) when set, else gocast-data "
+                            "in the working folder.")
     state_db: str = setting("state.db", "SQLite file for mounts and API keys created at run time "
                             "(relative paths are under data_dir).")
 

@@ -4,14 +4,21 @@ free loopback port, query it over HTTP, stop it with SIGTERM.
 """
 
 import json
+import os
+import shutil
 import signal
+import socket
 import sys
+import tempfile
+
+import treq
 
 from twisted.internet import reactor
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
+from twisted.web.client import HTTPConnectionPool
 
-from ._process import ROOT, ServerProcess, free_port, twistd_command, wait_for_http
+from ._process import ROOT, ServerProcess, eventually, free_port, twistd_command, wait_for_http
 
 
 class LaunchTests(TestCase):
@@ -78,6 +85,40 @@ class LaunchTests(TestCase):
         output = await self.check_serves_and_stops(process, port)
         first = [line for line in output.splitlines() if "GoCast" in line][0]
         self.assertIn("config %s (found in the working folder)" % path, first)
+
+    async def test_systemd_notify_and_state_directory(self):
+        """Type=notify: READY=1 comes once the port answers; StateDirectory= holds the state."""
+        port = free_port()
+        path = self.config_file("server { listen 127.0.0.1 port %d }" % port)
+        runtime = tempfile.mkdtemp(prefix="gocast-notify-")  # socket paths fit in 108 bytes
+        self.addCleanup(shutil.rmtree, runtime)
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(notify.close)
+        notify.bind(os.path.join(runtime, "notify"))
+        notify.setblocking(False)
+        state = FilePath(self.mktemp())
+        state.makedirs()
+        process = self.start(twistd_command("--nodaemon", "--pidfile=", "gocast", "--config", path),
+                             env={"NOTIFY_SOCKET": os.path.join(runtime, "notify"),
+                                  "STATE_DIRECTORY": state.path})
+        messages = []
+
+        def received():
+            try:
+                messages.append(notify.recv(4096).decode())
+            except BlockingIOError:
+                pass
+            return messages or process.ended.called
+
+        await eventually(reactor, received, timeout=30, what="READY=1 from GoCast")
+        self.assertTrue(messages and messages[0].startswith("READY=1\n"), process.output.decode())
+        response = await treq.get("http://127.0.0.1:%d/health/live" % port, timeout=5, reactor=reactor,
+                                  pool=HTTPConnectionPool(reactor, persistent=False))
+        await treq.content(response)
+        self.assertEqual(response.code, 200)
+        self.assertTrue(state.child("state.db").exists())
+        await process.stop()
+        self.assertIn("STOPPING=1\nSTATUS=draining", messages + [notify.recv(4096).decode()])
 
     async def assert_refused(self, argv, env=None):
         """Exit status 78 (EX_CONFIG) with the located problem on stderr."""
