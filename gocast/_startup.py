@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_service -*-
 """
 Process and port set-up for the service: listening endpoints (the main
-port is required, the SHOUTcast port optional), the open-file limit, and
+ports are required, the SHOUTcast port optional), the open-file limit, and
 the check for default passwords.
 """
 
@@ -10,10 +10,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import resource
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from twisted.application.service import Service
+from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
+from twisted.python.systemd import ListenFDs
 
 from .config import DEFAULT_PASSWORD, Config
 
@@ -27,6 +29,32 @@ def listen_description(config: Config, port: Optional[int] = None) -> str:
     """The Twisted endpoint string for ``server.listen`` and ``server.port``."""
     interface = config.server.listen.replace(":", "\\:")
     return "tcp:port=%d:interface=%s:backlog=%d" % (port or config.server.port, interface, BACKLOG)
+
+
+class EndpointError(Exception):
+    """A ``server.endpoints`` entry GoCast cannot listen on (systemd passed no such socket)."""
+
+
+def main_endpoints(reactor: Any, config: Config) -> List[Any]:
+    """
+    Where the front door listens: ``server.endpoints`` when given (socket
+    activation, the PROXY protocol), else ``server.listen`` and ``port``.
+
+    :raises EndpointError: naming the entry and why.
+    """
+    descriptions = config.server.endpoints or (listen_description(config),)
+    endpoints = []
+    for description in descriptions:
+        try:
+            endpoints.append(serverFromString(reactor, description))
+        except (IndexError, KeyError):
+            passed = ListenFDs.fromEnvironment().inheritedNamedDescriptors()
+            raise EndpointError("server.endpoints: %s: systemd passed no such socket (it passed %s): "
+                                "start GoCast from a .socket unit, or listen on tcp:PORT"
+                                % (description, ", ".join(sorted(passed)) or "none"))
+        except (ValueError, TypeError, AttributeError) as e:
+            raise EndpointError("server.endpoints: %s: %s" % (description, e))
+    return endpoints
 
 
 def shoutcast_port(config: Config) -> int:
@@ -64,6 +92,8 @@ class OptionalListener(Service):
 
 
 def listens_beyond_loopback(config: Config) -> bool:
+    if config.server.endpoints:
+        return True  # socket activation or a load balancer: assume the world reaches it
     try:
         return not ipaddress.ip_address(config.server.listen).is_loopback
     except ValueError:

@@ -28,6 +28,7 @@ from .config import Config, ConfigError, LoadedConfig, load_config, render_issue
 RESTART_ONLY: Tuple[Tuple[str, Callable[[Config], Any]], ...] = (
     ("server.listen", lambda c: c.server.listen),
     ("server.port", lambda c: c.server.port),
+    ("server.endpoints", lambda c: c.server.endpoints),
     ("server.admin_root", lambda c: c.server.admin_root),
     ("server.data_dir", lambda c: c.server.data_dir),
     ("ssl.enabled", lambda c: c.ssl.enabled),

@@ -25,10 +25,12 @@ from twisted.logger import ILogObserver, Logger
 from twisted.web.resource import Resource
 
 from ._startup import (
+    EndpointError,
     OptionalListener,
     default_credentials,
     listen_description,
     listens_beyond_loopback,
+    main_endpoints,
     nearest_existing,
     raise_open_file_limit,
     shoutcast_port,
@@ -128,8 +130,9 @@ class GocastService(MultiService):
                                                                self.state),
                                  self.api_keys, reactor.seconds)
         live = Resource()
-        live.putChild(b"stats", LiveStatsResource(StatsFactory(self.hub, access.websocket, access.origin_allowed,
-                                                               self.auth_failures)))
+        self.stats_factory = StatsFactory(self.hub, access.websocket, access.origin_allowed, self.auth_failures)
+        self.stats_factory.server = config.server.product  # its handshake's Server header
+        live.putChild(b"stats", LiveStatsResource(self.stats_factory))
         root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls, api,
                           self.gate, self.geo, {b"dashboard": Dashboard(access, self.registry, self.history,
                                                                         self.api_keys), b"ws": live},
@@ -138,7 +141,8 @@ class GocastService(MultiService):
         self._usage_flush.clock = reactor
         self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response,
                                lambda: self.registry.config.cors,
-                               lambda: self.registry.config.server.trusted_proxies)
+                               lambda: self.registry.config.server.trusted_proxies,
+                               lambda: self.registry.config.server.product)
         self.front_door.site = self.site
         self.tls: Optional[ReloadableTLS] = None
         self.listeners: List[Any] = []
@@ -155,10 +159,10 @@ class GocastService(MultiService):
 
     def _add_listeners(self, config: Config) -> None:
         reactor = self.reactor
-        main = StreamServerEndpointService(
-            serverFromString(reactor, listen_description(config)), self.front_door)
-        main._raiseSynchronously = True  # without the main port there is no server
-        self._listen("listener", main)
+        for index, endpoint in enumerate(main_endpoints(reactor, config)):
+            main = StreamServerEndpointService(endpoint, self.front_door)
+            main._raiseSynchronously = True  # without the main ports there is no server
+            self._listen("listener" if index == 0 else "listener-%d" % index, main)
         if config.ssl.enabled:
             self.tls = ReloadableTLS(certificate_options(config))
             tls = StreamServerEndpointService(tls_endpoint(reactor, config, self.tls), self.front_door)
@@ -196,6 +200,7 @@ class GocastService(MultiService):
         self.log_observer.observer = build_observer(config.logging, default_output=self.log_output)
         access_log = AccessLog(config.logging)
         self.front_door.access_log = self.site.access_log = access_log
+        self.stats_factory.server = config.server.product
         self.webhooks.configure(config.webhooks)
         self.geo.configure(config.geoip)
         self.loaded = LoadedConfig(config, (), self.loaded.filename)

@@ -28,6 +28,7 @@ from .auth.base import AuthSetupError
 from .logs import twistd_log_output
 from .config import ConfigError, LoadedConfig, default_config, find_config, load_config, render_issues
 from .protocols.tls import TLSSetupError, certificate_options
+from ._startup import EndpointError
 from .service import GocastService, StateError
 
 #: sysexits.h: configuration error.
@@ -111,5 +112,5 @@ def makeService(options: Any, reactor: Any = None) -> IService:
     twistd = getattr(options, "parent", None) or options.get("twistd")
     try:
         return GocastService(loaded, reactor=reactor, log_output=twistd_log_output(twistd))
-    except (TLSSetupError, AuthSetupError, StateError) as e:
+    except (TLSSetupError, AuthSetupError, StateError, EndpointError) as e:
         refuse(str(e))

@@ -44,7 +44,8 @@ class Harness:
                           gate=self.factory.gate, geo=self.factory.geo, auth_failures=self.auth_failures)
         self.site = GocastSite(root, self.clock, self.factory.access_log, self.metrics.count_response,
                                lambda: self.registry.config.cors,
-                               lambda: self.registry.config.server.trusted_proxies)
+                               lambda: self.registry.config.server.trusted_proxies,
+                               lambda: self.registry.config.server.product)
         self.factory.site = self.site
 
     def connect(self, data=b"", peer="10.0.0.5"):

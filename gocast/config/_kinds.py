@@ -17,7 +17,7 @@ import ipaddress
 import math
 import re
 from difflib import get_close_matches
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
 from ._report import Path, Reporter
@@ -427,6 +427,98 @@ class HostPort(TextKind):
         host, sep, port = text.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("")
+        return text
+
+
+def split_endpoint(text: str) -> Tuple[List[str], Dict[str, str]]:
+    """
+    A Twisted endpoint string's fields, as Twisted reads them: split on
+    ``:`` except where escaped with a backslash; ``key=value`` fields are
+    keyword arguments, the others positional.
+    """
+    fields, current, escaped = [], "", False
+    for char in text:
+        if escaped:
+            current, escaped = current + char, False
+        elif char == "\\":
+            escaped = True
+        elif char == ":":
+            fields.append(current)
+            current = ""
+        else:
+            current += char
+    fields.append(current)
+    args, kwargs = [], {}
+    for field in fields:
+        key, sep, value = field.partition("=")
+        if sep:
+            kwargs[key] = value
+        else:
+            args.append(field)
+    return args, kwargs
+
+
+#: The endpoint types a listening address may use, with their arguments in
+#: order (TLS has its own ``ssl { }`` block, so ``ssl:`` is not offered).
+_ENDPOINT_ARGS = {
+    "tcp": ("port", "backlog", "interface"),
+    "tcp6": ("port", "backlog", "interface"),
+    "unix": ("address", "backlog", "mode", "lockfile"),
+    "systemd": ("domain", "index", "name"),
+}
+_PROXY_PREFIX = "haproxy:"
+
+
+def check_endpoint(text: str) -> None:
+    """
+    Refuse (``ValueError`` saying why) an endpoint string GoCast cannot
+    listen on. Whether systemd passed the socket is only known at start.
+    """
+    if text.startswith(_PROXY_PREFIX):
+        text = text[len(_PROXY_PREFIX):]
+        if text.startswith(_PROXY_PREFIX):
+            raise ValueError("haproxy: wraps one endpoint, once")
+    args, kwargs = split_endpoint(text)
+    kind, args = args[0] if args else "", args[1:]
+    names = _ENDPOINT_ARGS.get(kind)
+    if names is None:
+        raise ValueError("the type must be tcp, tcp6, unix or systemd, optionally after haproxy:")
+    if len(args) > len(names):
+        raise ValueError("%s: takes at most %d positional fields" % (kind, len(names)))
+    unknown = sorted(set(kwargs) - set(names))
+    if unknown:
+        raise ValueError("%s: unknown option %s (it takes %s)" % (kind, unknown[0], ", ".join(names)))
+    values = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key in values:
+            raise ValueError("%s: %s given twice" % (kind, key))
+        values[key] = value
+    if kind in ("tcp", "tcp6"):
+        port = values.get("port", "")
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("%s: needs a port from 1 to 65535" % kind)
+    elif kind == "unix" and not values.get("address"):
+        raise ValueError("unix: needs the socket's path")
+    elif kind == "systemd":
+        if values.get("domain") not in ("INET", "INET6", "UNIX"):
+            raise ValueError("systemd: needs domain=INET, INET6 or UNIX")
+        if ("index" in values) == ("name" in values):
+            raise ValueError("systemd: needs index=N or name=NAME (FileDescriptorName=), not both")
+        if "index" in values and not values["index"].isdigit():
+            raise ValueError("systemd: index is a number")
+    if "backlog" in values and not values["backlog"].isdigit():
+        raise ValueError("%s: backlog is a number" % kind)
+
+
+class Endpoint(TextKind):
+    """A Twisted server endpoint string for a listening address."""
+
+    expected = ("a Twisted endpoint such as tcp:8000:interface=0.0.0.0, "
+                "systemd:domain=INET:index=0 or haproxy:tcp:8001")
+    pattern = "(haproxy:)?(tcp|tcp6|unix|systemd):.+"
+
+    def convert(self, text: str) -> Any:
+        check_endpoint(text)
         return text
 
 

@@ -14,11 +14,14 @@ from typing import Any, Dict, Optional, Tuple
 
 import attr
 
+from .._version import __version__
+
 from ._kinds import (
     CIDR,
     URL,
     Date,
     Duration,
+    Endpoint,
     HostPort,
     Int,
     ListOf,
@@ -82,7 +85,15 @@ class ServerConfig:
                         Int(1, 65535))
     location: str = setting("Earth", "Where the server is, as shown in status pages.")
     admin_email: str = setting("admin@localhost", "Contact address shown in status pages.")
-    server_id: str = setting("GoCast", "Server name sent in the Server header and status pages.")
+    server_id: str = setting("", "Product token sent in the Server header and as status pages' server_id; "
+                             "empty: GoCast/<version>.",
+                             Str(pattern=r"([!-~]{1,64}( [!-~]{1,64}){0,3})?",
+                                 expected="a product token such as MyRadio/2.0 (printable ASCII, "
+                                          "at most four words)"))
+    endpoints: Tuple[str, ...] = setting((), "Twisted endpoint strings to listen on instead of listen and "
+                                         "port: tcp:8000:interface=0.0.0.0, systemd:domain=INET:index=0 "
+                                         "(socket activation), haproxy:tcp:8001 (PROXY protocol from a load "
+                                         "balancer).", ListOf(Endpoint()))
     admin_root: str = setting("/admin", "URL path of the Icecast-compatible admin interface.",
                               Str(pattern=r"/[A-Za-z0-9._~/-]*", expected="a URL path such as /admin"))
     shutdown_timeout: float = setting(30.0, "How long listeners and sources may drain on shutdown.", Duration())
@@ -95,6 +106,11 @@ class ServerConfig:
                             "in the working folder.")
     state_db: str = setting("state.db", "SQLite file for mounts and API keys created at run time "
                             "(relative paths are under data_dir).")
+
+    @property
+    def product(self) -> str:
+        """What the Server header says: ``server_id``, else ``GoCast/<version>``."""
+        return self.server_id or "GoCast/" + __version__
 
 
 @attr.frozen

@@ -28,7 +28,6 @@ from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from .._version import __version__
 from ..auth.address import client_address, host_of
 from ..auth.gate import ListenerGate
 from ..config import Config
@@ -45,9 +44,9 @@ from .listener import ListenerSession
 from .source import SourceSession
 
 #: Sent on every reply GoCast writes itself, as Icecast does: libshout reads
-#: them to learn what the server supports.
+#: them to learn what the server supports. The Server header comes first,
+#: from ``server.server_id``.
 COMMON_HEADERS = [
-    ("Server", "GoCast/%s" % __version__),
     ("Allow", "GET, PUT, OPTIONS, SOURCE"),
     ("Accept-Encoding", "identity"),
 ]
@@ -168,7 +167,8 @@ class FrontDoor(Protocol, TimeoutMixin):
         self.factory.count_response(status)
         if self.request_id:
             headers = headers + [("X-Request-ID", self.request_id)]
-        self.transport.write(response_head(status, COMMON_HEADERS + headers, version))
+        common = [("Server", self.factory.config.server.product)] + COMMON_HEADERS
+        self.transport.write(response_head(status, common + headers, version))
 
     def reply(self, status: int, reason: str, version: str = "HTTP/1.0",
               headers: Optional[list] = None, close: bool = True) -> None:

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.web.server import Request, Site
 
+from .._version import __version__
 from ..auth.address import client_address, host_of
 
 from ..config._schema import CorsConfig
@@ -30,7 +31,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 #: body of any size to a temporary file; the API's JSON, the admin's forms
 #: and the dashboard's actions are far smaller.
 MAX_REQUEST_BODY = 1024 * 1024
-_TOO_LARGE = (b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
+_TOO_LARGE = (b"HTTP/1.1 413 Payload Too Large\r\nServer: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
               b"Connection: close\r\nContent-Length: %d\r\n\r\n%s")
 #: Fresh request IDs: a random prefix per process and a counter (a uuid4
 #: per request cost 7% of a busy HLS server's CPU).
@@ -80,7 +81,7 @@ class GocastRequest(Request):
         self._refused = True
         reason = b"the request body is larger than %d KiB\n" % (MAX_REQUEST_BODY // 1024)
         transport = self.channel.transport
-        transport.write(_TOO_LARGE % (len(reason), reason))
+        transport.write(_TOO_LARGE % (self.channel.site.product().encode("ascii"), len(reason), reason))
         transport.loseConnection()
         self.channel.site.count_response(413)
 
@@ -119,6 +120,40 @@ class GocastRequest(Request):
             self.setHeader(name.encode("ascii"), value.encode("latin-1"))
         super().process()
 
+    def write(self, data: bytes) -> None:
+        if not self.startedWriting:
+            # twisted.web names itself (TwistedWeb/x.y) in process(); the
+            # operator's product token replaces it just before the head goes.
+            self.responseHeaders.setRawHeaders(b"server", [self.channel.site.product().encode("ascii")])
+        super().write(data)
+
+    def render(self, resrc: Any) -> None:
+        if self.method == b"HEAD":
+            resrc = _HeadOnly(resrc)
+        super().render(resrc)
+
+
+class _HeadOnly:
+    """
+    A resource as HEAD sees it: what its GET would answer, measured for
+    Content-Length and left unsent (twisted.web would log a warning for
+    every HEAD whose resource returned a body, as most do).
+    """
+
+    def __init__(self, resource: Any):
+        self.resource = resource
+
+    def render(self, request: Request) -> Any:
+        body = self.resource.render(request)
+        if isinstance(body, bytes) and request.method == b"HEAD":
+            if body:
+                request.setHeader(b"content-length", b"%d" % len(body))
+            return b""
+        return body
+
+    def __repr__(self) -> str:
+        return repr(self.resource)
+
 
 class GocastSite(Site):
     """
@@ -133,12 +168,15 @@ class GocastSite(Site):
 
     def __init__(self, resource: Any, reactor: Any, access_log: AccessLog,
                  count_response: Callable[[int], None], cors: Callable[[], CorsConfig],
-                 trusted_proxies: Callable[[], Sequence[Any]] = tuple):
+                 trusted_proxies: Callable[[], Sequence[Any]] = tuple,
+                 product: Callable[[], str] = lambda: "GoCast/" + __version__):
+        """:param product: the Server header's product token (``server.server_id``)."""
         super().__init__(resource, reactor=reactor, parsePOSTFormSubmission=False)
         self.access_log = access_log
         self.count_response = count_response
         self.cors = cors
         self.trusted_proxies = trusted_proxies
+        self.product = product
 
     def log(self, request: Request) -> None:
         self.count_response(request.code)

@@ -15,7 +15,6 @@ from xml.etree import ElementTree
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from .._version import __version__
 from ..config import Config
 from ..core.mount import Mount
 from ..core.operations import listener_sessions
@@ -85,7 +84,7 @@ def icestats(registry: MountRegistry, config: Config, started: float) -> Dict[st
         "admin": config.server.admin_email,
         "host": config.server.hostname,
         "location": config.server.location,
-        "server_id": "%s %s" % (config.server.server_id, __version__),
+        "server_id": config.server.product,
         "server_start": rfc822(started),
         "server_start_iso8601": iso8601(started),
     }

@@ -66,10 +66,14 @@ class ServerProcess(protocol.ProcessProtocol):
         self.ended.callback((self.exit_code, self.signal))
 
     @classmethod
-    def spawn(cls, reactor, argv, env=None, cwd=None, checkout=True):
+    def spawn(cls, reactor, argv, env=None, cwd=None, checkout=True, child_fds=None):
         """
         :param checkout: put the checkout on ``PYTHONPATH``; ``False`` runs
             what is installed and nothing of the checkout.
+        :param cwd: where it runs; by default trial's temporary folder, so
+            whatever it writes (a ``gocast-data`` folder) stays out of the checkout.
+        :param child_fds: more descriptors the child inherits, ``{number in
+            the child: descriptor here}`` (a socket systemd would pass).
         """
         proto = cls()
         environ = dict(os.environ)
@@ -78,8 +82,9 @@ class ServerProcess(protocol.ProcessProtocol):
         else:
             environ.pop("PYTHONPATH", None)
         environ.update(env or {})
+        fds = {0: "w", 1: "r", 2: "r", **(child_fds or {})}
         proto.transport = reactor.spawnProcess(proto, argv[0], argv, env=environ,
-                                               path=str(cwd or ROOT))
+                                               path=str(cwd or os.getcwd()), childFDs=fds)
         return proto
 
     def stop(self):
