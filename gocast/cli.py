@@ -29,6 +29,7 @@ from typing import Any, List, Optional, TextIO
 from ._cli_api import (COMMANDS, EXIT_USAGE, UsageError, add_client_options, add_commands, client_settings,
                        print_reload, reload_with_key, run)
 from ._version import __version__
+from .transcode import ffmpeg_missing
 from .config import (
     ConfigError,
     LoadedConfig,
@@ -90,8 +91,11 @@ def check_files(files: List[str], out: TextIO, err: TextIO) -> int:
             continue
         if loaded.warnings:
             err.write(render_issues(list(loaded.warnings)) + "\n")
+        missing = ffmpeg_missing(loaded.config)
+        if missing:
+            err.write("%s: warning: %s\n" % (path, missing))
         mounts = len(loaded.config.mounts)
-        warnings = len(loaded.warnings)
+        warnings = len(loaded.warnings) + bool(missing)
         out.write("%s: OK (%d mount%s, %d warning%s)\n" % (
             path, mounts, "" if mounts == 1 else "s", warnings, "" if warnings == 1 else "s"))
     return status

@@ -61,6 +61,7 @@ from .resources.health import HealthState, disk_check
 from .resources.root import build_root
 from .state import StateStore, data_dir_in_use, state_path
 from .resources.site import GocastSite
+from .transcode import ffmpeg_missing
 from .webhooks import Webhooks, treq_post
 
 __all__ = ["GocastService", "default_credentials", "listen_description"]
@@ -240,6 +241,9 @@ class GocastService(MultiService):
             self._log.warn("config: {issue}", issue=str(issue))
         raise_open_file_limit()
         self.warn_default_passwords()
+        missing = ffmpeg_missing(self.config)
+        if missing:
+            self._log.warn("{warning}", warning=missing)
         self.reactor.callWhenRunning(self.install_signal_handlers)
         self.reactor.callWhenRunning(self.tell_systemd_ready)
         self._usage_flush.start(USAGE_FLUSH, now=False)

@@ -18,6 +18,35 @@ from .media import ADTSFramer, Packet
 
 MAX_BACKOFF = 30.0
 
+_AAC_TYPES = ("audio/aac", "audio/aacp")
+
+
+def ffmpeg_needs(config: Any) -> List[str]:
+    """
+    The mounts a config asks ffmpeg of, each with why: HLS of a source that
+    may be Ogg (a mount that does not fix ``type`` to MP3 or AAC), and
+    low-latency HLS of MP3. AAC, and MP3 in plain HLS, are segmented here.
+    """
+    needs = []
+    for path, mount in sorted(config.mounts.items()):
+        if not mount.hls.enabled or mount.type in _AAC_TYPES:
+            continue
+        if mount.type == "audio/mpeg":
+            if mount.hls.low_latency:
+                needs.append("%s (low-latency HLS of MP3)" % path)
+        else:
+            needs.append("%s (HLS of %s)" % (path, "Ogg" if mount.type else "an Ogg source, if one comes"))
+    return needs
+
+
+def ffmpeg_missing(config: Any) -> Optional[str]:
+    """A warning when ``config`` needs ffmpeg and it is not on PATH, else ``None``."""
+    needs = ffmpeg_needs(config)
+    if not needs or shutil.which("ffmpeg"):
+        return None
+    return ("ffmpeg is not on PATH, and these mounts need it: %s; install ffmpeg "
+            "(Debian and Ubuntu: apt install ffmpeg)" % ", ".join(needs))
+
 
 def ffmpeg_argv(input_format: str = "ogg", bitrate: int = 128000) -> List[str]:
     return ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", input_format, "-i", "pipe:0",

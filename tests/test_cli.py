@@ -7,7 +7,7 @@ import json
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from gocast import __version__, cli
+from gocast import __version__, cli, transcode
 from gocast.config import vibe
 
 BROKEN = (
@@ -49,6 +49,21 @@ class CliTests(SynchronousTestCase):
         code, out, err = self.run_cli("config", "check", path)
         self.assertEqual((code, err), (0, ""))
         self.assertEqual(out, "%s: OK (1 mount, 0 warnings)\n" % path)
+
+    def test_check_warns_when_ffmpeg_is_needed_and_missing(self):
+        path = self.write("g.vibe", "mounts {\n  live { hls { enabled true } }\n"
+                                    "  mp3 { type audio/mpeg hls { enabled true } }\n"
+                                    "  ll { type audio/mpeg hls { enabled true low_latency true } }\n"
+                                    "  aac { type audio/aac hls { enabled true low_latency true } }\n}\n")
+        self.patch(transcode.shutil, "which", lambda name: None)
+        code, out, err = self.run_cli("config", "check", path)
+        self.assertEqual(code, 0)
+        self.assertEqual(out, "%s: OK (4 mounts, 1 warning)\n" % path)
+        self.assertEqual(err, "%s: warning: ffmpeg is not on PATH, and these mounts need it: /live (HLS of an "
+                              "Ogg source, if one comes), /ll (low-latency HLS of MP3); install ffmpeg "
+                              "(Debian and Ubuntu: apt install ffmpeg)\n" % path)
+        self.patch(transcode.shutil, "which", lambda name: "/usr/bin/" + name)
+        self.assertEqual(self.run_cli("config", "check", path), (0, "%s: OK (4 mounts, 0 warnings)\n" % path, ""))
 
     def test_check_reports_every_error(self):
         path = self.write("g.vibe", BROKEN)
