@@ -14,7 +14,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 from twisted.web.client import HTTPConnectionPool
 
-from ._process import ServerProcess, eventually, free_port, twistd_command
+from ._process import ROOT, ServerProcess, eventually, free_port, tool, twistd_command
 
 
 def running(pid):
@@ -94,21 +94,29 @@ class DaemonTests(TestCase):
         self.assertFalse(self.pidfile.exists())  # twistd removes it on a clean stop
 
     async def test_logs_reopened_after_logrotate(self):
+        """contrib/gocast.logrotate, run by the real logrotate on this folder's logs."""
         pid = await self.start_daemon()
         self.assertEqual(await self.get("/status-json.xsl?before"), 200)
         await eventually(reactor, lambda: "/status-json.xsl?before" in self.log_text("access.log"),
                          what="the first access line")
-        # logrotate's default: move the files away, then postrotate signals.
-        self.folder.child("twistd.log").moveTo(self.folder.child("twistd.log.1"))
-        self.access.moveTo(self.folder.child("access.log.1"))
-        os.kill(pid, signal.SIGUSR1)
+        conf = (ROOT / "contrib" / "gocast.logrotate").read_text()
+        self.assertIn("/var/log/gocast/*.log", conf)
+        self.assertIn("systemctl kill --signal=USR1 gocast.service", conf)
+        conf = conf.replace("/var/log/gocast/", self.folder.path + "/").replace(
+            "systemctl kill --signal=USR1 gocast.service", "kill -USR1 %d" % pid)
+        self.folder.child("logrotate.conf").setContent(conf.encode())
+        rotate = ServerProcess.spawn(reactor, [tool("logrotate"), "--force", "--state",
+                                               self.folder.child("logrotate.state").path,
+                                               self.folder.child("logrotate.conf").path])
+        code, _ = await rotate.ended
+        self.assertEqual(code, 0, rotate.output.decode())
         await eventually(reactor, lambda: "log files reopened" in self.log_text(),
                          what="a new twistd.log")
         self.assertEqual(await self.get("/status-json.xsl?after"), 200)
         await eventually(reactor, lambda: "/status-json.xsl?after" in self.log_text("access.log"),
                          what="a new access.log")
         self.assertNotIn("?before", self.log_text("access.log"))
-        self.assertIn("?before", self.log_text("access.log.1"))
+        self.assertIn("?before", self.log_text("access.log.1"))  # delaycompress: the newest stays plain
         self.assertNotIn("?after", self.log_text("access.log.1"))
         self.assertIn("GoCast", self.log_text("twistd.log.1"))
         self.assertNotIn("log files reopened", self.log_text("twistd.log.1"))
