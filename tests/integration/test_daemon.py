@@ -26,6 +26,13 @@ def running(pid):
         return False
 
 
+async def stop_pid(pid):
+    """SIGTERM to ``pid`` (a daemon: not our child), then wait until it is gone."""
+    if running(pid):
+        os.kill(pid, signal.SIGTERM)
+    await eventually(reactor, lambda: not running(pid), timeout=30, what="pid %d to exit" % pid)
+
+
 class DaemonTests(TestCase):
     timeout = 120
 
@@ -70,15 +77,10 @@ class DaemonTests(TestCase):
         self.assertEqual(code, 0, launcher.output.decode())
         await self.wait_until(self.answers, "the daemon to answer /health/live")
         pid = int(self.pidfile.getContent())
-        self.addCleanup(self.stop, pid)
+        self.addCleanup(stop_pid, pid)
         self.assertTrue(running(pid))
         self.assertNotEqual(pid, launcher.transport.pid)  # it forked away
         return pid
-
-    async def stop(self, pid):
-        if running(pid):
-            os.kill(pid, signal.SIGTERM)
-        await eventually(reactor, lambda: not running(pid), timeout=30, what="pid %d to exit" % pid)
 
     def log_text(self, name="twistd.log"):
         child = self.folder.child(name)
@@ -89,7 +91,7 @@ class DaemonTests(TestCase):
         first = self.log_text().splitlines()[0]
         self.assertIn("GoCast", first)
         self.assertIn("config %s (--config)" % self.folder.child("gocast.vibe").path, first)
-        await self.stop(pid)
+        await stop_pid(pid)
         self.assertIn("Server Shut Down.", self.log_text())
         self.assertFalse(self.pidfile.exists())  # twistd removes it on a clean stop
 

@@ -23,7 +23,9 @@ from twisted.trial.unittest import TestCase
 
 from gocast._version import __version__
 
-from ._process import ROOT, ServerProcess, free_port, wait_for_http
+from ..containers import exec_form, healthcheck_command, last
+from ._process import ROOT, ServerProcess, eventually, free_port, wait_for_http
+from .test_daemon import stop_pid
 
 #: Left out of the copy the release is built from: what ./dev or a build makes.
 _NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "node_modules", "vendor", "build", "dist", "*.egg-info",
@@ -199,3 +201,51 @@ class InstalledWheelTests(TestCase):
         process = self.start(built, ["gocast", "serve", "--config", self.config_file(port)])
         response, body = await wait_for_http(reactor, "http://127.0.0.1:%d/health/ready" % port, process)
         self.assertEqual(response.code, 200)
+
+    async def test_twistd_daemon(self):
+        """Daemon mode from the wheel: pid file and twistd.log in the folder it starts in."""
+        built = await release(self)
+        port = free_port()
+        run_dir = FilePath(self.mktemp())
+        run_dir.makedirs()
+        launcher = ServerProcess.spawn(reactor, [str(built.bin("twistd")), "--pidfile", "gocast.pid", "gocast",
+                                                 "--config", self.config_file(port)],
+                                       cwd=run_dir.path, checkout=False)
+        self.assertEqual(await launcher.ended, (0, None), launcher.output.decode())
+        pidfile = run_dir.child("gocast.pid")
+        await eventually(reactor, pidfile.exists, what="the pid file")
+        pid = int(pidfile.getContent())
+        self.addCleanup(stop_pid, pid)
+        await eventually(reactor, lambda: b"GoCast" in run_dir.child("twistd.log").getContent()
+                         if run_dir.child("twistd.log").exists() else False, what="twistd.log")
+        await stop_pid(pid)
+        self.assertIn(b"Server Shut Down.", run_dir.child("twistd.log").getContent())
+
+    async def test_container_commands(self):
+        """
+        The Dockerfile's CMD and HEALTHCHECK, as they are written there, run
+        against the wheel with the container's config (on loopback and a
+        free port here, where the image listens on 0.0.0.0:8000).
+        """
+        built = await release(self)
+        port = free_port()
+        folder = FilePath(self.mktemp())
+        folder.makedirs()
+        container_config = (ROOT / "contrib" / "docker" / "gocast.vibe").read_text()
+        self.assertIn("listen 0.0.0.0\n  port 8000\n", container_config)
+        self.assertIn("data_dir /var/lib/gocast\n", container_config)
+        config = folder.child("gocast.vibe")
+        config.setContent(container_config.replace("listen 0.0.0.0\n  port 8000\n",
+                                                   "listen 127.0.0.1\n  port %d\n" % port)
+                          .replace("/var/lib/gocast", folder.child("data").path).encode())
+        # In the image, the lookup finds /etc/gocast/gocast.vibe; here $GOCAST_CONFIG names the copy.
+        process = self.start(built, exec_form(last("CMD")), env={"GOCAST_CONFIG": config.path})
+        await wait_for_http(reactor, "http://127.0.0.1:%d/health/live" % port, process)
+        check = [part.replace("127.0.0.1:8000", "127.0.0.1:%d" % port) for part in healthcheck_command()]
+        self.assertNotEqual(check, healthcheck_command())
+        probe = self.start(built, check)
+        self.assertEqual(await probe.ended, (0, None), probe.output.decode())
+        await process.stop()
+        probe = self.start(built, check)
+        code, _ = await probe.ended
+        self.assertNotEqual(code, 0)  # the probe fails once nothing answers
