@@ -1,12 +1,13 @@
 """docs/configuration.md is generated from the schema and must be current."""
 
+import re
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
 import attr
 
-from gocast.config import Config
+from gocast.config import Config, parse_config
 from gocast.config._docs import generate
 from gocast.config._section import walk_settings
 
@@ -30,3 +31,16 @@ class ConfigDocsTests(SynchronousTestCase):
     def test_every_key_has_default(self):
         for path, field in walk_settings(Config):
             self.assertIsNot(field.default, attr.NOTHING, ".".join(path))
+
+
+class OperationsGuideTests(SynchronousTestCase):
+    """docs/operations.md's config snippets are whole configs GoCast accepts."""
+
+    def test_snippets_parse(self):
+        text = (_DOC.parent / "operations.md").read_text()
+        blocks = re.findall(r"```vibe\n(.*?)```", text, re.S)
+        self.assertGreaterEqual(len(blocks), 5)
+        for block in blocks:
+            parse_config(block)  # raises ConfigError with the located problem
+        endpoints = parse_config([b for b in blocks if "endpoints" in b][0]).config.server.endpoints
+        self.assertIn("tcp6:8000:interface=\\:\\:", endpoints)

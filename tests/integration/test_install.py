@@ -121,6 +121,7 @@ class PackageContentsTests(TestCase):
             prefix = "gocast-%s/" % __version__
             names = {name[len(prefix):] for name in sdist.getnames()}
         expected = source_files() | {"LICENSE", "README.md", "pyproject.toml", "setup.py", "MANIFEST.in",
+                                     "Dockerfile", ".dockerignore", "docker-compose.yml", "contrib/gocast.service",
                                      "gocast/dashboard/package.json", "gocast/dashboard/package-lock.json"}
         self.assertEqual(expected - names, set(), "files the sdist lacks")
         self.assertFalse([n for n in names if "node_modules" in n])
