@@ -37,6 +37,19 @@ def wait_for_text(driver, selector, expected, timeout):
                                                             timeout))
 
 
+def log_in(driver, base):
+    """Log in as the admin (password hackme) and wait for the live stream and /live's row."""
+    from selenium.webdriver.common.by import By
+
+    driver.set_window_size(1280, 1000)
+    driver.get(base + "/admin/dashboard")
+    wait_for_visible(driver, "#login")
+    driver.find_element(By.ID, "login-password").send_keys("hackme")
+    driver.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
+    wait_for_text(driver, "#status", "live", 10)
+    wait_for_text(driver, 'tr[data-mount="/live"] .listeners', "0", 5)
+
+
 class DashboardTests(TestCase):
     timeout = 150
 
@@ -60,7 +73,7 @@ class DashboardTests(TestCase):
 
         driver = await threads.deferToThread(open_chromium)
         self.addCleanup(lambda: threads.deferToThread(driver.quit))
-        await threads.deferToThread(self.log_in, driver, base)
+        await threads.deferToThread(log_in, driver, base)
 
         # A listener joins, then leaves: the page follows within a second each time.
         listener = await raw_request(self, reactor, base, b"GET /live HTTP/1.0\r\nIcy-MetaData: 1\r\n\r\n")
@@ -92,17 +105,6 @@ class DashboardTests(TestCase):
         events = await threads.deferToThread(driver.execute_script,
                                              "return document.getElementById('events').textContent")
         self.assertIn("Dashboard Band - Live Song", events)
-
-    def log_in(self, driver, base):
-        from selenium.webdriver.common.by import By
-
-        driver.set_window_size(1280, 1000)
-        driver.get(base + "/admin/dashboard")
-        wait_for_visible(driver, "#login")
-        driver.find_element(By.ID, "login-password").send_keys("hackme")
-        driver.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
-        wait_for_text(driver, "#status", "live", 10)
-        wait_for_text(driver, 'tr[data-mount="/live"] .listeners', "0", 5)
 
     def switch_theme(self, driver):
         from selenium.webdriver.common.by import By

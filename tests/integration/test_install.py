@@ -25,7 +25,9 @@ from gocast._version import __version__
 
 from ..containers import exec_form, healthcheck_command, last
 from ._process import ROOT, ServerProcess, eventually, free_port, wait_for_http
+from .test_browser import open_chromium
 from .test_daemon import stop_pid
+from .test_dashboard import log_in
 
 #: Left out of the copy the release is built from: what ./dev or a build makes.
 _NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "node_modules", "vendor", "build", "dist", "*.egg-info",
@@ -250,3 +252,32 @@ class InstalledWheelTests(TestCase):
         probe = self.start(built, check)
         code, _ = await probe.ended
         self.assertNotEqual(code, 0)  # the probe fails once nothing answers
+
+    async def test_dashboard_draws_its_charts(self):
+        """The dashboard served from the wheel, in headless Chromium: uPlot loads and draws."""
+        built = await release(self)
+        port = free_port()
+        process = self.start(built, ["twistd", "--nodaemon", "--pidfile=", "gocast", "--config",
+                                     self.config_file(port)])
+        base = "http://127.0.0.1:%d" % port
+        await wait_for_http(reactor, base + "/health/ready", process)
+        driver = await threads.deferToThread(open_chromium)
+        self.addCleanup(lambda: threads.deferToThread(driver.quit))
+        await threads.deferToThread(log_in, driver, base)
+        charts = await threads.deferToThread(wait_for_charts, driver)
+        self.assertGreaterEqual(charts, 1)
+
+
+def wait_for_charts(driver, timeout=15):
+    """How many uPlot canvases the page drew (waiting up to ``timeout`` seconds for one)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        drawn = driver.execute_script(
+            "return typeof uPlot === 'function' ? document.querySelectorAll('.uplot canvas').length : -1")
+        if drawn > 0 or time.monotonic() > deadline:
+            if drawn < 0:
+                raise AssertionError("uPlot did not load: %s" % driver.find_element("id", "rates-chart").text)
+            return drawn
+        time.sleep(0.1)
