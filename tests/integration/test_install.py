@@ -173,14 +173,18 @@ class InstalledWheelTests(TestCase):
         for line in process.output.decode().split():
             self.assertTrue(line.startswith(str(built.venv)), line)
 
-    async def test_twistd_serves_dashboard_and_swagger(self):
-        built = await release(self)
+    async def twistd_ready(self, built):
+        """``twistd -n gocast`` from the wheel, once /health/ready says so: ``(process, base URL)``."""
         port = free_port()
         process = self.start(built, ["twistd", "--nodaemon", "--pidfile=", "gocast", "--config",
                                      self.config_file(port)])
         base = "http://127.0.0.1:%d" % port
         response, body = await wait_for_http(reactor, base + "/health/ready", process)
         self.assertEqual((response.code, json.loads(body)["status"]), (200, "ready"))
+        return process, base
+
+    async def test_twistd_serves_dashboard_and_swagger(self):
+        process, base = await self.twistd_ready(await release(self))
         response, page = await wait_for_http(reactor, base + "/admin/dashboard/", process)
         self.assertEqual(response.code, 200)
         for asset in [b"vendor/uPlot.iife.min.js", b"vendor/uPlot.min.css", b"static/dashboard.js"]:
@@ -255,12 +259,7 @@ class InstalledWheelTests(TestCase):
 
     async def test_dashboard_draws_its_charts(self):
         """The dashboard served from the wheel, in headless Chromium: uPlot loads and draws."""
-        built = await release(self)
-        port = free_port()
-        process = self.start(built, ["twistd", "--nodaemon", "--pidfile=", "gocast", "--config",
-                                     self.config_file(port)])
-        base = "http://127.0.0.1:%d" % port
-        await wait_for_http(reactor, base + "/health/ready", process)
+        _, base = await self.twistd_ready(await release(self))
         driver = await threads.deferToThread(open_chromium)
         self.addCleanup(lambda: threads.deferToThread(driver.quit))
         await threads.deferToThread(log_in, driver, base)
