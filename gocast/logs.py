@@ -62,9 +62,8 @@ def redact_target(target: str) -> str:
 #: (and leaking) another handle, and :func:`reopen_logs` reopens them all.
 _OPEN: Dict[str, Any] = {}
 
-#: ``logging.output`` left empty: twistd's choice (stdout in the foreground,
-#: twistd.log when daemonized, or its --logfile / --syslog).
-TWISTD_DEFAULT = ""
+#: A destination :func:`twistd_log_output` gives for ``twistd --syslog``:
+#: ``syslog:<prefix>``.
 SYSLOG = "syslog:"
 
 

@@ -25,7 +25,6 @@ from twisted.logger import ILogObserver, Logger
 from twisted.web.resource import Resource
 
 from ._startup import (
-    EndpointError,
     OptionalListener,
     default_credentials,
     listen_description,
