@@ -2,9 +2,10 @@
 
 import ipaddress
 
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.trial.unittest import SynchronousTestCase
 
-from gocast.auth.address import MAX_HOPS, client_address, forwarded_hops
+from gocast.auth.address import MAX_HOPS, client_address, forwarded_hops, host_of
 
 TRUSTED = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("2001:db8:ffff::/48"))
 
@@ -51,3 +52,10 @@ class ClientAddressTests(SynchronousTestCase):
         hops = forwarded_hops([], [", ".join("203.0.113.%d" % i for i in range(200))])
         self.assertEqual(len(hops), MAX_HOPS)
         self.assertEqual(hops[-1].strip(), "203.0.113.199")
+
+
+class HostOfTests(SynchronousTestCase):
+    def test_kinds_of_address(self):
+        self.assertEqual(host_of(IPv4Address("TCP", "192.0.2.1", 5000)), "192.0.2.1")
+        self.assertEqual(host_of(IPv6Address("TCP", "2001:db8::1", 5000)), "2001:db8::1")
+        self.assertEqual(host_of(UNIXAddress(None)), "unix")  # a unix: endpoint's peer has no name

@@ -16,15 +16,27 @@ import ipaddress
 import re
 from typing import Any, Iterable, List, Optional, Sequence
 
+from twisted.internet.address import UNIXAddress
+
 #: At most this many hops are read from the headers (a bound on work).
 MAX_HOPS = 32
 
 _FOR = re.compile(r'(?:^|[;,\s])for\s*=\s*("[^"]*"|[^;,\s]*)', re.IGNORECASE)
 
 
+#: The client address of a connection on a Unix socket (``server.endpoints
+#: ["unix:..."]``): the peer has no name, so all share this one.
+UNIX_PEER = "unix"
+
+
 def host_of(address: Any) -> str:
     """The host of a Twisted address (its repr only for the odd kind without one: it is slow)."""
-    return getattr(address, "host", None) or str(address)
+    host = getattr(address, "host", None)
+    if host:
+        return host
+    if isinstance(address, UNIXAddress):
+        return UNIX_PEER
+    return str(address)
 
 
 def parse_ip(text: str) -> Optional[Any]:
