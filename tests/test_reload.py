@@ -4,9 +4,11 @@ import base64
 import json
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
+from gocast import logs
 from gocast.config import Config
 from gocast.reload import Reloader, describe_changes
 
@@ -89,6 +91,28 @@ class ReloadTests(SynchronousTestCase):
         self.assertTrue(self.successResultOf(h.service.reloader.reload()).ok)
         self.assertIsNot(h.service.tls.getContext(), old)
         self.assertEqual(h.service.tls.options.certificate.get_subject().CN, "second.test")
+
+    def test_log_files_reopened(self):
+        """A reload reopens the log files (and logrotate's SIGUSR1 does the same, without one)."""
+        folder = FilePath(self.mktemp())
+        folder.makedirs()
+        server, access = folder.child("gocast.log"), folder.child("access.log")
+        text = BASE + 'logging { output "%s" access_log "%s" access_log_rotation none }' % (server.path, access.path)
+        h = ServiceHarness(self, text)
+        self.addCleanup(lambda: [logs._OPEN.pop(key).close() for key in (server.path, access.path + "|none")
+                                 if key in logs._OPEN])
+        log = Logger(observer=h.service.log_observer)
+        log.info("before rotation")
+        h.service.front_door.access_log.record("192.0.2.1", "GET", "/a", "HTTP/1.1", 200, 1, "", "", 0.1, "r1")
+        server.moveTo(folder.child("gocast.log.1"))
+        access.moveTo(folder.child("access.log.1"))
+        self.assertTrue(self.successResultOf(h.service.reloader.reload()).ok)
+        log.info("after rotation")
+        h.service.front_door.access_log.record("192.0.2.2", "GET", "/b", "HTTP/1.1", 200, 1, "", "", 0.1, "r2")
+        self.assertIn(b"after rotation", server.getContent())
+        self.assertNotIn(b"before rotation", server.getContent())
+        self.assertIn(b"192.0.2.2", access.getContent())
+        self.assertNotIn(b"192.0.2.1", access.getContent())
 
     def test_defaults_cannot_reload(self):
         h = ServiceHarness(self, BASE)
