@@ -144,6 +144,19 @@ class ValueKindTests(SynchronousTestCase):
     def config(self, text):
         return parse_config(text).config
 
+    def test_control_characters_refused_in_any_text(self):
+        """Settings end up in headers, playlists and pages: a line break may not hide in one."""
+        for text in ('mounts { live { stream_name "Radio\\rSet-Cookie: a=1" } }',
+                     'mounts { live { genre "a\\u001bb" } }',
+                     'webhooks { w { url "http://x/\\nHost: evil" } }'):
+            with self.assertRaises(ConfigError, msg=text) as caught:
+                parse_config(text)
+            self.assertTrue([i for i in caught.exception.issues
+                             if "control characters (line breaks, NUL, escapes) are not allowed" in str(i)],
+                            render_issues(caught.exception.issues))
+        self.assertEqual(self.config('mounts { live { stream_name "tab\\there" } }').mounts["/live"].stream_name,
+                         "tab\there")
+
     def test_durations(self):
         limits = self.config(
             "limits { client_timeout 1h30m header_timeout 500ms source_timeout 7 }"

@@ -137,8 +137,64 @@ class SourceRefusalTests(SynchronousTestCase):
         self.assertRefused(transport, 400, "no Content-Type")
 
     def test_unsupported_content_type(self):
-        _, transport = Harness().source(content_type="text/html")
-        self.assertRefused(transport, 415, "unsupported content type text/html")
+        for declared in ("text/html", "audio/mpeg, text/html", "audio/mpeg text/html", "image/svg+xml",
+                         "audio/mpeg;x", "audio/", "audio/mpeg\x0bx"):
+            _, transport = Harness().source(content_type=declared)
+            self.assertRefused(transport, 415, "unsupported Content-Type: send one audio or Ogg type")
+
+    def test_listeners_get_the_normalised_type_and_no_sniffing(self):
+        h = Harness()
+        _, transport = h.source(content_type='Audio/MPEG; charset="x"')
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 200 OK"))
+        _, listener = h.listener()
+        _, headers, _ = split_response(listener.value())
+        self.assertEqual(headers["content-type"], "audio/mpeg")
+        self.assertEqual(headers["x-content-type-options"], "nosniff")
+        self.assertEqual(headers["content-security-policy"], "sandbox")
+
+
+class HeaderInjectionTests(SynchronousTestCase):
+    """Nothing a client sends can add a header, a playlist entry or a line."""
+
+    def test_bare_cr_in_a_header_is_refused(self):
+        h = Harness()
+        _, transport = h.source(extra="ice-name: Radio\rSet-Cookie: admin=1\r\n")
+        self.assertRefused(transport, 400, "header ice-name contains CR or NUL")
+        _, transport = h.connect(b"GET /live HTTP/1.0\r\nX-A: b\x00c\r\n\r\n")
+        self.assertIn(b" 400 ", transport.value())
+
+    def test_control_characters_in_the_request_line_or_a_name(self):
+        h = Harness()
+        cases = {b"GET /li\x1bve HTTP/1.0\r\n\r\n": "control characters in the request line",
+                 b"GET\t/live HTTP/1.0\r\n\r\n": "control characters in the request line",
+                 b"GET /live HTTP/1.0\r\nX A: b\r\n\r\n": "malformed header line",
+                 b"GET /live HTTP/1.0\r\nX\x01: b\r\n\r\n": "malformed header line"}
+        for request, reason in cases.items():
+            _, transport = h.connect(request)
+            self.assertRefused(transport, 400, reason)
+
+    def test_other_controls_become_spaces_everywhere_they_are_repeated(self):
+        h = Harness()
+        source, transport = h.source(extra="ice-name: Evil\x1b[2J\x0bName\r\nice-genre: Rock\x7f\r\n")
+        self.assertTrue(transport.value().startswith(b"HTTP/1.0 200 OK"))
+        feed_frames(source, 3)
+        _, listener = h.listener()
+        _, headers, _ = split_response(listener.value())
+        self.assertEqual((headers["icy-name"], headers["icy-genre"]), ("Evil [2J Name", "Rock"))
+        pls = h.get("/live.pls")[2]
+        self.assertIn(b"Title1=Evil [2J Name\n", pls)
+        self.assertIn(b'"server_name": "Evil [2J Name"', h.get("/status-json.xsl")[2])
+
+    def test_shoutcast_header_lines_are_scrubbed(self):
+        from gocast.protocols.shoutcast import ShoutcastDoor
+
+        h = Harness()
+        door = ShoutcastDoor(h.factory)
+        head = door.head(b"icy-name:Evil\x1bName\r\ncontent-type:audio/mpeg\r\n", "hackme")
+        self.assertEqual(head.get("icy-name"), "Evil Name")
+
+    def assertRefused(self, transport, status, reason):
+        SourceRefusalTests.assertRefused(self, transport, status, reason)
 
     def test_mount_in_use(self):
         h = Harness()

@@ -43,6 +43,17 @@ def _show(raw: Any) -> str:
     return str(raw)
 
 
+#: Control characters but tab: no setting may hold one (they end up in
+#: headers, playlists, pages and log lines).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def refuse_control(raw: str, path: Path, report: Reporter) -> Any:
+    report.error(path, "control characters (line breaks, NUL, escapes) are not allowed, got %s"
+                 % _show(_CONTROL.sub("?", raw)))
+    return INVALID
+
+
 class Kind:
     """Base kind: a scalar passed through unchanged."""
 
@@ -76,6 +87,8 @@ class TextKind(Kind):
     def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
         if not isinstance(raw, str):
             return self.fail(raw, path, report)
+        if _CONTROL.search(raw):
+            return refuse_control(raw, path, report)
         try:
             return self.convert(raw)
         except ValueError as e:
@@ -116,6 +129,8 @@ class Str(Kind):
             raw = str(raw)
         if not isinstance(raw, str):
             return self.fail(raw, path, report)
+        if _CONTROL.search(raw):
+            return refuse_control(raw, path, report)
         if self.choices is not None and raw not in self.choices:
             close = get_close_matches(raw, self.choices, n=1, cutoff=0.6)
             hint = "; did you mean '%s'?" % close[0] if close else ""

@@ -27,6 +27,7 @@ from ._kinds import (
     Size,
     Str,
 )
+from ..media import STREAMABLE
 from ._report import Path, Reporter
 from ._section import Section, setting
 
@@ -248,7 +249,9 @@ class MountConfig:
     description: str = setting("", "Description (icy-description); overrides the source's.")
     url: str = setting("", "Station web site (icy-url); overrides the source's.")
     bitrate: Optional[int] = setting(None, "Advertised bitrate (icy-br); overrides the source's.", Bitrate())
-    type: str = setting("", "Content type to require, e.g. audio/mpeg; empty accepts the source's.")
+    type: str = setting("", "Content type to require, e.g. audio/mpeg; empty accepts the source's.",
+                        Str(choices=("",) + tuple(sorted(STREAMABLE)),
+                            expected="an audio media type such as audio/mpeg, audio/aac or audio/ogg"))
     public: Optional[bool] = setting(None, "List in directories (icy-pub); unset follows the source.", Bool())
     hidden: bool = setting(False, "Hide from status pages and the public mount list.")
     burst_size: Optional[int] = setting(None, "Bytes sent at once to a new listener; unset uses limits.burst_size.",

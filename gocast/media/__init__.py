@@ -6,6 +6,7 @@ Codec framing, pure code: bytes from a source in, whole codec units out.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 from ._ogg import OggFramer, parse_comments
@@ -24,10 +25,35 @@ def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
+#: What a source may stream besides MP3, AAC and Ogg: passed through as is.
+_OTHER_AUDIO = {"audio/webm", "video/webm", "audio/x-matroska", "audio/flac", "audio/x-flac", "audio/wav", "audio/x-wav",
+                "audio/wave", "audio/mp4", "audio/l16", "application/octet-stream"}
+#: Every media type a source may declare; listeners are sent it, so nothing
+#: a browser would render (text/html, image/svg+xml...) can be among them.
+STREAMABLE = frozenset(_MP3 | _AAC | _OGG | _OTHER_AUDIO)
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(r"(%s)/(%s)((?:[ \t]*;[ \t]*%s=(?:%s|\"[^\"\\\x00-\x1f\x7f]*\"))*)[ \t]*;?[ \t]*"
+                         % (_TOKEN, _TOKEN, _TOKEN, _TOKEN))
+
+
+def normalise_content_type(content_type: str) -> Optional[str]:
+    """
+    The media type listeners are sent for a source's ``Content-Type``:
+    exactly one well-formed ``type/subtype[; params]`` from
+    :data:`STREAMABLE`, lowercased, its parameters dropped; ``None`` for
+    anything else (two types, a comma, control characters, text/html...).
+    """
+    match = _MEDIA_TYPE.fullmatch(content_type.strip())
+    if match is None:
+        return None
+    kind = ("%s/%s" % (match.group(1), match.group(2))).lower()
+    return kind if kind in STREAMABLE else None
+
+
 def is_streamable(content_type: str) -> bool:
-    """Whether GoCast accepts a source of this type (audio, Ogg, WebM, raw)."""
-    kind = media_type(content_type)
-    return (kind.startswith("audio/") or kind in _OGG or kind in ("video/webm", "application/octet-stream"))
+    """Whether GoCast accepts a source that declares this ``Content-Type``."""
+    return normalise_content_type(content_type) is not None
 
 
 def framer_for(content_type: str) -> Any:
@@ -45,5 +71,5 @@ def is_ogg(content_type: Optional[str]) -> bool:
     return media_type(content_type or "") in _OGG
 
 
-__all__ = ["ADTSFramer", "MP3Framer", "OggFramer", "OpaqueFramer", "Packet", "framer_for",
-           "is_ogg", "is_streamable", "media_type", "parse_comments"]
+__all__ = ["ADTSFramer", "MP3Framer", "OggFramer", "OpaqueFramer", "Packet", "STREAMABLE", "framer_for",
+           "is_ogg", "is_streamable", "media_type", "normalise_content_type", "parse_comments"]

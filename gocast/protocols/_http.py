@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import attr
+
+from ..core.text import scrub
 
 #: The most a request head (line and headers) may take.
 MAX_HEAD = 16 * 1024
@@ -28,6 +31,12 @@ REASONS = {
     431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
     503: "Service Unavailable",
 }
+
+
+#: A header name (RFC 9110 token).
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+#: Control characters, tab included: none belongs in a request line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class BadRequest(Exception):
@@ -100,7 +109,9 @@ def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
         raise BadRequest("request head larger than %d bytes" % MAX_HEAD, 431)
     text = buf[:end].decode("iso-8859-1")  # any byte decodes
     lines = text.replace("\r\n", "\n").split("\n")
-    parts = lines[0].split()
+    if _CONTROL.search(lines[0]):
+        raise BadRequest("control characters in the request line")
+    parts = lines[0].split(" ")
     if len(parts) != 3:
         raise BadRequest("malformed request line")
     method, target, version = parts
@@ -111,9 +122,12 @@ def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
     headers = []
     for line in lines[1:]:
         name, sep, value = line.partition(":")
-        if not sep or not name.strip() or name != name.strip():
+        if not sep or not _TOKEN.fullmatch(name):
             raise BadRequest("malformed header line")
-        headers.append((name.lower(), value.strip()))
+        if "\r" in value or "\0" in value:
+            # A bare CR would end the line for whoever this value is echoed to.
+            raise BadRequest("header %s contains CR or NUL" % name.lower())
+        headers.append((name.lower(), scrub(value).strip(" \t")))
     split = urlsplit(target)
     head = RequestHead(method.upper(), target, version.upper(), headers,
                        unquote(split.path) if target != "*" else "*",
@@ -142,7 +156,9 @@ def basic_credentials(head: RequestHead) -> Optional[Tuple[str, str]]:
 
 def response_head(status: int, headers: List[Tuple[str, str]], version: str = "HTTP/1.0") -> bytes:
     lines = ["%s %d %s" % (version, status, REASONS.get(status, "Unknown"))]
-    lines.extend("%s: %s" % (name, value) for name, value in headers)
+    # Values are scrubbed as they go out too: whatever a source, a key holder or
+    # a config put in them, a header stays one header.
+    lines.extend("%s: %s" % (name, scrub(value)) for name, value in headers)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
 

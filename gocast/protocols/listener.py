@@ -51,6 +51,14 @@ def wants_metadata(head: RequestHead) -> bool:
     return value not in ("", "0")
 
 
+#: The stream is a source's bytes: a browser must never sniff it as a page,
+#: nor run anything in it if it did.
+STREAM_SAFETY_HEADERS = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Content-Security-Policy", "sandbox"),
+]
+
+
 @implementer(IPushProducer, ISubscriber)
 class ListenerSession:
     """One listener connection, after its head was read."""
@@ -204,7 +212,7 @@ class ListenerSession:
             ("Pragma", "no-cache"),
             ("Expires", EXPIRES),
             ("Connection", "Close"),
-        ]
+        ] + STREAM_SAFETY_HEADERS
         headers += cors_headers(self.door.factory.config.cors, self.head.get("origin"))
         return headers
 

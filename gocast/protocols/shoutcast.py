@@ -21,6 +21,7 @@ from typing import Any, Optional
 from twisted.internet.interfaces import IAddress
 
 from ..config import MountConfig
+from ..core.text import scrub
 from ._http import RequestHead, find_head_end
 from .frontdoor import FrontDoor, FrontDoorFactory
 from .source import SourceSession, source_authorised
@@ -92,7 +93,7 @@ class ShoutcastDoor(FrontDoor):
         for line in header_text.decode("iso-8859-1").splitlines():
             name, sep, value = line.partition(":")
             if sep and name.strip():
-                headers.append((name.strip().lower(), value.strip()))
+                headers.append((scrub(name.strip().lower()), scrub(value).strip()))
         if not any(name == "content-type" for name, _ in headers):
             headers.append(("content-type", "audio/mpeg"))
         return RequestHead("SOURCE", self.mount_path, "ICY", headers, self.mount_path)

@@ -31,7 +31,7 @@ from ..core.credentials import source_credentials_ok
 from ..core.throttle import TOO_MANY, retry_after
 from ..core.mount import Mount, MountInUse, SourceInfo
 from ..core.registry import MountNotAllowed
-from ..media import is_streamable
+from ..media import normalise_content_type
 from ._http import BadRequest, ChunkedDecoder, RequestHead, basic_credentials, reply_version
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -95,12 +95,14 @@ class SourceSession:
             if probe:
                 door.next_request(head, b"")
             return
-        content_type = head.get("content-type")
-        if not content_type:
+        declared = head.get("content-type")
+        if not declared:
             door.reply(400, "no Content-Type: say what you stream, e.g. audio/mpeg", version)
             return
-        if not is_streamable(content_type):
-            door.reply(415, "unsupported content type %s: send audio" % content_type[:100], version)
+        content_type = normalise_content_type(declared)
+        if content_type is None:
+            door.reply(415, "unsupported Content-Type: send one audio or Ogg type such as audio/mpeg, "
+                            "audio/aac or audio/ogg", version)
             return
         registry = factory.registry
         if registry.sources >= config.limits.max_sources:

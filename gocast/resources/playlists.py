@@ -15,6 +15,7 @@ from twisted.web.server import Request
 
 from ..config import Config
 from ..core.mount import Mount
+from ..core.text import scrub
 from .status import listen_url, sub, xml_bytes
 
 TYPES = {
@@ -44,7 +45,7 @@ class Playlist(Resource):
     def render_GET(self, request: Request) -> bytes:
         host = request.getHeader(b"host")
         url = listen_url(self.config, self.mount.path, host.decode("latin-1") if host else None)
-        name = dict(self.mount.listener_headers()).get("icy-name") or self.mount.path
+        name = scrub(dict(self.mount.listener_headers()).get("icy-name") or self.mount.path)
         request.setHeader(b"content-type", TYPES[self.suffix])
         if self.suffix == ".m3u":
             return (url + "\n").encode("utf-8")
