@@ -157,8 +157,10 @@ class LimitsConfig:
                               Size())
     client_timeout: float = setting(30.0, "Idle time before a listener that receives nothing is closed.",
                                     Duration(positive=True))
-    header_timeout: float = setting(15.0, "Time a client has to send its request headers.",
-                                    Duration(positive=True))
+    header_timeout: float = setting(15.0, "Time a client has to send a request's headers, for every "
+                                    "request on a connection.", Duration(positive=True))
+    body_timeout: float = setting(30.0, "Time a client has to send a request's body (API, admin forms), "
+                                  "from the end of its headers.", Duration(positive=True))
     source_timeout: float = setting(10.0, "Time a source may send nothing before it is cut.",
                                     Duration(positive=True))
 

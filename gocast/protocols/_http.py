@@ -135,6 +135,11 @@ def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
     return head, body
 
 
+def declares_body(head: RequestHead) -> bool:
+    """Whether a body follows the head (``Content-Length`` above 0, or any ``Transfer-Encoding``)."""
+    return head.get("transfer-encoding") is not None or (head.get("content-length") or "0").strip() != "0"
+
+
 def reply_version(head: RequestHead) -> str:
     """Answer in the request's HTTP version; ``ICE/1.0`` clients get HTTP/1.0."""
     return "HTTP/1.1" if head.version == "HTTP/1.1" else "HTTP/1.0"

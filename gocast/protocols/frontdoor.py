@@ -34,7 +34,7 @@ from ..config import Config
 from ..core.events import EventBus
 from ..core.registry import MountRegistry
 from ..core.throttle import AuthFailures
-from ._http import BadRequest, RequestHead, parse_head, reply_version, response_head
+from ._http import BadRequest, RequestHead, declares_body, parse_head, reply_version, response_head
 from ..cors import cors_headers
 from ..geo import GeoLocator
 from ..logs import AccessLog
@@ -80,7 +80,14 @@ class FrontDoor(Protocol, TimeoutMixin):
         self.setTimeout(self.factory.config.limits.header_timeout)
 
     def timeoutConnection(self) -> None:
-        """Only armed while reading a head: handing the connection over cancels it."""
+        """
+        Armed while reading a head, and while twisted.web reads a request's
+        body: handing the connection over for good cancels it.
+        """
+        if self.delegate is not None:
+            # twisted.web is still reading the request: it never answered, so answer here.
+            self.reply(408, "request body not received in time")
+            return
         self.reply(408, "request head not received in time")
 
     def dataReceived(self, data: bytes) -> None:
@@ -146,22 +153,43 @@ class FrontDoor(Protocol, TimeoutMixin):
         handler.start(rest)
 
     def next_request(self, head: RequestHead, rest: bytes) -> None:
-        """After a reply of our own: read the next head, or close."""
+        """
+        After a reply of our own: read the next head, or close. A body the
+        request declared is not read: the connection closes rather than
+        take that body for the next request.
+        """
         self.delegate = None
-        if head.keep_alive:
-            self.setTimeout(self.factory.config.limits.header_timeout)
-            if rest:
-                self.dataReceived(rest)
+        if head.keep_alive and not declares_body(head):
+            self.read_next_head(rest)
         else:
             self.transport.loseConnection()
 
+    def read_next_head(self, data: bytes) -> None:
+        self.setTimeout(self.factory.config.limits.header_timeout)
+        if data:
+            self.dataReceived(data)
+
     def to_web(self, data: bytes) -> None:
-        """Give the connection, and the bytes already read, to twisted.web."""
-        self.setTimeout(None)
+        """
+        Give the connection, and the bytes already read, to twisted.web, for
+        this one request: its body must arrive within ``limits.body_timeout``,
+        and once it is answered the connection comes back here.
+        """
         channel = self.factory.site.buildProtocol(self.transport.getPeer())
+        channel.owner = self
         self.delegate = channel
+        self.setTimeout(self.factory.config.limits.body_timeout)
         channel.makeConnection(self.transport)
         channel.dataReceived(data)
+
+    def web_request_received(self) -> None:
+        """twisted.web has the whole request: answering it takes what it takes."""
+        self.setTimeout(None)
+
+    def web_request_done(self, pipelined: bytes) -> None:
+        """twisted.web answered and keeps the connection: the next head is read here."""
+        self.delegate = None
+        self.read_next_head(pipelined)
 
     def write_head(self, status: int, headers: list, version: str = "HTTP/1.0") -> None:
         self.factory.count_response(status)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional, Sequence
 from urllib.parse import parse_qs
 
 from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
 from .._version import __version__
@@ -155,6 +156,46 @@ class _HeadOnly:
         return repr(self.resource)
 
 
+class GocastChannel(HTTPChannel):
+    """
+    twisted.web's channel, for one request at a time from the front door.
+
+    twisted.web would read the next request on a kept-alive connection
+    itself: then a stream request after a status request got a 404, and the
+    next head had no deadline at all (its idle timeout restarts with every
+    byte, so one byte every few seconds held a slot for ever). Instead, the
+    :class:`~gocast.protocols.frontdoor.FrontDoor` that handed the connection
+    over (:attr:`owner`) is told when the request has fully arrived (it
+    bounds head and body with an absolute deadline) and when it is
+    answered, with whatever the client sent after it: the front door reads
+    the next head, so every request on a connection goes through it.
+    """
+
+    owner: Any = None
+
+    def allContentReceived(self) -> None:
+        if self.owner is not None:
+            self.owner.web_request_received()
+        super().allContentReceived()
+
+    def requestDone(self, request: Request) -> None:
+        if self.owner is None or not self.persistent:
+            super().requestDone(request)
+            return
+        del self.requests[0]
+        self.setTimeout(None)
+        pipelined, self._dataBuffer = b"".join(self._dataBuffer), []
+        owner, self.owner = self.owner, None
+        # The channel is done with this connection: it no longer feeds it,
+        # nor holds back its reading.
+        self._networkProducer.resumeProducing()
+        self.transport.unregisterProducer()
+        # A request answered at once is answered while LineReceiver still
+        # holds the bytes after it: they go to the front door too, in order.
+        self.rawDataReceived = owner.dataReceived  # type: ignore[method-assign]
+        owner.web_request_done(pipelined)
+
+
 class GocastSite(Site):
     """
     twisted.web answers a malformed multipart body with a bare 400 before
@@ -165,6 +206,7 @@ class GocastSite(Site):
     """
 
     requestFactory = GocastRequest
+    protocol = GocastChannel
 
     def __init__(self, resource: Any, reactor: Any, access_log: AccessLog,
                  count_response: Callable[[int], None], cors: Callable[[], CorsConfig],
