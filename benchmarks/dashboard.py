@@ -73,7 +73,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         frames = aac_frames(workdir, 60)
-        server = GoCast(workdir, mounts="live { }", extra="limits { max_clients %d }" % (args.listeners + 100))
+        server = GoCast(workdir, mounts="live { }", limits="max_clients %d" % (args.listeners + 100))
         source = PacedSource(server.port, "/live", frames)
         source.start()
         time.sleep(2)

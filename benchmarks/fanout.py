@@ -107,7 +107,7 @@ class GoCast(Server):
         config = self.workdir / "gocast.vibe"
         config.write_text(
             "server { listen 127.0.0.1 port %d }\nshoutcast { enabled false }\n"
-            "limits { max_clients %d queue_size %d burst_size %d }\n"
+            "limits { max_clients %d queue_size %d burst_size %d max_connections_per_ip 0 }\n"
             % (self.port, self.listeners + 500, QUEUE_SIZE, BURST_SIZE))
         twistd = Path(sys.executable).with_name("twistd")
         self.process = subprocess.Popen(

@@ -117,14 +117,16 @@ class PacedSource(threading.Thread):
 class GoCast:
     """A GoCast process; ``mounts`` replaces the default ``live`` mount with ``hls { enabled true HLS }``."""
 
-    def __init__(self, workdir: Path, hls: str = "", mounts: Optional[str] = None, extra: str = ""):
+    def __init__(self, workdir: Path, hls: str = "", mounts: Optional[str] = None, limits: str = ""):
         self.port = free_port()
         self.base = "http://127.0.0.1:%d" % self.port
         config = workdir / ("gocast-%d.vibe" % self.port)
         if mounts is None:
             mounts = "live { hls { enabled true %s } }" % hls
+        # Every client of a benchmark comes from 127.0.0.1: no per-address limit.
         config.write_text("server { listen 127.0.0.1 port %d }\nshoutcast { enabled false }\n"
-                          "logging { access_log \"\" }\nmounts { %s }\n%s\n" % (self.port, mounts, extra))
+                          "logging { access_log \"\" }\nmounts { %s }\n"
+                          "limits { max_connections_per_ip 0 %s }\n" % (self.port, mounts, limits))
         twistd = Path(sys.executable).with_name("twistd")
         self.process = subprocess.Popen(
             [sys.executable, str(twistd), "--nodaemon", "--pidfile=", "gocast", "--config", str(config)],

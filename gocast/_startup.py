@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import resource
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from twisted.application.service import Service
 from twisted.internet.endpoints import serverFromString
@@ -35,10 +35,11 @@ class EndpointError(Exception):
     """A ``server.endpoints`` entry GoCast cannot listen on (systemd passed no such socket)."""
 
 
-def main_endpoints(reactor: Any, config: Config) -> List[Any]:
+def main_endpoints(reactor: Any, config: Config) -> List[Tuple[Any, bool]]:
     """
     Where the front door listens: ``server.endpoints`` when given (socket
-    activation, the PROXY protocol), else ``server.listen`` and ``port``.
+    activation, the PROXY protocol), else ``server.listen`` and ``port``;
+    each with whether it speaks the PROXY protocol.
 
     :raises EndpointError: naming the entry and why.
     """
@@ -46,7 +47,7 @@ def main_endpoints(reactor: Any, config: Config) -> List[Any]:
     endpoints = []
     for description in descriptions:
         try:
-            endpoints.append(serverFromString(reactor, description))
+            endpoints.append((serverFromString(reactor, description), description.startswith("haproxy:")))
         except (IndexError, KeyError):
             passed = ListenFDs.fromEnvironment().inheritedNamedDescriptors()
             raise EndpointError("server.endpoints: %s: systemd passed no such socket (it passed %s): "

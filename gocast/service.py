@@ -159,8 +159,9 @@ class GocastService(MultiService):
 
     def _add_listeners(self, config: Config) -> None:
         reactor = self.reactor
-        for index, endpoint in enumerate(main_endpoints(reactor, config)):
-            main = StreamServerEndpointService(endpoint, self.front_door)
+        for index, (endpoint, proxy_protocol) in enumerate(main_endpoints(reactor, config)):
+            doors = self.front_door.behind_proxy_protocol() if proxy_protocol else self.front_door
+            main = StreamServerEndpointService(endpoint, doors)
             main._raiseSynchronously = True  # without the main ports there is no server
             self._listen("listener" if index == 0 else "listener-%d" % index, main)
         if config.ssl.enabled:

@@ -81,7 +81,9 @@ class ListeningTests(SynchronousTestCase):
         self.assertEqual(ports[9001], (service.front_door, "127.0.0.1"))
         wrapped, _ = ports[9002]
         self.assertIs(type(wrapped), type(proxy_factory(service.front_door)))
-        self.assertIs(wrapped.wrappedFactory, service.front_door)
+        self.assertIs(wrapped.wrappedFactory.doors, service.front_door)
+        door = wrapped.wrappedFactory.buildProtocol(None)
+        self.assertTrue(door.behind_proxy_protocol)
         self.assertNotIn(8000, ports)
         self.assertIn(8001, ports)  # the SHOUTcast port stays where it was
 

@@ -273,7 +273,7 @@ class SourceLifetimeTests(SynchronousTestCase):
         self.assertFalse(transport.disconnecting)
 
     def test_max_clients(self):
-        h = Harness("limits { max_clients 1 }")
+        h = Harness("limits { max_clients 1 reserved_connections 0 }")
         h.connect()
         _, transport = h.connect()
         self.assertTrue(transport.value().startswith(b"HTTP/1.0 503"))

@@ -149,6 +149,11 @@ class AuthConfig:
 @attr.frozen
 class LimitsConfig:
     max_clients: int = setting(1000, "Most connections at once (listeners, sources, admin).", Int(1))
+    reserved_connections: int = setting(20, "Connections kept beyond max_clients for the admin, the API, "
+                                        "the dashboard, metrics and health checks.", Int(0))
+    max_connections_per_ip: int = setting(100, "Most connections at once from one address (IPv6: one /64); "
+                                          "0 is no limit. Clients behind server.trusted_proxies or a "
+                                          "haproxy: endpoint count by their own address.", Int(0))
     max_sources: int = setting(16, "Most sources at once.", Int(1))
     max_listeners_per_mount: int = setting(0, "Default listener limit per mount; 0 is no limit.", Int(0))
     queue_size: int = setting(512 * 1024, "How far a listener may fall behind before it is dropped.",

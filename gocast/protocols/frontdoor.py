@@ -19,7 +19,7 @@ vouch for (:mod:`gocast.auth.address`).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Set
+from typing import Any, Callable, Dict, Optional, Set
 
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.interfaces import IAddress
@@ -28,7 +28,7 @@ from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from ..auth.address import client_address, host_of
+from ..auth.address import address_key, client_address, host_of, in_networks, parse_ip
 from ..auth.gate import ListenerGate
 from ..config import Config
 from ..core.events import EventBus
@@ -59,6 +59,9 @@ class FrontDoor(Protocol, TimeoutMixin):
     """Reads one request head, then hands the connection to its handler."""
 
     _log = Logger()
+    #: Set on doors of a ``haproxy:`` endpoint: the peer is the balancer
+    #: until the PROXY header names the client.
+    behind_proxy_protocol = False
 
     def __init__(self, factory: "FrontDoorFactory"):
         self.factory = factory
@@ -67,17 +70,57 @@ class FrontDoor(Protocol, TimeoutMixin):
         self.delegate: Optional[Any] = None
         self.peer = ""
         self.request_id = ""
+        #: The client key this connection is counted under (limits.max_connections_per_ip).
+        self.counted_as: Optional[str] = None
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         self.peer = host_of(peer)
-        self.factory.connections += 1
-        self.factory.total_connections += 1
-        self.factory.open.add(self)
-        if self.factory.connections > self.factory.config.limits.max_clients:
+        factory = self.factory
+        factory.connections += 1
+        factory.total_connections += 1
+        factory.open.add(self)
+        limits = factory.config.limits
+        if factory.connections > limits.max_clients + limits.reserved_connections:
             self.reply(503, "server full: too many clients")
             return
-        self.setTimeout(self.factory.config.limits.header_timeout)
+        # A load balancer's connections count by the client each one carries,
+        # once its PROXY header or its Forwarded header says who that is.
+        if not self.behind_proxy_protocol and not self.from_trusted_proxy():
+            if not self.count_address():
+                return
+        self.setTimeout(limits.header_timeout)
+
+    def from_trusted_proxy(self) -> bool:
+        address = parse_ip(self.peer)
+        return address is not None and in_networks(address, self.factory.config.server.trusted_proxies)
+
+    def count_address(self) -> bool:
+        """
+        Count this connection for its client (``self.peer``); refuse it (503)
+        when that client has ``limits.max_connections_per_ip`` already.
+        """
+        key = address_key(self.peer)
+        if key == self.counted_as:
+            return True
+        self.uncount_address()
+        counts = self.factory.per_address
+        counts[key] = counts.get(key, 0) + 1
+        self.counted_as = key
+        limit = self.factory.config.limits.max_connections_per_ip
+        if limit and counts[key] > limit:
+            self.reply(503, "too many connections from your address (limits.max_connections_per_ip is %d)"
+                       % limit, headers=[("Retry-After", "10")])
+            return False
+        return True
+
+    def uncount_address(self) -> None:
+        if self.counted_as is not None:
+            counts = self.factory.per_address
+            counts[self.counted_as] -= 1
+            if not counts[self.counted_as]:
+                del counts[self.counted_as]
+            self.counted_as = None
 
     def timeoutConnection(self) -> None:
         """
@@ -105,9 +148,21 @@ class FrontDoor(Protocol, TimeoutMixin):
         head, body_start = parsed
         self.request_id = request_id_from(head.get("x-request-id"))
         self.peer = self.client_address(head)
+        if not self.count_address():
+            return
+        limits = self.factory.config.limits
+        if self.factory.connections > limits.max_clients and not self.may_use_reserve(head.path):
+            self.reply(503, "server full: too many clients", reply_version(head), [("Retry-After", "10")])
+            return
         raw, rest = self._buffer[:body_start], self._buffer[body_start:]
         self._buffer = b""
         self.route(head, raw, rest)
+
+    def may_use_reserve(self, path: str) -> bool:
+        """The admin, API, dashboard, metrics and health checks get in when listeners filled the rest."""
+        config = self.factory.config
+        return any(path == prefix or path.startswith(prefix + "/")
+                   for prefix in ("/health", "/api", "/admin.cgi", config.server.admin_root, config.metrics.path))
 
     def client_address(self, head: RequestHead) -> str:
         peer = self.transport.getPeer()
@@ -213,6 +268,7 @@ class FrontDoor(Protocol, TimeoutMixin):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.setTimeout(None)
+        self.uncount_address()
         self.factory.connections -= 1
         self.factory.open.discard(self)
         if self.delegate is not None:
@@ -236,6 +292,8 @@ class FrontDoorFactory(Factory):
         self.reactor = reactor
         self.connections = 0
         self.total_connections = 0
+        #: Open connections per client (:func:`~gocast.auth.address.address_key`).
+        self.per_address: Dict[str, int] = {}
         #: Set on shutdown: new listeners and sources are refused, health still answers.
         self.draining = False
         #: Every open connection, so a shutdown can close what is left.
@@ -269,3 +327,17 @@ class FrontDoorFactory(Factory):
 
     def buildProtocol(self, addr: IAddress) -> FrontDoor:
         return FrontDoor(self)
+
+    def behind_proxy_protocol(self) -> Factory:
+        """The factory a ``haproxy:`` endpoint listens with: the same doors, told so."""
+        return _ProxyProtocolDoors(self)
+
+
+class _ProxyProtocolDoors(Factory):
+    def __init__(self, doors: FrontDoorFactory):
+        self.doors = doors
+
+    def buildProtocol(self, addr: IAddress) -> FrontDoor:
+        door = self.doors.buildProtocol(addr)
+        door.behind_proxy_protocol = True
+        return door
