@@ -5,6 +5,7 @@ import json
 import sqlite3
 
 from openapi_spec_validator import validate
+from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.core.throttle import FAILURE_LIMIT, FAILURE_WINDOW
@@ -246,6 +247,33 @@ class MountTests(ApiTestCase):
         self.assertEqual(body["error"]["details"][0]["field"], "config.max_listeners")
         status, _, body = self.h.api("POST", "/api/v1/mounts", {"name": "api/x"}, admin=True)
         self.assertEqual((status, body["error"]["details"][0]["field"]), (409, "name"))  # reserved
+
+    def test_files_and_urls_are_the_operators(self):
+        """A key that writes mounts gets no file of the server's and no URL it would fetch."""
+        key = self.new_key(["write_mounts"])["key"]
+        target = FilePath(self.mktemp()).path
+        attempts = [
+            {"dump_file": target},
+            {"fallback": {"file": "/etc/passwd"}},
+            {"auth": {"type": "basic", "users_file": "/etc/shadow"}},
+            {"auth": {"type": "token", "public_key": "/etc/ssl/private/key.pem"}},
+            {"auth": {"type": "token", "jwks_url": "http://169.254.169.254/latest"}},
+            {"auth": {"type": "url", "url": "http://127.0.0.1:6379/"}},
+            {"recording": {"path": "/"}},
+        ]
+        status, _, _ = self.h.api("POST", "/api/v1/mounts", {"name": "fine", "config": {"genre": "Jazz"}}, key=key)
+        self.assertEqual(status, 201)
+        for config in attempts:
+            for method, target_path, body in (("POST", "/api/v1/mounts", {"name": "evil", "config": config}),
+                                              ("PUT", "/api/v1/mounts/fine", {"config": config})):
+                status, _, answer = self.h.api(method, target_path, body, key=key)
+                self.assertEqual((status, answer["error"]["code"]), (403, "operator_setting"), config)
+                self.assertIn("config file only", answer["error"]["message"])
+        self.assertIsNone(self.h.service.registry.get("/evil"))
+        self.assertEqual(self.h.service.registry.get("/fine").config.dump_file, "")
+        self.assertFalse(FilePath(target).exists())
+        schema = self.h.api("GET", "/api/v1/openapi.json", admin=True)[2]
+        self.assertIn('"readOnly": true', json.dumps(schema))
 
     def test_percent_encoded_mount_with_slashes(self):
         self.h.api("POST", "/api/v1/mounts", {"name": "radio/main"}, admin=True)

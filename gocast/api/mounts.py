@@ -17,7 +17,7 @@ from ..config import Config, MountConfig
 from ..config._kinds import INVALID, MountPath
 from ..config._report import Reporter, dotted
 from ..config._schema import is_reserved
-from ..config._section import Section
+from ..config._section import Section, operator_settings_in
 
 
 class MountError(Exception):
@@ -36,6 +36,13 @@ def validate_mount(name: Any, raw: Any) -> Tuple[str, MountConfig]:
     if is_reserved(path):
         raise MountError(409, "conflict", "%s is a path GoCast serves itself; choose another name" % path,
                          [{"field": "name", "message": "reserved path"}])
+    refused = operator_settings_in(raw, MountConfig, ("config",))
+    if refused:
+        names = [dotted(path) for path in refused]
+        raise MountError(403, "operator_setting",
+                         "%s: files on the server and URLs it fetches are set in the config file only, "
+                         "not through the API" % ", ".join(names),
+                         [{"field": name, "message": "set in the config file only"} for name in names])
     config = Section(MountConfig).parse(raw if raw is not None else {}, ("config",), report)
     errors = [issue for issue in report.issues if issue.severity == "error"]
     if errors or config is INVALID:

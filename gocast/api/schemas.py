@@ -17,6 +17,7 @@ ERROR_CODES = {
     "conflict": "The thing exists already.",
     "config_file_mount": "The mount comes from the config file; change it there.",
     "config_file_key": "The key comes from the config file; change it there.",
+    "operator_setting": "Files on the server and URLs it fetches are set in the config file only.",
     "no_source": "The mount has no source.",
     "invalid_config": "The config file has errors; the running config stays.",
     "not_implemented": "The feature is not built yet.",

@@ -21,6 +21,7 @@ import bcrypt
 from twisted.internet.defer import DeferredSemaphore
 from zope.interface import implementer
 
+from ..config.files import describe, read_setting_file
 from .base import AuthRequest, AuthSetupError, AuthenticatorBase, Decision, IAuthenticator
 
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
@@ -29,6 +30,8 @@ CHECKS_AT_ONCE = 4
 MAX_WAITING = 200
 #: Remembered good passwords.
 MAX_REMEMBERED = 10000
+#: The largest users file read (some 50,000 bcrypt users).
+MAX_USERS_FILE = 4 * 1024 * 1024
 
 ASK = "a user name and password are required"
 WRONG = "wrong user name or password"
@@ -37,21 +40,23 @@ WRONG = "wrong user name or password"
 def read_htpasswd(path: str) -> Dict[str, str]:
     """``{user: hash}`` from an htpasswd file; AuthSetupError naming the line of any other format."""
     try:
-        with open(path, "r", encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise AuthSetupError("auth.users_file: cannot read %s: %s" % (path, getattr(e, "strerror", None) or e))
+        lines = read_setting_file(path, MAX_USERS_FILE).decode("utf-8").splitlines()
+    except OSError as e:
+        raise AuthSetupError("auth.users_file: cannot read %s: %s" % (path, describe(e)))
+    except UnicodeDecodeError:
+        raise AuthSetupError("auth.users_file: %s is not UTF-8 text" % path)
     users: Dict[str, str] = {}
     for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         user, sep, hashed = line.partition(":")
+        # The messages name the line, never what is on it: the file may not be what was meant.
         if not sep or not user:
             raise AuthSetupError("%s:%d: expected user:hash" % (path, number))
         if not (hashed.startswith(BCRYPT_PREFIXES) or hashed.startswith("{SHA}")):
-            raise AuthSetupError("%s:%d: user %s: only bcrypt ($2y$, htpasswd -B) and {SHA} (htpasswd -s) "
-                                 "hashes are supported" % (path, number, user))
+            raise AuthSetupError("%s:%d: only bcrypt ($2y$, htpasswd -B) and {SHA} (htpasswd -s) "
+                                 "hashes are supported" % (path, number))
         users[user] = hashed
     return users
 

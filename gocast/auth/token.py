@@ -24,6 +24,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ..config.files import describe, read_setting_file
 from .base import AuthRequest, AuthSetupError, AuthenticatorBase, Decision, IAuthenticator
 
 #: Longest token read (a JWT is a few hundred bytes).
@@ -38,17 +39,18 @@ JWKS_TIMEOUT = 10.0
 CHALLENGE = 'Bearer realm="GoCast"'
 NEEDED = "a token is required: add ?token=... or send Authorization: Bearer"
 INVALID = "invalid token"
+#: The largest public key file read (a PEM key is a few KiB).
+MAX_KEY_FILE = 64 * 1024
 
 
 def read_public_key(path: str) -> Tuple[Any, str]:
     """The key in a PEM file and the algorithm it signs with (RS256 or ES256)."""
     try:
-        with open(path, "rb") as f:
-            key = load_pem_public_key(f.read())
+        key = load_pem_public_key(read_setting_file(path, MAX_KEY_FILE))
     except OSError as e:
-        raise AuthSetupError("auth.public_key: cannot read %s: %s" % (path, e.strerror))
-    except ValueError as e:
-        raise AuthSetupError("auth.public_key: %s holds no PEM public key: %s" % (path, e))
+        raise AuthSetupError("auth.public_key: cannot read %s: %s" % (path, describe(e)))
+    except ValueError:
+        raise AuthSetupError("auth.public_key: %s holds no PEM public key" % path)
     if isinstance(key, rsa.RSAPublicKey):
         return key, "RS256"
     if isinstance(key, ec.EllipticCurvePublicKey):

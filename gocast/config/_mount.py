@@ -77,11 +77,11 @@ class ListenerAuthConfig:
     type: str = setting("", "Backend: token (JWT), http (callback), url (Icecast-compatible), ip or basic.",
                         Str(LISTENER_AUTH_TYPES))
     secret: str = setting("", "token: HS256 shared secret.", secret=True)
-    public_key: str = setting("", "token: file with the RS256/ES256 public key (PEM).")
-    jwks_url: Optional[str] = setting(None, "token: JWKS URL to fetch signing keys from.", URL())
+    public_key: str = setting("", "token: file with the RS256/ES256 public key (PEM).", operator=True)
+    jwks_url: Optional[str] = setting(None, "token: JWKS URL to fetch signing keys from.", URL(), operator=True)
     leeway: float = setting(30.0, "token: clock skew allowed on exp and nbf.", Duration())
     allow_past_expiry: bool = setting(False, "token: keep a listener connected after its token expires.")
-    url: Optional[str] = setting(None, "http/url: the URL asked to allow each listener.", URL())
+    url: Optional[str] = setting(None, "http/url: the URL asked to allow each listener.", URL(), operator=True)
     timeout: float = setting(5.0, "http/url: how long to wait for the callback.", Duration(positive=True))
     cache_ttl: float = setting(0.0, "http/url: how long a decision is reused; 0 asks every time.", Duration())
     on_error: str = setting("deny", "http/url: decision when the callback fails or times out.",
@@ -90,7 +90,7 @@ class ListenerAuthConfig:
     denied: Tuple[Any, ...] = setting((), "ip: networks denied; denied wins.", ListOf(CIDR()))
     users: Dict[str, str] = setting(dict, "basic: user names and passwords (plain or bcrypt $2b$).",
                                     MapOf(Str()), secret=True)
-    users_file: str = setting("", "basic: htpasswd file (bcrypt or SHA lines), re-read on reload.")
+    users_file: str = setting("", "basic: htpasswd file (bcrypt or SHA lines), re-read on reload.", operator=True)
     realm: str = setting("GoCast", "basic: realm shown by the player's password prompt.")
 
     def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
@@ -111,7 +111,7 @@ class UploadConfig:
     type: str = setting("s3", "Object store: s3, gcs or b2.", Str(("s3", "gcs", "b2")))
     bucket: str = setting("", "Bucket name.")
     region: str = setting("", "Bucket region.")
-    endpoint: Optional[str] = setting(None, "Endpoint URL for S3-compatible stores.", URL())
+    endpoint: Optional[str] = setting(None, "Endpoint URL for S3-compatible stores.", URL(), operator=True)
     prefix: str = setting("", "Key prefix for uploaded files.")
     access_key: str = setting("", "Access key id.", secret=True)
     secret_key: str = setting("", "Secret access key.", secret=True)
@@ -137,7 +137,8 @@ class Rotation(Str):
 @attr.frozen
 class RecordingConfig:
     enabled: bool = setting(False, "Record this mount continuously.")
-    path: str = setting("recordings", "Folder for recordings (relative paths are under server.data_dir).")
+    path: str = setting("recordings", "Folder for recordings (relative paths are under server.data_dir).",
+                        operator=True)
     format: str = setting("source", "Keep the source's format, or transcode to one.",
                           Str(("source",) + AUDIO_FORMATS))
     rotation: str = setting("hourly", "Start a new file hourly, daily, or at a size (size:100MB).", Rotation())
@@ -170,7 +171,7 @@ class TranscodingConfig:
 class FallbackConfig:
     mounts: Tuple[str, ...] = setting((), "Mounts to move listeners to, in order, when the source leaves.",
                                       ListOf(MountPath()))
-    file: str = setting("", "Audio file played in a loop when no fallback mount has a source.")
+    file: str = setting("", "Audio file played in a loop when no fallback mount has a source.", operator=True)
     loop: bool = setting(True, "Loop the fallback file.")
 
 
@@ -198,8 +199,8 @@ class FallbackKind(Kind):
 @attr.frozen
 class ScheduleEntry:
     source: str = setting("", "Mount whose source takes over at this time.", MountPath())
-    intro: str = setting("", "Audio file played once when switching.")
-    outro: str = setting("", "Audio file played once before switching away.")
+    intro: str = setting("", "Audio file played once when switching.", operator=True)
+    outro: str = setting("", "Audio file played once before switching away.", operator=True)
 
     def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
         if "source" not in raw:
@@ -209,14 +210,15 @@ class ScheduleEntry:
 @attr.frozen
 class MetadataConfig:
     artwork_enabled: bool = setting(False, "Serve album art at /<mount>/artwork.jpg.")
-    artwork_cache: str = setting("", "Folder for cached artwork (relative paths are under server.data_dir).")
+    artwork_cache: str = setting("", "Folder for cached artwork (relative paths are under server.data_dir).",
+                                 operator=True)
     artwork_size: Tuple[int, int] = setting((300, 300), "Artwork is resized to fit this box.", Dimensions())
 
 
 @attr.frozen
 class PrerollConfig:
     enabled: bool = setting(False, "Play an ad to each listener on connect.")
-    files: Tuple[str, ...] = setting((), "Audio files to choose from.", ListOf(Str(allow_empty=False)))
+    files: Tuple[str, ...] = setting((), "Audio files to choose from.", ListOf(Str(allow_empty=False)), operator=True)
     rotation: str = setting("random", "How the next file is chosen.", Str(("random", "sequential")))
 
 
@@ -225,8 +227,8 @@ class MidrollConfig:
     enabled: bool = setting(False, "Insert ads at intervals.")
     interval: float = setting(900.0, "Time between ad breaks.", Duration(positive=True))
     max_duration: float = setting(30.0, "Longest ad break.", Duration(positive=True))
-    files: Tuple[str, ...] = setting((), "Audio files to choose from.", ListOf(Str(allow_empty=False)))
-    vast_url: Optional[str] = setting(None, "VAST ad server asked for each break.", URL())
+    files: Tuple[str, ...] = setting((), "Audio files to choose from.", ListOf(Str(allow_empty=False)), operator=True)
+    vast_url: Optional[str] = setting(None, "VAST ad server asked for each break.", URL(), operator=True)
 
 
 @attr.frozen
@@ -259,7 +261,7 @@ class MountConfig:
     max_listener_duration: float = setting(0.0, "Disconnect listeners after this long; 0 is no limit.", Duration())
     allowed_ips: Tuple[Any, ...] = setting((), "Only these networks may listen; empty allows all.", ListOf(CIDR()))
     denied_ips: Tuple[Any, ...] = setting((), "These networks may not listen.", ListOf(CIDR()))
-    dump_file: str = setting("", "Append the raw stream to this file.")
+    dump_file: str = setting("", "Append the raw stream to this file.", operator=True)
     charset: str = setting("UTF-8", "Character set of ICY metadata sent to listeners.")
     metaint: int = setting(16000, "Audio bytes between ICY metadata blocks.", Int(256, 65536))
     hls: HlsConfig = setting(HlsConfig, "HTTP Live Streaming output (Ogg sources are transcoded to AAC "

@@ -12,7 +12,7 @@ built yet with a warning, and runs the class's own cross-field checks.
 from __future__ import annotations
 
 from difflib import get_close_matches
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import attr
 
@@ -26,6 +26,7 @@ def setting(
     kind: Optional[Kind] = None,
     secret: bool = False,
     implemented: bool = True,
+    operator: bool = False,
 ) -> Any:
     """
     Declare one configuration key.
@@ -38,6 +39,9 @@ def setting(
     :param secret: redact the value wherever the config is shown.
     :param implemented: ``False`` for a feature not built yet: the key is
         accepted with a warning and ignored.
+    :param operator: a file on the server or a URL it fetches: only the
+        config file may set it, never the REST API (a key that writes mounts
+        must not gain the server's files or network).
     """
     if kind is None:
         kind = _infer_kind(default)
@@ -54,6 +58,7 @@ def setting(
             "kind": kind,
             "secret": secret,
             "implemented": implemented,
+            "operator": operator,
         },
     )
 
@@ -117,6 +122,9 @@ class Section(Kind):
             meta = field.metadata
             doc = meta["doc"] if meta["implemented"] else meta["doc"] + " Not implemented yet."
             properties[field.name] = dict(meta["kind"].schema(), description=doc)
+            if meta["operator"]:
+                # A file or URL of the server's: the API shows it, never takes it.
+                properties[field.name].update(readOnly=True, description=doc + " Config file only.")
         return {"type": "object", "properties": properties, "additionalProperties": False}
 
     def dump(self, value: Any, reveal: bool = False) -> Dict[str, Any]:
@@ -156,4 +164,26 @@ def walk_settings(cls: type, prefix: Path = ()):
             yield from walk_settings(getattr(kind, "section", kind).cls, path)
 
 
-__all__ = ["REDACTED", "Section", "setting", "walk_settings"]
+def operator_settings_in(raw: Any, cls: type, prefix: Path = ()) -> List[Path]:
+    """The keys of ``raw`` (a block read into ``cls``) that only the config file may set."""
+    if not isinstance(raw, dict):
+        return []
+    found: List[Path] = []
+    fields = fields_of(cls)
+    for key, value in raw.items():
+        field = fields.get(key)
+        if field is None:
+            continue
+        path = prefix + (key,)
+        kind = field.metadata["kind"]
+        if field.metadata["operator"]:
+            found.append(path)
+        elif isinstance(kind, MapOf) and isinstance(kind.value, Section) and isinstance(value, dict):
+            for name, entry in value.items():
+                found += operator_settings_in(entry, kind.value.cls, path + (name,))
+        elif isinstance(getattr(kind, "section", kind), Section):
+            found += operator_settings_in(value, getattr(kind, "section", kind).cls, path)
+    return found
+
+
+__all__ = ["REDACTED", "Section", "operator_settings_in", "setting", "walk_settings"]

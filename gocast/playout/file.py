@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from twisted.logger import Logger
 
+from ..config.files import describe, open_regular
 from ..core.mount import Mount, SourceInfo
 from ..media import Packet, framer_for
 
@@ -107,12 +108,12 @@ class FilePlayers:
                             path=path)
             return None
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_FILE + 1)
+            with os.fdopen(open_regular(path), "rb") as f:
+                data = f.read(MAX_FILE)
         except OSError as e:
-            self._log.error("fallback file {path}: {why}", path=path, why=e.strerror)
+            self._log.error("fallback file {path}: {why}", path=path, why=describe(e))
             return None
-        packets = cut(data[:MAX_FILE], content_type)
+        packets = cut(data, content_type)
         if not sum(p.duration for p in packets):
             self._log.error("fallback file {path}: no audio frames found", path=path)
             return None

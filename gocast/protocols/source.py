@@ -27,6 +27,7 @@ from twisted.logger import Logger
 
 from ..config import MountConfig, is_reserved
 from ..config._kinds import normalise_mount
+from ..config.files import append_to_setting_file, describe
 from ..core.credentials import source_credentials_ok
 from ..core.throttle import TOO_MANY, retry_after
 from ..core.mount import Mount, MountInUse, SourceInfo
@@ -136,10 +137,10 @@ class SourceSession:
         if not path:
             return
         try:
-            self.dump = open(path, "ab")
+            self.dump = append_to_setting_file(path)
         except OSError as e:
             self._log.error("{mount}: cannot open dump_file {path}: {why}", mount=self.head.path,
-                            path=path, why=e.strerror)
+                            path=path, why=describe(e))
 
     def source_info(self, content_type: str) -> SourceInfo:
         head = self.head

@@ -14,8 +14,13 @@ from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.internet.ssl import Certificate, CertificateOptions, PrivateCertificate, TLSVersion
 
 from ..config import Config
+from ..config.files import describe, read_setting_file
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
+#: The largest certificate, chain or key file read.
+MAX_PEM_FILE = 1024 * 1024
 
 
 class TLSSetupError(ValueError):
@@ -24,10 +29,9 @@ class TLSSetupError(ValueError):
 
 def _read(path: str, what: str) -> bytes:
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return read_setting_file(path, MAX_PEM_FILE)
     except OSError as e:
-        raise TLSSetupError("ssl.%s: cannot read %s: %s" % (what, path, e.strerror))
+        raise TLSSetupError("ssl.%s: cannot read %s: %s" % (what, path, describe(e)))
 
 
 def certificate_options(config: Config) -> CertificateOptions:

@@ -1,0 +1,61 @@
+# -*- test-case-name: tests.test_config_files -*-
+"""
+Files a config names (a users file, a key, a certificate, a fallback, the
+config itself), read the one safe way: only a regular file (a FIFO or a
+device would block the reactor, or never end), never more than a bound,
+and an error that names the file and why, never what is inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import IO
+
+
+class SettingFileError(OSError):
+    """The file cannot be used; ``str()`` says why, without its contents."""
+
+
+def open_regular(path: str, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
+    """
+    A descriptor for ``path``, refused unless it is a regular file. Opened
+    without blocking first: opening a FIFO for reading would otherwise wait
+    for a writer, and the whole server with it.
+    """
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), mode)
+    except OSError as e:
+        raise SettingFileError(e.errno, e.strerror or str(e), path) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SettingFileError(0, "not a regular file", path)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_setting_file(path: str, limit: int) -> bytes:
+    """
+    The contents of the regular file ``path``, at most ``limit`` bytes.
+
+    :raises SettingFileError: unreadable, not a regular file, or larger
+        than ``limit`` (a users file or a key that size is a mistake).
+    """
+    with os.fdopen(open_regular(path), "rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise SettingFileError(0, "larger than %d KiB" % (limit // 1024), path)
+    return data
+
+
+def append_to_setting_file(path: str) -> IO[bytes]:
+    """``path`` opened for appending (created 0600 if new); refused unless it is a regular file."""
+    return os.fdopen(open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+
+
+def describe(error: OSError) -> str:
+    """Why a file could not be used, for an error message (no contents, no traceback)."""
+    return error.strerror or str(error)
