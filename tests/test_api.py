@@ -203,6 +203,20 @@ class KeyTests(ApiTestCase):
         status, _, body = again.api("DELETE", "/api/v1/keys/config:stats_reader", admin=True)
         self.assertEqual((status, body["error"]["code"]), (409, "config_file_key"))
 
+    def test_a_key_grants_no_more_than_it_holds(self):
+        manager = self.new_key(["manage_keys", "read_stats"], "manager")["key"]
+        for wanted in (["*"], ["write_mounts"], ["read_stats", "manage_sources"]):
+            status, _, answer = self.h.api("POST", "/api/v1/keys", {"name": "minted", "permissions": wanted},
+                                           key=manager)
+            self.assertEqual((status, answer["error"]["code"]), (403, "forbidden"), wanted)
+            self.assertIn("cannot grant what it does not hold", answer["error"]["message"])
+        status, _, answer = self.h.api("POST", "/api/v1/keys", {"name": "ok", "permissions": ["read_stats"]},
+                                       key=manager)
+        self.assertEqual(status, 201, answer)
+        everything = self.new_key(["*"], "root")["key"]  # the admin may grant anything, a * key too
+        status, _, _ = self.h.api("POST", "/api/v1/keys", {"name": "all", "permissions": ["*"]}, key=everything)
+        self.assertEqual(status, 201)
+
     def test_create_validation(self):
         for body, field in (({"permissions": ["read_stats"]}, "name"),
                             ({"name": "x", "permissions": ["fly"]}, "permissions"),

@@ -80,16 +80,17 @@ class ApiResource(Resource):
                 "/api/v1/" + "/".join(rest), ", ".join(allowed))))
         route, params = chosen[0]
         try:
-            self.authorize(request, route)
+            principal = self.authorize(request, route)
             call = Call(params or {}, query_of(request), read_body(request) if route.body else None,
-                        getattr(request, "request_id", ""))
+                        getattr(request, "request_id", ""), principal=principal)
         except ApiError as e:
             return self.error(request, e)
         d = maybeDeferred(route.handler, self.ctx, call)
         d.addCallbacks(lambda data: self.success(request, route, call, data), lambda f: self.failed(request, f))
         return NOT_DONE_YET
 
-    def authorize(self, request: Request, route: Route) -> None:
+    def authorize(self, request: Request, route: Route) -> Any:
+        """The principal (an :class:`ApiKey`, or ADMIN) allowed to call ``route``; ApiError if none."""
         keys = self.ctx.keys
         client = client_of(request)
         wait = keys.failures.blocked(client)
@@ -111,6 +112,7 @@ class ApiResource(Resource):
             if not principal.allows(route.permission):
                 raise ApiError(403, "forbidden", "API key %s lacks the permission %s" % (
                     principal.name, route.permission), {"required": route.permission})
+        return principal
 
     def principal(self, request: Request) -> Any:
         """The key presented, ADMIN for the admin's Basic auth, or None."""

@@ -24,7 +24,7 @@ from ..core.operations import find_listener, kick_listener, kill_source, listene
 from ..geo import audience, audience_of, mount_locations
 from ..history import as_document, to_csv
 from ..config._schema import PERMISSIONS
-from .keys import ApiKeys, valid_permissions
+from .keys import ALL, ApiKey, ApiKeys, valid_permissions
 from .mounts import ApiMounts, MountError
 from .schemas import (
     ERROR_CODES,
@@ -83,6 +83,8 @@ class Call:
     request_id: str
     #: Extra members for the response's ``meta`` (pagination).
     meta: Dict[str, Any] = attr.Factory(dict)
+    #: Who calls: an :class:`~gocast.api.keys.ApiKey`, or the admin (None in tests of a handler alone).
+    principal: Any = None
 
 
 @attr.s(frozen=True, auto_attribs=True)
@@ -413,6 +415,13 @@ def create_key(ctx: ApiContext, call: Call) -> Any:
     if problem:
         raise ApiError(422, "invalid_field", "permissions must be %s" % problem,
                        [{"field": "permissions", "message": problem}])
+    granting = call.principal
+    if isinstance(granting, ApiKey):
+        # A key never grants more than it holds: * only from a key that has *.
+        beyond = [p for p in body["permissions"] if not (ALL in granting.permissions or p in granting.permissions)]
+        if beyond:
+            raise ApiError(403, "forbidden", "API key %s cannot grant what it does not hold: %s"
+                           % (granting.name, ", ".join(beyond)), {"required": ", ".join(beyond)})
     expires = body.get("expires")
     if expires is not None and (not isinstance(expires, (int, float)) or isinstance(expires, bool)
                                 or not 0 <= expires <= LATEST):
