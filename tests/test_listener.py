@@ -2,6 +2,8 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from gocast.core.operations import move_listeners
+
 from .media_builders import mp3_frame, opus_stream
 from .streaming import Harness, close, feed_frames, split_response
 
@@ -219,6 +221,44 @@ class FallbackTests(SynchronousTestCase):
         _, transport = h.listener("/live")
         self.assertTrue(transport.value().startswith(b"HTTP/1.0 200 OK"))
         self.assertEqual(h.registry.get("/backup").listeners, 1)
+
+    def test_fallback_never_skips_auth(self):
+        """An open mount whose fallback is token-protected does not serve the protected audio."""
+        h = Harness('mounts { public { fallback /vip } vip { auth { type token secret s3cret } } '
+                    'backup { } members { fallback /vip auth { type token secret s3cret } } }')
+        vip, _ = h.source("/vip")
+        feed_frames(vip, 5)
+        _, transport = h.listener("/public")
+        self.assertIn(b" 404 ", transport.value())  # no live fallback it may hear
+        self.assertEqual(h.registry.get("/vip").listeners, 0)
+        # The same auth on both sides: the fallback is fine.
+        self.assertEqual([m.path for m in h.registry.fallback_chain("/members")], ["/vip"])
+        # Less strict is fine too: listeners of /vip may fall back to an open mount.
+        self.assertEqual(h.registry.fallback_chain("/public"), [])
+
+    def test_moves_never_skip_auth(self):
+        h = Harness('mounts { public { } vip { auth { type token secret s3cret } } }')
+        public, _ = h.source("/public")
+        vip, _ = h.source("/vip")
+        _, listener = h.listener("/public")
+        with self.assertRaises(ValueError) as caught:
+            move_listeners(h.registry, h.registry.get("/public"), h.registry.get("/vip"))
+        self.assertIn("asks listeners for auth", str(caught.exception))
+        self.assertEqual(h.registry.move(h.registry.get("/public"), h.registry.get("/vip")), 0)
+        self.assertEqual(h.registry.get("/public").listeners, 1)
+        status, _, body = h.get("/admin/moveclients?mount=/public&destination=/vip", "YWRtaW46aGFja21l")
+        self.assertIn(b"asks listeners for auth", body)
+        self.assertEqual(h.registry.get("/vip").listeners, 0)
+
+    def test_fallback_override_never_pulls_in_listeners_of_open_mounts(self):
+        h = Harness('mounts { vip { fallback /public fallback_override all auth { type token secret s3cret } } '
+                    'public { } }')
+        public, _ = h.source("/public")
+        feed_frames(public, 5)
+        _, listener = h.listener("/public")
+        vip, _ = h.source("/vip")
+        self.assertEqual(h.registry.get("/vip").listeners, 0)
+        self.assertEqual(h.registry.get("/public").listeners, 1)
 
     def test_no_fallback_closes(self):
         h = Harness()

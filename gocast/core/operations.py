@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, List, Optional
 
 from .mount import Mount
-from .registry import MountRegistry
+from .registry import MountRegistry, may_serve
 
 
 def listener_sessions(mount: Mount) -> List[Any]:
@@ -49,6 +49,8 @@ def move_listeners(registry: MountRegistry, mount: Mount, destination: Optional[
         raise ValueError("destination has no source")
     if destination is mount:
         raise ValueError("destination is the same mount")
+    if not may_serve(mount.config, destination.config):
+        raise ValueError("%s asks listeners for auth that those of %s did not pass" % (destination.path, mount.path))
     return registry.move(mount, destination)
 
 

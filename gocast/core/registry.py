@@ -99,7 +99,8 @@ class MountRegistry:
                 continue
             seen.add(candidate)
             mount = self.mounts.get(candidate)
-            if mount is not None:
+            origin = self.mounts.get(path)
+            if mount is not None and (origin is None or may_serve(origin.config, mount.config)):
                 chain.append(mount)
             queue.extend(self._fallbacks_of(candidate))
         return chain
@@ -163,7 +164,7 @@ class MountRegistry:
         listeners, and outputs that follow their mount's fallbacks (HLS).
         """
         moving = [s for s in (source.subscribers if subscribers is None else subscribers)
-                  if getattr(s, "is_listener", True) or _follows(s)]
+                  if (getattr(s, "is_listener", True) or _follows(s)) and self.may_enter(s, destination)]
         for subscriber in moving:
             source.remove_subscriber(subscriber)
             destination.add_subscriber(subscriber)
@@ -180,10 +181,9 @@ class MountRegistry:
         if target is not None:
             self.move(mount, target)
             self._stop_idle_file(target)  # a fallback file started for nobody
-        else:
-            for subscriber in mount.listener_subscribers():
-                mount.remove_subscriber(subscriber)
-                subscriber.detach("the source of %s left and no fallback is live" % mount.path)
+        for subscriber in mount.listener_subscribers():  # none, or those the fallback's auth keeps out
+            mount.remove_subscriber(subscriber)
+            subscriber.detach("the source of %s left and no fallback is live" % mount.path)
         self._forget_if_idle(mount)
 
     def source_started(self, mount: Mount) -> None:
@@ -209,6 +209,15 @@ class MountRegistry:
                 own = [s for s in fallback.subscribers if getattr(s, "home", None) == mount.path]
                 self.move(fallback, mount, own)
 
+    def may_enter(self, subscriber: Any, destination: Mount) -> bool:
+        """
+        Whether ``subscriber`` may be served ``destination``: listeners were
+        let in by the auth of the mount they asked for (their ``home``), so
+        they never move into a mount that lets fewer in.
+        """
+        home = self.mounts.get(getattr(subscriber, "home", "") or "")
+        return home is None or may_serve(home.config, destination.config)
+
     def subscriber_left(self, mount: Mount, subscriber: Any) -> None:
         mount.remove_subscriber(subscriber)
         self._stop_idle_file(mount)
@@ -230,6 +239,20 @@ class MountRegistry:
             sent += mount.total_bytes_sent
             received += mount.bytes_received
         return sent, received
+
+
+def open_to_all(config: MountConfig) -> bool:
+    return not config.auth.type and not config.allowed_ips and not config.denied_ips
+
+
+def may_serve(origin: MountConfig, target: MountConfig) -> bool:
+    """
+    Whether listeners admitted to ``origin`` may hear ``target`` (as its
+    fallback, or moved there): when ``target`` lets anyone in, or asks
+    exactly what ``origin`` asked. A fallback or a move never skips auth.
+    """
+    return open_to_all(target) or (target.auth, target.allowed_ips, target.denied_ips) == (
+        origin.auth, origin.allowed_ips, origin.denied_ips)
 
 
 def _follows(subscriber: Any) -> bool:
