@@ -151,8 +151,13 @@ class BasicTests(SynchronousTestCase):
         self.assertIn("cannot read /nonexistent/listeners.htpasswd", str(caught.exception))
 
 
+def fresh(claims):
+    """``claims`` with an exp ten minutes ahead unless they say otherwise (GoCast requires exp)."""
+    return dict({"exp": int(time.time()) + 600}, **claims)
+
+
 def hs256(claims, secret=SECRET, headers=None):
-    return jwt.encode(claims, secret, algorithm="HS256", headers=headers)
+    return jwt.encode(fresh(claims), secret, algorithm="HS256", headers=headers)
 
 
 class TokenTests(SynchronousTestCase):
@@ -170,6 +175,33 @@ class TokenTests(SynchronousTestCase):
         self.assertEqual((decision.allowed, decision.listener_id), (True, "sub-42"))
         self.assertAlmostEqual(decision.expires, int(self.now) + 600 + 30)  # exp plus the leeway
         self.assertEqual(token.authorize(ask(token=hs256({"sub": "u1"}))).listener_id, "u1")
+
+    def test_exp_required_unless_allowed(self):
+        forever = jwt.encode({"listener_id": "x"}, SECRET, algorithm="HS256")
+        refused = self.authenticator().authorize(ask(token=forever))
+        self.assertEqual((refused.allowed, refused.status), (False, 401))
+        self.assertIn("no exp", refused.log_reason)
+        allowed = self.authenticator('secret "%s" allow_no_exp true' % SECRET).authorize(ask(token=forever))
+        self.assertTrue(allowed.allowed)
+
+    def test_audience_and_issuer(self):
+        token = self.authenticator('secret "%s" audience radio.example issuer https://shop.example' % SECRET)
+        good = {"aud": "radio.example", "iss": "https://shop.example"}
+        self.assertTrue(token.authorize(ask(token=hs256(good))).allowed)
+        for claims in ({"iss": "https://shop.example"}, dict(good, aud="other.example"),
+                       {"aud": "radio.example"}, dict(good, iss="https://evil.example")):
+            self.assertFalse(token.authorize(ask(token=hs256(claims))).allowed, claims)
+        # Without an audience setting, aud is not checked (PyJWT would refuse any token that has one).
+        self.assertTrue(self.authenticator().authorize(ask(token=hs256({"aud": "anything"}))).allowed)
+
+    def test_max_lifetime(self):
+        token = self.authenticator('secret "%s" max_lifetime 1h' % SECRET)
+        now = int(time.time())
+        self.assertTrue(token.authorize(ask(token=hs256({"iat": now, "exp": now + 3000}))).allowed)
+        decision = token.authorize(ask(token=hs256({"iat": now, "exp": now + 86400 * 365})))
+        self.assertFalse(decision.allowed)
+        self.assertIn("longer than max_lifetime", decision.log_reason)
+        self.assertFalse(token.authorize(ask(token=hs256({"exp": now + 86400}))).allowed)  # no iat: from now
 
     def test_missing_wrong_and_malformed(self):
         token = self.authenticator()
@@ -223,9 +255,9 @@ class TokenTests(SynchronousTestCase):
     def test_rs256_public_key_file(self):
         key, path = self.rsa_key()
         token = self.authenticator('public_key "%s"' % path)
-        self.assertTrue(token.authorize(ask(token=jwt.encode({"sub": "r"}, key, algorithm="RS256"))).allowed)
+        self.assertTrue(token.authorize(ask(token=jwt.encode(fresh({"sub": "r"}), key, algorithm="RS256"))).allowed)
         other, _ = self.rsa_key()
-        self.assertFalse(token.authorize(ask(token=jwt.encode({"sub": "r"}, other, algorithm="RS256"))).allowed)
+        self.assertFalse(token.authorize(ask(token=jwt.encode(fresh({"sub": "r"}), other, algorithm="RS256"))).allowed)
         # An HS256 token "signed" with the public key must not pass (algorithm confusion).
         self.assertFalse(token.authorize(ask(token=hs256({"sub": "r"}, secret="x" * 32))).allowed)
 
@@ -235,7 +267,7 @@ class TokenTests(SynchronousTestCase):
         path.setContent(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                       serialization.PublicFormat.SubjectPublicKeyInfo))
         token = self.authenticator('public_key "%s"' % path.path)
-        self.assertTrue(token.authorize(ask(token=jwt.encode({"sub": "e"}, key, algorithm="ES256"))).allowed)
+        self.assertTrue(token.authorize(ask(token=jwt.encode(fresh({"sub": "e"}), key, algorithm="ES256"))).allowed)
 
     def test_bad_public_key_file(self):
         path = FilePath(self.mktemp())
@@ -258,19 +290,19 @@ class TokenTests(SynchronousTestCase):
             return succeed(self.jwks(*published))
 
         token = self.authenticator('jwks_url "https://idp.test/jwks.json"', fetch)
-        signed = jwt.encode({"sub": "a"}, first, algorithm="RS256", headers={"kid": "k1"})
+        signed = jwt.encode(fresh({"sub": "a"}), first, algorithm="RS256", headers={"kid": "k1"})
         self.assertTrue(result(token.authorize(ask(token=signed))).allowed)
-        self.assertTrue(result(token.authorize(ask(token=jwt.encode({"sub": "b"}, first, algorithm="RS256",
+        self.assertTrue(result(token.authorize(ask(token=jwt.encode(fresh({"sub": "b"}), first, algorithm="RS256",
                                                                     headers={"kid": "k1"})))).allowed)
         self.assertEqual(fetches, ["https://idp.test/jwks.json"])
         # The identity provider rotates its key: an unknown kid fetches the set again...
         published.append(("k2", second))
-        rotated = jwt.encode({"sub": "c"}, second, algorithm="RS256", headers={"kid": "k2"})
+        rotated = jwt.encode(fresh({"sub": "c"}), second, algorithm="RS256", headers={"kid": "k2"})
         self.now += JWKS_MIN_INTERVAL
         self.assertTrue(result(token.authorize(ask(token=rotated))).allowed)
         self.assertEqual(len(fetches), 2)
         # ...but bogus kids cannot make it fetch on every request.
-        bogus = jwt.encode({"sub": "d"}, second, algorithm="RS256", headers={"kid": "nope"})
+        bogus = jwt.encode(fresh({"sub": "d"}), second, algorithm="RS256", headers={"kid": "nope"})
         self.assertEqual(result(token.authorize(ask(token=bogus))).status, 401)
         self.assertEqual(len(fetches), 2)
 
@@ -284,7 +316,7 @@ class TokenTests(SynchronousTestCase):
             return pending
 
         token = self.authenticator('jwks_url "https://idp.test/jwks.json"', fetch)
-        signed = jwt.encode({"sub": "a"}, key, algorithm="RS256", headers={"kid": "k1"})
+        signed = jwt.encode(fresh({"sub": "a"}), key, algorithm="RS256", headers={"kid": "k1"})
         waiting = [token.authorize(ask(token=signed)) for _ in range(3)]
         self.assertEqual(len(fetches), 1)
         pending.errback(ValueError("connection refused"))

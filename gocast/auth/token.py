@@ -58,6 +58,10 @@ def read_public_key(path: str) -> Tuple[Any, str]:
     raise AuthSetupError("auth.public_key: %s is neither an RSA nor an EC key" % path)
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def mount_allowed(patterns: Any, mount: str) -> bool:
     """``allowed_mounts``: globs such as ``/premium*`` (a leading slash may be left out)."""
     if isinstance(patterns, str):
@@ -81,6 +85,10 @@ class TokenAuthenticator(AuthenticatorBase):
         self.jwks_url = config.jwks_url
         self.leeway = config.leeway
         self.allow_past_expiry = config.allow_past_expiry
+        self.audience = config.audience or None
+        self.issuer = config.issuer or None
+        self.max_lifetime = config.max_lifetime
+        self.allow_no_exp = config.allow_no_exp
         self.fetch_json = fetch_json
         self.now = now
         self._remembered: Dict[str, Dict[str, Any]] = {}
@@ -162,17 +170,37 @@ class TokenAuthenticator(AuthenticatorBase):
     def verify(self, request: AuthRequest, token: str, key: Any, algorithm: str) -> Decision:
         try:
             claims = jwt.decode(token, key, algorithms=[algorithm], leeway=self.leeway,
-                                options={"verify_aud": False, "verify_iat": False})
+                                audience=self.audience, issuer=self.issuer,
+                                options={"verify_aud": self.audience is not None, "verify_iat": False,
+                                         "require": [] if self.allow_no_exp else ["exp"]})
         except jwt.ExpiredSignatureError:
             return Decision.deny(401, "token expired", "token expired", CHALLENGE)
         except jwt.ImmatureSignatureError:
             return Decision.deny(401, "token not valid yet", "token not valid yet (nbf)", CHALLENGE)
+        except jwt.MissingRequiredClaimError:
+            return Decision.deny(401, INVALID, "token has no exp (set allow_no_exp to accept such tokens)",
+                                 CHALLENGE)
         except jwt.InvalidTokenError as e:
             return Decision.deny(401, INVALID, "token refused: %s" % e, CHALLENGE)
+        too_long = self.lifetime_beyond_limit(claims)
+        if too_long:
+            return Decision.deny(401, INVALID, too_long, CHALLENGE)
         if len(self._remembered) >= MAX_REMEMBERED:
             self._remembered.clear()
         self._remembered[token] = claims
         return self.judge(request, claims)
+
+    def lifetime_beyond_limit(self, claims: Dict[str, Any]) -> Optional[str]:
+        """Why the token lives longer than ``max_lifetime`` allows, or None."""
+        if not self.max_lifetime:
+            return None
+        expires, issued = claims.get("exp"), claims.get("iat")
+        if not _number(expires):
+            return "token has no exp, and max_lifetime needs one"
+        start = issued if _number(issued) else self.now()
+        if expires - start > self.max_lifetime + self.leeway:
+            return "token valid for %ds, longer than max_lifetime (%ds)" % (expires - start, self.max_lifetime)
+        return None
 
     def judge(self, request: AuthRequest, claims: Dict[str, Any], cached: bool = False) -> Decision:
         expires = claims.get("exp")

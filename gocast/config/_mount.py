@@ -81,6 +81,12 @@ class ListenerAuthConfig:
     jwks_url: Optional[str] = setting(None, "token: JWKS URL to fetch signing keys from.", URL(), operator=True)
     leeway: float = setting(30.0, "token: clock skew allowed on exp and nbf.", Duration())
     allow_past_expiry: bool = setting(False, "token: keep a listener connected after its token expires.")
+    audience: str = setting("", "token: the aud claim a token must carry (empty: aud is not checked, and a "
+                            "token that carries one is still accepted).")
+    issuer: str = setting("", "token: the iss claim a token must carry (empty: not checked).")
+    max_lifetime: float = setting(0.0, "token: longest a token may be valid (exp - iat, or exp - now without "
+                                  "iat); 0 is no limit.", Duration())
+    allow_no_exp: bool = setting(False, "token: accept tokens without an exp claim (they never expire).")
     url: Optional[str] = setting(None, "http/url: the URL asked to allow each listener.", URL(), operator=True)
     timeout: float = setting(5.0, "http/url: how long to wait for the callback.", Duration(positive=True))
     cache_ttl: float = setting(0.0, "http/url: how long a decision is reused; 0 asks every time.", Duration())
