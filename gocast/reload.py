@@ -22,7 +22,7 @@ import attr
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 
-from .config import Config, ConfigError, LoadedConfig, load_config, render_issues
+from .config import Config, ConfigError, LoadedConfig, load_config
 
 #: (what, how to read it): changing these needs a restart.
 RESTART_ONLY: Tuple[Tuple[str, Callable[[Config], Any]], ...] = (
@@ -147,7 +147,9 @@ class Reloader:
         try:
             loaded = await self.run_in_thread(load_config, current.filename)
         except ConfigError as e:
-            return self.failed(render_issues(e.issues))
+            # Located, without the quoted lines: the log, webhooks and stats
+            # streams get this, and a line may hold a password.
+            return self.failed("\n".join(str(issue) for issue in e.issues))
         changes, restart = describe_changes(current.config, loaded.config)
         try:
             self.apply(loaded.config)

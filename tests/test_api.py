@@ -302,6 +302,19 @@ class MountTests(ApiTestCase):
         self.assertNotIn(CONFIG_KEY, text)
         self.assertEqual(body["data"]["api_keys"]["stats_reader"]["key"], "<redacted>")
 
+    def test_credentials_in_urls_are_redacted(self):
+        h = ApiHarness(self, BASE.format(data=self.mktemp(), key=CONFIG_KEY, extra="", server="", top=(
+            'webhooks { w { url "https://bot:hookpass@hooks.example/in?api_key=k3y&channel=7" } }\n'
+            'cluster { sync { redis_url "redis://:redispass@redis.internal:6379/0" } }')))
+        self.addCleanup(h.service.state.close)
+        status, _, body = h.api("GET", "/api/v1/server/config", admin=True)
+        self.assertEqual(status, 200)
+        text = json.dumps(body)
+        for secret in ("hookpass", "k3y", "redispass"):
+            self.assertNotIn(secret, text)
+        self.assertEqual(body["data"]["webhooks"]["w"]["url"],
+                         "https://bot:<redacted>@hooks.example/in?api_key=<redacted>&channel=7")
+
 
 class StreamTests(ApiTestCase):
     def test_metadata_source_and_listeners(self):

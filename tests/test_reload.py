@@ -55,6 +55,20 @@ class ReloadTests(SynchronousTestCase):
         self.assertIs(h.service.config, before)
         self.assertIn("config.reload_failed", h.names())
 
+    def test_a_refused_reload_never_quotes_the_file(self):
+        """The log, webhooks and stats streams see where the problem is, not the line (a password)."""
+        h = ServiceHarness(self, BASE + "mounts { live { } }")
+        events = []
+        h.service.bus.subscribe(events.append)
+        h.rewrite(BASE + 'auth { source_pasword "Sup3rSecret!" }')
+        result = self.successResultOf(h.service.reloader.reload())
+        self.assertFalse(result.ok)
+        self.assertIn("auth.source_pasword: unknown key; did you mean 'source_password'?", result.errors)
+        h.clock.advance(0)
+        [failed] = [e for e in events if e.name == "config.reload_failed"]
+        for text in (result.errors, json.dumps(failed.data)):
+            self.assertNotIn("Sup3rSecret!", text)
+
     def test_restart_only_settings_are_reported(self):
         h = ServiceHarness(self, BASE)
         h.rewrite(BASE.replace("8000", "9000"))

@@ -49,8 +49,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def refuse_control(raw: str, path: Path, report: Reporter) -> Any:
-    report.error(path, "control characters (line breaks, NUL, escapes) are not allowed, got %s"
-                 % _show(_CONTROL.sub("?", raw)))
+    # The value is not repeated: it may be a password.
+    report.error(path, "control characters (line breaks, NUL, escapes) are not allowed")
     return INVALID
 
 
@@ -432,6 +432,29 @@ class URL(TextKind):
         if parts.scheme not in self.schemes or not parts.netloc:
             raise ValueError("")
         return text
+
+    def dump(self, value: Any, reveal: bool = False) -> Any:
+        return value if reveal or value is None else redact_url(value)
+
+
+#: Query parameters that carry a credential, whatever the URL.
+_SECRET_PARAMS = re.compile(r"(?i)^(api_?key|key|token|access_token|secret|password|passwd|pass|auth|"
+                            r"signature|sig|x-amz-signature|x-amz-credential|credential)$")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user info and credential query parameters shown as <redacted>."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, sep, _ = userinfo.partition(":")
+        netloc = "%s%s@%s" % (user, ":" + REDACTED if sep else "", host) if user else "%s@%s" % (REDACTED, host)
+    query = "&".join(
+        "%s=%s" % (name, REDACTED) if sep and _SECRET_PARAMS.match(name) else name + sep + value
+        for name, sep, value in (pair.partition("=") for pair in parts.query.split("&"))
+    ) if parts.query else ""
+    return parts._replace(netloc=netloc, query=query).geturl()
 
 
 class HostPort(TextKind):
