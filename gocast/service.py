@@ -105,7 +105,7 @@ class GocastService(MultiService):
         self.registry = MountRegistry(self.api_mounts.overlay(config), self.bus, FilePlayers(reactor),
                                       self.hls.attach)
         self.gate = ListenerGate(self.bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater,
-                                 run_in_thread or self._in_thread)
+                                 run_in_thread or self._in_thread, self.auth_failures)
         self.gate.configure(self.registry.config)  # AuthSetupError: the server does not start
         self.front_door = FrontDoorFactory(self.registry, self.bus, None, reactor, self.gate, self.auth_failures)
         self.geo = self.front_door.geo

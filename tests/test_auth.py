@@ -30,6 +30,7 @@ from gocast.auth.gate import ListenerGate
 from gocast.auth.ip import IpAuthenticator
 from gocast.auth.token import JWKS_MIN_INTERVAL, TokenAuthenticator
 from gocast.config import parse_config
+from gocast.core.throttle import FAILURE_LIMIT, AuthFailures
 from gocast.outbound import OutboundHttp
 
 SECRET = "a-test-secret-of-thirty-two-bytes!"
@@ -126,6 +127,55 @@ class BasicTests(SynchronousTestCase):
         self.assertEqual(len(threads), 1)  # the second time it was remembered
         self.assertFalse(result(basic.authorize(ask(user="bob", password="wrong"))).allowed)
         self.assertFalse(result(basic.authorize(ask(user="bob", password="x" * 100))).allowed)
+
+    def test_guessing_is_limited_per_client(self):
+        basic = BasicAuthenticator({"alice": "password123"}, "", "GoCast", maybeDeferred, AuthFailures(lambda: 0.0))
+        for _ in range(FAILURE_LIMIT):
+            self.assertEqual(result(basic.authorize(ask(user="alice", password="guess"))).status, 401)
+        blocked = result(basic.authorize(ask(user="alice", password="password123")))
+        self.assertEqual((blocked.allowed, blocked.status), (False, 429))
+        self.assertTrue(result(basic.authorize(ask(ip="198.51.100.8", user="alice", password="password123"))).allowed)
+
+    def test_ipv6_guessing_counts_per_64(self):
+        failures = AuthFailures(lambda: 0.0)
+        for host in range(FAILURE_LIMIT):
+            failures.failed("2001:db8:7:7::%x" % (host + 1))
+        self.assertIsNotNone(failures.blocked("2001:db8:7:7:ffff::1"))
+        self.assertIsNone(failures.blocked("2001:db8:7:8::1"))
+
+    def test_unknown_users_cost_a_bcrypt_check_too(self):
+        hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
+        checked = []
+
+        def in_thread(f, *args):
+            checked.append(args[1])
+            return maybeDeferred(f, *args)
+
+        basic = BasicAuthenticator({"bob": hashed}, "", "GoCast", in_thread)
+        self.assertFalse(result(basic.authorize(ask(user="nobody", password="s3cret"))).allowed)
+        self.assertEqual(len(checked), 1)  # a decoy hash of the same cost was checked
+        self.assertNotEqual(checked[0], hashed)
+        self.assertEqual(checked[0].split("$")[2], hashed.split("$")[2])
+
+    def test_queued_check_of_a_listener_that_left_is_skipped(self):
+        hashed = bcrypt.hashpw(b"s3cret", bcrypt.gensalt(4)).decode()
+        running = []
+
+        def in_thread(f, *args):
+            running.append(Deferred())
+            return running[-1]
+
+        basic = BasicAuthenticator({"bob": hashed}, "", "GoCast", in_thread)
+        pending = [basic.authorize(ask(user="bob", password="p%d" % i)) for i in range(4)]  # every slot taken
+        left = AuthRequest.build("/premium", "198.51.100.9", {"authorization": "Basic Ym9iOnMzY3JldA=="}, None,
+                                 connected=lambda: False)
+        gone = basic.authorize(left)
+        self.assertEqual(len(running), 4)
+        for d in running[:4]:
+            d.callback(False)
+        self.assertEqual(len(running), 4)  # its turn came, and no check was run for it
+        self.assertFalse(result(gone).allowed)
+        self.assertEqual([result(d).allowed for d in pending], [False] * 4)
 
     def test_htpasswd_bcrypt_and_sha_lines(self):
         path = FilePath(self.mktemp())

@@ -7,7 +7,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from gocast.auth.address import address_key
+from gocast.core.throttle import address_key
 
 from .streaming import Harness, close
 from .test_endpoints import proxy_factory

@@ -39,24 +39,6 @@ def host_of(address: Any) -> str:
     return str(address)
 
 
-def address_key(host: str) -> str:
-    """
-    Who a limit counts: an IPv4 address as itself, an IPv6 address by its
-    /64 (one home or phone is given a whole /64, and picks addresses in it
-    at will), anything else as it is.
-    """
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if address.version == 6:
-        mapped = address.ipv4_mapped
-        if mapped is not None:
-            return str(mapped)
-        return str(ipaddress.ip_network("%s/64" % host, strict=False))
-    return host
-
-
 def parse_ip(text: str) -> Optional[Any]:
     """An address from a header hop (``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80``, ``::1``); None if it is not one."""
     text = text.strip().strip('"')

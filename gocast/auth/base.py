@@ -7,7 +7,7 @@ the decision it returns, and the interface it provides.
 from __future__ import annotations
 
 import base64
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import attr
 from zope.interface import Interface
@@ -38,13 +38,16 @@ class AuthRequest:
     password: Optional[str] = attr.field(default=None, repr=False)
     client: Optional[str] = None
     protocol: str = "icy"
+    #: False once the listener has gone (a slow check still queued is skipped).
+    connected: Callable[[], bool] = attr.field(default=lambda: True, eq=False, repr=False)
 
     @classmethod
     def build(cls, mount: str, ip: str, headers: Dict[str, str], token_arg: Optional[str],
-              client: Optional[str] = None, protocol: str = "icy") -> "AuthRequest":
+              client: Optional[str] = None, protocol: str = "icy",
+              connected: Callable[[], bool] = lambda: True) -> "AuthRequest":
         user, password, bearer = credentials(headers.get("authorization"))
         return cls(mount, ip, headers.get("user-agent", ""), headers, token_arg or bearer, user, password,
-                   client, protocol)
+                   client, protocol, connected)
 
 
 def credentials(authorization: Optional[str]) -> Tuple[Optional[str], Optional[str], Optional[str]]:

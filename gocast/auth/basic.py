@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import time
 from typing import Any, Callable, Dict, Optional
 
 import bcrypt
@@ -22,6 +23,7 @@ from twisted.internet.defer import DeferredSemaphore
 from zope.interface import implementer
 
 from ..config.files import describe, read_setting_file
+from ..core.throttle import TOO_MANY, AuthFailures
 from .base import AuthRequest, AuthSetupError, AuthenticatorBase, Decision, IAuthenticator
 
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
@@ -61,6 +63,17 @@ def read_htpasswd(path: str) -> Dict[str, str]:
     return users
 
 
+def _cost(users: Dict[str, str]) -> int:
+    """The bcrypt cost of the users' hashes (the first one's), so a decoy check takes as long."""
+    for stored in users.values():
+        if stored.startswith(BCRYPT_PREFIXES):
+            try:
+                return max(4, min(15, int(stored.split("$")[2])))
+            except (IndexError, ValueError):
+                break
+    return 4
+
+
 def check_fast(password: str, stored: str) -> Optional[bool]:
     """Plain and {SHA} entries, compared in constant time; None for bcrypt (slow: in a thread)."""
     if stored.startswith(BCRYPT_PREFIXES):
@@ -84,34 +97,52 @@ def check_bcrypt(password: str, stored: str) -> bool:
 @implementer(IAuthenticator)
 class BasicAuthenticator(AuthenticatorBase):
     def __init__(self, users: Dict[str, str], users_file: str, realm: str,
-                 run_in_thread: Callable[..., Any]):
+                 run_in_thread: Callable[..., Any], failures: Optional[AuthFailures] = None,
+                 now: Callable[[], float] = time.monotonic):
+        """
+        :param failures: failed logins per client, shared with the admin and
+            sources: past the limit a client is refused (429) before any check.
+        """
         self.users = read_htpasswd(users_file) if users_file else {}
         self.users.update(users)
         self.challenge = 'Basic realm="%s", charset="UTF-8"' % realm.replace('"', "'")
         self.run_in_thread = run_in_thread
+        self.failures = failures if failures is not None else AuthFailures(now)
         self._checks = DeferredSemaphore(CHECKS_AT_ONCE)
         self._remembered: Dict[bytes, bool] = {}
+        # Unknown users are checked against this, so they take as long as known ones.
+        self._decoy = bcrypt.hashpw(b"decoy", bcrypt.gensalt(rounds=_cost(self.users))).decode("ascii")
 
     def authorize(self, request: AuthRequest) -> Any:
         if request.user is None or request.password is None:
             return Decision.deny(401, ASK, "no credentials", self.challenge)
+        wait = self.failures.blocked(request.ip)
+        if wait is not None:
+            return Decision.deny(429, TOO_MANY, "too many failed logins from %s" % request.ip)
         stored = self.users.get(request.user)
-        if stored is None:
-            return self.wrong(request)
         key = hashlib.sha256(b"%s\0%s\0%s" % (request.user.encode(), request.password.encode(),
-                                              stored.encode())).digest()
-        if key in self._remembered:
+                                              (stored or "").encode())).digest()
+        if stored is not None and key in self._remembered:
             return Decision.allow(listener_id=request.user)
-        fast = check_fast(request.password, stored)
+        fast = check_fast(request.password, stored) if stored is not None else None
         if fast is not None:
             return self.judged(request, key, fast)
         if len(self._checks.waiting) >= MAX_WAITING:
             return Decision.deny(403, "too many sign-ins at once; try again", "bcrypt queue full")
-        checked = self._checks.run(self.run_in_thread, check_bcrypt, request.password, stored)
-        return checked.addCallback(lambda ok: self.judged(request, key, ok))
+
+        def check() -> Any:
+            if not request.connected():
+                return False  # the listener left while it waited its turn: the next one goes
+            if stored is None:
+                # No such user: spend the time a real check would, then say no.
+                return self.run_in_thread(check_bcrypt, request.password, self._decoy).addCallback(lambda _: False)
+            return self.run_in_thread(check_bcrypt, request.password, stored)
+
+        return self._checks.run(check).addCallback(lambda ok: self.judged(request, key, ok))
 
     def judged(self, request: AuthRequest, key: bytes, ok: bool) -> Decision:
         if not ok:
+            self.failures.failed(request.ip)
             return self.wrong(request)
         if len(self._remembered) >= MAX_REMEMBERED:
             self._remembered.clear()

@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from ..config import Config, MountConfig
 from ..outbound import OutboundHttp
 from .base import AuthRequest, AuthSetupError, Decision, IAuthenticator
+from ..core.throttle import AuthFailures
 from .basic import BasicAuthenticator
 from .callback import HttpAuthenticator, IcecastUrlAuthenticator
 from .ip import IpAuthenticator
@@ -62,8 +63,11 @@ class ListenerGate:
     _log = Logger()
 
     def __init__(self, bus: Any, http: OutboundHttp, now: Callable[[], float],
-                 call_later: Callable[..., Any], run_in_thread: Callable[..., Deferred]):
+                 call_later: Callable[..., Any], run_in_thread: Callable[..., Deferred],
+                 failures: Optional[AuthFailures] = None):
+        """:param failures: failed logins per client, shared with sources and the admin."""
         self.bus = bus
+        self.failures = failures if failures is not None else AuthFailures(now)
         self.http = http
         self.now = now
         self.call_later = call_later
@@ -113,7 +117,7 @@ class ListenerGate:
         if auth.type == "ip":
             return IpAuthenticator(auth.allowed, auth.denied)
         if auth.type == "basic":
-            return BasicAuthenticator(auth.users, auth.users_file, auth.realm, self.run_in_thread)
+            return BasicAuthenticator(auth.users, auth.users_file, auth.realm, self.run_in_thread, self.failures)
         if auth.type == "token":
             return TokenAuthenticator(auth, self.http.get_json, self.now)
         if auth.type == "http":

@@ -11,6 +11,7 @@ years, while someone who mistyped waits a minute.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections import OrderedDict
 from typing import Callable, List, Optional
@@ -23,19 +24,40 @@ MAX_TRACKED_CLIENTS = 10000
 TOO_MANY = "too many failed logins from your address; wait a minute"
 
 
+def address_key(host: str) -> str:
+    """
+    Who a limit counts: an IPv4 address as itself, an IPv6 address by its
+    /64 (one home or phone is given a whole /64, and picks addresses in it
+    at will), anything else as it is.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6:
+        mapped = address.ipv4_mapped
+        if mapped is not None:
+            return str(mapped)
+        return str(ipaddress.ip_network("%s/64" % host, strict=False))
+    return host
+
+
 class AuthFailures:
+    """Failed logins by client (:func:`address_key`: an IPv6 client is its /64)."""
+
     def __init__(self, now: Callable[[], float]):
         self.now = now
         self._failures: "OrderedDict[str, List[float]]" = OrderedDict()
 
     def blocked(self, client: str) -> Optional[float]:
         """Seconds ``client`` must wait before trying again, or None."""
-        failures = self._recent(client)
+        failures = self._recent(address_key(client))
         if len(failures) >= FAILURE_LIMIT:
             return failures[0] + FAILURE_WINDOW - self.now()
         return None
 
     def failed(self, client: str) -> None:
+        client = address_key(client)
         failures = self._recent(client)
         failures.append(self.now())
         self._failures[client] = failures

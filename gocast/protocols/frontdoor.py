@@ -28,12 +28,12 @@ from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from ..auth.address import address_key, client_address, host_of, in_networks, parse_ip
+from ..auth.address import client_address, host_of, in_networks, parse_ip
 from ..auth.gate import ListenerGate
 from ..config import Config
 from ..core.events import EventBus
 from ..core.registry import MountRegistry
-from ..core.throttle import AuthFailures
+from ..core.throttle import AuthFailures, address_key
 from ._http import BadRequest, RequestHead, declares_body, parse_head, reply_version, response_head
 from ..cors import cors_headers
 from ..geo import GeoLocator
@@ -302,12 +302,13 @@ class FrontDoorFactory(Factory):
         #: Told the status of every response GoCast writes itself (metrics).
         self.count_response: Callable[[int], None] = lambda status: None
         self.access_log = AccessLog(registry.config.logging)
+        self.auth_failures = auth_failures if auth_failures is not None else AuthFailures(reactor.seconds)
         if gate is None:
-            gate = ListenerGate(bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater, maybeDeferred)
+            gate = ListenerGate(bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater, maybeDeferred,
+                                self.auth_failures)
             gate.configure(registry.config)
         self.gate = gate
         gate.new_client_id = self.new_listener_id  # HLS players' IDs, for url auth
-        self.auth_failures = auth_failures if auth_failures is not None else AuthFailures(reactor.seconds)
         #: Looks listeners up by address (the service configures it from ``geoip``).
         self.geo = GeoLocator()
 

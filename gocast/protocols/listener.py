@@ -104,7 +104,8 @@ class ListenerSession:
 
     def start(self, rest: bytes) -> None:
         head = self.head
-        request = AuthRequest.build(self.home, self.peer, dict(head.headers), head.arg("token"), str(self.id))
+        request = AuthRequest.build(self.home, self.peer, dict(head.headers), head.arg("token"), str(self.id),
+                                    connected=lambda: not self._gone)
         admission = self.door.factory.gate.authorize(request)
         if isinstance(admission, Deferred):
             admission.addCallback(self.admitted)
