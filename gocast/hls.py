@@ -34,6 +34,7 @@ from .auth.address import host_of
 from .auth.base import AuthRequest
 from .auth.gate import Admission, ListenerGate
 from .core.mount import Chunk, Mount
+from .core.throttle import address_key
 from .geo import NOWHERE, GeoLocator, Location
 from .core.registry import MountRegistry
 from .media import Packet, media_type
@@ -90,19 +91,31 @@ class HlsOutput:
         self.sessions: "OrderedDict[str, float]" = OrderedDict()
         #: Where each of them is (GeoIP), looked up when first seen.
         self.places: Dict[str, Location] = {}
+        #: The client address (:func:`address_key`) each of them plays from.
+        self.owners: Dict[str, str] = {}
 
     def room_for(self, key: str) -> bool:
-        """Whether the client ``key`` may fetch the playlist: a new one only while the mount is not full."""
+        """Whether the client ``key`` may play: a new one only while the mount is not full."""
         mount = self.mount
         return not mount.max_listeners or mount.listeners < mount.max_listeners or key in self.sessions
 
-    def seen(self, key: str, locate: Callable[[], Location] = lambda: NOWHERE) -> None:
-        """A client fetched the playlist."""
+    def sessions_of(self, address: str) -> int:
+        """How many listening sessions the client address (its :func:`address_key`) holds."""
+        self.session_count()  # forget the sessions that ended
+        return sum(1 for owner in self.owners.values() if owner == address)
+
+    def seen(self, key: str, address: str = "", locate: Callable[[], Location] = lambda: NOWHERE) -> None:
+        """
+        A client fetched a segment or a part: it listens. Fetching playlists
+        alone counts for nothing (anyone can ask for a playlist with a new
+        ``?session=`` every time; only playing costs bandwidth).
+        """
         sessions = self.sessions
         if key in sessions:
             sessions.move_to_end(key)
         else:
             self.places[key] = locate()
+            self.owners[key] = address
         sessions[key] = self.now()
         self.mount.note_peak()
 
@@ -120,6 +133,7 @@ class HlsOutput:
                 break
             del sessions[key]
             self.places.pop(key, None)
+            self.owners.pop(key, None)
         return len(sessions)
 
     def session_locations(self) -> List[Location]:
@@ -432,25 +446,42 @@ class HlsResource(Resource):
         if segmenter is None:
             return self.missing(request)
         found = segmenter.lookup(name)
+        if found is None and not (isinstance(segmenter, PartSegmenter) and name == segmenter.next_part_name()):
+            return self.missing(request)
+        refused = self.listening(request, output)
+        if refused is not None:
+            return refused
         if found is not None:
             return self.file(request, *found)
-        if isinstance(segmenter, PartSegmenter) and name == segmenter.next_part_name():
-            # The preload hint: answer as soon as that part is cut.
-            return self.block(request, output, lambda: segmenter.lookup(name) is not None,
-                              lambda: self.file(request, *segmenter.lookup(name)))  # type: ignore[misc]
-        return self.missing(request)
+        # The preload hint: answer as soon as that part is cut.
+        return self.block(request, output, lambda: segmenter.lookup(name) is not None,
+                          lambda: self.file(request, *segmenter.lookup(name)))  # type: ignore[misc]
+
+    def listening(self, request: Request, output: HlsOutput) -> Optional[bytes]:
+        """
+        Count the client fetching a segment or part as a listener; the
+        refusal (503) when the mount is full, or when its address already
+        holds ``limits.max_connections_per_ip`` sessions.
+        """
+        key = session_key(request)
+        host = host_of(request.getClientAddress())
+        if key not in output.sessions:
+            if not output.room_for(key):
+                return self.refuse(request, 503, "mount %s is full (%d listeners)"
+                                   % (output.mount.path, output.mount.listeners))
+            limit = self.registry.config.limits.max_connections_per_ip
+            if limit and output.sessions_of(address_key(host)) >= limit:
+                return self.refuse(request, 503, "too many sessions from your address "
+                                                 "(limits.max_connections_per_ip is %d)" % limit)
+        geo = self.geo
+        output.seen(key, address_key(host), (lambda: geo.locate(host)) if geo is not None else (lambda: NOWHERE))
+        return None
 
     def playlist(self, request: Request, output: HlsOutput, segmenter: AnySegmenter) -> Union[bytes, int]:
-        key = session_key(request)
-        if not output.room_for(key):
-            # As for ICY listeners: HLS clients count towards max_listeners.
+        if not output.room_for(session_key(request)):
+            # As for ICY listeners: HLS clients count towards max_listeners (once they play).
             return self.refuse(request, 503, "mount %s is full (%d listeners)"
                                % (output.mount.path, output.mount.listeners))
-        geo = self.geo
-        if geo is None:
-            output.seen(key)
-        else:
-            output.seen(key, lambda: geo.locate(host_of(request.getClientAddress())))
         try:
             sequence, part = blocking_reload(request)
         except ValueError as e:
@@ -500,9 +531,12 @@ class HlsResource(Resource):
         request.setHeader(b"content-type", b"application/vnd.apple.mpegurl")
         request.setHeader(b"cache-control", b"max-age=%d" % int(half))
         text = segmenter.playlist()
-        token = request_arg(request, b"token")
-        if token:
-            text = with_query(text, "token=" + quote(token, safe=""))
+        # The token and the session go on to every segment, so they are let in and counted.
+        query = "&".join("%s=%s" % (name.decode("ascii"), quote(value, safe=""))
+                         for name, value in ((b"token", request_arg(request, b"token")),
+                                             (b"session", request_arg(request, b"session"))) if value)
+        if query:
+            text = with_query(text, query)
         if getattr(request, "private_cache", False):
             request.setHeader(b"cache-control", b"private, max-age=%d" % int(half))
         return text.encode("ascii")

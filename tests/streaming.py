@@ -69,7 +69,10 @@ class Harness:
         extra += "Authorization: Basic %s\r\n" % auth if auth else ""
         proto, transport = self.connect(("GET %s HTTP/1.0\r\nHost: radio.test:8000\r\n%s\r\n"
                                          % (target, extra)).encode(), peer)
-        return split_response(transport.value())
+        answer = split_response(transport.value())
+        if transport.disconnecting:
+            close(proto)  # the client sees the end of the answer; its slot is free again
+        return answer
 
     def event_names(self):
         return [e.name for e in self.events]

@@ -9,6 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from gocast.config import parse_config
 from gocast.geo import NOWHERE, GeoLocator, Location, audience
 
+from .test_hls import play
 from .streaming import Harness, feed_frames
 
 
@@ -96,7 +97,7 @@ class ListenersByPlaceTests(SynchronousTestCase):
         for address in (LONDON, LONDON, STOCKHOLM):
             h.listener("/live", "X-Forwarded-For: %s\r\n" % address)
         h.listener("/live", "X-Forwarded-For: %s\r\n" % GOOGLE, peer="198.51.100.1")  # untrusted: not believed
-        h.get("/hls/live/playlist.m3u8", extra="X-Forwarded-For: %s\r\nUser-Agent: hls.js\r\n" % GOOGLE)
+        play(h, extra="X-Forwarded-For: %s\r\nUser-Agent: hls.js\r\n" % GOOGLE)
         counts = audience(mount_locations(h.registry.get("/live")))
         self.assertEqual(counts["listeners_by_country"], {"GB": 2, "SE": 1, "unknown": 1, "US": 1})
         self.assertEqual(counts["listeners_by_city"], {"Willesden": 2, "Stockholm": 1})

@@ -168,31 +168,64 @@ class RegroupTests(SynchronousTestCase):
         self.assertAlmostEqual(sum(d for _, d in groups), 20 * 1024 / 44100)
 
 
+def play(h, query="", extra="", mount="live", peer="10.0.0.5"):
+    """
+    What a player does: fetch the playlist, then the newest segment by the
+    URI the playlist gives. The status of the last answer.
+    """
+    status, _, body = h.get("/hls/%s/playlist.m3u8%s" % (mount, query), extra=extra, peer=peer)
+    if " 200 " not in status:
+        return status
+    uri = [line for line in body.decode().split("\n") if line and not line.startswith("#")][-1]
+    return h.get("/hls/%s/%s" % (mount, uri), extra=extra, peer=peer)[0]
+
+
 class HlsSessionTests(SynchronousTestCase):
-    def test_playlist_clients_count_as_listeners(self):
+    def test_playing_clients_count_as_listeners(self):
         h = Harness("mounts { live { hls { enabled true segment_duration 2 } } }")
         source, _ = h.source()
         feed_frames(source, 100)
         for agent in ("hls.js", "AppleCoreMedia", "hls.js"):
-            h.get("/hls/live/playlist.m3u8", extra="User-Agent: %s\r\n" % agent)
-        h.get("/hls/live/playlist.m3u8?session=abc")
-        h.get("/hls/live/playlist.m3u8?session=abc")
+            self.assertIn(" 200 ", play(h, extra="User-Agent: %s\r\n" % agent))
+        self.assertIn(" 200 ", play(h, "?session=abc"))
+        self.assertIn(" 200 ", play(h, "?session=abc"))
         mount = h.registry.get("/live")
         self.assertEqual(mount.listeners, 3)
         self.assertEqual(mount.peak_listeners, 3)
         h.listener()
         self.assertEqual(mount.listeners, 4)
-        h.clock.advance(4.1)  # two target durations without a playlist fetch
+        h.clock.advance(4.1)  # two target durations without a segment fetched
         self.assertEqual(mount.listeners, 1)
+
+    def test_playlists_alone_count_for_nothing(self):
+        """Anyone can ask for playlists with a new ?session= each time: only playing counts."""
+        h = Harness("mounts { live { max_listeners 2 hls { enabled true segment_duration 2 } } }")
+        source, _ = h.source()
+        feed_frames(source, 100)
+        for n in range(50):
+            self.assertIn(" 200 ", h.get("/hls/live/playlist.m3u8?session=fake%d" % n)[0])
+        self.assertEqual(h.registry.get("/live").listeners, 0)
+        self.assertIn(b"HTTP/1.0 200 OK", h.listener()[1].value())  # real listeners still get in
+
+    def test_sessions_per_address_are_capped(self):
+        h = Harness("limits { max_connections_per_ip 3 } mounts { live { hls { enabled true segment_duration 2 } } }")
+        source, _ = h.source()
+        feed_frames(source, 100)
+        for n in range(3):
+            self.assertIn(" 200 ", play(h, "?session=s%d" % n))
+        status = play(h, "?session=s3")
+        self.assertIn(" 503 ", status)
+        self.assertIn(" 200 ", play(h, "?session=s0"))  # one already playing goes on
+        self.assertIn(" 200 ", play(h, "?session=other", peer="10.0.0.6"))  # another address is not held back
 
     def test_a_client_that_comes_back_is_not_forgotten(self):
         h = Harness("mounts { live { hls { enabled true segment_duration 2 } } }")
         source, _ = h.source()
         feed_frames(source, 100)
-        h.get("/hls/live/playlist.m3u8?session=a")
-        h.get("/hls/live/playlist.m3u8?session=b")
+        play(h, "?session=a")
+        play(h, "?session=b")
         h.clock.advance(3)
-        h.get("/hls/live/playlist.m3u8?session=a")
+        play(h, "?session=a")
         h.clock.advance(1.5)  # b last seen 4.5 s ago, a 1.5 s ago
         self.assertEqual(h.registry.get("/live").listeners, 1)
         self.assertEqual(list(h.hls.outputs["/live"].sessions), ["s:a"])
@@ -202,14 +235,14 @@ class HlsSessionTests(SynchronousTestCase):
         source, _ = h.source()
         feed_frames(source, 100)
         h.listener()
-        self.assertIn(" 200 ", h.get("/hls/live/playlist.m3u8?session=a")[0])
+        self.assertIn(" 200 ", play(h, "?session=a"))
         status, _, body = h.get("/hls/live/playlist.m3u8?session=b")
         self.assertIn(" 503 ", status)
         self.assertIn(b"mount /live is full (2 listeners)", body)
-        self.assertIn(" 200 ", h.get("/hls/live/playlist.m3u8?session=a")[0])  # one already in goes on
+        self.assertIn(" 200 ", play(h, "?session=a"))  # one already in goes on
         self.assertIn(b" 503 ", h.listener()[1].value().split(b"\r\n")[0])  # and ICY counts it too
         h.clock.advance(4.1)  # session a went away
-        self.assertIn(" 200 ", h.get("/hls/live/playlist.m3u8?session=b")[0])
+        self.assertIn(" 200 ", play(h, "?session=b"))
 
 
 class HlsFallbackTests(SynchronousTestCase):

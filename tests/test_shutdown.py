@@ -71,8 +71,11 @@ class ShutdownTests(SynchronousTestCase):
         h.clock.running = True
         source, _ = h.source()
         feed_frames(source, 100)
-        self.assertIn(" 200 ", h.request("GET", "/hls/live/playlist.m3u8")[0])
-        self.assertEqual(h.service.registry.get("/live").listeners, 1)  # counted in the statistics
+        status, _, playlist = h.request("GET", "/hls/live/playlist.m3u8")
+        self.assertIn(" 200 ", status)
+        segment = [line for line in playlist.decode().split("\n") if line and not line.startswith("#")][-1]
+        self.assertIn(" 200 ", h.request("GET", "/hls/live/" + segment)[0])
+        self.assertEqual(h.service.registry.get("/live").listeners, 1)  # a player counts in the statistics
         h.service.shutdown()
         close(source)
         h.clock.advance(0.5)
