@@ -142,6 +142,13 @@ class AdminActionTests(SynchronousTestCase):
         self.assertEqual(self.h.registry.get("/live").title, "Old School")
         self.assertIn(" 401 ", self.h.get("/admin.cgi?mode=updinfo&song=x&pass=wrong")[0])
 
+    def test_shoutcast_admin_cgi_without_mount_is_for_the_shoutcast_mount(self):
+        h = Harness("shoutcast { mount /dj } mounts { live { } dj { } }")
+        h.source("/live")
+        h.source("/dj")
+        self.assertIn(" 200 ", h.get("/admin.cgi?mode=updinfo&song=DJ+Set&pass=hackme")[0])
+        self.assertEqual((h.registry.get("/dj").title, h.registry.get("/live").title), ("DJ Set", ""))
+
 
 class PlaylistTests(SynchronousTestCase):
     def test_playlists(self):

@@ -295,18 +295,21 @@ class AdminResource(Resource):
 
 
 class ShoutcastAdmin(Resource):
-    """``/admin.cgi?mode=updinfo&song=...&pass=...``: SHOUTcast v1 metadata updates."""
+    """
+    ``/admin.cgi?mode=updinfo&song=...&pass=...``: SHOUTcast v1 metadata
+    updates; without ``mount=``, for the mount SHOUTcast sources stream to
+    (``shoutcast.mount``), as Icecast does.
+    """
 
     isLeaf = True
 
-    def __init__(self, ctx: AdminContext, mount: str = "/live"):
+    def __init__(self, ctx: AdminContext):
         super().__init__()
         self.ctx = ctx
-        self.default_mount = mount
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"text/xml; charset=utf-8")
-        path = arg(request, "mount") or self.default_mount
+        path = arg(request, "mount") or self.ctx.config.shoutcast.mount
         mount_config = self.ctx.config.mounts.get(path) or MountConfig()
         password = (arg(request, "pass") or "").encode("utf-8")
         expected = mount_config.password or self.ctx.config.auth.source_password
