@@ -29,6 +29,7 @@ from typing import Any, List, Optional, TextIO
 from ._cli_api import (COMMANDS, EXIT_USAGE, UsageError, add_client_options, add_commands, client_settings,
                        print_reload, reload_with_key, run)
 from ._version import __version__
+from .config.files import unusable_files
 from .transcode import ffmpeg_missing
 from .config import (
     ConfigError,
@@ -91,6 +92,12 @@ def check_files(files: List[str], out: TextIO, err: TextIO) -> int:
             continue
         if loaded.warnings:
             err.write(render_issues(list(loaded.warnings)) + "\n")
+        unusable = unusable_files(loaded.config)
+        if unusable:
+            err.write("".join("%s: %s\n" % (path, problem) for problem in unusable))
+            err.write("%s: %d error%s\n" % (path, len(unusable), "" if len(unusable) == 1 else "s"))
+            status = 1
+            continue
         missing = ffmpeg_missing(loaded.config)
         if missing:
             err.write("%s: warning: %s\n" % (path, missing))

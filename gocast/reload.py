@@ -24,19 +24,34 @@ from twisted.logger import Logger
 
 from .config import Config, ConfigError, LoadedConfig, load_config
 
-#: (what, how to read it): changing these needs a restart.
-RESTART_ONLY: Tuple[Tuple[str, Callable[[Config], Any]], ...] = (
-    ("server.listen", lambda c: c.server.listen),
-    ("server.port", lambda c: c.server.port),
-    ("server.endpoints", lambda c: c.server.endpoints),
-    ("server.admin_root", lambda c: c.server.admin_root),
-    ("server.data_dir", lambda c: c.server.data_dir),
-    ("ssl.enabled", lambda c: c.ssl.enabled),
-    ("ssl.port", lambda c: c.ssl.port),
-    ("shoutcast.enabled", lambda c: c.shoutcast.enabled),
-    ("shoutcast.port", lambda c: c.shoutcast.port),
-    ("metrics.path", lambda c: c.metrics.path),
+#: Settings a reload cannot change (listening sockets, paths served, the
+#: state database): reported as needing a restart, and kept as they run.
+RESTART_ONLY: Tuple[str, ...] = (
+    "server.listen", "server.port", "server.endpoints", "server.admin_root", "server.data_dir",
+    "ssl.enabled", "ssl.port", "shoutcast.enabled", "shoutcast.port", "metrics.path",
 )
+
+
+def _read(config: Any, dotted: str) -> Any:
+    for name in dotted.split("."):
+        config = getattr(config, name)
+    return config
+
+
+def _with(config: Any, dotted: str, value: Any) -> Any:
+    """``config`` with the setting at ``dotted`` replaced."""
+    name, _, rest = dotted.partition(".")
+    return attr.evolve(config, **{name: _with(getattr(config, name), rest, value) if rest else value})
+
+
+def as_running(old: Config, new: Config) -> Config:
+    """
+    ``new`` as it can be put in force: the restart-only settings keep the
+    values the server runs with, so what it reports is what it does.
+    """
+    for dotted in RESTART_ONLY:
+        new = _with(new, dotted, _read(old, dotted))
+    return new
 
 
 @attr.frozen
@@ -81,7 +96,7 @@ def describe_changes(old: Config, new: Config) -> Tuple[List[str], List[str]]:
             changes.append("%s changed: %s" % (section, detail))
         else:
             changes.append("%s changed" % section)
-    restart = [name for name, read in RESTART_ONLY if read(old) != read(new)]
+    restart = [dotted for dotted in RESTART_ONLY if _read(old, dotted) != _read(new, dotted)]
     return changes, restart
 
 
@@ -152,7 +167,7 @@ class Reloader:
             return self.failed("\n".join(str(issue) for issue in e.issues))
         changes, restart = describe_changes(current.config, loaded.config)
         try:
-            self.apply(loaded.config)
+            self.apply(as_running(current.config, loaded.config))
         except Exception as e:
             if not isinstance(e, ValueError):  # ValueError: a file the operator must fix
                 self._log.failure("reload failed while applying; the previous config is back")

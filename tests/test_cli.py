@@ -65,6 +65,17 @@ class CliTests(SynchronousTestCase):
         self.patch(transcode.shutil, "which", lambda name: "/usr/bin/" + name)
         self.assertEqual(self.run_cli("config", "check", path), (0, "%s: OK (4 mounts, 0 warnings)\n" % path, ""))
 
+    def test_check_reads_every_file_the_config_names(self):
+        missing = FilePath(self.mktemp()).path
+        path = self.write("g.vibe", 'mounts {\n  live { auth { type basic users_file "%s" } }\n'
+                                    '  other { fallback { file "%s.mp3" } }\n}\n' % (missing, missing))
+        code, out, err = self.run_cli("config", "check", path)
+        self.assertEqual((code, out), (1, ""))
+        self.assertIn("%s: mounts./live.auth.users_file: cannot read %s: No such file or directory" % (path, missing),
+                      err)
+        self.assertIn("mounts./other.fallback.file: cannot read %s.mp3" % missing, err)
+        self.assertIn("%s: 2 errors" % path, err)
+
     def test_check_reports_every_error(self):
         path = self.write("g.vibe", BROKEN)
         code, out, err = self.run_cli("config", "check", path)

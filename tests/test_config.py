@@ -347,6 +347,15 @@ class ShowTests(SynchronousTestCase):
         tree = dump_config(default_config(), reveal_secrets=True)
         self.assertEqual(parse_config(vibe.dumps(tree)).config, default_config())
 
+    def test_a_mount_without_auth_round_trips(self):
+        config = parse_config("mounts { live { } other { max_listeners 3 } }").config
+        tree = dump_config(config, reveal_secrets=True)
+        self.assertEqual(parse_config(vibe.dumps(tree)).config, config)
+        self.assertEqual(parse_config(json.dumps(tree), "x.json").config, config)
+        with self.assertRaises(ConfigError) as caught:
+            parse_config("mounts { live { auth { secret x } } }")
+        self.assertIn("type is required", str(caught.exception.issues[0]))
+
 
 class KindSchemaTests(SynchronousTestCase):
     """

@@ -74,6 +74,9 @@ class ReloadTests(SynchronousTestCase):
         h.rewrite(BASE.replace("8000", "9000"))
         result = self.successResultOf(h.service.reloader.reload())
         self.assertEqual(result.restart_required, ("server.port",))
+        # What the server reports is what it runs with, until a restart.
+        self.assertEqual(h.service.config.server.port, 8000)
+        self.assertEqual(h.service.loaded.config.server.port, 8000)
 
     def test_credentials_change_without_showing_them(self):
         h = ServiceHarness(self, BASE)

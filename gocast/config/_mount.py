@@ -74,8 +74,10 @@ _AUTH_REQUIRED = {
 
 @attr.frozen
 class ListenerAuthConfig:
-    type: str = setting("", "Backend: token (JWT), http (callback), url (Icecast-compatible), ip or basic.",
-                        Str(LISTENER_AUTH_TYPES))
+    type: str = setting("", "Backend: token (JWT), http (callback), url (Icecast-compatible), ip or basic; "
+                        "empty: none.",
+                        Str(("",) + LISTENER_AUTH_TYPES,
+                            expected="one of %s (or empty: no auth)" % ", ".join(LISTENER_AUTH_TYPES)))
     secret: str = setting("", "token: HS256 shared secret.", secret=True)
     public_key: str = setting("", "token: file with the RS256/ES256 public key (PEM).", operator=True)
     jwks_url: Optional[str] = setting(None, "token: JWKS URL to fetch signing keys from.", URL(), operator=True)
@@ -101,7 +103,9 @@ class ListenerAuthConfig:
 
     def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
         if not self.type:
-            report.error(path, "type is required: one of %s" % ", ".join(LISTENER_AUTH_TYPES), at="key")
+            # No auth; a block with nothing set says the same (config show writes one).
+            if self != ListenerAuthConfig():
+                report.error(path, "type is required: one of %s" % ", ".join(LISTENER_AUTH_TYPES), at="key")
             return
         needed = _AUTH_REQUIRED[self.type]
         if not any(key in raw for key in needed):

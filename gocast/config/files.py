@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import IO
+from typing import IO, Any, Iterator, List, Tuple
 
 
 class SettingFileError(OSError):
@@ -59,3 +59,33 @@ def append_to_setting_file(path: str) -> IO[bytes]:
 def describe(error: OSError) -> str:
     """Why a file could not be used, for an error message (no contents, no traceback)."""
     return error.strerror or str(error)
+
+
+def named_files(config: Any) -> Iterator[Tuple[str, str]]:
+    """``(setting, path)`` for every file the server will read with ``config``."""
+    if config.ssl.enabled:
+        for name in ("cert", "key", "chain"):
+            if getattr(config.ssl, name):
+                yield "ssl." + name, getattr(config.ssl, name)
+    if config.geoip.enabled and config.geoip.database:
+        yield "geoip.database", config.geoip.database
+    for mount, settings in sorted(config.mounts.items()):
+        where = "mounts.%s." % mount
+        auth = settings.auth
+        if auth.type == "basic" and auth.users_file:
+            yield where + "auth.users_file", auth.users_file
+        if auth.type == "token" and auth.public_key:
+            yield where + "auth.public_key", auth.public_key
+        if settings.fallback.file:
+            yield where + "fallback.file", settings.fallback.file
+
+
+def unusable_files(config: Any) -> List[str]:
+    """One line for each file ``config`` names that the server could not read."""
+    problems = []
+    for setting, path in named_files(config):
+        try:
+            os.close(open_regular(path))
+        except OSError as e:
+            problems.append("%s: cannot read %s: %s" % (setting, path, describe(e)))
+    return problems
