@@ -316,6 +316,24 @@ class MountTests(ApiTestCase):
                          "https://bot:<redacted>@hooks.example/in?api_key=<redacted>&channel=7")
 
 
+class MetricsKeyTests(ApiTestCase):
+    top = "metrics { auth_required true }"
+
+    def test_a_key_with_read_stats_may_scrape(self):
+        reader = self.new_key(["read_stats"], "prometheus")["key"]
+        writer = self.new_key(["write_metadata"], "tagger")["key"]
+        status, headers, body = self.h.api("GET", "/metrics", key=reader)
+        self.assertEqual(status, 200)
+        self.assertIn(b"gocast_uptime_seconds", body)
+        self.assertEqual(self.h.api("GET", "/metrics", headers="X-API-Key: %s\r\n" % reader)[0], 200)
+        self.assertEqual(self.h.api("GET", "/metrics", key=writer)[0], 401)
+        self.assertEqual(self.h.api("GET", "/metrics")[0], 401)
+        self.assertEqual(self.h.api("GET", "/metrics", admin=True)[0], 200)
+        for _ in range(10):
+            self.h.api("GET", "/metrics", key="gck_guessed-wrong-0123456789")
+        self.assertEqual(self.h.api("GET", "/metrics", key=reader)[0], 429)  # guessing keys is limited too
+
+
 class StreamTests(ApiTestCase):
     def test_metadata_source_and_listeners(self):
         status, _, body = self.h.api("POST", "/api/v1/mounts/live/metadata", {"title": "Tune"}, admin=True)

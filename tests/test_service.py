@@ -54,7 +54,7 @@ class ServiceTests(SynchronousTestCase):
         _, _, events = self.start(LoadedConfig(loaded("").config))
         warnings = [e for e in events if "default password" in e.get("log_format", "")]
         self.assertEqual(len(warnings), 1)
-        self.assertEqual(warnings[0]["names"], "source_password, relay_password, admin_password")
+        self.assertEqual(warnings[0]["names"], "source_password, admin_password")
 
     def test_no_warning_on_loopback(self):
         _, _, events = self.start(loaded("server { listen 127.0.0.1 }"))

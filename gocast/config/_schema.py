@@ -140,8 +140,9 @@ class SslConfig:
 class AuthConfig:
     source_password: str = setting(DEFAULT_PASSWORD, "Password sources use (user 'source') on any mount "
                                    "without its own.", secret=True)
-    relay_user: str = setting("relay", "User name relays use to pull streams.")
-    relay_password: str = setting(DEFAULT_PASSWORD, "Password relays use to pull streams.", secret=True)
+    relay_user: str = setting("relay", "User name relays use to pull streams.", implemented=False)
+    relay_password: str = setting(DEFAULT_PASSWORD, "Password relays use to pull streams.", secret=True,
+                                  implemented=False)
     admin_user: str = setting("admin", "Administrator user name.")
     admin_password: str = setting(DEFAULT_PASSWORD, "Administrator password.", secret=True)
 

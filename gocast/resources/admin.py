@@ -102,7 +102,8 @@ class AdminContext:
             return 429
         if check():
             return 200
-        sent = request.getUser() or request.getPassword() or request.args.get(b"pass")
+        sent = (request.getUser() or request.getPassword() or request.args.get(b"pass")
+                or request.getHeader(b"authorization") or request.getHeader(b"x-api-key"))
         if failures is not None and sent and not genuine():
             failures.failed(client)
         return 401

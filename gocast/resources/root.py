@@ -72,7 +72,7 @@ def build_root(registry: MountRegistry, health: HealthState, clock: Any,
     root = Root(registry, hls_resource)
     ctx = AdminContext(registry, health.started, clock, auth_failures)
     if metrics is not None and config.metrics.enabled:
-        put_at(root, config.metrics.path, MetricsResource(metrics, ctx))
+        put_at(root, config.metrics.path, MetricsResource(metrics, ctx, api.keys if api is not None else None))
     root.putChild(b"health", HealthResource(health))
     root.putChild(b"status-json.xsl", StatusJson(registry, health.started))
     root.putChild(b"admin.cgi", ShoutcastAdmin(ctx))
