@@ -144,6 +144,18 @@ class ValueKindTests(SynchronousTestCase):
     def config(self, text):
         return parse_config(text).config
 
+    def test_bounds_are_named(self):
+        cases = {
+            "directory { interval 10s }": "got \"10s\"; it must be at least 30s",
+            "limits { header_timeout 0 }": "it must be more than 0",
+            "mounts { live { hls { segment_duration 2h } } }": "it must be at most 1m",
+            "mounts { live { hls { part_duration 0.05 } } }": "it must be at least 100ms",
+        }
+        for text, reason in cases.items():
+            with self.assertRaises(ConfigError, msg=text) as caught:
+                parse_config(text)
+            self.assertIn(reason, str(caught.exception.issues[0]), text)
+
     def test_control_characters_refused_in_any_text(self):
         """Settings end up in headers, playlists and pages: a line break may not hide in one."""
         for text in ('mounts { live { stream_name "Radio\\rSet-Cookie: a=1" } }',

@@ -188,10 +188,10 @@ class Float(Kind):
     def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
             return self.fail(raw, path, report)
-        if (self.minimum is not None and raw < self.minimum) or (
-            self.maximum is not None and raw > self.maximum
-        ):
-            return self.fail(raw, path, report)
+        if self.minimum is not None and raw < self.minimum:
+            return self.fail(raw, path, report, "; it must be at least %g" % self.minimum)
+        if self.maximum is not None and raw > self.maximum:
+            return self.fail(raw, path, report, "; it must be at most %g" % self.maximum)
         return float(raw)
 
     def schema(self) -> Dict[str, Any]:
@@ -272,9 +272,10 @@ class Duration(Kind):
 
     expected = "a duration such as 30s, 5m, 1h or 30d (a bare number is seconds, at most ten years)"
 
-    def __init__(self, minimum: float = 0.0, positive: bool = False):
+    def __init__(self, minimum: float = 0.0, positive: bool = False, maximum: float = MAX_DURATION):
         self.minimum = minimum
         self.positive = positive
+        self.maximum = maximum
 
     def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
         if isinstance(raw, bool):
@@ -285,15 +286,22 @@ class Duration(Kind):
             value = parse_duration(raw)
         else:
             value = None
-        if value is None or not self.minimum <= value <= MAX_DURATION or (self.positive and value <= 0):
+        if value is None:
             return self.fail(raw, path, report)
+        if value < self.minimum:
+            return self.fail(raw, path, report, "; it must be at least %s" % format_duration(self.minimum))
+        if self.positive and value <= 0:
+            return self.fail(raw, path, report, "; it must be more than 0")
+        if value > self.maximum:
+            return self.fail(raw, path, report, "; it must be at most %s" % (
+                format_duration(self.maximum) if self.maximum < MAX_DURATION else "ten years"))
         return value
 
     def dump(self, value: float, reveal: bool = False) -> Any:
         return format_duration(value)
 
     def schema(self) -> Dict[str, Any]:
-        number: Dict[str, Any] = {"type": "number", "minimum": self.minimum, "maximum": MAX_DURATION}
+        number: Dict[str, Any] = {"type": "number", "minimum": self.minimum, "maximum": self.maximum}
         if self.positive:
             number["exclusiveMinimum"] = True
         # Text durations are not bounded by the schema; the server checks them.

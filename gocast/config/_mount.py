@@ -37,7 +37,8 @@ AUDIO_FORMATS = ("mp3", "aac", "opus", "vorbis", "ogg", "flac")
 @attr.frozen
 class HlsConfig:
     enabled: bool = setting(False, "Serve this mount as HLS too.")
-    segment_duration: float = setting(6.0, "Target length of one media segment.", Duration(positive=True))
+    segment_duration: float = setting(6.0, "Target length of one media segment (1s to 60s).",
+                                      Duration(minimum=1.0, maximum=60.0))
     playlist_length: int = setting(3, "Segments listed in the live playlist.", Int(1, 100))
     low_latency: bool = setting(False, "Low-Latency HLS: CMAF partial segments, blocking playlist reload.")
     part_duration: float = setting(0.5, "Target length of an LL-HLS partial segment (0.1s to 2s).",
