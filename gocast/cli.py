@@ -208,7 +208,25 @@ def serve(config: Optional[str]) -> int:
     return 0
 
 
+#: The exit status of a command whose output was cut off (128 + SIGPIPE), as a shell reports it.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Optional[List[str]] = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
+    """
+    The ``gocast`` command. Output piped into a reader that stops early
+    (``gocast stats --watch | head``) ends it quietly, as for any Unix tool.
+    """
+    try:
+        _main(argv, out, err)
+    except BrokenPipeError:
+        if out is sys.stdout:
+            # Nothing more can be written; keep Python from complaining as it flushes at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_BROKEN_PIPE)
+
+
+def _main(argv: Optional[List[str]], out: TextIO, err: TextIO) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "serve" or (args.command is None and args.config):

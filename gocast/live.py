@@ -239,6 +239,12 @@ class LiveStatsResource(Resource):
             request.setResponseCode(429)
             request.setHeader(b"retry-after", b"%d" % retry_after(wait))
             return (TOO_MANY + "\n").encode()
+        if (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
+            # A plain GET: say what this is, rather than hand it to Autobahn (which answers with a page).
+            request.setResponseCode(426)
+            request.setHeader(b"upgrade", b"websocket")
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"this is the live stats WebSocket: connect with a WebSocket client (the dashboard does)\n"
         channel = request.channel
         transport = channel.transport
         protocol = self.factory.buildProtocol(transport.getPeer())

@@ -44,6 +44,17 @@ class CliTests(SynchronousTestCase):
         self.assertEqual(caught.exception.code, 0)
         self.assertEqual(out.getvalue().strip(), "gocast %s" % __version__)
 
+    def test_output_cut_off_ends_quietly(self):
+        class ClosedPipe(io.StringIO):
+            def write(self, text):
+                raise BrokenPipeError(32, "Broken pipe")
+
+        err = io.StringIO()
+        with self.assertRaises(SystemExit) as caught:
+            cli.main(["config", "docs"], out=ClosedPipe(), err=err)
+        self.assertEqual(caught.exception.code, cli.EXIT_BROKEN_PIPE)
+        self.assertEqual(err.getvalue(), "")
+
     def test_check_ok(self):
         path = self.write("g.vibe", "mounts { live { } }\n")
         code, out, err = self.run_cli("config", "check", path)

@@ -217,3 +217,10 @@ class AccessTests(SynchronousTestCase):
         self.assertTrue(origin_allowed({"host": "radio.example.com:8000"}))  # not a browser
         self.assertTrue(origin_allowed({"host": "radio.example.com:8000", "origin": "http://radio.example.com:8000"}))
         self.assertFalse(origin_allowed({"host": "radio.example.com:8000", "origin": "https://evil.example"}))
+
+    def test_a_plain_get_is_told_what_this_is(self):
+        status, headers, body = self.h.request("GET", "/admin/ws/stats")
+        self.assertIn(" 426 ", status)
+        self.assertEqual(headers["upgrade"], "websocket")
+        self.assertIn(b"this is the live stats WebSocket", body)
+        self.assertNotIn(b"<html", body.lower())
