@@ -37,31 +37,31 @@ from ._startup import (
 from ._systemd import sd_notify, state_directory
 from ._version import __version__
 from .api.keys import USAGE_FLUSH, ApiKeys
-from .core.throttle import AuthFailures
 from .api.mounts import ApiMounts
 from .api.routes import ApiContext
 from .auth.gate import ListenerGate
 from .config import Config, LoadedConfig
 from .core.events import EventBus
 from .core.registry import MountRegistry
+from .core.throttle import AuthFailures
 from .dashboard import Dashboard, DashboardAccess, Sessions
-from .history import StatsHistory
-from .live import LiveStatsResource, StatsFactory, StatsHub
-from .hls import HlsOutputs
-from .logs import AccessLog, SwitchableObserver, build_observer, log_events, reopen_logs
-from .metrics import Metrics
+from .dashboard.live import LiveStatsResource, StatsFactory, StatsHub
+from .inputs.file import FilePlayers
+from .observe.history import StatsHistory
+from .observe.logs import AccessLog, SwitchableObserver, build_observer, log_events, reopen_logs
+from .observe.metrics import Metrics
+from .observe.webhooks import Webhooks, treq_post
 from .outbound import OutboundHttp
-from .playout.file import FilePlayers
+from .outputs.hls import HlsOutputs
+from .outputs.transcode import ffmpeg_missing
 from .protocols.frontdoor import FrontDoorFactory
 from .protocols.shoutcast import ShoutcastFactory
 from .protocols.tls import ReloadableTLS, certificate_options, tls_endpoint
 from .reload import Reloader
 from .resources.health import HealthState, disk_check
 from .resources.root import build_root
-from .state import StateStore, data_dir_in_use, state_path
 from .resources.site import GocastSite
-from .transcode import ffmpeg_missing
-from .webhooks import Webhooks, treq_post
+from .state import StateStore, data_dir_in_use, state_path
 
 __all__ = ["GocastService", "default_credentials", "listen_description"]
 

@@ -25,7 +25,7 @@ from twisted.python import usage
 
 from ._version import __version__
 from .auth.base import AuthSetupError
-from .logs import twistd_log_output
+from .observe.logs import twistd_log_output
 from .config import ConfigError, LoadedConfig, default_config, find_config, load_config, render_issues
 from .protocols.tls import TLSSetupError, certificate_options
 from ._startup import EndpointError

@@ -11,9 +11,9 @@ from twisted.python.failure import Failure
 from gocast.config import parse_config
 from gocast.core.events import EventBus
 from gocast.core.registry import MountRegistry
-from gocast.hls import HlsOutputs
-from gocast.metrics import Metrics
-from gocast.playout.file import FilePlayers
+from gocast.outputs.hls import HlsOutputs
+from gocast.observe.metrics import Metrics
+from gocast.inputs.file import FilePlayers
 from gocast.protocols.frontdoor import FrontDoorFactory
 from gocast.resources.health import HealthState
 from gocast.resources.root import build_root

@@ -7,7 +7,8 @@ import json
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from gocast import __version__, cli, transcode
+from gocast import __version__, cli
+from gocast.outputs import transcode
 from gocast.config import vibe
 
 BROKEN = (

@@ -9,7 +9,7 @@ import io
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from gocast import _cli_api as api_cli
+from gocast.cli import _api as api_cli
 from gocast.client import GoCastError
 
 

@@ -3,7 +3,7 @@
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from gocast.playout.file import LEAD
+from gocast.inputs.file import LEAD
 
 from .media_builders import mp3_frame
 from .streaming import Harness, close, feed_frames, split_response

@@ -7,7 +7,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.config import parse_config
-from gocast.geo import NOWHERE, GeoLocator, Location, audience
+from gocast.observe.geo import NOWHERE, GeoLocator, Location, audience
 
 from .test_hls import play
 from .streaming import Harness, feed_frames
@@ -91,7 +91,7 @@ class ListenersByPlaceTests(SynchronousTestCase):
         return h
 
     def test_icy_and_hls_listeners_counted_by_country(self):
-        from gocast.geo import mount_locations
+        from gocast.observe.geo import mount_locations
 
         h = self.harness()
         for address in (LONDON, LONDON, STOCKHOLM):

@@ -6,7 +6,7 @@ import io
 from twisted.internet.defer import maybeDeferred
 from twisted.trial.unittest import SynchronousTestCase
 
-from gocast.history import COARSE, KEEP_COARSE, KEEP_FINE, SAMPLE_EVERY, StatsHistory, rate, to_csv, with_rates
+from gocast.observe.history import COARSE, KEEP_COARSE, KEEP_FINE, SAMPLE_EVERY, StatsHistory, rate, to_csv, with_rates
 from gocast.state import StateStore
 
 from .streaming import Harness, close, feed_frames

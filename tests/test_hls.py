@@ -4,7 +4,7 @@ import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from gocast.hls import regroup_adts
+from gocast.outputs.hls import regroup_adts
 from gocast.media.hls import FIRST_PTS, Segmenter
 from gocast.media.mpegts import (
     AUDIO_PID,

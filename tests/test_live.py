@@ -9,7 +9,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
-from gocast.live import (FLUSH_EVERY, MAX_EVENTS, SLOW_TIMEOUT, LiveStatsResource, StatsFactory, StatsHub,
+from gocast.dashboard.live import (FLUSH_EVERY, MAX_EVENTS, SLOW_TIMEOUT, LiveStatsResource, StatsFactory, StatsHub,
                          StatsProtocol)
 
 from .streaming import Harness, feed_frames
@@ -172,7 +172,7 @@ class ProtocolTests(SynchronousTestCase):
 
     def test_message_limit_fits_a_busy_frame(self):
         """Autobahn's size limit applies to sent messages too: a frame of 50 + 50 events and the mounts fits."""
-        from gocast.live import MAX_MESSAGE
+        from gocast.dashboard.live import MAX_MESSAGE
 
         self.assertEqual((self.factory.maxMessagePayloadSize, self.factory.maxFramePayloadSize),
                          (MAX_MESSAGE, MAX_MESSAGE))

@@ -212,7 +212,7 @@ class BlockingReloadTests(SynchronousTestCase):
         self.assertIn(" 404 ", self.h.get("/hls/live/part_9_9.m4s")[0])  # not the hint: no wait
 
     def test_waiters_are_bounded(self):
-        self.patch(__import__("gocast.hls", fromlist=["MAX_WAITERS"]), "MAX_WAITERS", 2)
+        self.patch(__import__("gocast.outputs.hls", fromlist=["MAX_WAITERS"]), "MAX_WAITERS", 2)
         for _ in range(2):
             self.request("/hls/live/playlist.m3u8?_HLS_msn=2")
         self.assertIn(" 503 ", self.h.get("/hls/live/playlist.m3u8?_HLS_msn=2")[0])

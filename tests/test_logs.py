@@ -9,8 +9,8 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.config import parse_config
-from gocast import logs
-from gocast.logs import (
+from gocast.observe import logs
+from gocast.observe.logs import (
     AccessLog, JSONLinesObserver, ReopenableFile, build_observer, redact_target, reopen_logs,
     twistd_log_output,
 )
@@ -214,7 +214,7 @@ class TextObserverTests(SynchronousTestCase):
         from twisted.logger import LogLevel, textFileLogObserver
         from twisted.python.failure import Failure
 
-        from gocast.logs import ACCESS_FORMAT, TextLogObserver
+        from gocast.observe.logs import ACCESS_FORMAT, TextLogObserver
 
         try:
             1 / 0

@@ -8,7 +8,7 @@ from twisted.logger import Logger
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
-from gocast import logs
+from gocast.observe import logs
 from gocast.config import Config
 from gocast.reload import Reloader, describe_changes
 

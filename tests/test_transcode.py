@@ -7,7 +7,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.config import parse_config
 from gocast.media.oggchain import pages
-from gocast.transcode import AACTranscoder, ffmpeg_argv
+from gocast.outputs.transcode import AACTranscoder, ffmpeg_argv
 
 from .media_builders import adts_frame, opus_stream
 from .streaming import Harness, feed_frames

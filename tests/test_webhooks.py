@@ -8,10 +8,10 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from gocast import webhooks
+from gocast.observe import webhooks
 from gocast.config import parse_config
 from gocast.core.events import Event
-from gocast.webhooks import Webhook, describe, payload
+from gocast.observe.webhooks import Webhook, describe, payload
 
 
 def config(text):

@@ -21,8 +21,8 @@ from ..config import Config
 from ..config._section import Section
 from ..core.mount import Mount
 from ..core.operations import find_listener, kick_listener, kill_source, listener_sessions, update_metadata
-from ..geo import audience, audience_of, mount_locations
-from ..history import as_document, to_csv
+from ..observe.geo import audience, audience_of, mount_locations
+from ..observe.history import as_document, to_csv
 from ..config._schema import PERMISSIONS
 from .keys import ALL, ApiKey, ApiKeys, valid_permissions
 from .mounts import ApiMounts, MountError

@@ -49,8 +49,8 @@ from ..core.operations import (
     move_listeners,
     update_metadata,
 )
-from ..geo import NOWHERE
-from ..history import as_document, to_csv
+from ..observe.geo import NOWHERE
+from ..observe.history import as_document, to_csv
 from ..resources.site import header_text, request_arg
 
 HERE = os.path.dirname(os.path.abspath(__file__))

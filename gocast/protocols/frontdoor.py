@@ -36,8 +36,8 @@ from ..core.registry import MountRegistry
 from ..core.throttle import AuthFailures, address_key
 from ._http import BadRequest, RequestHead, declares_body, parse_head, reply_version, response_head
 from ..cors import cors_headers
-from ..geo import GeoLocator
-from ..logs import AccessLog
+from ..observe.geo import GeoLocator
+from ..observe.logs import AccessLog
 from ..outbound import OutboundHttp
 from ..resources.site import request_id_from
 from .listener import ListenerSession

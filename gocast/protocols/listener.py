@@ -34,7 +34,7 @@ from zope.interface import implementer
 from ..auth.base import AuthRequest
 from ..auth.gate import Admission
 from ..config._kinds import normalise_mount
-from ..geo import NOWHERE
+from ..observe.geo import NOWHERE
 from ..core.mount import Chunk, ISubscriber, Mount
 from ..cors import cors_headers
 from ._http import RequestHead

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from ..metrics import Metrics
+from ..observe.metrics import Metrics
 from ..core.throttle import TOO_MANY
 from .admin import AdminContext, challenge
 

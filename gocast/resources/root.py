@@ -8,13 +8,13 @@ from typing import Any, Dict, Optional
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
-from ..core.registry import MountRegistry
 from ..api.docs import SwaggerDocs
 from ..api.resource import ApiResource
-from ..hls import HlsResource
-from ..metrics import Metrics
+from ..core.registry import MountRegistry
+from ..observe.metrics import Metrics
 from .admin import AdminContext, AdminResource, ShoutcastAdmin
 from .health import HealthResource, HealthState
+from .hls import HlsResource
 from .metrics import MetricsResource
 from .playlists import Playlist, split_playlist
 from .status import StatusJson

@@ -25,7 +25,7 @@ from ..auth.address import client_address, host_of
 
 from ..config._schema import CorsConfig
 from ..cors import cors_headers
-from ..logs import AccessLog
+from ..observe.logs import AccessLog
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 #: The largest request body the web side reads. twisted.web would spool a

@@ -21,7 +21,7 @@ import maxminddb
 from maxminddb.errors import InvalidDatabaseError
 from twisted.logger import Logger
 
-from .config._schema import GeoipConfig
+from ..config._schema import GeoipConfig
 
 #: The country of a listener that cannot be located.
 UNKNOWN = "unknown"

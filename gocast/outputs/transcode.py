@@ -14,7 +14,7 @@ from typing import Any, Callable, List, Optional
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
-from .media import ADTSFramer, Packet
+from ..media import ADTSFramer, Packet
 
 MAX_BACKOFF = 30.0
 

@@ -26,12 +26,12 @@ import os
 import sys
 from typing import Any, List, Optional, TextIO
 
-from ._cli_api import (COMMANDS, EXIT_USAGE, UsageError, add_client_options, add_commands, client_settings,
+from ._api import (COMMANDS, EXIT_USAGE, UsageError, add_client_options, add_commands, client_settings,
                        print_reload, reload_with_key, run)
-from ._version import __version__
-from .config.files import unusable_files
-from .transcode import ffmpeg_missing
-from .config import (
+from .._version import __version__
+from ..config.files import unusable_files
+from ..outputs.transcode import ffmpeg_missing
+from ..config import (
     ConfigError,
     LoadedConfig,
     default_config,
@@ -39,7 +39,7 @@ from .config import (
     load_config,
     render_issues,
 )
-from .config import vibe
+from ..config import vibe
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -241,13 +241,9 @@ def _main(argv: Optional[List[str]], out: TextIO, err: TextIO) -> None:
         if args.config_command == "reload":
             sys.exit(reload(args, out, err))
         if args.config_command == "docs":
-            from .config._docs import generate
+            from ..config._docs import generate
 
             out.write(generate())
             sys.exit(0)
     parser.print_help(err)
     sys.exit(2)
-
-
-if __name__ == "__main__":  # python -m gocast.cli
-    main()

@@ -42,8 +42,8 @@ from twisted.python.logfile import DailyLogFile, LogFile
 from twisted.python.syslog import SyslogObserver
 from zope.interface import implementer
 
-from .config._kinds import parse_size
-from .config._schema import LoggingConfig
+from ..config._kinds import parse_size
+from ..config._schema import LoggingConfig
 
 _LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn, "error": LogLevel.error}
 _SECRET_PARAMS = re.compile(r"([?&](?:pass|password|passwd|token|key|api_key|apikey|secret|auth)=)[^&#]*",

@@ -25,7 +25,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from .core.events import Event
+from ..core.events import Event
 from .geo import audience, mount_locations
 
 SAMPLE_EVERY = 10.0

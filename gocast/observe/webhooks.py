@@ -25,9 +25,9 @@ from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
-from ._version import __version__
-from .config._schema import WebhookConfig
-from .core.events import Event
+from .._version import __version__
+from ..config._schema import WebhookConfig
+from ..core.events import Event
 
 #: Deliveries waiting per webhook; past this the oldest is dropped.
 MAX_QUEUE = 1000

@@ -35,10 +35,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
-from .auth.address import host_of
-from .core.events import Event
-from .core.throttle import TOO_MANY, AuthFailures, retry_after
-from .geo import audience, mount_locations
+from ..auth.address import host_of
+from ..core.events import Event
+from ..core.throttle import TOO_MANY, AuthFailures, retry_after
+from ..observe.geo import audience, mount_locations
 
 FLUSH_EVERY = 0.25
 FIGURES_EVERY = 1.0

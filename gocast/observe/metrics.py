@@ -23,8 +23,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 
-from .core.events import Event, EventBus
-from .core.registry import MountRegistry
+from ..core.events import Event, EventBus
+from ..core.registry import MountRegistry
 from .geo import UNKNOWN, audience_of
 
 #: Radio listening lasts from seconds to a working day: 10 s to 24 h.

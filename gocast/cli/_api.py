@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
 import attr
 
-from .client import ConnectionFailed, GoCastClient, GoCastError
+from ..client import ConnectionFailed, GoCastClient, GoCastError
 
 DEFAULT_URL = "http://localhost:8000"
 EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_DENIED = 1, 2, 3, 4
@@ -114,7 +114,7 @@ def client_config_path(environ: Dict[str, str]) -> str:
 
 def read_client_config(path: str) -> Dict[str, str]:
     """``url`` and ``api_key`` from a client config file (VIBE); UsageError naming the line if it is wrong."""
-    from .config import vibe
+    from ..config import vibe
 
     try:
         with open(path, "rb") as f:

@@ -1,0 +1,1 @@
+"""What GoCast tells operators: logs, Prometheus metrics, webhooks, the stats history, GeoIP."""

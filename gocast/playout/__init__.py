@@ -1,1 +1,0 @@
-"""Audio GoCast plays by itself: fallback files (later: intros, ads)."""
