@@ -8,6 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.core.throttle import FAILURE_LIMIT, FAILURE_WINDOW
 
+from .media_builders import opus_stream
 from .streaming import Harness, close, feed_frames, split_response
 
 ADMIN = base64.b64encode(b"admin:hackme").decode()
@@ -39,6 +40,15 @@ class StatusJsonTests(SynchronousTestCase):
         self.assertEqual(source["server_type"], "audio/mpeg")
         for key in ("admin", "host", "location", "server_id", "server_start", "server_start_iso8601"):
             self.assertIn(key, stats)
+
+    def test_ogg_title_and_artist_apart(self):
+        h = Harness()
+        source, _ = h.source("/ogg", content_type="audio/ogg")
+        headers, audio = opus_stream(title="Tune")
+        source.dataReceived(headers + b"".join(audio))
+        entry = json.loads(h.get("/status-json.xsl")[2])["icestats"]["source"]
+        self.assertEqual((entry["title"], entry["artist"]), ("Tune", "Band"))
+        self.assertIn(b"<title>Tune</title>", h.get("/admin/stats", ADMIN)[2])
 
     def test_several_sources_are_a_list_and_hidden_ones_skipped(self):
         h = Harness("mounts { secret { hidden true } }")

@@ -72,7 +72,8 @@ def source_status(mount: Mount, config: Config) -> Dict[str, Any]:
         "server_url": headers.get("icy-url"),
         "stream_start": rfc822(started),
         "stream_start_iso8601": iso8601(started),
-        "title": mount.song or None,
+        # As Icecast: an Ogg stream's TITLE and ARTIST comments apart, an ICY song whole.
+        "title": (mount.title if mount.is_ogg else mount.song) or None,
         "artist": mount.artist or None,
     }
     return {k: v for k, v in entry.items() if v is not None}
