@@ -127,6 +127,23 @@ class HlsServingTests(SynchronousTestCase):
         self.assertIn(" 404 ", h.get("/hls/live/segment_99.ts")[0])
         self.assertIn(" 404 ", h.get("/hls/other/playlist.m3u8")[0])
 
+    def test_aac_source_labelled_mp3_still_gets_hls(self):
+        """ffmpeg's icecast output says audio/mpeg for AAC unless told otherwise."""
+        h = self.harness()
+        source, _ = h.source(content_type="audio/mpeg")
+        source.dataReceived(adts_frame() * 400)  # about 9 s at 44.1 kHz
+        mount = h.registry.get("/live")
+        self.assertEqual(mount.content_type, "audio/aac")
+        h.clock.advance(0)
+        mismatch = [e for e in h.events if e.name == "source.codec_mismatch"]
+        self.assertEqual([(e.data["declared"], e.data["found"]) for e in mismatch], [("audio/mpeg", "audio/aac")])
+        status, _, body = h.get("/hls/live/playlist.m3u8")
+        self.assertIn(" 200 ", status)
+        self.assertIn(b"segment_0.ts", body)
+        self.assertIn(" 200 ", h.get("/hls/live/segment_0.ts")[0])
+        _, headers, _ = split_response(h.listener()[1].value())
+        self.assertEqual(headers["content-type"], "audio/aac")
+
     def test_custom_path_prefix(self):
         h = Harness("mounts { live { hls { enabled true segment_duration 2 path /radio/stream } } }")
         source, _ = h.source()

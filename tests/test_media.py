@@ -149,10 +149,33 @@ class RobustnessTests(SynchronousTestCase):
 
 class ChoiceTests(SynchronousTestCase):
     def test_framer_for(self):
-        self.assertIsInstance(framer_for("audio/mpeg"), MP3Framer)
-        self.assertIsInstance(framer_for("audio/aacp; x=1"), ADTSFramer)
+        self.assertIsInstance(framer_for("audio/mpeg").declared, MP3Framer)
+        self.assertIsInstance(framer_for("audio/aacp; x=1").declared, ADTSFramer)
         self.assertIsInstance(framer_for("application/ogg"), OggFramer)
         self.assertIsInstance(framer_for("audio/webm"), OpaqueFramer)
+
+    def test_aac_labelled_mp3_is_framed_as_aac(self):
+        framer = framer_for("audio/mpeg")
+        sent = adts_frame() * 10
+        self.assertEqual(framer.feed(sent[:5]), [])  # not enough to tell yet
+        out = b"".join(p.data for p in framer.feed(sent[5:]))
+        self.assertEqual((framer.content_type, framer.mismatch), ("audio/aac", True))
+        more = adts_frame() * 3
+        sent += more
+        out += b"".join(p.data for p in framer.feed(more))
+        self.assertEqual(out, sent[:len(out)])  # whole frames, in order, nothing lost
+        self.assertGreaterEqual(len(out), 12 * len(adts_frame()))
+
+    def test_mp3_labelled_mp3_stays_mp3(self):
+        framer = framer_for("audio/mpeg")
+        self.assertTrue(framer.feed(mp3_frame() * 5))
+        self.assertEqual((framer.content_type, framer.mismatch), ("audio/mpeg", False))
+
+    def test_unrecognisable_bytes_go_by_the_label(self):
+        framer = framer_for("audio/aac")
+        self.assertEqual(framer.feed(b"\x00" * (70 * 1024)), [])
+        self.assertIsInstance(framer.framer, ADTSFramer)
+        self.assertFalse(framer.mismatch)
 
     def test_streamable(self):
         self.assertTrue(is_streamable("audio/flac"))

@@ -41,6 +41,7 @@ EVENT_NAMES = (
     "source.disconnect",
     "source.metadata",
     "source.fallback",
+    "source.codec_mismatch",
     "listener.connect",
     "listener.disconnect",
     "listener.kicked",

@@ -186,10 +186,20 @@ class Mount:
         if title:
             self.set_metadata(song=title)
 
+    def codec_mismatch(self, found: str) -> None:
+        """The source's bytes are not what it declared: serve them as what they are."""
+        assert self.source is not None
+        declared, self.source.content_type = self.source.content_type, found
+        self.bus.publish("source.codec_mismatch", self.path, declared=declared, found=found)
+
     def feed(self, data: bytes) -> None:
         """Bytes from the source, in any pieces."""
         self.bytes_received += len(data)
-        for packet in self.framer.feed(data):
+        packets = self.framer.feed(data)
+        if getattr(self.framer, "mismatch", False) and self.source is not None \
+                and self.source.content_type != self.framer.content_type:
+            self.codec_mismatch(self.framer.content_type)
+        for packet in packets:
             if packet.header:
                 self._flush()
                 self.generation += 1

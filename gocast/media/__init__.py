@@ -12,6 +12,7 @@ from typing import Any, Optional
 from ._ogg import OggFramer, parse_comments
 from ._opaque import OpaqueFramer
 from ._packet import Packet
+from ._sniff import SniffingFramer
 from ._sync import ADTSFramer, MP3Framer
 
 _MP3 = {"audio/mpeg", "audio/mp3", "audio/mpeg3", "audio/x-mpeg", "audio/mpa"}
@@ -57,11 +58,12 @@ def is_streamable(content_type: str) -> bool:
 
 
 def framer_for(content_type: str) -> Any:
+    """The framer for a source's declared type; MP3 and AAC are checked against the bytes."""
     kind = media_type(content_type)
     if kind in _MP3:
-        return MP3Framer()
+        return SniffingFramer(MP3Framer())
     if kind in _AAC:
-        return ADTSFramer()
+        return SniffingFramer(ADTSFramer())
     if kind in _OGG:
         return OggFramer()
     return OpaqueFramer()
@@ -71,5 +73,5 @@ def is_ogg(content_type: Optional[str]) -> bool:
     return media_type(content_type or "") in _OGG
 
 
-__all__ = ["ADTSFramer", "MP3Framer", "OggFramer", "OpaqueFramer", "Packet", "STREAMABLE", "framer_for",
-           "is_ogg", "is_streamable", "media_type", "normalise_content_type", "parse_comments"]
+__all__ = ["ADTSFramer", "MP3Framer", "OggFramer", "OpaqueFramer", "Packet", "STREAMABLE", "SniffingFramer",
+           "framer_for", "is_ogg", "is_streamable", "media_type", "normalise_content_type", "parse_comments"]

@@ -275,6 +275,8 @@ class AccessLog:
 #: Bus events logged at debug rather than info: one per listener, and the
 #: access log already has a line for each.
 _QUIET_EVENTS = ("listener.connect", "listener.disconnect")
+#: Bus events that say something is wrong with a source the operator should fix.
+_WARN_EVENTS = ("source.codec_mismatch",)
 
 
 def log_events(bus: Any) -> None:
@@ -282,7 +284,7 @@ def log_events(bus: Any) -> None:
     log = Logger(namespace="gocast.events")
 
     def emit(event: Any) -> None:
-        level = log.debug if event.name in _QUIET_EVENTS else log.info
+        level = log.debug if event.name in _QUIET_EVENTS else log.warn if event.name in _WARN_EVENTS else log.info
         fields = {k: v for k, v in event.data.items() if isinstance(v, _PLAIN) and not k.startswith("log_")}
         level("{event} {mount}", event=event.name, mount=event.mount or "-", **fields)
 

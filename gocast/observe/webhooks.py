@@ -39,6 +39,7 @@ _PHRASES = {
     "source.disconnect": "Source left {mount}",
     "source.metadata": "Now playing on {mount}: {song}",
     "source.fallback": "{listeners} listeners of {mount} moved to {destination}",
+    "source.codec_mismatch": "The source of {mount} says {declared} but sends {found}",
     "listener.connect": "Listener joined {mount}",
     "listener.disconnect": "Listener left {mount}",
     "listener.kicked": "Listener {id} kicked from {mount}",
