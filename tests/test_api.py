@@ -316,6 +316,21 @@ class MountTests(ApiTestCase):
                          "https://bot:<redacted>@hooks.example/in?api_key=<redacted>&channel=7")
 
 
+class BytesSentTests(ApiTestCase):
+    def test_connected_listeners_count_in_bytes_sent(self):
+        source, _ = self.h.source()
+        feed_frames(source, 20)
+        _, listener = self.h.listener()
+        self.assertGreater(len(listener.value()), 0)  # the burst went out; the listener is still here
+        status, _, body = self.h.api("GET", "/api/v1/mounts/live", admin=True)
+        self.assertGreater(body["data"]["bytes_sent"], 0)
+        stats = self.h.api("GET", "/api/v1/stats", admin=True)[2]["data"]
+        [live] = [m for m in stats["mounts"] if m["path"] == "/live"]
+        self.assertGreater(live["bytes_sent"], 0)
+        xml = self.h.request("GET", "/admin/stats", ADMIN)[2]
+        self.assertNotIn(b"<total_bytes_sent>0</total_bytes_sent>", xml)
+
+
 class MetricsKeyTests(ApiTestCase):
     top = "metrics { auth_required true }"
 

@@ -214,6 +214,29 @@ class HlsSessionTests(SynchronousTestCase):
         h.clock.advance(4.1)  # two target durations without a segment fetched
         self.assertEqual(mount.listeners, 1)
 
+    def test_players_are_listeners_in_events_and_bytes(self):
+        h = Harness("mounts { live { hls { enabled true segment_duration 2 } } }")
+        source, _ = h.source()
+        feed_frames(source, 100)
+        self.assertIn(" 200 ", play(h, "?session=p1", extra="User-Agent: hls.js\r\n"))
+        self.assertIn(" 200 ", play(h, "?session=p1", extra="User-Agent: hls.js\r\n"))
+        mount = h.registry.get("/live")
+        self.assertGreater(mount.total_bytes_sent, 0)
+        h.clock.advance(1)
+        self.assertEqual(mount.listeners, 1)
+        h.clock.advance(4)
+        self.assertEqual(mount.listeners, 0)  # it stopped fetching segments
+        h.clock.advance(0)
+        [joined] = [e for e in h.events if e.name == "listener.connect"]
+        [left] = [e for e in h.events if e.name == "listener.disconnect"]
+        self.assertEqual((joined.data["protocol"], joined.data["ip"], joined.data["user_agent"]),
+                         ("hls", "10.0.0.5", "hls.js"))
+        self.assertEqual(left.data["id"], joined.data["id"])
+        self.assertEqual(left.data["bytes_sent"], mount.total_bytes_sent)
+        self.assertEqual(left.data["duration"], 0)  # both segments were fetched at once
+        metrics = h.get("/metrics")[2].decode()
+        self.assertIn("gocast_listeners_total 1.0", metrics)
+
     def test_playlists_alone_count_for_nothing(self):
         """Anyone can ask for playlists with a new ?session= each time: only playing counts."""
         h = Harness("mounts { live { max_listeners 2 hls { enabled true segment_duration 2 } } }")

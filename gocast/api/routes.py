@@ -168,7 +168,7 @@ def mount_data(ctx: ApiContext, mount: Mount) -> Dict[str, Any]:
         "live": mount.source is not None, "content_type": mount.content_type if mount.source else None,
         "listeners": mount.listeners, "peak_listeners": mount.peak_listeners,
         "max_listeners": config.max_listeners, "title": mount.title or None, "artist": mount.artist or None,
-        "bytes_sent": mount.bytes_sent, "public": config.public, "hidden": config.hidden,
+        "bytes_sent": mount.total_bytes_sent, "public": config.public, "hidden": config.hidden,
         "hls": config.hls.enabled, "source": source_data(mount, ctx.now()),
     }
 
@@ -347,7 +347,8 @@ def stats(ctx: ApiContext, call: Call) -> Dict[str, Any]:
             "sources": sum(1 for m in mounts if m.source is not None),
             "uptime": int(ctx.now() - ctx.started),
             "mounts": [{"path": m.path, "listeners": m.listeners, "peak_listeners": m.peak_listeners,
-                        "bytes_sent": m.bytes_sent, "bytes_received": m.bytes_received, "live": m.source is not None}
+                        "bytes_sent": m.total_bytes_sent, "bytes_received": m.bytes_received,
+                        "live": m.source is not None}
                        for m in mounts]}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+import attr
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
@@ -33,6 +34,18 @@ MAX_WAITERS = 10000
 AnySegmenter = Union[Segmenter, PartSegmenter]
 
 
+@attr.s(slots=True, auto_attribs=True)
+class HlsPlayer:
+    """One HLS client counted as a listener."""
+
+    id: str
+    ip: str
+    address: str
+    place: Location
+    started: float
+    sent: int = 0
+
+
 class HlsOutput:
     """
     Segments one mount's stream; never counted as a listener. When the
@@ -43,6 +56,8 @@ class HlsOutput:
 
     is_listener = False
     follows_fallback = True
+    #: HLS players numbered across outputs (``hls-N``), for events and logs.
+    _ids = 0
 
     def __init__(self, mount: Mount, now: Callable[[], float], reactor: Any = None, clock: Any = None):
         self.mount = mount
@@ -64,10 +79,8 @@ class HlsOutput:
         #: HLS clients by (address, user agent) or session parameter: when last
         #: seen, least recently seen first (so the ones that left are at the front).
         self.sessions: "OrderedDict[str, float]" = OrderedDict()
-        #: Where each of them is (GeoIP), looked up when first seen.
-        self.places: Dict[str, Location] = {}
-        #: The client address (:func:`address_key`) each of them plays from.
-        self.owners: Dict[str, str] = {}
+        #: What is known of each of them.
+        self.players: Dict[str, HlsPlayer] = {}
 
     def room_for(self, key: str) -> bool:
         """Whether the client ``key`` may play: a new one only while the mount is not full."""
@@ -77,28 +90,42 @@ class HlsOutput:
     def sessions_of(self, address: str) -> int:
         """How many listening sessions the client address (its :func:`address_key`) holds."""
         self.session_count()  # forget the sessions that ended
-        return sum(1 for owner in self.owners.values() if owner == address)
+        return sum(1 for player in self.players.values() if player.address == address)
 
-    def seen(self, key: str, address: str = "", locate: Callable[[], Location] = lambda: NOWHERE) -> None:
+    def seen(self, key: str, ip: str = "", address: str = "", user_agent: str = "",
+             locate: Callable[[], Location] = lambda: NOWHERE) -> None:
         """
         A client fetched a segment or a part: it listens. Fetching playlists
         alone counts for nothing (anyone can ask for a playlist with a new
-        ``?session=`` every time; only playing costs bandwidth).
+        ``?session=`` every time; only playing costs bandwidth). A new one
+        is a ``listener.connect``, as an ICY listener is.
         """
         sessions = self.sessions
+        now = self.now()
         if key in sessions:
             sessions.move_to_end(key)
         else:
-            self.places[key] = locate()
-            self.owners[key] = address
-        sessions[key] = self.now()
+            HlsOutput._ids += 1
+            player = self.players[key] = HlsPlayer("hls-%d" % HlsOutput._ids, ip, address, locate(), now)
+            mount = self.mount
+            mount.bus.publish("listener.connect", mount.path, id=player.id, ip=ip, user_agent=user_agent,
+                              listeners=mount.listeners + 1, listener_id=None, protocol="hls")
+        sessions[key] = now
         self.mount.note_peak()
+
+    def sent(self, key: str, size: int) -> None:
+        """A segment or part of ``size`` bytes went to the client ``key``."""
+        player = self.players.get(key)
+        if player is not None:
+            player.sent += size
+        self.mount.bytes_sent += size
 
     def session_count(self) -> int:
         """
-        Clients seen on the playlist within two target durations count as
+        Clients seen on a segment within two target durations count as
         listeners. Asked on every playlist request: the clients that left
-        are taken from the front, without looking at the others.
+        are taken from the front, without looking at the others, each a
+        ``listener.disconnect`` with how long it listened and what it got.
         """
         sessions = self.sessions
         horizon = self.now() - 2 * self.mount.config.hls.segment_duration
@@ -107,13 +134,16 @@ class HlsOutput:
             if when >= horizon:
                 break
             del sessions[key]
-            self.places.pop(key, None)
-            self.owners.pop(key, None)
+            player = self.players.pop(key, None)
+            if player is not None:
+                self.mount.bus.publish("listener.disconnect", self.mount.path, id=player.id, ip=player.ip,
+                                       duration=when - player.started, bytes_sent=player.sent,
+                                       listener_id=None, protocol="hls")
         return len(sessions)
 
     def session_locations(self) -> List[Location]:
         self.session_count()  # forget the sessions that ended
-        return list(self.places.values())
+        return [player.place for player in self.players.values()]
 
     @property
     def home(self) -> str:

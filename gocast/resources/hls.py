@@ -140,11 +140,17 @@ class HlsResource(Resource):
         refused = self.listening(request, output)
         if refused is not None:
             return refused
+        key = session_key(request)
+
+        def send(content_type: str, data: bytes) -> bytes:
+            output.sent(key, len(data))
+            return self.file(request, content_type, data)
+
         if found is not None:
-            return self.file(request, *found)
+            return send(*found)
         # The preload hint: answer as soon as that part is cut.
         return self.block(request, output, lambda: segmenter.lookup(name) is not None,
-                          lambda: self.file(request, *segmenter.lookup(name)))  # type: ignore[misc]
+                          lambda: send(*segmenter.lookup(name)))  # type: ignore[misc]
 
     def listening(self, request: Request, output: HlsOutput) -> Optional[bytes]:
         """
@@ -163,7 +169,9 @@ class HlsResource(Resource):
                 return self.refuse(request, 503, "too many sessions from your address "
                                                  "(limits.max_connections_per_ip is %d)" % limit)
         geo = self.geo
-        output.seen(key, address_key(host), (lambda: geo.locate(host)) if geo is not None else (lambda: NOWHERE))
+        agent = (request.getHeader(b"user-agent") or b"").decode("latin-1", "replace")[:256]
+        output.seen(key, host, address_key(host), agent,
+                    (lambda: geo.locate(host)) if geo is not None else (lambda: NOWHERE))
         return None
 
     def playlist(self, request: Request, output: HlsOutput, segmenter: AnySegmenter) -> Union[bytes, int]:

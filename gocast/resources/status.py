@@ -143,7 +143,7 @@ def stats_xml(registry: MountRegistry, config: Config, started: float, now: floa
             sub(source, key, value)
         sub(source, "slow_listeners", mount.slow_listeners)
         sub(source, "total_bytes_read", mount.bytes_received)
-        sub(source, "total_bytes_sent", mount.bytes_sent)
+        sub(source, "total_bytes_sent", mount.total_bytes_sent)
         if with_listeners:
             add_listeners(source, mount, now)
     return root
