@@ -58,7 +58,9 @@ class StateStore:
         self.run_in_thread = run_in_thread
         self._lock = threading.Lock()
         if path != ":memory:":
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+            # API key hashes and dashboard sessions: readable by GoCast's user only.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         with self._lock:
             for statement in _SCHEMA:

@@ -30,6 +30,7 @@ class SystemdUnitTests(SynchronousTestCase):
         self.assertEqual((service["StateDirectory"], service["LogsDirectory"], service["ConfigurationDirectory"]),
                          ("gocast", "gocast", "gocast"))
         self.assertEqual(service["ExecReload"], "/bin/kill -HUP $MAINPID")
+        self.assertEqual(service["UMask"], "0077")
         argv = shlex.split(service["ExecStart"])
         self.assertTrue(argv[0].endswith("/twistd"))
         self.assertEqual(argv[1:], ["--nodaemon", "--pidfile=", "gocast"])

@@ -192,7 +192,7 @@ class AdminFailedLoginTests(SynchronousTestCase):
             self.assertIn(" 401 ", self.h.get("/admin/stats", self.wrong)[0])
         for target in ("/admin/stats", "/metrics", "/admin.cgi?mode=updinfo&song=x&pass=hackme"):
             status, headers, body = self.h.get(target, ADMIN)  # even the right password, for now
-            self.assertIn(" 429 ", status, target)
+            self.assertIn(" 429 Too Many Requests", status, target)
             self.assertEqual(headers["retry-after"], "60")
             self.assertIn(b"too many failed logins", body)
         self.assertIn(" 200 ", self.h.get("/admin/stats", ADMIN, peer="10.0.0.6")[0])  # another address

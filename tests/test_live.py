@@ -220,7 +220,7 @@ class AccessTests(SynchronousTestCase):
 
     def test_a_plain_get_is_told_what_this_is(self):
         status, headers, body = self.h.request("GET", "/admin/ws/stats")
-        self.assertIn(" 426 ", status)
+        self.assertEqual(status, "HTTP/1.0 426 Upgrade Required")
         self.assertEqual(headers["upgrade"], "websocket")
         self.assertIn(b"this is the live stats WebSocket", body)
         self.assertNotIn(b"<html", body.lower())

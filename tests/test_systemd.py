@@ -120,6 +120,15 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(service.data_dir, self.state.path)
         self.assertTrue(self.state.child("state.db").exists())
 
+    def test_state_database_is_private(self):
+        """API key hashes and dashboard sessions: GoCast's user's alone, whatever the umask."""
+        folder = FilePath(self.mktemp()).child("data")
+        old = os.umask(0o022)
+        self.addCleanup(os.umask, old)
+        self.service('server { data_dir "%s" }' % folder.path)
+        self.assertEqual(os.stat(folder.child("state.db").path).st_mode & 0o777, 0o600)
+        self.assertEqual(os.stat(folder.path).st_mode & 0o777, 0o700)
+
     def test_data_dir_in_the_config_wins(self):
         chosen = FilePath(self.mktemp())
         service, _ = self.service('server { data_dir "%s" }' % chosen.path)

@@ -47,6 +47,9 @@ def request_id_from(header: Optional[str]) -> str:
     return "%s%08x" % (_ID_PREFIX, next(_ID_COUNTER) & 0xFFFFFFFF)
 
 
+_MISSING_REASONS = {426: b"Upgrade Required", 429: b"Too Many Requests"}
+
+
 class GocastRequest(Request):
     """
     A request with an ID, CORS headers, and its own reading of form bodies
@@ -120,6 +123,10 @@ class GocastRequest(Request):
         for name, value in cors_headers(site.cors(), origin.decode("latin-1") if origin else None):
             self.setHeader(name.encode("ascii"), value.encode("latin-1"))
         super().process()
+
+    def setResponseCode(self, code: int, message: Optional[bytes] = None) -> None:
+        # twisted.web knows no phrase for these and would say "Unknown Status".
+        super().setResponseCode(code, message or _MISSING_REASONS.get(code))
 
     def write(self, data: bytes) -> None:
         if not self.startedWriting:
