@@ -144,6 +144,13 @@ class ValueKindTests(SynchronousTestCase):
     def config(self, text):
         return parse_config(text).config
 
+    def test_charset_must_be_a_text_encoding(self):
+        self.assertEqual(self.config("mounts { live { charset ISO-8859-1 } }").mounts["/live"].charset,
+                         "ISO-8859-1")
+        for bad in ("rot13", "zlib", "nonsense"):
+            with self.assertRaises(ConfigError, msg=bad):
+                parse_config("mounts { live { charset %s } }" % bad)
+
     def test_bounds_are_named(self):
         cases = {
             "directory { interval 10s }": "got \"10s\"; it must be at least 30s",

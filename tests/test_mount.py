@@ -135,6 +135,17 @@ class MetadataTests(SynchronousTestCase):
         self.assertEqual(listener.metadata, 1)
         self.assertEqual(events[-1].data["song"], "Queen - Bohemian Rhapsody")
 
+    def test_metadata_is_bounded_and_clean_from_every_door(self):
+        mount, events = make_mount()
+        mount.set_metadata(song="Band - Title';StreamUrl='http://evil/';\x1b[2J" + "x" * 5000)
+        self.assertLessEqual(max(len(mount.title), len(mount.artist)), 1024)
+        self.assertNotIn("';", mount.song)
+        self.assertNotIn("\x1b", mount.song)
+        self.assertTrue(icy_metadata(mount.song)[1:].startswith(b"StreamTitle='Band - Title' ;StreamUrl='http"))
+        self.assertEqual(icy_metadata(mount.song).count(b"';"), 1)  # only the real end of StreamTitle
+        mount.set_metadata(title="T\r\nX", artist="A\x00B")
+        self.assertEqual((mount.title, mount.artist), ("T  X", "A B"))
+
     def test_icy_block(self):
         block = icy_metadata("It's - O'Clock", "http://x")
         text = b"StreamTitle='It's - O'Clock';StreamUrl='http://x';"

@@ -465,6 +465,19 @@ def redact_url(url: str) -> str:
     return parts._replace(netloc=netloc, query=query).geturl()
 
 
+class Charset(TextKind):
+    """A text encoding Python can write (UTF-8, ISO-8859-1...), not a codec such as rot13 or zlib."""
+
+    expected = "a character set such as UTF-8 or ISO-8859-1"
+
+    def convert(self, text: str) -> Any:
+        try:
+            "Ünïcödé".encode(text, "replace")
+        except (LookupError, TypeError, ValueError):
+            raise ValueError("")
+        return text
+
+
 class HostPort(TextKind):
     expected = "host:port, such as radio.example.com:8000"
     pattern = ".+:[0-9]{1,5}"

@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional, Tuple
 import attr
 
 from ._kinds import (
+    Charset,
     CIDR,
     INVALID,
     URL,
@@ -273,7 +274,7 @@ class MountConfig:
     allowed_ips: Tuple[Any, ...] = setting((), "Only these networks may listen; empty allows all.", ListOf(CIDR()))
     denied_ips: Tuple[Any, ...] = setting((), "These networks may not listen.", ListOf(CIDR()))
     dump_file: str = setting("", "Append the raw stream to this file.", operator=True)
-    charset: str = setting("UTF-8", "Character set of ICY metadata sent to listeners.")
+    charset: str = setting("UTF-8", "Character set of ICY metadata sent to listeners.", Charset())
     metaint: int = setting(16000, "Audio bytes between ICY metadata blocks.", Int(256, 65536))
     hls: HlsConfig = setting(HlsConfig, "HTTP Live Streaming output (Ogg sources are transcoded to AAC "
                              "with ffmpeg).")

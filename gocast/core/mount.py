@@ -23,6 +23,7 @@ from zope.interface import Interface
 
 from ..config import LimitsConfig, MountConfig
 from ..media import framer_for, is_ogg
+from .text import scrub
 from .events import EventBus
 
 #: Chunks gather frames until they hold this much audio: fewer, larger
@@ -339,6 +340,7 @@ class Mount:
         Update now-playing. ``song`` is Icecast's ``Artist - Title`` form and
         fills both; ``title``/``artist`` may come separately.
         """
+        song, title, artist, url = (clean_metadata(text) for text in (song, title, artist, url))
         if song:
             artist_part, sep, title_part = song.partition(" - ")
             title, artist = (title_part, artist_part) if sep else (song, "")
@@ -389,6 +391,20 @@ class Mount:
         if audio_info:
             pairs.append(("ice-audio-info", ";".join("%s=%s" % kv for kv in audio_info.items())))
         return [(name, value) for name, value in pairs if value]
+
+
+#: The longest now-playing text kept (a title, an artist, a song, a URL).
+MAX_METADATA = 1024
+
+
+def clean_metadata(text: str) -> str:
+    """
+    Now-playing text from any door (a source, the admin, the API, Ogg
+    comments), made safe to repeat: at most :data:`MAX_METADATA`
+    characters, no control characters, and no ``';``, which would end
+    ``StreamTitle`` early for every ICY player (the quote stays).
+    """
+    return scrub(text[:MAX_METADATA]).replace("';", "' ;").strip()
 
 
 def icy_metadata(song: str, url: str = "", charset: str = "UTF-8") -> bytes:
