@@ -167,6 +167,20 @@ class AccessLogTests(SynchronousTestCase):
                          ("/live?token=<redacted>", "rid39", "/live"))
         self.assertTrue(path.child("access.log.1").exists())
 
+    def test_client_text_cannot_forge_lines_or_reach_the_terminal(self):
+        lines = []
+        globalLogPublisher.addObserver(lines.append)
+        self.addCleanup(globalLogPublisher.removeObserver, lines.append)
+        AccessLog(logging_config()).record(
+            "10.0.0.1", "GET", '/x"y', "HTTP/1.1", 200, 1, 'http://a/" 200 0 "-" "forged',
+            'evil\x1b[2J\n10.0.0.9 - - [x] "GET /admin HTTP/1.1" 200 1 "-" "-" 0', 0.1, "r1")
+        [line] = [e["access_line"] for e in lines if "access_line" in e]
+        self.assertEqual(line.count("\n"), 0)
+        self.assertNotIn("\x1b", line)
+        self.assertIn('"GET /x\\"y HTTP/1.1"', line)
+        self.assertIn('"http://a/\\" 200 0 \\"-\\" \\"forged"', line)
+        self.assertIn("evil\\x1b[2J\\x0a10.0.0.9", line)
+
     def test_listener_line_in_combined_format(self):
         h = Harness()
         events = []

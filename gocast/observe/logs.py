@@ -53,6 +53,18 @@ _PLAIN = (str, int, float, bool, type(None))
 _LOG_UNSAFE = re.compile(r'[\s"\\\x00-\x1f\x7f]')
 
 
+_ESCAPED = re.compile(r'["\\\x00-\x1f\x7f-\x9f]')
+
+
+def escape(field: str) -> str:
+    """
+    A client's text as a combined-format field: quotes, backslashes and
+    control characters escaped (``\\"``, ``\\\\``, ``\\x1b``), so a user agent
+    can neither forge a line nor send escape codes to a terminal.
+    """
+    return _ESCAPED.sub(lambda m: "\\" + m.group() if m.group() in '"\\' else "\\x%02x" % ord(m.group()), field)
+
+
 def redact_target(target: str) -> str:
     """``/admin.cgi?pass=x&song=y`` → ``/admin.cgi?pass=<redacted>&song=y``."""
     return _SECRET_PARAMS.sub(r"\1<redacted>", target)
@@ -246,8 +258,8 @@ class AccessLog:
         date = self.date()
         shown_user = _LOG_UNSAFE.sub("_", user) if user else "-"
         line = '%s - %s [%s] "%s %s %s" %d %d "%s" "%s" %d' % (
-            client, shown_user, date, method, target, version, status, size, referer or "-", agent or "-",
-            seconds)
+            escape(client), shown_user, date, escape(method), escape(target), escape(version), status, size,
+            escape(referer) or "-", escape(agent) or "-", seconds)
         fields = dict(client=client, method=method, path=target, status=status, bytes=size,
                       referer=referer, user_agent=agent, duration=round(seconds, 3), request_id=request_id)
         if mount:
