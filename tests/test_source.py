@@ -3,6 +3,7 @@
 from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.core.throttle import FAILURE_LIMIT, FAILURE_WINDOW
+from gocast.protocols._http import BadRequest, ChunkedDecoder
 
 from .media_builders import mp3_frame
 from .streaming import AUTH, Harness, close, feed_frames, split_response
@@ -59,6 +60,17 @@ class SourceRequestTests(SynchronousTestCase):
         proto.dataReceived(b"%x\r\n" % len(frame) + frame[:100])
         proto.dataReceived(frame[100:] + b"\r\n")
         self.assertEqual(h.registry.get("/live").bytes_received, 2 * len(frame))
+
+
+class ChunkedDecoderTests(SynchronousTestCase):
+    def test_strict_chunk_sizes(self):
+        decoder = ChunkedDecoder()
+        self.assertEqual(decoder.feed(b"5;ext=1\r\nhello\r\n3 \r\nabc\r\n0\r\n\r\n"), b"helloabc")
+        self.assertTrue(decoder.done)
+        for bad in (b"0x5\r\nhello\r\n", b"+5\r\nhello\r\n", b"1_0\r\n", b"-1\r\n", b"\r\n",
+                    b"123456789\r\n", b"fffffff\r\n"):
+            with self.assertRaises(BadRequest, msg=bad):
+                ChunkedDecoder().feed(bad)
 
 
 class SourceAuthTests(SynchronousTestCase):

@@ -22,6 +22,10 @@ MAX_HEAD = 16 * 1024
 MAX_HEADERS = 100
 #: The most a chunk-size line of a chunked body may take.
 MAX_CHUNK_LINE = 1024
+#: The largest chunk accepted (encoders send a few KiB at a time).
+MAX_CHUNK = 16 * 1024 * 1024
+#: A chunk size: hex digits only (Python's int() would also take 0x, _ and +).
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,8}")
 
 #: Reason phrases for the codes GoCast writes itself.
 REASONS = {
@@ -205,12 +209,12 @@ class ChunkedDecoder:
                     raise BadRequest("chunk data longer than its size")
                 self._state = "size"
             elif self._state == "size":
-                try:
-                    size = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise BadRequest("bad chunk size")
-                if size < 0:
-                    raise BadRequest("bad chunk size")
+                digits = line.split(b";", 1)[0].rstrip(b" \t")
+                if not _CHUNK_SIZE.fullmatch(digits):
+                    raise BadRequest("bad chunk size: 1 to 8 hex digits, nothing else")
+                size = int(digits, 16)
+                if size > MAX_CHUNK:
+                    raise BadRequest("chunk larger than %d MiB" % (MAX_CHUNK >> 20))
                 self._remaining = size
                 self._state = "data" if size else "trailer"
             elif not line:  # end of trailer
