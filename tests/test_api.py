@@ -203,6 +203,24 @@ class KeyTests(ApiTestCase):
         status, _, body = again.api("DELETE", "/api/v1/keys/config:stats_reader", admin=True)
         self.assertEqual((status, body["error"]["code"]), (409, "config_file_key"))
 
+    def test_key_count_is_capped(self):
+        from gocast.api import routes
+
+        self.patch(routes, "MAX_API_KEYS", 2)
+        self.new_key(["read_stats"], "one")
+        self.new_key(["read_stats"], "two")
+        status, _, answer = self.h.api("POST", "/api/v1/keys", {"name": "three", "permissions": ["read_stats"]},
+                                       admin=True)
+        self.assertEqual(status, 409)
+        self.assertIn("revoke some first", answer["error"]["message"])
+
+    def test_keys_are_found_by_hash(self):
+        secret = self.new_key(["read_stats"], "found")["key"]
+        keys = self.h.service.api_keys
+        self.assertEqual(keys.find(secret).name, "found")
+        self.assertIsNone(keys.find(secret + "x"))
+        self.assertEqual(keys.find(CONFIG_KEY).name, "stats_reader")
+
     def test_a_key_grants_no_more_than_it_holds(self):
         manager = self.new_key(["manage_keys", "read_stats"], "manager")["key"]
         for wanted in (["*"], ["write_mounts"], ["read_stats", "manage_sources"]):

@@ -84,6 +84,11 @@ def _iso(seconds: Optional[float]) -> Optional[str]:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+#: Keys created through the API, at most (a key holder with manage_keys
+#: could otherwise fill the state database).
+MAX_API_KEYS = 1000
+
+
 class ApiKeys:
     """Every key GoCast accepts, with their usage."""
 
@@ -91,6 +96,8 @@ class ApiKeys:
         self.store = store
         self.now = now
         self.keys: Dict[str, ApiKey] = {}
+        #: The same keys by hash (rebuilt whenever the set changes).
+        self._by_hash: Dict[str, ApiKey] = {}
         self._dirty: set = set()
         #: Failed authentications per address (shared with sources and the admin).
         self.failures = failures if failures is not None else AuthFailures(now)
@@ -113,15 +120,19 @@ class ApiKeys:
                 old.last_used if old else None, old.requests if old else 0)
         self.keys = {k: v for k, v in self.keys.items() if v.origin == "api"}
         self.keys.update(configured)
+        self._by_hash = {}
 
     def find(self, secret: str) -> Optional[ApiKey]:
-        """The key ``secret`` is, compared in constant time against all of them."""
+        """
+        The key ``secret`` is, looked up by its SHA-256: one step however
+        many keys there are, and the time it takes says nothing of the
+        secret (only of a hash nobody can steer).
+        """
         wanted = key_hash(secret)
-        found = None
-        for key in self.keys.values():
-            if hmac.compare_digest(key.hash, wanted):
-                found = key
-        return found
+        if len(self._by_hash) != len(self.keys):
+            self._by_hash = {key.hash: key for key in self.keys.values()}
+        key = self._by_hash.get(wanted)
+        return key if key is not None and hmac.compare_digest(key.hash, wanted) else None
 
     def used(self, key: ApiKey) -> None:
         key.last_used = self.now()
@@ -144,18 +155,21 @@ class ApiKeys:
         key = ApiKey("k_" + secrets.token_hex(8), name, key_hash(secret), tuple(permissions), expires,
                      description, self.now(), "api")
         self.keys[key.id] = key
+        self._by_hash = {}
         written = self.store.put_key({
             "id": key.id, "name": name, "hash": key.hash, "permissions": key.permissions, "expires": expires,
             "description": description, "created": key.created, "last_used": None, "requests": 0})
 
         def unsaved(failure: Any) -> Any:
             self.keys.pop(key.id, None)  # a key that is not stored does not work either
+            self._by_hash = {}
             return failure
 
         return key, secret, written.addErrback(unsaved)
 
     def revoke(self, key_id: str) -> Any:
         del self.keys[key_id]
+        self._by_hash = {}
         self._dirty.discard(key_id)
         return self.store.delete_key(key_id)
 

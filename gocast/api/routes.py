@@ -24,7 +24,7 @@ from ..core.operations import find_listener, kick_listener, kill_source, listene
 from ..observe.geo import audience, audience_of, mount_locations
 from ..observe.history import as_document, to_csv
 from ..config._schema import PERMISSIONS
-from .keys import ALL, ApiKey, ApiKeys, valid_permissions
+from .keys import ALL, MAX_API_KEYS, ApiKey, ApiKeys, valid_permissions
 from .mounts import ApiMounts, MountError
 from .schemas import (
     ERROR_CODES,
@@ -428,6 +428,9 @@ def create_key(ctx: ApiContext, call: Call) -> Any:
                                 or not 0 <= expires <= LATEST):
         raise ApiError(422, "invalid_field", "expires must be a Unix time in seconds",
                        [{"field": "expires", "message": "a Unix time in seconds"}])
+    if sum(1 for key in ctx.keys.keys.values() if key.origin == "api") >= MAX_API_KEYS:
+        raise ApiError(409, "conflict", "there are %d API keys already, the most GoCast keeps; revoke some first"
+                       % MAX_API_KEYS)
     key, secret, written = ctx.keys.create(name, body["permissions"], expires, description)  # type: ignore
     return written.addCallback(lambda _: dict(key.public(), key=secret))
 
