@@ -51,6 +51,23 @@ class DashboardTests(SynchronousTestCase):
         self.assertIn(b'<script src="static/dashboard.js"></script>', page)
         self.assertIn("default-src 'self'", headers["content-security-policy"])
 
+    def test_login_takes_json_only(self):
+        """A form another site's page posts is not JSON: it cannot log the browser in (login CSRF)."""
+        body = b"user=admin&password=hackme"
+        head = ("POST /admin/dashboard/login HTTP/1.0\r\nHost: radio.test\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n" % len(body))
+        _, transport = self.h.connect(head.encode() + body)
+        self.h.clock.advance(0)
+        status, headers, payload = split_response(transport.value())
+        self.assertIn(" 415 ", status)
+        self.assertNotIn("set-cookie", headers)
+        text = b'{"user": "admin", "password": "hackme"}'
+        head = ("POST /admin/dashboard/login HTTP/1.0\r\nHost: radio.test\r\nContent-Type: text/plain\r\n"
+                "Content-Length: %d\r\n\r\n" % len(text))
+        _, transport = self.h.connect(head.encode() + text)
+        self.h.clock.advance(0)
+        self.assertIn(" 415 ", split_response(transport.value())[0])
+
     def test_login_wrong_and_rate_limited(self):
         for _ in range(10):
             self.assertEqual(self.call("POST", "login", {"user": "admin", "password": "nope"})[0], 401)

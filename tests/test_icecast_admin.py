@@ -146,6 +146,17 @@ class AdminActionTests(SynchronousTestCase):
         close(self.live)
         self.assertEqual(self.h.registry.get("/backup").listeners, 1)
 
+    def test_actions_are_not_taken_from_another_sites_page(self):
+        for extra in ("Sec-Fetch-Site: cross-site\r\n", "Origin: https://evil.example\r\n",
+                      "Sec-Fetch-Site: same-site\r\nOrigin: https://sub.radio.test\r\n"):
+            status, _, body = self.h.get("/admin/killsource?mount=/live", ADMIN, extra=extra)
+            self.assertIn(" 403 ", status, extra)
+            self.assertIn(b"another site", body)
+        self.assertIsNotNone(self.h.registry.get("/live").source)
+        same = "Sec-Fetch-Site: same-origin\r\nOrigin: http://radio.test:8000\r\n"
+        self.assertIn(" 200 ", self.h.get("/admin/metadata?mount=/live&mode=updinfo&song=x", ADMIN, extra=same)[0])
+        self.assertIn(" 200 ", self.h.get("/admin/stats", ADMIN, extra="Sec-Fetch-Site: cross-site\r\n")[0])
+
     def test_shoutcast_admin_cgi(self):
         status, _, _ = self.h.get("/admin.cgi?mode=updinfo&song=Old+School&pass=hackme&mount=/live")
         self.assertIn(" 200 ", status)

@@ -269,6 +269,10 @@ class DashboardCall(Resource):
         keys, client = self.dashboard.keys, host_of(request.getClientAddress())
         if keys.failures.blocked(client) is not None:
             return reply(request, 429, {"error": "too many failed logins; wait a minute"})
+        media = (request.getHeader(b"content-type") or b"").split(b";")[0].strip().lower()
+        if media != b"application/json":
+            # A form another site posts cannot be JSON without a preflight: no login CSRF.
+            return reply(request, 415, {"error": "send Content-Type: application/json"})
         body = json_body(request)
         if body is None:
             return reply(request, 400, {"error": "send JSON: {\"user\": ..., \"password\": ...}"})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, Callable, Dict, Optional, Tuple
+from urllib.parse import urlsplit
 
 import attr
 from twisted.logger import Logger
@@ -29,6 +30,7 @@ from ..core.mount import Mount
 from ..core.operations import kick_listener, kill_source, move_listeners, update_metadata
 from ..core.registry import MountRegistry
 from ..core.throttle import TOO_MANY, AuthFailures, retry_after
+from .site import header_text
 from .status import add_listeners, stats_xml, sub, xml_bytes
 
 REALM = b'Basic realm="Icecast2 Server"'
@@ -210,6 +212,20 @@ ACTIONS: Dict[bytes, Tuple[Action, str]] = {
 }
 
 
+def from_another_site(request: Request) -> bool:
+    """
+    Whether a browser sent this from a page of another origin: ``Sec-Fetch-Site``
+    says so, or (older browsers) an ``Origin`` that is not this server's.
+    """
+    fetch_site = (request.getHeader(b"sec-fetch-site") or b"").lower()
+    if fetch_site in (b"cross-site", b"same-site"):
+        return True
+    origin = request.getHeader(b"origin")
+    if origin and fetch_site not in (b"same-origin", b"none"):
+        return urlsplit(origin.decode("latin-1")).netloc.lower() != header_text(request, b"host").lower()
+    return False
+
+
 class AdminAction(Resource):
     isLeaf = True
     _log = Logger()
@@ -223,6 +239,11 @@ class AdminAction(Resource):
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"text/xml; charset=utf-8")
         ctx = self.ctx
+        if self.action is not stats and from_another_site(request):
+            # An image or a link on another site would ride on the admin's
+            # cached credentials; Icecast's tools send no such headers.
+            request.setResponseCode(403)
+            return iceresponse("admin actions are not taken from another site's page", ok=False)
         mount = arg(request, "mount") or ""
         status = ctx.admit(request, lambda: ctx.is_admin(request) or (
             self.who == "source" and ctx.is_source(request, mount)), lambda: ctx.is_source(request, mount))
