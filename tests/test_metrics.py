@@ -71,6 +71,30 @@ class MetricsTests(SynchronousTestCase):
         self.assertEqual(values[("gocast_source_reconnects_total", (("mount", "/live"),))], 1)
         self.assertGreaterEqual(values[("gocast_http_requests_total", (("class", "2xx"),))], 3)
 
+    def test_gone_mounts_leave_no_series(self):
+        h = Harness()
+        source, _ = h.source("/dyn1")
+        close(source)
+        source, _ = h.source("/dyn1")  # a reconnect: the counter has a series for /dyn1
+        close(source)
+        h.clock.advance(0)
+        self.assertIsNone(h.registry.get("/dyn1"))  # idle and not configured: forgotten
+        values, _ = samples(h)
+        self.assertFalse([key for key in values if ("mount", "/dyn1") in key[1]])
+
+    def test_hidden_mounts_only_with_credentials(self):
+        h = Harness("mounts { secret { hidden true } }")
+        h.source("/secret")
+        h.source("/open")
+        values, _ = samples(h)
+        mounts = {dict(labels).get("mount") for _, labels in values}
+        self.assertIn("/open", mounts)
+        self.assertNotIn("/secret", mounts)
+        h = Harness("metrics { auth_required true } mounts { secret { hidden true } }")
+        h.source("/secret")
+        values, _ = samples(h, ADMIN)
+        self.assertIn("/secret", {dict(labels).get("mount") for _, labels in values})
+
     def test_bytes_sent_never_decrease_when_listeners_move(self):
         h = Harness("mounts { live { fallback /backup } backup { } }")
         live, _ = h.source("/live")

@@ -107,6 +107,24 @@ class MountStreamTests(SynchronousTestCase):
         self.assertEqual((mount.title, mount.artist), ("In band", "Band"))
         self.assertIn("source.metadata", [e.name for e in events])
 
+    def test_a_failing_subscriber_is_cut_off_and_the_others_go_on(self):
+        mount, _ = make_mount()
+
+        class Broken(Recorder):
+            def chunk(self, chunk):
+                raise RuntimeError("a bug")
+
+        broken, good = Broken(), Recorder()
+        mount.add_subscriber(broken)
+        mount.add_subscriber(good)
+        mount.start_source(SourceInfo("audio/mpeg"))
+        mount.feed(mp3_frame() * 40)
+        mount.stop_source()
+        self.assertTrue(good.chunks)
+        self.assertEqual(broken.detached, "internal error")
+        self.assertNotIn(broken, mount.subscribers)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
     def test_second_source_refused(self):
         mount, _ = make_mount()
         mount.start_source(SourceInfo("audio/mpeg"))

@@ -19,11 +19,14 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import unquote_plus
 
 import attr
+from twisted.logger import Logger
 from zope.interface import Interface
 
 from ..config import LimitsConfig, MountConfig
 from ..media import framer_for, is_ogg
 from .text import scrub
+
+_log = Logger()
 from .events import EventBus
 
 #: Chunks gather frames until they hold this much audio: fewer, larger
@@ -222,10 +225,7 @@ class Mount:
         self._flush()
         info, self.source = self.source, None
         self.framer = None
-        for subscriber in list(self.subscribers):
-            stopped = getattr(subscriber, "source_stopped", None)
-            if stopped is not None:
-                stopped()
+        self._tell_each(lambda subscriber: getattr(subscriber, "source_stopped", lambda: None)())
         if info is not None:
             self.bus.publish("source.disconnect", self.path, source_ip=info.peer,
                              bytes_received=self.bytes_received)
@@ -250,10 +250,25 @@ class Mount:
         queue_size = self.limits.queue_size
         while self.ring_bytes > queue_size and len(ring) > 1:
             self.ring_bytes -= len(ring.popleft().data)
-        for subscriber in list(self.subscribers):
-            subscriber.chunk(chunk)
+        self._tell_each(lambda subscriber: subscriber.chunk(chunk))
 
     # Subscribers
+
+    def _tell_each(self, tell: Callable[[Any], None]) -> None:
+        """
+        Tell every subscriber; one that raises (a bug) is cut off and logged,
+        and the others still get what it did not.
+        """
+        for subscriber in list(self.subscribers):
+            try:
+                tell(subscriber)
+            except Exception:
+                _log.failure("{mount}: a subscriber failed and was cut off", mount=self.path)
+                self.remove_subscriber(subscriber)
+                try:
+                    subscriber.detach("internal error")
+                except Exception:
+                    _log.failure("{mount}: and failed to close", mount=self.path)
 
     def add_subscriber(self, subscriber: Any) -> None:
         """Add a subscriber; listeners (``is_listener``, the default) are counted."""
@@ -351,8 +366,7 @@ class Mount:
         self.metadata_version += 1
         self.bus.publish("source.metadata", self.path, title=self.title, artist=self.artist,
                          song=self.song)
-        for subscriber in list(self.subscribers):
-            subscriber.metadata_changed()
+        self._tell_each(lambda subscriber: subscriber.metadata_changed())
 
     @property
     def song(self) -> str:

@@ -54,6 +54,7 @@ class MountRegistry:
         for mount in list(self.mounts.values()):
             if mount.path not in config.mounts:
                 mount.reconfigure(MountConfig(), config.limits)
+                self.attach(mount)  # its outputs (HLS) go with its config, and their memory
                 self._forget_if_idle(mount)  # a removed mount with a source stays until it leaves
 
     def _create(self, path: str, mount_config: MountConfig) -> Mount:

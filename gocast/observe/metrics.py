@@ -11,7 +11,7 @@ per webhook delivery.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, Tuple
 
 from prometheus_client import (
     CollectorRegistry,
@@ -45,6 +45,7 @@ class StateCollector:
         self.total_connections = total_connections
         self.started = started
         self.now = now
+        self.mount_counters = MountCounters()
 
     def collect(self) -> Iterator[Any]:
         now = self.now()
@@ -73,7 +74,8 @@ class StateCollector:
             "overruns": CounterMetricFamily("gocast_buffer_overruns", "Listeners dropped for falling "
                                             "more than queue_size behind.", labels=["mount"]),
         }
-        for path, mount in sorted(self.registry.mounts.items()):
+        shown = self.shown_mounts()
+        for path, mount in sorted(shown.items()):
             labels = [path]
             listeners = mount.listeners
             source = mount.source
@@ -85,14 +87,58 @@ class StateCollector:
             counters["sent"].add_metric(labels, mount.total_bytes_sent)
             counters["received"].add_metric(labels, mount.bytes_received)
             counters["overruns"].add_metric(labels, mount.slow_listeners)
+        reconnects = CounterMetricFamily("gocast_source_reconnects", "Sources that connected to a mount that "
+                                         "had had one before.", labels=["mount"])
+        denied = CounterMetricFamily("gocast_listeners_denied", "Listeners refused by a mount's auth or IP "
+                                     "rules.", labels=["mount", "status"])
+        for path, count in sorted(self.mount_counters.reconnects.items()):
+            if path in shown:
+                reconnects.add_metric([path], count)
+        for (path, status), count in sorted(self.mount_counters.refusals.items()):
+            if path in shown:
+                denied.add_metric([path, status], count)
+        counters.update(reconnects=reconnects, denied=denied)
         yield from gauges.values()
         yield from counters.values()
         by_country = GaugeMetricFamily("gocast_listeners_by_country", "Listeners now, by country (GeoIP).",
                                        labels=["country"])
-        countries = audience_of(self.registry.mounts.values())["listeners_by_country"]
+        countries = audience_of(shown.values())["listeners_by_country"]
         for country, count in sorted((countries or {UNKNOWN: 0}).items()):
             by_country.add_metric([country], count)
         yield by_country
+
+    def shown_mounts(self) -> Dict[str, Any]:
+        """The mounts /metrics tells of: hidden ones only when it needs credentials."""
+        mounts = self.registry.mounts
+        if self.registry.config.metrics.auth_required:
+            return dict(mounts)
+        return {path: mount for path, mount in mounts.items() if not mount.config.hidden}
+
+
+class MountCounters:
+    """Counts per mount that only events tell: source reconnects, refused listeners."""
+
+    def __init__(self) -> None:
+        #: Sources seen per mount (kept when the mount is forgotten: coming back is a reconnect).
+        self.sources: Dict[str, int] = {}
+        #: Shown from a mount's first source: reconnects since.
+        self.reconnects: Dict[str, int] = {}
+        self.refusals: Dict[Tuple[str, str], int] = {}
+
+    def source_connected(self, mount: str) -> None:
+        seen = self.sources.get(mount, 0)
+        self.reconnects[mount] = self.reconnects.get(mount, 0) + (1 if seen else 0)
+        self.sources[mount] = seen + 1
+
+    def denied(self, mount: str, status: str) -> None:
+        # Only configured mounts have auth, so the labels stay bounded.
+        self.refusals[(mount, status)] = self.refusals.get((mount, status), 0) + 1
+
+    def forget(self, mount: str) -> None:
+        """A mount that is gone leaves no series (dynamic mounts come and go by the thousand)."""
+        self.reconnects.pop(mount, None)
+        for key in [key for key in self.refusals if key[0] == mount]:
+            del self.refusals[key]
 
 
 class Metrics:
@@ -103,26 +149,23 @@ class Metrics:
         disable_created_metrics()  # *_created series only double what Prometheus stores
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
-        self.registry.register(StateCollector(registry, connections, total_connections, started, now))
+        state = StateCollector(registry, connections, total_connections, started, now)
+        self.registry.register(state)
         self.listeners_total = Counter("gocast_listeners_total", "Listener connections served.",
                                        registry=self.registry)
         self.listener_duration = Histogram("gocast_listener_duration_seconds", "How long listeners stayed.",
                                            buckets=DURATION_BUCKETS, registry=self.registry)
-        self.source_reconnects = Counter("gocast_source_reconnects_total",
-                                         "Sources that connected to a mount that had had one before.",
-                                         ["mount"], registry=self.registry)
         self.http_requests = Counter("gocast_http_requests_total", "HTTP responses by status class.",
                                      ["class"], registry=self.registry)
         self.webhook_deliveries = Counter("gocast_webhook_deliveries_total",
                                           "Webhook deliveries by webhook and result.",
                                           ["webhook", "result"], registry=self.registry)
-        self.listeners_denied = Counter("gocast_listeners_denied_total",
-                                        "Listeners refused by a mount's auth or IP rules.", ["mount", "status"],
-                                        registry=self.registry)
-        self._sourced: Dict[str, int] = {}
         self.listeners_served = 0
+        #: Per-mount counts the event bus feeds; shown (at scrape) with the
+        #: mounts /metrics tells of, and gone with their mount.
+        self.mount_counters = state.mount_counters
         bus.subscribe(self.on_event, ["listener.connect", "listener.disconnect", "source.connect",
-                                      "listener.denied"])
+                                      "listener.denied", "mount.removed"])
 
     def on_event(self, event: Event) -> None:
         if event.name == "listener.connect":
@@ -131,14 +174,11 @@ class Metrics:
         elif event.name == "listener.disconnect":
             self.listener_duration.observe(event.data.get("duration", 0))
         elif event.name == "listener.denied" and event.mount:
-            # Only configured mounts have auth, so the mount label stays bounded.
-            self.listeners_denied.labels(event.mount, str(event.data.get("status", ""))).inc()
+            self.mount_counters.denied(event.mount, str(event.data.get("status", "")))
         elif event.name == "source.connect" and event.mount:
-            seen = self._sourced.get(event.mount, 0)
-            reconnects = self.source_reconnects.labels(event.mount)  # shown from the first connect
-            if seen:
-                reconnects.inc()
-            self._sourced[event.mount] = seen + 1
+            self.mount_counters.source_connected(event.mount)
+        elif event.name == "mount.removed" and event.mount:
+            self.mount_counters.forget(event.mount)
 
     def count_webhook(self, webhook: str, result: str) -> None:
         self.webhook_deliveries.labels(webhook, result).inc()
