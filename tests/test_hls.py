@@ -4,6 +4,8 @@ import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from gocast.config import parse_config
+
 from gocast.outputs.hls import regroup_adts
 from gocast.media.hls import FIRST_PTS, Segmenter
 from gocast.media.mpegts import (
@@ -143,6 +145,16 @@ class HlsServingTests(SynchronousTestCase):
         self.assertIn(" 200 ", h.get("/hls/live/segment_0.ts")[0])
         _, headers, _ = split_response(h.listener()[1].value())
         self.assertEqual(headers["content-type"], "audio/aac")
+
+    def test_a_removed_mount_takes_its_hls_output_along(self):
+        h = self.harness()
+        source, _ = h.source()
+        feed_frames(source, 100)
+        self.assertIn("/live", h.hls.outputs)
+        h.registry.configure(parse_config("").config)  # /live is gone from the config
+        self.assertNotIn("/live", h.hls.outputs)
+        close(source)
+        self.assertIsNone(h.registry.get("/live"))
 
     def test_custom_path_prefix(self):
         h = Harness("mounts { live { hls { enabled true segment_duration 2 path /radio/stream } } }")
