@@ -109,6 +109,30 @@ class WebhookTests(SynchronousTestCase):
                                        ("w", "success")])
 
 
+    def test_listener_events_only_when_named(self):
+        joined = Event("listener.connect", 0.0, "/live", {"id": 1, "ip": "10.0.0.1"})
+        post = FakePost()
+        self.make("", post)(joined)
+        self.assertEqual(post.calls, [])  # the default leaves per-listener events out
+        for events in ("events [listener.connect]", "events [*]"):
+            post = FakePost()
+            self.make(events, post)(joined)
+            self.assertEqual(len(post.calls), 1, events)
+
+    def test_source_events_are_never_dropped_for_listener_noise(self):
+        self.patch(webhooks, "MAX_QUEUE", 3)
+        pending = Deferred()
+        post = FakePost(pending)
+        hook = self.make("events [*]", post)
+        hook(EVENT)  # in flight
+        for n in range(10):
+            hook(Event("listener.connect", 0.0, "/live", {"id": n}))
+        hook(Event("source.disconnect", 0.0, "/live", {}))
+        hook(Event("source.connect", 0.0, "/live", {}))
+        queued = [name for _, _, name in hook.queue]
+        self.assertEqual(queued.count("source.disconnect") + queued.count("source.connect"), 2)
+        self.assertEqual(len(queued), 3)
+
 class FormatTests(SynchronousTestCase):
     def test_discord_and_slack(self):
         milestone = Event("stats.milestone", 0.0, "/live", {"milestone": 100, "listeners": 101})

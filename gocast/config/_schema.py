@@ -53,6 +53,9 @@ EVENT_NAMES = (
     "config.reload_failed",
 )
 
+#: What a webhook sends unless told: everything but the per-listener events.
+DEFAULT_WEBHOOK_EVENTS = tuple(name for name in EVENT_NAMES if name not in ("listener.connect", "listener.disconnect"))
+
 #: What an API key may be allowed to do.
 PERMISSIONS = (
     "read_stats",
@@ -303,7 +306,9 @@ class ClusterConfig:
 @attr.frozen
 class WebhookConfig:
     url: str = setting("", "Where events are POSTed.", URL())
-    events: Tuple[str, ...] = setting(("*",), "Events sent; * for all.", ListOf(Str(EVENT_NAMES + ("*",))))
+    events: Tuple[str, ...] = setting(DEFAULT_WEBHOOK_EVENTS, "Events sent; * for all. The default leaves out "
+                                      "listener.connect and listener.disconnect (one POST per listener): "
+                                      "name them to get them.", ListOf(Str(EVENT_NAMES + ("*",))))
     format: str = setting("generic", "Payload shape: generic JSON, discord or slack.",
                           Str(("generic", "discord", "slack")))
     headers: Dict[str, str] = setting(dict, "Extra request headers.", MapOf(Str()),

@@ -29,8 +29,9 @@ from .._version import __version__
 from ..config._schema import WebhookConfig
 from ..core.events import Event
 
-#: Deliveries waiting per webhook; past this the oldest is dropped.
+#: Deliveries waiting per webhook; past this one is dropped (listener events first).
 MAX_QUEUE = 1000
+_LISTENER = "listener."
 #: Seconds before retry N (1, 2, 4, ... capped).
 MAX_BACKOFF = 60.0
 
@@ -108,13 +109,31 @@ class Webhook:
         if not self.wants(event):
             return
         body = json.dumps(payload(event, self.config.format), default=str).encode("utf-8")
-        if len(self.queue) >= MAX_QUEUE:
-            self.queue.popleft()
+        if len(self.queue) >= MAX_QUEUE and not self.make_room(event.name):
             self.count(self.name, "dropped")
+            return
         self.queue.append((uuid.uuid4().hex, body, event.name))
         if not self.busy:
             self.busy = True
             ensureDeferred(self._drain())
+
+    def make_room(self, incoming: str) -> bool:
+        """
+        The queue is full: drop the oldest listener event to make room (a
+        source or config event is never lost to listener noise), else the
+        oldest of any kind, unless the one coming is a listener event itself.
+        False when it is the incoming one that must go.
+        """
+        for index, (_, _, name) in enumerate(self.queue):
+            if name.startswith(_LISTENER):
+                del self.queue[index]
+                self.count(self.name, "dropped")
+                return True
+        if incoming.startswith(_LISTENER):
+            return False
+        self.queue.popleft()
+        self.count(self.name, "dropped")
+        return True
 
     async def _drain(self) -> None:
         try:
