@@ -185,6 +185,18 @@ class HeaderInjectionTests(SynchronousTestCase):
             _, transport = h.connect(request)
             self.assertRefused(transport, 400, reason)
 
+    def test_one_reading_of_methods_and_lines_for_streams_and_web(self):
+        h = Harness()
+        h.source()
+        for request in (b"get /live HTTP/1.0\r\n\r\n", b"get /status-json.xsl HTTP/1.0\r\n\r\n",
+                        b"GET /live HTTP/2.0\r\n\r\n"):
+            _, transport = h.connect(request)
+            self.assertIn(b" 400 ", transport.value().split(b"\r\n")[0], request)
+        for request in (b"GET /live HTTP/1.0\n\n", b"GET /status-json.xsl HTTP/1.0\nHost: x\n\n"):
+            _, transport = h.connect(request)
+            h.clock.advance(0)
+            self.assertIn(b" 200 OK", transport.value().split(b"\r\n")[0], request)
+
     def test_other_controls_become_spaces_everywhere_they_are_repeated(self):
         h = Harness()
         source, transport = h.source(extra="ice-name: Evil\x1b[2J\x0bName\r\nice-genre: Rock\x7f\r\n")

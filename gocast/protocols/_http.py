@@ -39,6 +39,7 @@ REASONS = {
 
 #: A header name (RFC 9110 token).
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_METHOD = re.compile(r"[A-Z]{1,20}")
 #: Control characters, tab included: none belongs in a request line.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -119,8 +120,11 @@ def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
     if len(parts) != 3:
         raise BadRequest("malformed request line")
     method, target, version = parts
-    if not version.startswith(("HTTP/1.", "ICE/1.")) or not method.isalpha():
+    if version not in ("HTTP/1.0", "HTTP/1.1", "ICE/1.0"):
         raise BadRequest("unsupported protocol %r" % version[:20])
+    if not _METHOD.fullmatch(method):
+        # Methods are case-sensitive; twisted.web, which answers the web side, reads them as sent.
+        raise BadRequest("malformed method: upper-case letters only, such as GET or SOURCE")
     if len(lines) - 1 > MAX_HEADERS:
         raise BadRequest("more than %d headers" % MAX_HEADERS, 431)
     headers = []
@@ -133,7 +137,7 @@ def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
             raise BadRequest("header %s contains CR or NUL" % name.lower())
         headers.append((name.lower(), scrub(value).strip(" \t")))
     split = urlsplit(target)
-    head = RequestHead(method.upper(), target, version.upper(), headers,
+    head = RequestHead(method, target, version, headers,
                        unquote(split.path) if target != "*" else "*",
                        parse_qs(split.query, keep_blank_values=True))
     return head, body

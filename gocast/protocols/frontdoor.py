@@ -19,6 +19,7 @@ vouch for (:mod:`gocast.auth.address`).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Dict, Optional, Set
 
 from twisted.internet.defer import maybeDeferred
@@ -50,6 +51,8 @@ COMMON_HEADERS = [
     ("Allow", "GET, PUT, OPTIONS, SOURCE"),
     ("Accept-Encoding", "identity"),
 ]
+
+_CRLF = re.compile(rb"\r?\n")
 
 #: Extensions that ask for a playlist pointing at a mount.
 PLAYLIST_SUFFIXES = (".m3u", ".pls", ".xspf")
@@ -154,7 +157,9 @@ class FrontDoor(Protocol, TimeoutMixin):
         if self.factory.connections > limits.max_clients and not self.may_use_reserve(head.path):
             self.reply(503, "server full: too many clients", reply_version(head), [("Retry-After", "10")])
             return
-        raw, rest = self._buffer[:body_start], self._buffer[body_start:]
+        # twisted.web reads only CRLF lines: a head that came with bare LFs (which
+        # GoCast accepts, as Icecast does) is handed over with CRLFs.
+        raw, rest = _CRLF.sub(b"\r\n", self._buffer[:body_start]), self._buffer[body_start:]
         self._buffer = b""
         self.route(head, raw, rest)
 
