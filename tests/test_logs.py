@@ -4,9 +4,12 @@ import base64
 import io
 import json
 
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import Logger, globalLogPublisher
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
 
 from gocast.config import parse_config
 from gocast.observe import logs
@@ -14,7 +17,7 @@ from gocast.observe.logs import (
     AccessLog, JSONLinesObserver, ReopenableFile, build_observer, redact_target, reopen_logs,
     twistd_log_output,
 )
-from gocast.resources.site import MAX_REQUEST_BODY, request_id_from
+from gocast.resources.site import MAX_REQUEST_BODY, GocastSite, request_id_from
 
 from .streaming import AUTH, Harness, close, feed_frames, split_response
 
@@ -252,6 +255,31 @@ class TextObserverTests(SynchronousTestCase):
             twisted(dict(event))
         self.assertEqual(ours.getvalue(), theirs.getvalue())
         self.assertIn("[gocast.access#info] 1.2.3.4 - - [x]", ours.getvalue())
+
+
+class RangeTests(SynchronousTestCase):
+    """Several ranges at once would make a multipart body many times a file's size: the file instead."""
+
+    def ranges_seen(self, header):
+        seen = []
+
+        class Echo(Resource):
+            isLeaf = True
+
+            def render_GET(self, request):
+                seen.append(request.getHeader(b"range"))
+                return b"x"
+
+        site = GocastSite(Echo(), MemoryReactorClock(), AccessLog(logging_config()), lambda code: None,
+                          lambda: parse_config("").config.cors)
+        channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 1))
+        channel.makeConnection(StringTransport())
+        channel.dataReceived(b"GET /f HTTP/1.1\r\nHost: x\r\nRange: %s\r\n\r\n" % header)
+        return seen
+
+    def test_one_range_kept_several_dropped(self):
+        self.assertEqual(self.ranges_seen(b"bytes=0-9"), [b"bytes=0-9"])
+        self.assertEqual(self.ranges_seen(b"bytes=" + b",".join([b"0-1000"] * 200)), [None])
 
 
 class RequestBodyLimitTests(SynchronousTestCase):

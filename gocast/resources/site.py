@@ -115,6 +115,12 @@ class GocastRequest(Request):
             self.args.update(parse_qs(self.content.read(), 1))
             self.content.seek(0, 0)
         self.started = time.monotonic()
+        ranges = self.getHeader(b"range")
+        if ranges is not None and b"," in ranges:
+            # Several ranges at once (twisted.web would answer each, overlaps and
+            # all, as one multipart body many times the file's size): the whole
+            # file instead, as a server may.
+            self.requestHeaders.removeHeader(b"range")
         header = self.getHeader(b"x-request-id")
         self.request_id = request_id_from(header.decode("latin-1") if header else None)
         self.setHeader(b"x-request-id", self.request_id.encode("ascii"))
