@@ -9,8 +9,8 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
-from gocast.dashboard.live import (FLUSH_EVERY, MAX_EVENTS, SLOW_TIMEOUT, LiveStatsResource, StatsFactory, StatsHub,
-                         StatsProtocol)
+from gocast.dashboard.live import (FLUSH_EVERY, MAX_EVENTS, MAX_STREAMS_PER_CREDENTIAL, SLOW_TIMEOUT,
+                                   LiveStatsResource, StatsFactory, StatsHub, StatsProtocol)
 
 from .streaming import Harness, feed_frames
 
@@ -127,6 +127,27 @@ class ProtocolTests(SynchronousTestCase):
         with self.assertRaises(ConnectionDeny) as caught:
             self.protocol.onConnect(type("Request", (), {"headers": {}, "params": {}})())
         self.assertEqual(caught.exception.code, 401)
+
+    def test_streams_per_credential_are_capped(self):
+        self.allowed = "key:k_1"
+        request = type("Request", (), {"headers": {}, "params": {}})()
+        opened = []
+        for _ in range(MAX_STREAMS_PER_CREDENTIAL):
+            protocol = StatsProtocol()
+            protocol.factory = self.factory
+            protocol.onConnect(request)
+            opened.append(protocol)
+        with self.assertRaises(ConnectionDeny) as caught:
+            self.protocol.onConnect(request)
+        self.assertEqual(caught.exception.code, 429)
+        self.allowed = "key:k_2"
+        self.protocol.onConnect(request)  # another key is not held back
+        opened[0].onClose(True, 1000, None)  # one of the first key's closes: room for one more
+        self.allowed = "key:k_1"
+        another = StatsProtocol()
+        another.factory = self.factory
+        another.onConnect(request)
+        self.assertEqual(self.factory.streams["key:k_1"], MAX_STREAMS_PER_CREDENTIAL)
 
     def test_wrong_credentials_count_as_failed_logins(self):
         self.allowed = False

@@ -160,16 +160,23 @@ class DashboardAccess:
             return True
         return origin in [o for o in self.config().cors.allowed_origins if o != "*"]
 
-    def websocket(self, headers: Dict[str, str], params: Dict[str, Any]) -> bool:
-        """The live stream's handshake (:class:`gocast.live.StatsFactory`)."""
-        if self.sessions.find(cookie_token(headers.get("cookie"))) is not None:
-            return True
+    def websocket(self, headers: Dict[str, str], params: Dict[str, Any]) -> Optional[str]:
+        """
+        The live stream's handshake (:class:`gocast.dashboard.live.StatsFactory`):
+        whose credentials these are (a dashboard login, an API key, the
+        admin), or None when they open nothing.
+        """
+        token = cookie_token(headers.get("cookie"))
+        if self.sessions.find(token) is not None:
+            return "session:" + hashlib.sha256(token.encode()).hexdigest()[:16]
         user, password, bearer = credentials(headers.get("authorization"))
         if user is not None and self.admin(user, password):
-            return True
+            return "admin"
         secret = bearer or headers.get("x-api-key") or (params.get("key") or [None])[0]
         key = self.keys.find(secret) if secret else None
-        return key is not None and not key.expired(self.now()) and key.allows("read_stats")
+        if key is not None and not key.expired(self.now()) and key.allows("read_stats"):
+            return "key:" + key.id
+        return None
 
 
 class Dashboard(Resource):

@@ -45,6 +45,9 @@ FIGURES_EVERY = 1.0
 SLOW_TIMEOUT = 10.0
 MAX_EVENTS = 50
 MAX_CLIENTS = 200
+#: Streams open at once with one set of credentials (an API key, a dashboard
+#: login, the admin): one key cannot take every slot.
+MAX_STREAMS_PER_CREDENTIAL = 20
 #: Largest WebSocket message either way (Autobahn applies one limit to both):
 #: dashboards send a few bytes; a frame about many mounts can be large.
 MAX_MESSAGE = 1024 * 1024
@@ -154,6 +157,8 @@ class StatsProtocol(WebSocketServerProtocol):
     missed = False
     #: The client's address (after ``server.trusted_proxies``), for the failed-login limit.
     client = ""
+    #: Whose credentials opened it (a session, a key, the admin at an address), once counted.
+    credential: Optional[str] = None
 
     def onConnect(self, request: Any) -> None:
         factory = self.factory
@@ -161,12 +166,20 @@ class StatsProtocol(WebSocketServerProtocol):
             raise ConnectionDeny(503, "too many dashboard connections")
         if not factory.origin_allowed(request.headers):
             raise ConnectionDeny(403, "this page's origin may not read the live stats")
-        if not factory.allowed(request.headers, request.params):
+        who = factory.allowed(request.headers, request.params)
+        if not who:
             sent = "authorization" in request.headers or "x-api-key" in request.headers or "key" in request.params
             if sent and factory.failures is not None:
                 factory.failures.failed(self.client)
             raise ConnectionDeny(401, "log in to the dashboard, or send admin credentials or an API key "
                                  "with read_stats")
+        who = who if isinstance(who, str) else "anyone"
+        streams = factory.streams
+        if streams.get(who, 0) >= MAX_STREAMS_PER_CREDENTIAL:
+            raise ConnectionDeny(429, "%d live stats streams are open with these credentials already"
+                                 % MAX_STREAMS_PER_CREDENTIAL)
+        streams[who] = streams.get(who, 0) + 1
+        self.credential = who
 
     def onOpen(self) -> None:
         self.transport.unregisterProducer()  # the HTTP channel's, which handed the connection over
@@ -185,6 +198,12 @@ class StatsProtocol(WebSocketServerProtocol):
 
     def onClose(self, wasClean: bool, code: Optional[int], reason: Optional[str]) -> None:
         self.factory.hub.remove(self)
+        who, self.credential = self.credential, None
+        if who is not None:
+            streams = self.factory.streams
+            streams[who] -= 1
+            if not streams[who]:
+                del streams[who]
 
     def drop(self) -> None:
         self.factory.hub.remove(self)
@@ -280,6 +299,8 @@ class StatsFactory(WebSocketServerFactory):
         self.allowed = allowed
         self.origin_allowed = origin_allowed
         self.failures = failures
+        #: Open streams by whose credentials opened them.
+        self.streams: Dict[str, int] = {}
         # A ping every 20 s finds dead dashboards; messages are capped both ways.
         self.setProtocolOptions(autoPingInterval=20, autoPingTimeout=20, maxMessagePayloadSize=MAX_MESSAGE,
                                 maxFramePayloadSize=MAX_MESSAGE, openHandshakeTimeout=10)
