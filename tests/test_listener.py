@@ -196,6 +196,34 @@ class LimitTests(SynchronousTestCase):
         self.assertTrue(transport.disconnecting)
 
 
+class SendBufferTests(SynchronousTestCase):
+    """A stalled player cannot hide megabytes in the kernel: its socket's send buffer is capped."""
+
+    def test_capped_under_wrappers(self):
+        import socket
+
+        from gocast.protocols.listener import LISTENER_SEND_BUFFER, cap_send_buffer
+
+        sock = socket.socket()
+        self.addCleanup(sock.close)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+
+        class TCP:
+            def getHandle(self):
+                return sock
+
+        class Wrapper:  # TLS or PROXY: its handle is not the socket; its transport leads there
+            transport = TCP()
+
+            def getHandle(self):
+                return object()
+
+        cap_send_buffer(Wrapper(), LISTENER_SEND_BUFFER)
+        # Linux doubles what it is given, for its own bookkeeping.
+        self.assertLessEqual(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF), 2 * LISTENER_SEND_BUFFER)
+        cap_send_buffer(object(), LISTENER_SEND_BUFFER)  # no socket under it (a test transport): nothing
+
+
 class FallbackTests(SynchronousTestCase):
     def test_listeners_move_and_return(self):
         h = Harness("mounts { live { fallback /backup } backup { } }")

@@ -24,6 +24,7 @@ listener is disconnected then.
 
 from __future__ import annotations
 
+import socket
 from typing import TYPE_CHECKING, Any, List, Optional
 
 from twisted.internet.defer import Deferred
@@ -49,6 +50,27 @@ EXPIRES = "Mon, 26 Jul 1997 05:00:00 GMT"
 def wants_metadata(head: RequestHead) -> bool:
     value = (head.get("icy-metadata") or "0").strip()
     return value not in ("", "0")
+
+
+#: The kernel's send buffer for a listener's socket. Left alone, Linux grows
+#: it to megabytes, where a stalled player hides for minutes: queue_size and
+#: client_timeout could not see it fall behind.
+LISTENER_SEND_BUFFER = 64 * 1024
+
+
+def cap_send_buffer(transport: Any, size: int) -> None:
+    """Cap the send buffer of the TCP socket under ``transport`` (through TLS or PROXY wrappers)."""
+    for _ in range(4):
+        handle = getattr(transport, "getHandle", lambda: None)()
+        if isinstance(handle, socket.socket):
+            try:
+                handle.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+            except OSError:
+                pass  # not a socket that has one (a Unix socket pair in a test): nothing to cap
+            return
+        transport = getattr(transport, "transport", None)
+        if transport is None:
+            return
 
 
 #: The stream is a source's bytes: a browser must never sniff it as a page,
@@ -141,6 +163,7 @@ class ListenerSession:
             return False
         self.connected_at = factory.reactor.seconds()
         self.location = factory.geo.locate(self.peer)
+        cap_send_buffer(self.transport, LISTENER_SEND_BUFFER)
         self.transport.registerProducer(self, True)
         mount.add_subscriber(self)
         self.last_seq = mount.next_seq - 1
