@@ -12,6 +12,7 @@ from ._process import spawn_tool, start_server, wait_for_source
 
 MP3 = ["-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3"]
 AAC = ["-c:a", "aac", "-b:a", "96k", "-f", "adts", "-content_type", "audio/aac"]
+AAC_UNLABELLED = AAC[:-2]
 OPUS = ["-c:a", "libopus", "-b:a", "64k", "-f", "ogg", "-content_type", "audio/ogg"]
 TONE = ["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "sine=frequency=440"]
 
@@ -56,12 +57,21 @@ class HlsTests(TestCase):
         last = re.findall(r"segment_\d+\.(?:ts|m4s)", (await response.content()).decode())[-1]
         segment = await treq.get(base + "/hls/live/" + last, reactor=reactor, persistent=False)
         self.assertIn(b"TIT2", await segment.content())  # the title, as timed ID3
+        return server, base
 
     async def test_mp3(self):
         await self.play(MP3)
 
     async def test_aac(self):
         await self.play(AAC)
+
+    async def test_aac_that_ffmpeg_labels_audio_mpeg(self):
+        """Without -content_type, ffmpeg's icecast output declares audio/mpeg whatever it encodes."""
+        server, base = await self.play(AAC_UNLABELLED)
+        response = await treq.get(base + "/status-json.xsl", reactor=reactor, persistent=False)
+        source = json.loads(await response.content())["icestats"]["source"]
+        self.assertEqual(source["server_type"], "audio/aac")
+        self.assertIn("source.codec_mismatch", server.output.decode())
 
     async def test_ogg_opus_through_the_aac_transcoder(self):
         await self.play(OPUS)
