@@ -14,7 +14,7 @@ from twisted.web.resource import Resource
 from gocast.config import parse_config
 from gocast.observe import logs
 from gocast.observe.logs import (
-    AccessLog, JSONLinesObserver, ReopenableFile, build_observer, redact_target, reopen_logs,
+    AccessLog, JSONLinesObserver, build_observer, redact_target, reopen_logs, reopenable_file,
     twistd_log_output,
 )
 from gocast.resources.site import MAX_REQUEST_BODY, GocastSite, request_id_from
@@ -69,7 +69,7 @@ class LogFileTests(SynchronousTestCase):
 
     def test_reopen_after_rename(self):
         path = self.folder.child("gocast.log")
-        log = ReopenableFile(path.path)
+        log = reopenable_file(path.path)
         self.addCleanup(log.close)
         log.write("before\n")
         log.flush()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import hmac
 import secrets
 from typing import Any, Dict, Iterable, Optional, Tuple
 
@@ -96,7 +95,7 @@ class ApiKeys:
         self.store = store
         self.now = now
         self.keys: Dict[str, ApiKey] = {}
-        #: The same keys by hash (rebuilt whenever the set changes).
+        #: The same keys by hash (:meth:`_reindex` after every change).
         self._by_hash: Dict[str, ApiKey] = {}
         self._dirty: set = set()
         #: Failed authentications per address (shared with sources and the admin).
@@ -107,6 +106,7 @@ class ApiKeys:
                     record["id"], record["name"], record["hash"], tuple(record["permissions"]),
                     record["expires"], record["description"], record["created"], "api",
                     record["last_used"], record["requests"])
+        self._reindex()
 
     def configure(self, config: Config) -> None:
         """Take the config file's keys (keeping the usage of keys whose name stays)."""
@@ -120,7 +120,7 @@ class ApiKeys:
                 old.last_used if old else None, old.requests if old else 0)
         self.keys = {k: v for k, v in self.keys.items() if v.origin == "api"}
         self.keys.update(configured)
-        self._by_hash = {}
+        self._reindex()
 
     def find(self, secret: str) -> Optional[ApiKey]:
         """
@@ -128,11 +128,11 @@ class ApiKeys:
         many keys there are, and the time it takes says nothing of the
         secret (only of a hash nobody can steer).
         """
-        wanted = key_hash(secret)
-        if len(self._by_hash) != len(self.keys):
-            self._by_hash = {key.hash: key for key in self.keys.values()}
-        key = self._by_hash.get(wanted)
-        return key if key is not None and hmac.compare_digest(key.hash, wanted) else None
+        return self._by_hash.get(key_hash(secret))
+
+    def _reindex(self) -> None:
+        """The keys changed: index them by hash again."""
+        self._by_hash = {key.hash: key for key in self.keys.values()}
 
     def used(self, key: ApiKey) -> None:
         key.last_used = self.now()
@@ -155,21 +155,21 @@ class ApiKeys:
         key = ApiKey("k_" + secrets.token_hex(8), name, key_hash(secret), tuple(permissions), expires,
                      description, self.now(), "api")
         self.keys[key.id] = key
-        self._by_hash = {}
+        self._reindex()
         written = self.store.put_key({
             "id": key.id, "name": name, "hash": key.hash, "permissions": key.permissions, "expires": expires,
             "description": description, "created": key.created, "last_used": None, "requests": 0})
 
         def unsaved(failure: Any) -> Any:
             self.keys.pop(key.id, None)  # a key that is not stored does not work either
-            self._by_hash = {}
+            self._reindex()
             return failure
 
         return key, secret, written.addErrback(unsaved)
 
     def revoke(self, key_id: str) -> Any:
         del self.keys[key_id]
-        self._by_hash = {}
+        self._reindex()
         self._dirty.discard(key_id)
         return self.store.delete_key(key_id)
 

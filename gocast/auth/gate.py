@@ -25,9 +25,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ..config import Config, MountConfig
+from ..core.throttle import AuthFailures
 from ..outbound import OutboundHttp
 from .base import AuthRequest, AuthSetupError, Decision, IAuthenticator
-from ..core.throttle import AuthFailures
 from .basic import BasicAuthenticator
 from .callback import HttpAuthenticator, IcecastUrlAuthenticator
 from .ip import IpAuthenticator

@@ -204,7 +204,7 @@ class TokenAuthenticator(AuthenticatorBase):
 
     def judge(self, request: AuthRequest, claims: Dict[str, Any], cached: bool = False) -> Decision:
         expires = claims.get("exp")
-        expires = float(expires) if isinstance(expires, (int, float)) and not isinstance(expires, bool) else None
+        expires = float(expires) if _number(expires) else None
         if cached:
             now = self.now()
             not_before = claims.get("nbf")

@@ -445,9 +445,11 @@ class URL(TextKind):
         return value if reveal or value is None else redact_url(value)
 
 
-#: Query parameters that carry a credential, whatever the URL.
-_SECRET_PARAMS = re.compile(r"(?i)^(api_?key|key|token|access_token|secret|password|passwd|pass|auth|"
-                            r"signature|sig|x-amz-signature|x-amz-credential|credential)$")
+#: Query parameters that carry a credential, whatever the URL (a regular
+#: expression alternation, also used to redact logged request targets).
+CREDENTIAL_PARAMS = (r"api_?key|key|token|access_token|secret|password|passwd|pass|auth|"
+                     r"signature|sig|x-amz-signature|x-amz-credential|credential")
+_SECRET_PARAMS = re.compile(r"(?i)^(%s)$" % CREDENTIAL_PARAMS)
 
 
 def redact_url(url: str) -> str:

@@ -230,7 +230,8 @@ class MetadataConfig:
 @attr.frozen
 class PrerollConfig:
     enabled: bool = setting(False, "Play an ad to each listener on connect.")
-    files: Tuple[str, ...] = setting((), "Audio files to choose from.", ListOf(Str(allow_empty=False)), operator=True)
+    files: Tuple[str, ...] = setting((), "Audio files to choose from.", ListOf(Str(allow_empty=False)),
+                                     operator=True)
     rotation: str = setting("random", "How the next file is chosen.", Str(("random", "sequential")))
 
 
@@ -239,7 +240,8 @@ class MidrollConfig:
     enabled: bool = setting(False, "Insert ads at intervals.")
     interval: float = setting(900.0, "Time between ad breaks.", Duration(positive=True))
     max_duration: float = setting(30.0, "Longest ad break.", Duration(positive=True))
-    files: Tuple[str, ...] = setting((), "Audio files to choose from.", ListOf(Str(allow_empty=False)), operator=True)
+    files: Tuple[str, ...] = setting((), "Audio files to choose from.", ListOf(Str(allow_empty=False)),
+                                     operator=True)
     vast_url: Optional[str] = setting(None, "VAST ad server asked for each break.", URL(), operator=True)
 
 

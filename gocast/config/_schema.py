@@ -15,7 +15,6 @@ from typing import Any, Dict, Optional, Tuple
 import attr
 
 from .._version import __version__
-
 from ._kinds import (
     CIDR,
     URL,
@@ -54,7 +53,8 @@ EVENT_NAMES = (
 )
 
 #: What a webhook sends unless told: everything but the per-listener events.
-DEFAULT_WEBHOOK_EVENTS = tuple(name for name in EVENT_NAMES if name not in ("listener.connect", "listener.disconnect"))
+DEFAULT_WEBHOOK_EVENTS = tuple(name for name in EVENT_NAMES
+                               if name not in ("listener.connect", "listener.disconnect"))
 
 #: What an API key may be allowed to do.
 PERMISSIONS = (

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_config_files -*-
 """
-Files a config names (a users file, a key, a certificate, a fallback, the
-config itself), read the one safe way: only a regular file (a FIFO or a
+Files a config names (a users file, a key, a certificate, a fallback, a
+dump file), opened the one safe way: only a regular file (a FIFO or a
 device would block the reactor, or never end), never more than a bound,
 and an error that names the file and why, never what is inside it.
 """

@@ -24,10 +24,10 @@ from zope.interface import Interface
 
 from ..config import LimitsConfig, MountConfig
 from ..media import framer_for, is_ogg
+from .events import EventBus
 from .text import scrub
 
 _log = Logger()
-from .events import EventBus
 
 #: Chunks gather frames until they hold this much audio: fewer, larger
 #: writes per listener, at the cost of this much latency. At 0.1 s the

@@ -94,13 +94,13 @@ class MountRegistry:
         chain: List[Mount] = []
         seen = {path}
         queue = list(self._fallbacks_of(path))
+        origin = self.mounts.get(path)
         while queue:
             candidate = queue.pop(0)
             if candidate in seen:
                 continue
             seen.add(candidate)
             mount = self.mounts.get(candidate)
-            origin = self.mounts.get(path)
             if mount is not None and (origin is None or may_serve(origin.config, mount.config)):
                 chain.append(mount)
             queue.extend(self._fallbacks_of(candidate))

@@ -157,7 +157,7 @@ class StatsProtocol(WebSocketServerProtocol):
     missed = False
     #: The client's address (after ``server.trusted_proxies``), for the failed-login limit.
     client = ""
-    #: Whose credentials opened it (a session, a key, the admin at an address), once counted.
+    #: Whose credentials opened it (a dashboard login, a key, the admin), once counted.
     credential: Optional[str] = None
 
     def onConnect(self, request: Any) -> None:

@@ -27,8 +27,8 @@ def media_type(content_type: str) -> str:
 
 
 #: What a source may stream besides MP3, AAC and Ogg: passed through as is.
-_OTHER_AUDIO = {"audio/webm", "video/webm", "audio/x-matroska", "audio/flac", "audio/x-flac", "audio/wav", "audio/x-wav",
-                "audio/wave", "audio/mp4", "audio/l16", "application/octet-stream"}
+_OTHER_AUDIO = {"audio/webm", "video/webm", "audio/x-matroska", "audio/flac", "audio/x-flac", "audio/wav",
+                "audio/x-wav", "audio/wave", "audio/mp4", "audio/l16", "application/octet-stream"}
 #: Every media type a source may declare; listeners are sent it, so nothing
 #: a browser would render (text/html, image/svg+xml...) can be among them.
 STREAMABLE = frozenset(_MP3 | _AAC | _OGG | _OTHER_AUDIO)
@@ -69,9 +69,16 @@ def framer_for(content_type: str) -> Any:
     return OpaqueFramer()
 
 
+def sync_codec(content_type: str) -> Optional[str]:
+    """``mp3`` or ``aac`` for the types GoCast frames (and segments for HLS) itself, else None."""
+    kind = media_type(content_type)
+    return "mp3" if kind in _MP3 else "aac" if kind in _AAC else None
+
+
 def is_ogg(content_type: Optional[str]) -> bool:
     return media_type(content_type or "") in _OGG
 
 
 __all__ = ["ADTSFramer", "MP3Framer", "OggFramer", "OpaqueFramer", "Packet", "STREAMABLE", "SniffingFramer",
-           "framer_for", "is_ogg", "is_streamable", "media_type", "normalise_content_type", "parse_comments"]
+           "framer_for", "is_ogg", "is_streamable", "media_type", "normalise_content_type", "parse_comments",
+           "sync_codec"]

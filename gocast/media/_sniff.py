@@ -33,7 +33,10 @@ class SniffingFramer:
         self.content_type = declared.content_type
         self.mismatch = False
         self.framer: Optional[SyncFramer] = None
-        self._seen = bytearray()
+        other = ADTSFramer() if isinstance(declared, MP3Framer) else MP3Framer()
+        #: Both readings, fed the same bytes until one finds frames.
+        self._candidates = (declared, other)
+        self._seen = 0
 
     def take_metadata(self) -> None:
         return None
@@ -41,19 +44,18 @@ class SniffingFramer:
     def feed(self, data: bytes) -> List[Packet]:
         if self.framer is not None:
             return self.framer.feed(data)
-        self._seen += data
-        for candidate in (type(self.declared)(), ADTSFramer() if isinstance(self.declared, MP3Framer)
-                          else MP3Framer()):
-            packets = candidate.feed(bytes(self._seen))
+        self._seen += len(data)
+        for candidate in self._candidates:
+            packets = candidate.feed(data)
             if packets:
                 return self._decided(candidate, packets)
-        if len(self._seen) > SNIFF_LIMIT:  # nothing recognisable: go by the label
-            return self._decided(self.declared, self.declared.feed(bytes(self._seen)))
+        if self._seen > SNIFF_LIMIT:  # nothing recognisable: go by the label
+            return self._decided(self.declared, [])
         return []
 
     def _decided(self, framer: SyncFramer, packets: List[Packet]) -> List[Packet]:
         self.framer = framer
         self.mismatch = framer.content_type != self.declared.content_type
         self.content_type = framer.content_type
-        self._seen = bytearray()
+        self._candidates = ()
         return packets

@@ -20,7 +20,6 @@ Structured logging through twisted.logger.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -42,11 +41,11 @@ from twisted.python.logfile import DailyLogFile, LogFile
 from twisted.python.syslog import SyslogObserver
 from zope.interface import implementer
 
-from ..config._kinds import parse_size
+from ..config._kinds import CREDENTIAL_PARAMS, parse_size
 from ..config._schema import LoggingConfig
 
 _LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn, "error": LogLevel.error}
-_SECRET_PARAMS = re.compile(r"([?&](?:pass|password|passwd|token|key|api_key|apikey|secret|auth)=)[^&#]*",
+_SECRET_PARAMS = re.compile(r"([?&](?:%s)=)[^&#]*" % CREDENTIAL_PARAMS,
                             re.IGNORECASE)
 _PLAIN = (str, int, float, bool, type(None))
 #: A user name shown in a log line: no spaces, quotes or control characters.
@@ -79,28 +78,13 @@ _OPEN: Dict[str, Any] = {}
 SYSLOG = "syslog:"
 
 
-class ReopenableFile:
+def reopenable_file(path: str) -> LogFile:
     """
-    A log file opened for appending that :meth:`reopen` opens again by name:
-    after logrotate renamed it, lines go to a new file at the same path.
+    A log file appended to and never rotated here: :meth:`LogFile.reopen`
+    opens it again by name after logrotate moved it (the path is made
+    absolute, as twistd may chdir to --rundir later).
     """
-
-    def __init__(self, path: str):
-        self.path = os.path.abspath(path)  # twistd may chdir to --rundir later
-        self.file = open(self.path, "a", encoding="utf-8")
-
-    def write(self, text: str) -> None:
-        self.file.write(text)
-
-    def flush(self) -> None:
-        self.file.flush()
-
-    def reopen(self) -> None:
-        self.file.close()
-        self.file = open(self.path, "a", encoding="utf-8")
-
-    def close(self) -> None:
-        self.file.close()
+    return LogFile.fromFullPath(path, rotateLength=None)
 
 
 def open_output(output: str) -> IO[str]:
@@ -112,7 +96,7 @@ def open_output(output: str) -> IO[str]:
     if output == "stderr":
         return sys.__stderr__ or sys.stderr
     if output not in _OPEN:
-        _OPEN[output] = ReopenableFile(output)
+        _OPEN[output] = reopenable_file(output)
     return _OPEN[output]
 
 
@@ -313,7 +297,7 @@ def open_rotating(path: str, rotation: str) -> Any:
         if rotation == "daily":
             _OPEN[key] = DailyLogFile.fromFullPath(path)
         elif rotation == "none":
-            _OPEN[key] = ReopenableFile(path)
+            _OPEN[key] = reopenable_file(path)
         else:
             size = parse_size(rotation.partition(":")[2]) if rotation.startswith("size:") else None
             _OPEN[key] = LogFile.fromFullPath(path, rotateLength=size or 10 * 1024 * 1024,

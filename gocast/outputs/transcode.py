@@ -14,12 +14,9 @@ from typing import Any, Callable, List, Optional
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
-from ..media import ADTSFramer, Packet
+from ..media import ADTSFramer, Packet, sync_codec
 
 MAX_BACKOFF = 30.0
-
-_AAC_TYPES = ("audio/aac", "audio/aacp")
-
 
 def ffmpeg_needs(config: Any) -> List[str]:
     """
@@ -29,9 +26,10 @@ def ffmpeg_needs(config: Any) -> List[str]:
     """
     needs = []
     for path, mount in sorted(config.mounts.items()):
-        if not mount.hls.enabled or mount.type in _AAC_TYPES:
+        codec = sync_codec(mount.type)
+        if not mount.hls.enabled or codec == "aac":
             continue
-        if mount.type == "audio/mpeg":
+        if codec == "mp3":
             if mount.hls.low_latency:
                 needs.append("%s (low-latency HLS of MP3)" % path)
         else:
