@@ -106,7 +106,7 @@ def default_credentials(config: Config) -> list:
     auth = config.auth
     names = [
         name
-        for name in ("source_password", "admin_password")  # relay_password: relays are not built yet
+        for name in ("source_password", "relay_password", "admin_password")
         if getattr(auth, name) == DEFAULT_PASSWORD
     ]
     names += [

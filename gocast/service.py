@@ -46,7 +46,9 @@ from .core.registry import MountRegistry
 from .core.throttle import AuthFailures
 from .dashboard import Dashboard, DashboardAccess, Sessions
 from .dashboard.live import LiveStatsResource, StatsFactory, StatsHub
+from .cluster.streamlist import StreamListFollower
 from .inputs.file import FilePlayers
+from .inputs.relay import Relays, tcp_connect
 from .observe.history import StatsHistory
 from .observe.logs import AccessLog, SwitchableObserver, build_observer, log_events, reopen_logs
 from .observe.metrics import Metrics
@@ -116,6 +118,9 @@ class GocastService(MultiService):
         self.webhooks = Webhooks(self.bus, treq_post(reactor), reactor, self.metrics.count_webhook,
                                  self.metrics.show_webhook)
         self.webhooks.configure(config.webhooks)
+        self.relays = Relays(self.registry, reactor, tcp_connect(reactor))
+        self.relays.configure(config)
+        self.stream_list = StreamListFollower(self.relays, OutboundHttp(reactor), reactor)
         self.log_output = log_output
         self.log_observer = SwitchableObserver(build_observer(config.logging, default_output=log_output))
         self.reloader = Reloader(lambda: self.loaded, self.apply, self.publish,
@@ -204,6 +209,8 @@ class GocastService(MultiService):
         self.stats_factory.server = config.server.product
         self.webhooks.configure(config.webhooks)
         self.geo.configure(config.geoip)
+        self.relays.configure(config)
+        self.stream_list.configure(config)
         self.loaded = LoadedConfig(config, (), self.loaded.filename)
 
     def _apply_mounts(self, config: Config) -> None:
@@ -249,6 +256,8 @@ class GocastService(MultiService):
         self._usage_flush.start(USAGE_FLUSH, now=False)
         self.history.start()
         super().startService()
+        self.relays.start()
+        self.stream_list.configure(self.config)
 
     def install_signal_handlers(self) -> None:
         """
@@ -318,7 +327,7 @@ class GocastService(MultiService):
     def _poll_drain(self) -> None:
         # HLS clients hold no connection to drain: only connected listeners and sources count.
         connected = sum(m.connected_listeners for m in self.registry.mounts.values())
-        if connected == 0 and self.registry.sources == 0:
+        if connected == 0 and self.registry.sources - self.relays.streaming == 0:
             self.finish()
         else:
             self._drain_calls.append(self.reactor.callLater(DRAIN_POLL, self._poll_drain))
@@ -341,6 +350,7 @@ class GocastService(MultiService):
         self._drain_calls = []
         for service in self.listeners:
             maybeDeferred(service.stopService)
+        self.stop_relays()
         self.front_door.close_all()
         self.gate.close_all()
         sent, received = self.registry.total_bytes()
@@ -370,7 +380,12 @@ class GocastService(MultiService):
             self._usage_flush.stop()
         self.history.stop()
         self.api_keys.flush_usage()
+        self.stop_relays()
         return super().stopService()
+
+    def stop_relays(self) -> None:
+        self.stream_list.stop()
+        self.relays.stop()
 
 
 def open_state(path: str, run_in_thread: Any) -> StateStore:

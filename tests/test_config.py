@@ -290,8 +290,21 @@ class CrossFieldTests(SynchronousTestCase):
         self.assertIn("ssl: TLS is enabled but cert and key are not both set", error)
 
     def test_cluster_roles(self):
-        errors = errors_of("cluster { role relay }")
-        self.assertEqual(len(errors), 2)
+        [error] = errors_of("cluster { role relay }")
+        self.assertIn("a relay needs primary (host:port)", error)
+
+    def test_relays(self):
+        [error] = errors_of("relays { a { mount /x } }")
+        self.assertIn("relays.a: url is required", error)
+        [error] = errors_of("relays { a { url http://up:8000/live }\n b { url http://other:8000/x mount live } }")
+        self.assertIn("relays a and b both feed /live", error)
+        [error] = errors_of("relays { a { url http://up:8000/ } }")
+        self.assertIn("/ cannot be a mount", error)
+        [error] = errors_of("relays { a { url ftp://up/live } }")
+        self.assertIn("relays.a.url", error)
+        relays = parse_config("relays { a { url \"http://up:8000/live?x=1\" on_demand true } }").config.relays
+        self.assertEqual(relays["a"].local_mount, "/live")
+        self.assertTrue(relays["a"].on_demand)
 
 
 class WarningTests(SynchronousTestCase):

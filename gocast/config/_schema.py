@@ -11,6 +11,7 @@ set them (they are validated) and gets a warning that they are ignored.
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
+from urllib.parse import urlsplit
 
 import attr
 
@@ -144,9 +145,11 @@ class SslConfig:
 class AuthConfig:
     source_password: str = setting(DEFAULT_PASSWORD, "Password sources use (user 'source') on any mount "
                                    "without its own.", secret=True)
-    relay_user: str = setting("relay", "User name relays use to pull streams.", implemented=False)
-    relay_password: str = setting(DEFAULT_PASSWORD, "Password relays use to pull streams.", secret=True,
-                                  implemented=False)
+    relay_user: str = setting("relay", "User name relays send to the primary (Icecast's master-username); "
+                              "this server takes it for /admin/streamlist.txt.")
+    relay_password: str = setting("", "Password of relay_user (Icecast's relay-password and master-password); "
+                                  "empty: /admin/streamlist.txt takes only the admin's credentials.",
+                                  secret=True)
     admin_user: str = setting("admin", "Administrator user name.")
     admin_password: str = setting(DEFAULT_PASSWORD, "Administrator password.", secret=True)
 
@@ -288,19 +291,51 @@ class ClusterConfig:
     role: str = setting("standalone", "standalone, primary (has the sources) or relay (pulls from the "
                         "primary).", Str(("standalone", "primary", "relay")))
     advertise: Optional[str] = setting(None, "Address other nodes and listeners reach this node at.",
-                                       HostPort())
-    primary: Optional[str] = setting(None, "relay: the primary to pull mounts from.", HostPort())
-    secret: str = setting("", "Shared secret of the cluster.", secret=True)
-    region: str = setting("", "Region of this node, for routing listeners to the nearest relay.")
-    auto_relay: bool = setting(False, "relay: relay every public mount of the primary.")
-    mounts: Tuple[str, ...] = setting((), "relay: mounts to relay.", ListOf(Str()))
-    sync: SyncConfig = setting(SyncConfig, "Shared state across nodes.")
+                                       HostPort(), implemented=False)
+    primary: Optional[str] = setting(None, "relay: the primary (GoCast or Icecast) whose "
+                                     "/admin/streamlist.txt lists the mounts to relay, asked with "
+                                     "auth.relay_user and auth.relay_password (Icecast's master mode).",
+                                     HostPort(), operator=True)
+    update_interval: float = setting(30.0, "relay: how often the primary's stream list is read again "
+                                     "(Icecast's master-update-interval).", Duration(positive=True))
+    on_demand: bool = setting(False, "relay: pull a mount of the primary only while it has listeners "
+                              "here (Icecast's relays-on-demand).")
+    secret: str = setting("", "Shared secret of the cluster.", secret=True, implemented=False)
+    region: str = setting("", "Region of this node, for routing listeners to the nearest relay.",
+                          implemented=False)
+    auto_relay: bool = setting(False, "relay: relay every public mount the cluster carries "
+                               "(Redis discovery).", implemented=False)
+    mounts: Tuple[str, ...] = setting((), "relay: only these mounts of the primary; empty: every mount "
+                                      "its stream list names.", ListOf(MountPath()))
+    sync: SyncConfig = setting(SyncConfig, "Shared state across nodes.", implemented=False)
 
     def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
         if self.role == "relay" and not self.primary:
             report.error(path, "a relay needs primary (host:port)", at="key")
-        if self.role != "standalone" and not self.secret:
-            report.error(path, "role %s needs a secret shared by the cluster" % self.role, at="key")
+
+
+@attr.frozen
+class RelayConfig:
+    url: str = setting("", "The stream to pull: http(s)://host:port/mount on Icecast, SHOUTcast or GoCast.",
+                       URL(), operator=True)
+    mount: Optional[str] = setting(None, "Local mount the relay feeds; default: the upstream's path.",
+                                   MountPath())
+    on_demand: bool = setting(False, "Connect only while the local mount has listeners; the first one "
+                              "waits for the upstream.")
+    relay_metadata: bool = setting(True, "Ask for the upstream's ICY metadata (Icy-MetaData: 1) and make it "
+                                   "the local mount's now-playing.")
+    username: str = setting("", "User name sent to the upstream (Basic auth), if any.")
+    password: str = setting("", "Password sent to the upstream.", secret=True)
+    timeout: float = setting(10.0, "How long connecting may take, and how long the upstream may send "
+                             "nothing before the relay reconnects.", Duration(positive=True))
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if not self.url and "url" not in raw:  # a url given but refused has its own error
+            report.error(path, "url is required", at="key")
+
+    @property
+    def local_mount(self) -> str:
+        return self.mount or normalise_mount(urlsplit(self.url).path) or "/"
 
 
 @attr.frozen
@@ -341,7 +376,9 @@ class Config:
     api_keys: Dict[str, ApiKeyConfig] = setting(dict, "API keys by name (more are created through the API).",
                                                 MapOf(Section(ApiKeyConfig)))
     oauth: OAuthConfig = setting(OAuthConfig, "Single sign-on for administrators.", implemented=False)
-    cluster: ClusterConfig = setting(ClusterConfig, "Relays and multi-server sync.", implemented=False)
+    cluster: ClusterConfig = setting(ClusterConfig, "Relays of a primary's mounts and multi-server sync.")
+    relays: Dict[str, RelayConfig] = setting(dict, "Mounts fed by pulling another server's stream, by name.",
+                                             MapOf(Section(RelayConfig)))
     webhooks: Dict[str, WebhookConfig] = setting(dict, "Webhooks by name.", MapOf(Section(WebhookConfig)))
     mounts: Dict[str, MountConfig] = setting(
         dict, "Mounts by path (live means /live); with none, any mount is accepted.",
@@ -351,6 +388,7 @@ class Config:
         names = {normalise_mount(k): k for k in raw.get("mounts", {}) if isinstance(raw.get("mounts"), dict)}
         self._check_mount_limits(report, names)
         self._check_fallbacks(report, names)
+        self._check_relays(report)
         if self.ssl.enabled and self.ssl.port == self.server.port:
             report.error(("ssl", "port"), "ssl.port must differ from server.port (%d)" % self.server.port)
         if self.shoutcast.enabled and self.shoutcast.port == self.server.port:
@@ -368,6 +406,20 @@ class Config:
                     ("mounts", names.get(mount, mount), "burst_size"),
                     "burst_size (%d) must be smaller than limits.queue_size (%d)" % (cfg.burst_size, queue),
                 )
+
+    def _check_relays(self, report: Reporter) -> None:
+        fed: Dict[str, str] = {}
+        for name, relay in self.relays.items():
+            if not relay.url:
+                continue
+            mount = relay.local_mount
+            if mount == "/" or is_reserved(mount, self.server.admin_root):
+                report.error(("relays", name), "%s cannot be a mount; set mount to a path such as /live"
+                             % mount, at="key")
+            elif mount in fed:
+                report.error(("relays", name), "relays %s and %s both feed %s" % (fed[mount], name, mount),
+                             at="key")
+            fed[mount] = name
 
     def _check_fallbacks(self, report: Reporter, names: Dict[Optional[str], str]) -> None:
         for mount, cfg in self.mounts.items():

@@ -36,6 +36,9 @@ class MountRegistry:
         self.file_players = file_players
         #: Called with each mount when it is created or reconfigured (HLS outputs).
         self.attach = attach or (lambda mount: None)
+        #: Inputs that start when a listener asks (on-demand relays), by mount:
+        #: called with no argument, they return what :meth:`demand` returns.
+        self.on_demand: Dict[str, Callable[[], Any]] = {}
         #: Bytes sent and received by mounts since forgotten (dynamic mounts that went idle).
         self._forgotten_bytes = (0, 0)
         self.config = config
@@ -82,6 +85,35 @@ class MountRegistry:
         if self.config.server.restrict_mounts and not self.is_configured(path):
             raise MountNotAllowed(path)
         return self._create(path, MountConfig())
+
+    def mount_for_relay(self, path: str) -> Mount:
+        """The mount a relay feeds: the operator configured the relay, so ``restrict_mounts`` does not apply."""
+        mount = self.mounts.get(path)
+        if mount is not None:
+            return mount
+        return self._create(path, self.config.mounts.get(path) or MountConfig())
+
+    def demand(self, path: str) -> Any:
+        """
+        A listener asks for ``path``: start what feeds it on demand. Returns
+        ``None`` when nothing needs waiting for, else a Deferred that fires
+        once the mount has a source (or the input gave up).
+        """
+        starter = self.on_demand.get(path)
+        return starter() if starter is not None else None
+
+    def listeners_wanting(self, path: str) -> int:
+        """Listeners of ``path``: on it, or waiting on its fallbacks for it to come back."""
+        count = 0
+        mount = self.mounts.get(path)
+        if mount is not None:
+            count += mount.listeners
+        chain = self.fallback_chain(path)
+        owners = {path} | {m.path for m in chain}
+        for fallback in chain + [m for owner, m in self.file_mounts.items() if owner in owners]:
+            count += sum(1 for s in fallback.subscribers
+                         if getattr(s, "is_listener", True) and getattr(s, "home", None) == path)
+        return count
 
     @property
     def sources(self) -> int:

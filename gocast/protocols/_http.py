@@ -125,10 +125,20 @@ def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
     if not _METHOD.fullmatch(method):
         # Methods are case-sensitive; twisted.web, which answers the web side, reads them as sent.
         raise BadRequest("malformed method: upper-case letters only, such as GET or SOURCE")
-    if len(lines) - 1 > MAX_HEADERS:
+    headers = parse_header_lines(lines[1:])
+    split = urlsplit(target)
+    head = RequestHead(method, target, version, headers,
+                       unquote(split.path) if target != "*" else "*",
+                       parse_qs(split.query, keep_blank_values=True))
+    return head, body
+
+
+def parse_header_lines(lines: List[str]) -> List[Tuple[str, str]]:
+    """``Name: value`` lines as (lower-case name, scrubbed value) pairs. :raises BadRequest:"""
+    if len(lines) > MAX_HEADERS:
         raise BadRequest("more than %d headers" % MAX_HEADERS, 431)
     headers = []
-    for line in lines[1:]:
+    for line in lines:
         name, sep, value = line.partition(":")
         if not sep or not _TOKEN.fullmatch(name):
             raise BadRequest("malformed header line")
@@ -136,11 +146,48 @@ def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
             # A bare CR would end the line for whoever this value is echoed to.
             raise BadRequest("header %s contains CR or NUL" % name.lower())
         headers.append((name.lower(), scrub(value).strip(" \t")))
-    split = urlsplit(target)
-    head = RequestHead(method, target, version, headers,
-                       unquote(split.path) if target != "*" else "*",
-                       parse_qs(split.query, keep_blank_values=True))
-    return head, body
+    return headers
+
+
+@attr.s(slots=True, auto_attribs=True)
+class ResponseHead:
+    """The head of an upstream's answer (a relay pull)."""
+
+    version: str
+    status: int
+    reason: str
+    headers: List[Tuple[str, str]]
+
+    get = RequestHead.get
+
+
+#: ``HTTP/1.x 200 OK``, or SHOUTcast's ``ICY 200 OK``.
+_STATUS_LINE = re.compile(r"(HTTP/1\.[01]|ICY) ([1-5][0-9][0-9])(?: (.*))?")
+
+
+def parse_response_head(buf: bytes) -> Optional[Tuple[ResponseHead, int]]:
+    """
+    Parse a response head from the start of ``buf``, tolerant as players
+    are: ``ICY 200 OK`` is a status line too (Twisted's client refuses it).
+
+    :return: the head and where the body starts, or ``None`` if more bytes
+        are needed.
+    :raises BadRequest: for a malformed or oversized head.
+    """
+    found = find_head_end(buf)
+    if found is None:
+        if len(buf) > MAX_HEAD:
+            raise BadRequest("response head larger than %d bytes" % MAX_HEAD)
+        return None
+    end, body = found
+    if end > MAX_HEAD:
+        raise BadRequest("response head larger than %d bytes" % MAX_HEAD)
+    lines = buf[:end].decode("iso-8859-1").replace("\r\n", "\n").split("\n")
+    status = _STATUS_LINE.fullmatch(lines[0])
+    if status is None:
+        raise BadRequest("not an HTTP or ICY status line: %r" % scrub(lines[0][:60]))
+    version, code, reason = status.groups()
+    return ResponseHead(version, int(code), scrub(reason or ""), parse_header_lines(lines[1:])), body
 
 
 def declares_body(head: RequestHead) -> bool:

@@ -148,7 +148,25 @@ class ListenerSession:
             admission.left(0.0)
 
     def serve(self) -> bool:
-        """Start streaming; False if the mount cannot take the listener (answered 404 or 503)."""
+        """
+        Start streaming; False if the mount cannot take the listener
+        (answered 404 or 503). A mount fed on demand (a relay) is started
+        first, and the listener waits for it unless a fallback can serve.
+        """
+        registry = self.door.factory.registry
+        waiting = registry.demand(self.home)
+        if waiting is not None and registry.live_mount_for(self.home) is None:
+            waiting.addCallback(lambda _: self.serve_after_wait())
+            return True
+        return self.serve_now()
+
+    def serve_after_wait(self) -> None:
+        admission = self.admission
+        if self._gone or not self.serve_now():
+            if admission is not None:
+                admission.left(0.0)
+
+    def serve_now(self) -> bool:
         factory = self.door.factory
         mount = self.choose_mount()
         if mount is None:

@@ -31,7 +31,7 @@ from ..core.operations import kick_listener, kill_source, move_listeners, update
 from ..core.registry import MountRegistry
 from ..core.throttle import TOO_MANY, AuthFailures, retry_after
 from .site import header_text
-from .status import add_listeners, stats_xml, sub, xml_bytes
+from .status import add_listeners, public_mounts, stats_xml, sub, xml_bytes
 
 REALM = b'Basic realm="Icecast2 Server"'
 
@@ -261,6 +261,41 @@ class AdminAction(Resource):
     render_POST = render_GET
 
 
+class StreamList(Resource):
+    """
+    ``<admin_root>/streamlist.txt``: the mounts a relay in master mode
+    (Icecast's ``<master-server>``, or GoCast's ``cluster.primary``) should
+    carry, one path per line: those with a source, not hidden, and the
+    on-demand relays. Taken with the relay credentials or the admin's.
+    """
+
+    isLeaf = True
+
+    def __init__(self, ctx: AdminContext):
+        super().__init__()
+        self.ctx = ctx
+
+    def is_relay(self, request: Request) -> bool:
+        auth = self.ctx.config.auth
+        user_ok = same_secret(request.getUser(), auth.relay_user)
+        password_ok = same_secret(request.getPassword(), auth.relay_password)
+        return bool(auth.relay_password) and user_ok and password_ok
+
+    def render_GET(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        ctx = self.ctx
+        status = ctx.admit(request, lambda: self.is_relay(request) or ctx.is_admin(request))
+        if status != 200:
+            if status == 401:
+                challenge(request)
+            return (TOO_MANY if status == 429 else "relay or admin credentials required").encode() + b"\n"
+        registry = ctx.registry
+        paths = {m.path for m in public_mounts(registry)}
+        paths.update(path for path in registry.on_demand
+                     if not (registry.config.mounts.get(path) or MountConfig()).hidden)
+        return "".join(path + "\n" for path in sorted(paths)).encode("utf-8")
+
+
 class ReloadAction(Resource):
     """
     ``POST <admin_root>/reload``: reload the config file. Answers JSON:
@@ -310,6 +345,8 @@ class AdminResource(Resource):
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"reload" and self.reloader is not None:
             return ReloadAction(self.ctx, self.reloader)
+        if path == b"streamlist.txt":
+            return StreamList(self.ctx)
         found = ACTIONS.get(path)
         if found is None:
             return Resource.getChild(self, path, request)
