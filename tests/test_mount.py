@@ -170,6 +170,15 @@ class MetadataTests(SynchronousTestCase):
         self.assertEqual(block[0], -(-len(text) // 16))
         self.assertEqual(block[1:], text.ljust(block[0] * 16, b"\x00"))
 
+    def test_icy_block_always_ends_with_nul(self):
+        """Icecast relaying us reads the block as a C string: a full block would lose its ';'."""
+        text = b"StreamTitle='GoCast - Upstream';"
+        self.assertEqual(len(text), 32)
+        block = icy_metadata("GoCast - Upstream")
+        self.assertEqual(block[0], 3)
+        self.assertEqual(block[1:], text + b"\x00" * 16)
+        self.assertEqual(icy_metadata("é" * 5000)[-1:], b"\x00")
+
     def test_icy_block_limit_and_charset(self):
         block = icy_metadata("é" * 5000)
         self.assertEqual(block[0], 255)

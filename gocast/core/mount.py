@@ -426,16 +426,18 @@ def icy_metadata(song: str, url: str = "", charset: str = "UTF-8") -> bytes:
     An ICY metadata block: a length byte N, then N*16 bytes of
     ``StreamTitle='...';`` (and ``StreamUrl='...';``) padded with NULs.
     Quotes are not escaped: players split on ``';``. Text past the 4080-byte
-    limit is cut from the title.
+    limit is cut from the title. The text always ends with at least one NUL,
+    as Icecast writes it: Icecast, relaying us, reads the block as a C string
+    and would cut the last character (the ``;``) off a block without one.
     """
     try:
         codecs.lookup(charset)
     except LookupError:
         charset = "utf-8"
     tail = b"StreamUrl='%s';" % url[:1024].encode(charset, "replace") if url else b""
-    room = max(ICY_MAX - len(b"StreamTitle='';") - len(tail), 0)
+    room = max(ICY_MAX - len(b"StreamTitle='';") - len(tail) - 1, 0)
     # Cut on a character boundary, not inside a multi-byte sequence.
     title = song.encode(charset, "replace")[:room].decode(charset, "ignore").encode(charset)
     text = b"StreamTitle='" + title + b"';" + tail
-    blocks = -(-len(text) // 16)
+    blocks = len(text) // 16 + 1
     return bytes([blocks]) + text.ljust(blocks * 16, b"\x00")
