@@ -120,6 +120,7 @@ class GocastService(MultiService):
         self.webhooks.configure(config.webhooks)
         self.relays = Relays(self.registry, reactor, tcp_connect(reactor))
         self.relays.configure(config)
+        self.metrics.state.relays = lambda: self.relays.running.values()
         self.stream_list = StreamListFollower(self.relays, OutboundHttp(reactor), reactor)
         self.log_output = log_output
         self.log_observer = SwitchableObserver(build_observer(config.logging, default_output=log_output))

@@ -419,3 +419,24 @@ class StreamListResourceTests(SynchronousTestCase):
         h = Harness()
         status, _, _ = h.get("/admin/streamlist.txt", auth=self.auth("relay", ""))
         self.assertEqual(status, "HTTP/1.0 401 Unauthorized")
+
+
+class RelayMetricsTests(SynchronousTestCase):
+    def test_relay_series(self):
+        h = Harness("mounts { hidden { hidden true } }")
+        net = FakeConnections()
+        relays = Relays(h.registry, h.clock, net)
+        relays.configure(parse_config('relays { a { url "http://u:p@up:8000/a" }\n'
+                                      ' h { url http://up:8000/h mount /hidden } }').config)
+        relays.start()
+        h.metrics.state.relays = lambda: relays.running.values()
+        proto, _ = net.accept(0)
+        proto.dataReceived(OK_MP3)
+        lost(proto)
+        h.clock.advance(2)
+        net.accept(-1)[0].dataReceived(OK_MP3)
+        text = h.metrics.render().decode()
+        self.assertIn('gocast_relay_connected{mount="/a",upstream="http://u:<redacted>@up:8000/a"} 1.0', text)
+        self.assertIn('gocast_relay_reconnects_total{mount="/a",upstream="http://u:<redacted>@up:8000/a"} 1.0', text)
+        self.assertNotIn("/hidden", text)
+        self.assertNotIn(":p@", text)

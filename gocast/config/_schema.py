@@ -51,6 +51,8 @@ EVENT_NAMES = (
     "stats.milestone",
     "config.reloaded",
     "config.reload_failed",
+    "relay.connected",
+    "relay.disconnected",
 )
 
 #: What a webhook sends unless told: everything but the per-listener events.

@@ -271,8 +271,8 @@ class AccessLog:
 #: Bus events logged at debug rather than info: one per listener, and the
 #: access log already has a line for each.
 _QUIET_EVENTS = ("listener.connect", "listener.disconnect")
-#: Bus events that say something is wrong with a source the operator should fix.
-_WARN_EVENTS = ("source.codec_mismatch",)
+#: Bus events that say something is wrong with a source or an upstream.
+_WARN_EVENTS = ("source.codec_mismatch", "relay.disconnected")
 
 
 def log_events(bus: Any) -> None:

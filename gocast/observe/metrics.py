@@ -11,7 +11,7 @@ per webhook delivery.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, Tuple
 
 from prometheus_client import (
     CollectorRegistry,
@@ -46,6 +46,8 @@ class StateCollector:
         self.started = started
         self.now = now
         self.mount_counters = MountCounters()
+        #: The server's relays (:class:`gocast.inputs.relay.Relay`), read at scrape time.
+        self.relays: Callable[[], Iterable[Any]] = lambda: ()
 
     def collect(self) -> Iterator[Any]:
         now = self.now()
@@ -100,12 +102,28 @@ class StateCollector:
         counters.update(reconnects=reconnects, denied=denied)
         yield from gauges.values()
         yield from counters.values()
+        yield from self.relay_metrics(shown)
         by_country = GaugeMetricFamily("gocast_listeners_by_country", "Listeners now, by country (GeoIP).",
                                        labels=["country"])
         countries = audience_of(shown.values())["listeners_by_country"]
         for country, count in sorted((countries or {UNKNOWN: 0}).items()):
             by_country.add_metric([country], count)
         yield by_country
+
+    def relay_metrics(self, shown: Dict[str, Any]) -> Iterator[Any]:
+        connected = GaugeMetricFamily("gocast_relay_connected", "1 while a relay's upstream feeds its mount.",
+                                      labels=["mount", "upstream"])
+        reconnects = CounterMetricFamily("gocast_relay_reconnects", "Times a relay's upstream went away and "
+                                         "it connected again.", labels=["mount", "upstream"])
+        hidden = {path for path, mount in self.registry.mounts.items() if path not in shown}
+        for relay in self.relays():
+            if relay.spec.mount in hidden:
+                continue
+            labels = [relay.spec.mount, relay.upstream]
+            connected.add_metric(labels, 1 if relay.state == "streaming" else 0)
+            reconnects.add_metric(labels, relay.reconnects)
+        yield connected
+        yield reconnects
 
     def shown_mounts(self) -> Dict[str, Any]:
         """The mounts /metrics tells of: hidden ones only when it needs credentials."""
@@ -164,6 +182,7 @@ class Metrics:
         #: Per-mount counts the event bus feeds; shown (at scrape) with the
         #: mounts /metrics tells of, and gone with their mount.
         self.mount_counters = state.mount_counters
+        self.state = state
         bus.subscribe(self.on_event, ["listener.connect", "listener.disconnect", "source.connect",
                                       "listener.denied", "mount.removed"])
 

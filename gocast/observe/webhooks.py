@@ -49,6 +49,8 @@ _PHRASES = {
     "mount.removed": "Mount {mount} removed",
     "stats.milestone": "{mount} reached {milestone} listeners",
     "config.reloaded": "Configuration reloaded",
+    "relay.connected": "{mount} relays {upstream}",
+    "relay.disconnected": "{mount} lost its upstream {upstream}: {reason}",
 }
 
 Post = Callable[[str, bytes, Dict[str, str], float], Awaitable[int]]
