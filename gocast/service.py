@@ -46,6 +46,8 @@ from .core.registry import MountRegistry
 from .core.throttle import AuthFailures
 from .dashboard import Dashboard, DashboardAccess, Sessions
 from .dashboard.live import LiveStatsResource, StatsFactory, StatsHub
+from .cluster.node import ClusterNode
+from .cluster.store import RedisStore
 from .cluster.streamlist import StreamListFollower
 from .inputs.file import FilePlayers
 from .inputs.relay import Relays, tcp_connect
@@ -122,6 +124,8 @@ class GocastService(MultiService):
         self.relays.configure(config)
         self.metrics.state.relays = lambda: self.relays.running.values()
         self.stream_list = StreamListFollower(self.relays, OutboundHttp(reactor), reactor)
+        self.cluster = self.front_door.cluster = ClusterNode(self.registry, self.relays, reactor,
+                                                             lambda url: RedisStore(url, reactor))
         self.log_output = log_output
         self.log_observer = SwitchableObserver(build_observer(config.logging, default_output=log_output))
         self.reloader = Reloader(lambda: self.loaded, self.apply, self.publish,
@@ -212,6 +216,7 @@ class GocastService(MultiService):
         self.geo.configure(config.geoip)
         self.relays.configure(config)
         self.stream_list.configure(config)
+        self.cluster.configure(config)
         self.loaded = LoadedConfig(config, (), self.loaded.filename)
 
     def _apply_mounts(self, config: Config) -> None:
@@ -259,6 +264,7 @@ class GocastService(MultiService):
         super().startService()
         self.relays.start()
         self.stream_list.configure(self.config)
+        self.cluster.configure(self.config)
 
     def install_signal_handlers(self) -> None:
         """
@@ -385,6 +391,7 @@ class GocastService(MultiService):
         return super().stopService()
 
     def stop_relays(self) -> None:
+        self.cluster.stop()
         self.stream_list.stop()
         self.relays.stop()
 

@@ -53,6 +53,9 @@ EVENT_NAMES = (
     "config.reload_failed",
     "relay.connected",
     "relay.disconnected",
+    "relay.failover",
+    "cluster.node_joined",
+    "cluster.node_left",
 )
 
 #: What a webhook sends unless told: everything but the per-listener events.
@@ -281,19 +284,21 @@ class OAuthConfig:
 
 @attr.frozen
 class SyncConfig:
-    enabled: bool = setting(False, "Share listener counts, metadata and stats across nodes.")
-    nodes: Tuple[str, ...] = setting((), "The nodes of the cluster (host:port).", ListOf(HostPort()))
+    enabled: bool = setting(False, "Join the cluster through Redis: this node registers itself (heartbeat), "
+                            "finds the others, and relays with auto_relay choose and change upstreams there.")
+    nodes: Tuple[str, ...] = setting((), "The nodes of the cluster (host:port).", ListOf(HostPort()),
+                                     implemented=False)
     backend: str = setting("redis", "Where shared state lives.", Str(("redis",)))
-    redis_url: str = setting("redis://localhost:6379", "Redis server for shared state.",
-                             URL(("redis", "rediss", "unix")))
+    redis_url: str = setting("redis://localhost:6379", "Redis server for shared state: redis://[:password@]"
+                             "host:port[/db], or rediss:// for TLS.", URL(("redis", "rediss")), operator=True)
 
 
 @attr.frozen
 class ClusterConfig:
     role: str = setting("standalone", "standalone, primary (has the sources) or relay (pulls from the "
                         "primary).", Str(("standalone", "primary", "relay")))
-    advertise: Optional[str] = setting(None, "Address other nodes and listeners reach this node at.",
-                                       HostPort(), implemented=False)
+    advertise: Optional[str] = setting(None, "Address other nodes and listeners reach this node at "
+                                       "(host:port); it is also the node's id in the cluster.", HostPort())
     primary: Optional[str] = setting(None, "relay: the primary (GoCast or Icecast) whose "
                                      "/admin/streamlist.txt lists the mounts to relay, asked with "
                                      "auth.relay_user and auth.relay_password (Icecast's master mode).",
@@ -302,18 +307,50 @@ class ClusterConfig:
                                      "(Icecast's master-update-interval).", Duration(positive=True))
     on_demand: bool = setting(False, "relay: pull a mount of the primary only while it has listeners "
                               "here (Icecast's relays-on-demand).")
-    secret: str = setting("", "Shared secret of the cluster.", secret=True, implemented=False)
-    region: str = setting("", "Region of this node, for routing listeners to the nearest relay.",
-                          implemented=False)
-    auto_relay: bool = setting(False, "relay: relay every public mount the cluster carries "
-                               "(Redis discovery).", implemented=False)
-    mounts: Tuple[str, ...] = setting((), "relay: only these mounts of the primary; empty: every mount "
-                                      "its stream list names.", ListOf(MountPath()))
-    sync: SyncConfig = setting(SyncConfig, "Shared state across nodes.", implemented=False)
+    secret: str = setting("", "Shared secret of the cluster: node-to-node pulls carry a token signed with "
+                          "it (never a source or admin password).", secret=True)
+    region: str = setting("", "Region of this node: relays prefer upstreams of their own region, and a full "
+                          "node sends listeners to a sibling of its region.")
+    auto_relay: bool = setting(False, "relay: relay every mount the cluster carries (not hidden ones), or "
+                               "those of mounts, choosing upstreams by region, hops and load.")
+    mounts: Tuple[str, ...] = setting((), "relay: only these mounts (of the primary's stream list, or of the "
+                                      "cluster with auto_relay); empty: all.", ListOf(MountPath()))
+    max_hops: int = setting(3, "Longest relay chain from a mount's origin: a relay never takes a mount from a "
+                            "node already this many hops away.", Int(1, 16))
+    max_bandwidth: int = setting(0, "Bytes per second this node may send to listeners; near it (90%) no new "
+                                 "relay chooses it as upstream. 0: no limit.", Size())
+    max_listeners: int = setting(0, "Listeners this node takes in all; past it (and past a mount's "
+                                 "max_listeners) new ones are redirected to a sibling of its region. "
+                                 "0: no limit.", Int(0))
+    redirect_when_full: bool = setting(True, "A full node answers a new listener with a 302 to a sibling of "
+                                       "its region that carries the mount, instead of a 503.")
+    stall_timeout: float = setting(5.0, "A relay whose upstream sends nothing this long switches to another "
+                                   "upstream.", Duration(positive=True))
+    heartbeat: float = setting(1.0, "How often this node renews its record in Redis.", Duration(positive=True))
+    node_timeout: float = setting(5.0, "A node whose record is not renewed this long has left the cluster.",
+                                  Duration(positive=True))
+    sync: SyncConfig = setting(SyncConfig, "Redis: node discovery and failover.")
+
+    @property
+    def discovery(self) -> bool:
+        """Whether this node joins the cluster through Redis."""
+        return self.sync.enabled and self.role != "standalone" and bool(self.secret) and bool(self.advertise)
 
     def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
-        if self.role == "relay" and not self.primary:
-            report.error(path, "a relay needs primary (host:port)", at="key")
+        if self.role == "relay" and not self.primary and not self.sync.enabled:
+            report.error(path, "a relay needs primary (host:port), or sync { enabled true redis_url ... } "
+                         "to find its upstreams", at="key")
+        if self.sync.enabled:
+            missing = [what for what, absent in (("role primary or relay", self.role == "standalone"),
+                                                 ("a secret shared by the cluster", not self.secret),
+                                                 ("advertise (host:port other nodes reach this node at)",
+                                                  not self.advertise)) if absent]
+            if missing:
+                report.warning(path, "sync stays off (this node runs standalone) until it has %s"
+                               % ", ".join(missing))
+        if self.heartbeat * 2 > self.node_timeout:
+            report.error(path, "node_timeout (%gs) must be at least twice heartbeat (%gs)"
+                         % (self.node_timeout, self.heartbeat), at="key")
 
 
 @attr.frozen

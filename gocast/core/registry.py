@@ -208,12 +208,19 @@ class MountRegistry:
         self._stop_idle_file(source)
         return len(moving)
 
-    def source_stopped(self, mount: Mount) -> None:
-        """Move the mount's listeners down its fallback chain, or let them go."""
+    def source_stopped(self, mount: Mount, hold: bool = False) -> None:
+        """
+        Move the mount's listeners down its fallback chain, or let them go.
+
+        :param hold: the source is coming back at once (a relay switching
+            upstreams): listeners no fallback takes stay on the mount.
+        """
         target = self.first_live_fallback(mount.path)
         if target is not None:
             self.move(mount, target)
             self._stop_idle_file(target)  # a fallback file started for nobody
+        if hold:
+            return
         for subscriber in mount.listener_subscribers():  # none, or those the fallback's auth keeps out
             mount.remove_subscriber(subscriber)
             subscriber.detach("the source of %s left and no fallback is live" % mount.path)

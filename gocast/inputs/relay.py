@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import random
+import time
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urljoin, urlsplit
 
@@ -30,6 +31,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 
 from .._version import __version__
+from ..cluster.token import HEADER as CLUSTER_HEADER, make_token
 from ..config._kinds import redact_url
 from ..core.mount import Mount, MountInUse, SourceInfo
 from ..core.registry import MountRegistry
@@ -45,6 +47,8 @@ STABLE_SECONDS = 10.0
 BACKOFF = dict(initialDelay=1.0, maxDelay=60.0, factor=2.0)
 #: An on-demand relay hangs up after its local mount has had no listener for this long.
 ON_DEMAND_LINGER = 10.0
+#: While its relay reconnects, a mount with no live fallback keeps its listeners (silent) this long.
+HOLD_SECONDS = 10.0
 
 Connect = Callable[[str, int, bool, Factory, float], Deferred]
 
@@ -60,6 +64,9 @@ class RelaySpec:
     username: str = ""
     password: str = ""
     timeout: float = 10.0
+    #: Node-to-node pulls: this node's id and the cluster's secret, for the pull token.
+    node_id: str = ""
+    cluster_secret: str = attr.ib(default="", repr=False)
 
     @classmethod
     def from_config(cls, config: Any) -> "RelaySpec":
@@ -67,7 +74,7 @@ class RelaySpec:
                    config.password, config.timeout)
 
 
-def request_for(url: str, spec: RelaySpec, credentials: bool) -> bytes:
+def request_for(url: str, spec: RelaySpec, credentials: bool, now: float) -> bytes:
     """The GET a relay sends: HTTP/1.0, as Icecast's relays do, so no upstream answers chunked."""
     parts = urlsplit(url)
     target = parts.path or "/"
@@ -80,6 +87,8 @@ def request_for(url: str, spec: RelaySpec, credentials: bool) -> bytes:
     if credentials and (spec.username or spec.password):
         token = base64.b64encode(("%s:%s" % (spec.username, spec.password)).encode("utf-8")).decode("ascii")
         lines.append("Authorization: Basic %s" % token)
+    if credentials and spec.cluster_secret:
+        lines.append("%s: %s" % (CLUSTER_HEADER, make_token(spec.cluster_secret, spec.node_id, now)))
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
 
@@ -102,7 +111,7 @@ class RelayPull(Protocol):
         self.why = "connection closed"
 
     def connectionMade(self) -> None:
-        self.transport.write(request_for(self.url, self.relay.spec, self.credentials))
+        self.transport.write(request_for(self.url, self.relay.spec, self.credentials, time.time()))
         self._idle = self.relay.clock.callLater(self.relay.spec.timeout, self.stalled)
 
     def stalled(self) -> None:
@@ -193,8 +202,15 @@ class Relay:
     _log = Logger()
 
     def __init__(self, spec: RelaySpec, registry: MountRegistry, clock: Any, connect: Connect,
-                 jitter: Callable[[], float] = random.random):
+                 jitter: Callable[[], float] = random.random,
+                 failover: Optional[Callable[[RelaySpec, str], Optional[RelaySpec]]] = None):
+        """
+        :param failover: for relays the cluster placed: given the spec whose
+            upstream just failed and why, another upstream's spec (tried at
+            once), or ``None`` (wait, with backoff).
+        """
         self.spec = spec
+        self.failover = failover
         self.registry = registry
         self.clock = clock
         self.connect_to = connect
@@ -210,6 +226,7 @@ class Relay:
         self._url = spec.url
         self._retry: Any = None
         self._linger: Any = None
+        self._release: Any = None
         self._waiting: List[Deferred] = []
 
     @property
@@ -224,10 +241,11 @@ class Relay:
     def stop(self) -> None:
         """Hang up for good (the relay left the config, or the server stops)."""
         self.state = "stopped"
-        for call in (self._retry, self._linger):
+        for call in (self._retry, self._linger, self._release):
             if call is not None and call.active():
                 call.cancel()
         self._retry = self._linger = None
+        self.release_listeners()
         if self.pull is not None:
             self.pull.give_up("the relay was stopped")
         self._answer_waiting(None)
@@ -282,7 +300,35 @@ class Relay:
         if self.state == "stopped":
             return
         self._log.warn("relay {mount}: {upstream}: {why}", mount=self.spec.mount, upstream=self.upstream, why=why)
-        self.retry_later()
+        if not self.fail_over(why):
+            self.retry_later()
+
+    def fail_over(self, why: str) -> bool:
+        """Switch at once to another upstream, when the cluster has one."""
+        if self.failover is None or self.state == "stopped":
+            return False
+        spec = self.failover(self.spec, why)
+        if spec is None or spec.url == self.spec.url:
+            return False
+        self.registry.bus.publish("relay.failover", self.spec.mount, upstream=self.upstream,
+                                  to=redact_url(spec.url), reason=why)
+        self._log.info("relay {mount}: failing over from {upstream} to {to}", mount=self.spec.mount,
+                       upstream=self.upstream, to=redact_url(spec.url))
+        self.spec = spec
+        self.connect()
+        return True
+
+    def switch(self, spec: RelaySpec) -> None:
+        """Take the mount from another upstream (a reload, or the cluster chose better); listeners stay."""
+        if spec == self.spec:
+            return
+        self.spec = spec
+        if self.pull is not None:
+            self.pull.give_up("switching to %s" % redact_url(spec.url))
+        elif self.state == "waiting":
+            self._retry.cancel()
+            self.connect()
+        # connecting: the new spec is used from the next attempt on
 
     def retry_later(self) -> None:
         self._answer_waiting(None)  # on demand: whoever asked gets the fallback, or a 404, now
@@ -321,6 +367,9 @@ class Relay:
                        upstream=self.upstream, content_type=content_type)
         self.registry.bus.publish("relay.connected", mount.path, upstream=self.upstream,
                                   content_type=content_type)
+        if self._release is not None and self._release.active():
+            self._release.cancel()
+        self._release = None
         self.registry.source_started(mount)
         self._answer_waiting(mount)
         if self.spec.on_demand:
@@ -378,19 +427,30 @@ class Relay:
         if self.streaming_since is not None and self.clock.seconds() - self.streaming_since >= STABLE_SECONDS:
             self.failures = 0
         self.streaming_since = None
+        coming_back = self.state not in ("stopped", "idle")
         if mount is not None and mount.source is not None:
             mount.stop_source()
             self.registry.bus.publish("relay.disconnected", mount.path, upstream=self.upstream, reason=why)
-            self.registry.source_stopped(mount)
-        if self.state == "stopped":
-            return
+            self.registry.source_stopped(mount, hold=coming_back)
+            if coming_back and mount.connected_listeners and self._release is None:
+                self._release = self.clock.callLater(HOLD_SECONDS, self.release_listeners)
+        if not coming_back:
+            return  # stopped, or an on-demand relay nobody listens to
         self._log.info("relay {mount}: {upstream} ended: {why}", mount=self.spec.mount, upstream=self.upstream,
                        why=why)
-        if self.state == "idle":
-            return  # an on-demand relay nobody listens to
         self.reconnects += 1
         self.last_error = why
-        self.retry_later()
+        if why.startswith("switching to "):
+            self.connect()
+        elif not self.fail_over(why):
+            self.retry_later()
+
+    def release_listeners(self) -> None:
+        """The upstream stays away: the listeners held on the mount go (to a fallback that came up, or away)."""
+        self._release = None
+        mount = self.registry.get(self.spec.mount)
+        if mount is not None and mount.source is None:
+            self.registry.source_stopped(mount)
 
     # On demand
 
@@ -442,8 +502,10 @@ class Relays:
         self.clock = clock
         self.connect = connect
         self.running: Dict[str, Relay] = {}
-        #: Specs by origin ("config", "primary"), merged with the config's winning.
+        #: Specs by origin ("config", "primary", "cluster"), merged with the config's winning.
         self._wanted: Dict[str, Dict[str, RelaySpec]] = {}
+        #: How relays the cluster placed find another upstream (:meth:`gocast.cluster.node.ClusterNode.failover`).
+        self.failover: Optional[Callable[[RelaySpec, str], Optional[RelaySpec]]] = None
         self.started = False
 
     def configure(self, config: Any) -> None:
@@ -463,16 +525,31 @@ class Relays:
     def _apply(self) -> None:
         wanted = self._merged()
         for mount, relay in list(self.running.items()):
-            if wanted.get(mount) != relay.spec:
+            spec = wanted.get(mount)
+            if spec is not None and spec.on_demand == relay.spec.on_demand == False:  # noqa: E712
+                relay.switch(spec)  # same mount, maybe another upstream: its listeners stay
+                relay.failover = self.failover if self._origin_of(mount) == "cluster" else None
+                continue
+            if spec != relay.spec:
                 del self.running[mount]
                 self.registry.on_demand.pop(mount, None)
                 relay.stop()
         for mount, spec in wanted.items():
             if mount not in self.running:
-                relay = self.running[mount] = Relay(spec, self.registry, self.clock, self.connect)
+                failover = self.failover if self._origin_of(mount) == "cluster" else None
+                relay = self.running[mount] = Relay(spec, self.registry, self.clock, self.connect,
+                                                    failover=failover)
                 if spec.on_demand:
                     self.registry.on_demand[mount] = relay.demand
                 relay.start()
+
+    def _origin_of(self, mount: str) -> Optional[str]:
+        """Which origin's spec is in force for ``mount`` (the config's wins)."""
+        found = None
+        for origin in sorted(self._wanted, key=lambda o: o == "config"):
+            if mount in self._wanted[origin]:
+                found = origin
+        return found
 
     def start(self) -> None:
         self.started = True

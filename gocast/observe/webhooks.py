@@ -51,6 +51,9 @@ _PHRASES = {
     "config.reloaded": "Configuration reloaded",
     "relay.connected": "{mount} relays {upstream}",
     "relay.disconnected": "{mount} lost its upstream {upstream}: {reason}",
+    "relay.failover": "{mount} switched from {upstream} to {to}: {reason}",
+    "cluster.node_joined": "Node {node} joined the cluster ({role}, region {region})",
+    "cluster.node_left": "Node {node} left the cluster",
 }
 
 Post = Callable[[str, bytes, Dict[str, str], float], Awaitable[int]]

@@ -316,6 +316,9 @@ class FrontDoorFactory(Factory):
         gate.new_client_id = self.new_listener_id  # HLS players' IDs, for url auth
         #: Looks listeners up by address (the service configures it from ``geoip``).
         self.geo = GeoLocator()
+        #: This node's cluster membership (:class:`gocast.cluster.node.ClusterNode`), when there is one:
+        #: full nodes redirect listeners to a sibling.
+        self.cluster: Any = None
 
     @property
     def config(self) -> Config:

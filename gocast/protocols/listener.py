@@ -25,6 +25,7 @@ listener is disconnected then.
 from __future__ import annotations
 
 import socket
+import time
 from typing import TYPE_CHECKING, Any, List, Optional
 
 from twisted.internet.defer import Deferred
@@ -32,8 +33,9 @@ from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from ..auth.base import AuthRequest
+from ..auth.base import AuthRequest, Decision
 from ..auth.gate import Admission
+from ..cluster.token import HEADER as CLUSTER_HEADER, check_token
 from ..config._kinds import normalise_mount
 from ..observe.geo import NOWHERE
 from ..core.mount import Chunk, ISubscriber, Mount
@@ -110,6 +112,8 @@ class ListenerSession:
         self.location = NOWHERE
         #: The connection closed while the gate was deciding.
         self._gone = False
+        #: The node of the cluster pulling this mount, when it is one (a valid cluster token).
+        self.relay_node: Optional[str] = None
 
     @property
     def user_agent(self) -> str:
@@ -128,11 +132,34 @@ class ListenerSession:
         head = self.head
         request = AuthRequest.build(self.home, self.peer, dict(head.headers), head.arg("token"), str(self.id),
                                     connected=lambda: not self._gone)
+        token = head.get(CLUSTER_HEADER.lower())
+        if token is not None:
+            self.admit_node(request, token)
+            return
         admission = self.door.factory.gate.authorize(request)
         if isinstance(admission, Deferred):
             admission.addCallback(self.admitted)
         else:
             self.admitted(admission)
+
+    def admit_node(self, request: AuthRequest, token: str) -> None:
+        """
+        Another node of the cluster relays this mount: its token, signed with
+        ``cluster.secret``, stands for listener auth and capacity limits. A
+        token that does not check out is a wrong credential.
+        """
+        factory = self.door.factory
+        wait = factory.auth_failures.blocked(self.peer)
+        node = None if wait is not None else check_token(factory.config.cluster.secret, token, time.time())
+        if node is None:
+            if wait is None:
+                factory.auth_failures.failed(self.peer)
+            self._log.info("{mount}: node pull from {peer} refused: bad cluster token", mount=self.home,
+                           peer=self.peer)
+            self.refuse(401, "cluster token refused: check cluster.secret on both nodes")
+            return
+        self.relay_node = node
+        self.admitted(Admission(request, Decision.allow(listener_id="node:" + node[:200])))
 
     def admitted(self, admission: Admission) -> None:
         if self._gone:
@@ -218,16 +245,30 @@ class ListenerSession:
         if mount is None:
             self.refuse(404, "mount %s has no source and no live fallback" % self.home[:100])
             return None
-        if self.full(mount):
+        if self.relay_node is not None:
+            return mount  # a node of the cluster: capacity is for listeners
+        cluster = self.door.factory.cluster
+        if self.full(mount) or (cluster is not None and cluster.full()):
             spare = None
             if mount.config.fallback_when_full:
                 spare = next((m for m in registry.fallback_chain(mount.path)
                               if m.source is not None and not self.full(m)), None)
             if spare is None:
+                elsewhere = cluster.redirect_for(self.home) if cluster is not None else None
+                if elsewhere is not None:
+                    self.redirect(elsewhere)
+                    return None
                 self.refuse(503, "mount %s is full (%d listeners)" % (mount.path, mount.listeners))
                 return None
             mount = spare
         return mount
+
+    def redirect(self, location: str) -> None:
+        """A 302 to a sibling node (ICY players and browsers follow it); the query string goes along."""
+        query = self.head.target.partition("?")[2]
+        self.door.reply(302, "this node is full; listen at %s" % location, headers=[
+            ("Location", location + ("?" + query if query else ""))])
+        self.log_access(302, 0.0, self.home, user="")
 
     def refuse(self, status: int, reason: str, headers: Optional[List[Any]] = None) -> None:
         """Answer with a reason and close; the refusal has its access-log line like any request."""

@@ -1,0 +1,232 @@
+# -*- test-case-name: tests.test_cluster -*-
+"""
+This node's membership of the cluster (``cluster { sync { enabled true } }``).
+
+Every ``cluster.heartbeat`` the node writes its record to Redis (id,
+role, region, address, the mounts it carries with the chain of nodes each
+came through, listeners, bandwidth and capacity), with a time to live of
+``cluster.node_timeout``, and reads everyone else's. From those records a
+relay with ``auto_relay`` decides which mounts to carry and from whom
+(:mod:`gocast.cluster.routing`); when an upstream fails it switches at
+once to the next best, and avoids the failed one until the cluster has had
+time to notice. A full node redirects new listeners to a sibling.
+
+Redis is where nodes meet, not what keeps audio flowing: when it is down,
+relays keep what they have and the node retries every heartbeat.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import attr
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from ..config import Config
+from ..core.registry import MountRegistry
+from ..inputs.relay import RelaySpec, Relays
+from .routing import MountRecord, NodeRecord, by_id, choose_upstream, sibling_for, wanted_mounts
+
+
+class ClusterNode:
+    _log = Logger()
+
+    def __init__(self, registry: MountRegistry, relays: Relays, clock: Any,
+                 store_for: Callable[[str], Any], now: Callable[[], float] = time.time):
+        """
+        :param store_for: makes the store for a Redis URL
+            (:class:`gocast.cluster.store.RedisStore`, or a memory store in tests).
+        """
+        self.registry = registry
+        self.relays = relays
+        self.clock = clock
+        self.store_for = store_for
+        self.now = now
+        self.config: Optional[Config] = None
+        self.store: Any = None
+        self._store_url = ""
+        self._loop: Optional[LoopingCall] = None
+        self._beating = False
+        #: The cluster as last read from Redis, this node included.
+        self.nodes: Dict[str, NodeRecord] = {}
+        #: The node each relayed mount comes from, and nodes avoided after failing, until when.
+        self.upstreams: Dict[str, str] = {}
+        self.avoiding: Dict[str, float] = {}
+        self.redis_error = ""
+        self._sent = (0.0, 0)
+        self.bandwidth = 0.0
+        relays.failover = self.failover
+
+    @property
+    def enabled(self) -> bool:
+        return self.config is not None and self.config.cluster.discovery
+
+    @property
+    def id(self) -> str:
+        return self.config.cluster.advertise or "" if self.config is not None else ""
+
+    def configure(self, config: Config) -> None:
+        was = self.enabled, self._store_url, self.config.cluster.heartbeat if self.config else 0.0
+        self.config = config
+        cluster = config.cluster
+        if not self.enabled:
+            if was[0]:
+                self.stop()
+            return
+        if (True, cluster.sync.redis_url, cluster.heartbeat) == was:
+            return
+        self.stop()
+        try:
+            self.store = self.store_for(cluster.sync.redis_url)
+        except (ImportError, ValueError) as e:
+            self._log.error("cluster: cannot use {url}: {why}; this node runs standalone", url=cluster.sync.redis_url,
+                            why=str(e))
+            return
+        self._store_url = cluster.sync.redis_url
+        self._log.info("cluster: joining as {role} {id} (region {region}) through {url}", role=cluster.role,
+                       id=self.id, region=cluster.region or "-", url=cluster.sync.redis_url)
+        self._loop = LoopingCall(self.beat)
+        self._loop.clock = self.clock
+        self._loop.start(cluster.heartbeat, now=True)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+        if self.store is not None:
+            store, self.store = self.store, None
+            store.remove_node(self.id).addErrback(lambda _: None).addBoth(lambda _: store.close())
+        self._store_url = ""
+        self.nodes = {}
+        self.upstreams = {}
+        self.relays.set("cluster", [])
+
+    # The heartbeat
+
+    def beat(self) -> None:
+        if self._beating or self.store is None or self.config is None:
+            return  # the last one has not finished (Redis is slow): skip, never pile up
+        self._beating = True
+        me = self.describe()
+        store = self.store
+        d = store.put_node(me.id, me.as_json(), self.config.cluster.node_timeout)
+        d.addCallback(lambda _: store.nodes())
+        d.addCallbacks(self.read, self.redis_failed)
+        d.addBoth(self._beaten)
+
+    def _beaten(self, _: Any) -> None:
+        self._beating = False
+
+    def redis_failed(self, failure: Any) -> None:
+        why = failure.getErrorMessage() or failure.type.__name__
+        if not self.redis_error:
+            self._log.warn("cluster: Redis at {url} is unreachable ({why}); relays keep their upstreams, retrying "
+                           "every {seconds}s", url=self._store_url, why=why, seconds=self.config.cluster.heartbeat)
+        self.redis_error = why
+
+    def read(self, records: List[Any]) -> None:
+        if self.redis_error:
+            self._log.info("cluster: Redis at {url} is back", url=self._store_url)
+            self.redis_error = ""
+        nodes = by_id(filter(None, map(NodeRecord.from_json, records)))
+        for gone in sorted(set(self.nodes) - set(nodes) - {self.id}):
+            self.registry.bus.publish("cluster.node_left", None, node=gone)
+        for new in sorted(set(nodes) - set(self.nodes) - {self.id}):
+            self.registry.bus.publish("cluster.node_joined", None, node=new, role=nodes[new].role,
+                                      region=nodes[new].region)
+        self.nodes = nodes
+        if self.config is not None and self.config.cluster.role == "relay" and self.config.cluster.auto_relay:
+            self.place_relays()
+
+    # What this node tells the others
+
+    def describe(self) -> NodeRecord:
+        cluster = self.config.cluster
+        now = self.now()
+        sent = self.registry.total_bytes()[0]
+        then, before = self._sent
+        if then and now > then:
+            self.bandwidth = max(0.0, (sent - before) / (now - then))
+        self._sent = (now, sent)
+        mounts = {}
+        for path, mount in self.registry.mounts.items():
+            if mount.source is None or mount.config.hidden:
+                continue
+            mounts[path] = MountRecord(self.path_of(path), mount.listeners, mount.content_type)
+        listeners = sum(m.listeners for m in self.registry.mounts.values())
+        return NodeRecord(self.id, cluster.role, cluster.region, cluster.advertise or "", mounts, listeners,
+                          self.bandwidth, float(cluster.max_bandwidth), cluster.max_listeners, now)
+
+    def path_of(self, mount: str) -> tuple:
+        """The nodes ``mount`` came through to reach this one (just this one for its origin)."""
+        upstream = self.nodes.get(self.upstreams.get(mount, ""))
+        relay = self.relays.running.get(mount)
+        if upstream is not None and mount in upstream.mounts and relay is not None and relay.state == "streaming":
+            return upstream.mounts[mount].path + (self.id,)
+        return (self.id,)
+
+    @property
+    def me(self) -> NodeRecord:
+        return self.nodes.get(self.id) or self.describe()
+
+    # Relays the cluster places
+
+    def avoided(self) -> List[str]:
+        now = self.clock.seconds()
+        self.avoiding = {node: until for node, until in self.avoiding.items() if until > now}
+        return list(self.avoiding)
+
+    def place_relays(self) -> None:
+        cluster = self.config.cluster
+        me = self.me
+        nodes = list(self.nodes.values())
+        specs = []
+        for mount in wanted_mounts(me.id, nodes, cluster.mounts):
+            local = self.registry.get(mount)
+            if local is not None and local.source is not None and mount not in self.relays.running:
+                continue  # a source streams here: this node is an origin of it
+            node = choose_upstream(mount, me, nodes, cluster.max_hops, self.upstreams.get(mount), self.avoided())
+            if node is None:
+                continue
+            if self.upstreams.get(mount) not in (None, node.id):
+                self._log.info("cluster: {mount} now from {node}", mount=mount, node=node.id)
+            self.upstreams[mount] = node.id
+            specs.append(self.spec_for(mount, node))
+        for mount in set(self.upstreams) - {s.mount for s in specs}:
+            del self.upstreams[mount]
+        self.relays.set("cluster", specs)
+
+    def spec_for(self, mount: str, node: NodeRecord) -> RelaySpec:
+        cluster = self.config.cluster
+        return RelaySpec("http://%s%s" % (node.address, mount), mount, timeout=cluster.stall_timeout,
+                         node_id=self.id, cluster_secret=cluster.secret)
+
+    def failover(self, spec: RelaySpec, why: str) -> Optional[RelaySpec]:
+        """A relay's upstream failed: avoid it a while, and name the next best (``None``: none)."""
+        if self.config is None:
+            return None
+        failed = self.upstreams.get(spec.mount)
+        if failed is not None:
+            self.avoiding[failed] = self.clock.seconds() + 2 * self.config.cluster.node_timeout
+        node = choose_upstream(spec.mount, self.me, list(self.nodes.values()), self.config.cluster.max_hops,
+                               None, self.avoided())
+        if node is None:
+            return None
+        self.upstreams[spec.mount] = node.id
+        return attr.evolve(spec, url=self.spec_for(spec.mount, node).url)
+
+    # Listeners
+
+    def redirect_for(self, mount: str) -> Optional[str]:
+        """Where a full node sends a new listener of ``mount``, if a sibling of its region can take them."""
+        if not self.enabled or not self.config.cluster.redirect_when_full:
+            return None
+        sibling = sibling_for(mount, self.me, list(self.nodes.values()))
+        return "http://%s%s" % (sibling.address, mount) if sibling is not None else None
+
+    def full(self) -> bool:
+        """Whether this node holds ``cluster.max_listeners`` listeners already."""
+        limit = self.config.cluster.max_listeners if self.config is not None else 0
+        return bool(limit) and sum(m.listeners for m in self.registry.mounts.values()) >= limit

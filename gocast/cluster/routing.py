@@ -1,0 +1,130 @@
+# -*- test-case-name: tests.test_cluster -*-
+"""
+Who relays from whom, and where a full node sends listeners: pure
+functions of the node records every node publishes in Redis
+(:mod:`gocast.cluster.node`).
+
+A relay takes a mount from the healthiest upstream it can: its own region
+first, then fewer hops (the origin is hop 0), then the lighter load. A
+node already relaying through us is never our upstream (no loops), chains
+stay within ``max_hops``, and a node near its capacity takes no more.
+Once chosen, an upstream is kept while it stays valid, so relays do not
+flap between equals.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+
+import attr
+
+#: A node at this share of its bandwidth or listener capacity is "near capacity".
+NEAR_CAPACITY = 0.9
+
+
+@attr.frozen
+class MountRecord:
+    """A mount a node carries: the chain of nodes from its origin to this node, and its listeners."""
+
+    path: Tuple[str, ...]
+    listeners: int = 0
+    content_type: str = ""
+
+    @property
+    def hops(self) -> int:
+        return len(self.path) - 1
+
+
+@attr.frozen
+class NodeRecord:
+    id: str
+    role: str = "relay"
+    region: str = ""
+    address: str = ""
+    mounts: Dict[str, MountRecord] = attr.Factory(dict)
+    listeners: int = 0
+    #: Bytes per second sent to listeners now, and the most the node may send (0: no limit).
+    bandwidth: float = 0.0
+    max_bandwidth: float = 0.0
+    max_listeners: int = 0
+    updated: float = 0.0
+
+    @property
+    def load(self) -> float:
+        """The larger share of capacity in use (0 when no capacity is set)."""
+        shares = [0.0]
+        if self.max_bandwidth:
+            shares.append(self.bandwidth / self.max_bandwidth)
+        if self.max_listeners:
+            shares.append(self.listeners / self.max_listeners)
+        return max(shares)
+
+    @property
+    def near_capacity(self) -> bool:
+        return self.load >= NEAR_CAPACITY
+
+    def as_json(self) -> Dict[str, Any]:
+        data = attr.asdict(self, recurse=False)
+        data["mounts"] = {path: {"path": list(m.path), "listeners": m.listeners, "content_type": m.content_type}
+                          for path, m in self.mounts.items()}
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Optional["NodeRecord"]:
+        """A record read from Redis; ``None`` if it is not one (another version, a stray key)."""
+        try:
+            mounts = {str(path): MountRecord(tuple(str(n) for n in m["path"]), int(m.get("listeners", 0)),
+                                             str(m.get("content_type", "")))
+                      for path, m in dict(data.get("mounts", {})).items()}
+            return cls(str(data["id"]), str(data.get("role", "relay")), str(data.get("region", "")),
+                       str(data["address"]), mounts, int(data.get("listeners", 0)),
+                       float(data.get("bandwidth", 0)), float(data.get("max_bandwidth", 0)),
+                       int(data.get("max_listeners", 0)), float(data.get("updated", 0)))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+
+def wanted_mounts(me: str, nodes: Iterable[NodeRecord], only: Iterable[str] = ()) -> List[str]:
+    """The mounts other nodes carry that this node should relay (all, or those of ``only``)."""
+    allowed = set(only)
+    found: Set[str] = set()
+    for node in nodes:
+        if node.id != me:
+            found.update(path for path in node.mounts if not allowed or path in allowed)
+    return sorted(found)
+
+
+def upstream_candidates(mount: str, me: NodeRecord, nodes: Iterable[NodeRecord], max_hops: int,
+                        avoid: Iterable[str] = ()) -> List[NodeRecord]:
+    """The nodes ``me`` may relay ``mount`` from, best first."""
+    avoid = set(avoid)
+    found = []
+    for node in nodes:
+        record = node.mounts.get(mount)
+        if node.id == me.id or node.id in avoid or record is None:
+            continue
+        if me.id in record.path or record.hops + 1 > max_hops or node.near_capacity:
+            continue
+        found.append(node)
+    return sorted(found, key=lambda n: (n.region != me.region, n.mounts[mount].hops, n.load, n.id))
+
+
+def choose_upstream(mount: str, me: NodeRecord, nodes: Iterable[NodeRecord], max_hops: int,
+                    current: Optional[str] = None, avoid: Iterable[str] = ()) -> Optional[NodeRecord]:
+    """The upstream for ``mount``: the current one while it stays valid, else the best candidate."""
+    candidates = upstream_candidates(mount, me, nodes, max_hops, avoid)
+    for node in candidates:
+        if node.id == current:
+            return node
+    return candidates[0] if candidates else None
+
+
+def sibling_for(mount: str, me: NodeRecord, nodes: Iterable[NodeRecord]) -> Optional[NodeRecord]:
+    """Where a full node sends a new listener of ``mount``: the lightest sibling of its region carrying it."""
+    siblings = [n for n in nodes if n.id != me.id and n.region == me.region and mount in n.mounts
+                and not n.near_capacity and n.address]
+    return min(siblings, key=lambda n: (n.load, n.id), default=None)
+
+
+def by_id(nodes: Iterable[NodeRecord]) -> Dict[str, NodeRecord]:
+    return {node.id: node for node in nodes}
