@@ -47,6 +47,7 @@ class ClusterNode:
         self.config: Optional[Config] = None
         self.store: Any = None
         self._store_url = ""
+        self._joined_as = ""
         self._loop: Optional[LoopingCall] = None
         self._beating = False
         #: The cluster as last read from Redis, this node included.
@@ -65,19 +66,22 @@ class ClusterNode:
 
     @property
     def id(self) -> str:
+        """This node's id in the cluster: its advertised address (kept from joining until it leaves)."""
+        if self._joined_as:
+            return self._joined_as
         return self.config.cluster.advertise or "" if self.config is not None else ""
 
     def configure(self, config: Config) -> None:
-        was = self.enabled, self._store_url, self.config.cluster.heartbeat if self.config else 0.0
-        self.config = config
         cluster = config.cluster
-        if not self.enabled:
-            if was[0]:
-                self.stop()
-            return
-        if (True, cluster.sync.redis_url, cluster.heartbeat) == was:
+        same = (self._loop is not None and (cluster.sync.redis_url, cluster.heartbeat, cluster.advertise) ==
+                (self._store_url, self.config.cluster.heartbeat, self._joined_as))
+        if same and cluster.discovery:
+            self.config = config
             return
         self.stop()
+        self.config = config
+        if not self.enabled:
+            return
         try:
             self.store = self.store_for(cluster.sync.redis_url)
         except (ImportError, ValueError) as e:
@@ -85,6 +89,7 @@ class ClusterNode:
                             why=str(e))
             return
         self._store_url = cluster.sync.redis_url
+        self._joined_as = cluster.advertise or ""
         self._log.info("cluster: joining as {role} {id} (region {region}) through {url}", role=cluster.role,
                        id=self.id, region=cluster.region or "-", url=cluster.sync.redis_url)
         self._loop = LoopingCall(self.beat)
@@ -99,6 +104,7 @@ class ClusterNode:
             store, self.store = self.store, None
             store.remove_node(self.id).addErrback(lambda _: None).addBoth(lambda _: store.close())
         self._store_url = ""
+        self._joined_as = ""
         self.nodes = {}
         self.upstreams = {}
         self.relays.set("cluster", [])

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import random
-import time
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urljoin, urlsplit
 
@@ -111,7 +110,7 @@ class RelayPull(Protocol):
         self.why = "connection closed"
 
     def connectionMade(self) -> None:
-        self.transport.write(request_for(self.url, self.relay.spec, self.credentials, time.time()))
+        self.transport.write(request_for(self.url, self.relay.spec, self.credentials, self.relay.clock.seconds()))
         self._idle = self.relay.clock.callLater(self.relay.spec.timeout, self.stalled)
 
     def stalled(self) -> None:

@@ -25,7 +25,6 @@ listener is disconnected then.
 from __future__ import annotations
 
 import socket
-import time
 from typing import TYPE_CHECKING, Any, List, Optional
 
 from twisted.internet.defer import Deferred
@@ -150,7 +149,7 @@ class ListenerSession:
         """
         factory = self.door.factory
         wait = factory.auth_failures.blocked(self.peer)
-        node = None if wait is not None else check_token(factory.config.cluster.secret, token, time.time())
+        node = None if wait is not None else check_token(factory.config.cluster.secret, token, factory.reactor.seconds())
         if node is None:
             if wait is None:
                 factory.auth_failures.failed(self.peer)
