@@ -133,7 +133,7 @@ class GocastService(MultiService):
                                  restore=lambda previous: self.apply(previous, certificates=False))
         self.history = StatsHistory(self.registry, self.state, self.bus, reactor, reactor.seconds)
         api = ApiContext(self.registry, self.reloader, self.api_keys, self.api_mounts, reactor.seconds,
-                         reactor.seconds(), lambda: self.draining, self.history)
+                         reactor.seconds(), lambda: self.draining, self.history, self.cluster, self.relays)
         self.hub = StatsHub(self.registry, self.bus, reactor, reactor.seconds, reactor.seconds())
         access = DashboardAccess(lambda: self.config, Sessions(reactor.seconds,
                                                                lambda: self.config.admin.session_timeout,

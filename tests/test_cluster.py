@@ -58,6 +58,10 @@ class RoutingTests(SynchronousTestCase):
         b = node("b", mounts={"/live": ["o", "b"]}, load=0.1)
         self.assertEqual(choose_upstream("/live", me, [me, a, b], 3, current="a").id, "a")
         self.assertEqual(choose_upstream("/live", me, [me, a, b], 3, current="gone").id, "b")
+        # A relay of our own region appears: better rank than the far origin we had.
+        origin = node("o", "us", {"/live": ["o"]})
+        self.assertEqual(choose_upstream("/live", me, [me, origin], 3, current=None).id, "o")
+        self.assertEqual(choose_upstream("/live", me, [me, origin, b], 3, current="o").id, "b")
 
     def test_no_loops_hop_bound_and_capacity(self):
         me = node("me")

@@ -27,6 +27,7 @@ from ..config._schema import PERMISSIONS
 from .keys import ALL, MAX_API_KEYS, ApiKey, ApiKeys, valid_permissions
 from .mounts import ApiMounts, MountError
 from .schemas import (
+    CLUSTER,
     ERROR_CODES,
     GEO,
     HISTORY,
@@ -67,6 +68,9 @@ class ApiContext:
     draining: Callable[[], bool] = lambda: False
     #: The stats history (:class:`gocast.history.StatsHistory`).
     history: Any = None
+    #: This node's cluster membership and its relays (:mod:`gocast.cluster.node`, :mod:`gocast.inputs.relay`).
+    cluster: Any = None
+    relays: Any = None
 
     @property
     def config(self) -> Config:
@@ -352,6 +356,13 @@ def stats(ctx: ApiContext, call: Call) -> Dict[str, Any]:
                        for m in mounts]}
 
 
+def cluster_status(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    """The cluster as this node sees it (nodes, regions, mounts and their chains) and its own relays."""
+    status = ctx.cluster.status() if ctx.cluster is not None else {"enabled": False, "nodes": []}
+    status["relays"] = ctx.relays.status() if ctx.relays is not None else []
+    return status
+
+
 @attr.s(frozen=True, auto_attribs=True)
 class RawAnswer:
     """An answer sent as it is, not in the JSON envelope (a CSV export)."""
@@ -498,6 +509,8 @@ ROUTES: Tuple[Route, ...] = (
     Route("GET", "/stats/geo", "read_stats", "Listeners by country and city (GeoIP)", geo_stats, data=GEO,
           query=(("mount", {"type": "string", "maxLength": 200}, "Only this mount (live or /live)."),),
           tag="stats"),
+    Route("GET", "/cluster", "read_stats", "Cluster nodes, the mounts each carries and how, and this node's "
+          "relays", cluster_status, data=CLUSTER, tag="cluster"),
     Route("GET", "/recordings", "manage_recordings", "List recordings", not_built("recording"), built=False,
           tag="recordings"),
     Route("POST", "/recordings/start", "manage_recordings", "Start recording a mount", not_built("recording"),

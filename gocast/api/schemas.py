@@ -76,6 +76,21 @@ STATS = obj({"total_listeners": INTEGER, "sources": INTEGER, "uptime": INTEGER,
                                  ["path", "listeners"]))},
             ["total_listeners", "mounts"])
 
+CLUSTER = obj({
+    "enabled": {"type": "boolean"}, "id": nullable("string"), "role": STRING, "region": STRING,
+    "redis": obj({"url": nullable("string"), "connected": {"type": "boolean"}, "error": nullable("string")}),
+    "nodes": array(obj({"id": STRING, "role": STRING, "region": STRING, "address": STRING, "listeners": INTEGER,
+                        "bandwidth": INTEGER, "max_bandwidth": INTEGER, "max_listeners": INTEGER,
+                        "load": {"type": "number"}, "updated": {"type": "number"}, "self": {"type": "boolean"},
+                        "mounts": array(obj({"path": STRING, "hops": INTEGER, "via": array(STRING),
+                                             "listeners": INTEGER}, ["path", "hops"]))},
+                       ["id", "role", "address", "mounts"])),
+    "relays": array(obj({"mount": STRING, "upstream": STRING, "origin": nullable("string"), "state": STRING,
+                         "streaming_seconds": nullable("integer"), "reconnects": INTEGER,
+                         "on_demand": {"type": "boolean"}, "last_error": nullable("string")},
+                        ["mount", "upstream", "state"])),
+}, ["enabled", "nodes", "relays"])
+
 COUNTS = {"type": "object", "additionalProperties": INTEGER}
 HISTORY = obj({"range": {"type": "string", "enum": ["1h", "1d"]},
                "points": array(obj({"ts": {"type": "number"}, "time": STRING, "mount": STRING,

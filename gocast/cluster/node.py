@@ -25,6 +25,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ..config import Config
+from ..config._kinds import redact_url
 from ..core.registry import MountRegistry
 from ..inputs.relay import RelaySpec, Relays
 from .routing import MountRecord, NodeRecord, by_id, choose_upstream, sibling_for, wanted_mounts
@@ -222,6 +223,26 @@ class ClusterNode:
             return None
         self.upstreams[spec.mount] = node.id
         return attr.evolve(spec, url=self.spec_for(spec.mount, node).url)
+
+    def status(self) -> Dict[str, Any]:
+        """What ``GET /api/v1/cluster`` and ``gocast cluster status`` show."""
+        config = self.config
+        cluster = config.cluster if config is not None else None
+        nodes = []
+        for record in sorted(self.nodes.values(), key=lambda n: (n.region, n.id)):
+            nodes.append({"id": record.id, "role": record.role, "region": record.region, "address": record.address,
+                          "listeners": record.listeners, "bandwidth": int(record.bandwidth),
+                          "max_bandwidth": int(record.max_bandwidth), "max_listeners": record.max_listeners,
+                          "load": round(record.load, 3), "updated": record.updated, "self": record.id == self.id,
+                          "mounts": [{"path": path, "hops": m.hops, "via": list(m.path[:-1]),
+                                      "listeners": m.listeners}
+                                     for path, m in sorted(record.mounts.items())]})
+        return {"enabled": self.enabled, "id": self.id or None,
+                "role": cluster.role if cluster else "standalone", "region": cluster.region if cluster else "",
+                "redis": {"url": redact_url(self._store_url) if self._store_url else None,
+                          "connected": bool(self._store_url) and not self.redis_error and bool(self.nodes),
+                          "error": self.redis_error or None},
+                "nodes": nodes}
 
     # Listeners
 

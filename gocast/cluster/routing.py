@@ -106,17 +106,29 @@ def upstream_candidates(mount: str, me: NodeRecord, nodes: Iterable[NodeRecord],
         if me.id in record.path or record.hops + 1 > max_hops or node.near_capacity:
             continue
         found.append(node)
-    return sorted(found, key=lambda n: (n.region != me.region, n.mounts[mount].hops, n.load, n.id))
+    return sorted(found, key=lambda n: _rank(mount, me, n) + (n.load, n.id))
+
+
+def _rank(mount: str, me: NodeRecord, node: NodeRecord) -> Tuple[bool, int]:
+    """What makes an upstream better, load aside: its region is ours, then it is nearer the origin."""
+    return node.region != me.region, node.mounts[mount].hops
 
 
 def choose_upstream(mount: str, me: NodeRecord, nodes: Iterable[NodeRecord], max_hops: int,
                     current: Optional[str] = None, avoid: Iterable[str] = ()) -> Optional[NodeRecord]:
-    """The upstream for ``mount``: the current one while it stays valid, else the best candidate."""
+    """
+    The upstream for ``mount``: the current one while it stays valid and
+    no candidate is of a better rank (our region, fewer hops), else the
+    best candidate. Load alone never moves a relay.
+    """
     candidates = upstream_candidates(mount, me, nodes, max_hops, avoid)
+    if not candidates:
+        return None
+    best = candidates[0]
     for node in candidates:
-        if node.id == current:
+        if node.id == current and _rank(mount, me, node) <= _rank(mount, me, best):
             return node
-    return candidates[0] if candidates else None
+    return best
 
 
 def sibling_for(mount: str, me: NodeRecord, nodes: Iterable[NodeRecord]) -> Optional[NodeRecord]:

@@ -562,6 +562,15 @@ class Relays:
             self.registry.on_demand.pop(mount, None)
         self.running = {}
 
+    def status(self) -> List[Dict[str, Any]]:
+        """Each relay: its mount, upstream, where it was set (config, primary, cluster) and how it fares."""
+        now = self.clock.seconds()
+        return [{"mount": mount, "upstream": relay.upstream, "origin": self._origin_of(mount), "state": relay.state,
+                 "streaming_seconds": int(now - relay.streaming_since) if relay.streaming_since is not None else None,
+                 "reconnects": relay.reconnects, "on_demand": relay.spec.on_demand,
+                 "last_error": relay.last_error or None}
+                for mount, relay in sorted(self.running.items())]
+
     @property
     def streaming(self) -> int:
         """Relays whose upstream is feeding their mount now (they count among the registry's sources)."""
