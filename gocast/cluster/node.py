@@ -201,8 +201,15 @@ class ClusterNode:
                 self._log.info("cluster: {mount} now from {node}", mount=mount, node=node.id)
             self.upstreams[mount] = node.id
             specs.append(self.spec_for(mount, node))
-        for mount in set(self.upstreams) - {s.mount for s in specs}:
-            del self.upstreams[mount]
+        placed = {s.mount for s in specs}
+        for mount in set(self.upstreams) - placed:
+            relay = self.relays.running.get(mount)
+            if relay is not None and relay.state == "streaming":
+                # Gone from the cluster's view (a late heartbeat), but the upstream still streams
+                # to us: its pull, not Redis, says when it ends.
+                specs.append(relay.spec)
+            else:
+                del self.upstreams[mount]
         self.relays.set("cluster", specs)
 
     def spec_for(self, mount: str, node: NodeRecord) -> RelaySpec:

@@ -17,17 +17,17 @@ from twisted.web.client import HTTPConnectionPool
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     """
-    A TCP port on 127.0.0.1 that nothing listens on right now, and whose
+    A TCP port on ``host`` that nothing listens on right now, and whose
     next port is free too (the SHOUTcast source port is server.port + 1).
     """
     while True:
         with socket.socket() as first, socket.socket() as second:
-            first.bind(("127.0.0.1", 0))
+            first.bind((host, 0))
             port = first.getsockname()[1]
             try:
-                second.bind(("127.0.0.1", port + 1))
+                second.bind((host, port + 1))
             except OSError:
                 continue
             return port
@@ -127,29 +127,32 @@ def tool(name):
 
 
 @defer.inlineCallbacks
-def start_server(testcase, reactor, config_text, server_extra="shutdown_timeout 2s"):
+def start_server(testcase, reactor, config_text, server_extra="shutdown_timeout 2s", host="127.0.0.1",
+                 port=None):
     """
-    Run ``twistd gocast`` on a free loopback port with ``config_text``, and
-    ``server_extra`` inside its ``server { }`` block; stopped by PID at
-    cleanup (SIGTERM: it drains for at most its shutdown_timeout).
+    Run ``twistd gocast`` on a free port of ``host`` (a loopback address)
+    with ``config_text``, and ``server_extra`` inside its ``server { }``
+    block; stopped by PID at cleanup (SIGTERM: it drains for at most its
+    shutdown_timeout). ``config_text`` may name ``{host}`` and ``{port}``.
 
     :return: ``(process, base_url)``
     """
     from twisted.python.filepath import FilePath
 
-    port = free_port()
+    port = port or free_port(host)
+    config_text = config_text.replace("{host}", host).replace("{port}", str(port))
     folder = FilePath(testcase.mktemp())
     folder.makedirs()
     config = folder.child("gocast.vibe")
     data = folder.child("data").path  # the state database: each server its own
-    head = 'server { listen 127.0.0.1 port %d data_dir "%s" %s }\n' % (port, data, server_extra)
+    head = 'server { listen %s port %d data_dir "%s" %s }\n' % (host, port, data, server_extra)
     config.setContent((head + config_text).encode())
     process = ServerProcess.spawn(
         reactor, twistd_command("--nodaemon", "--pidfile=", "gocast", "--config", config.path))
     process.config_path = config.path
     process.config_head = head
     testcase.addCleanup(process.stop)
-    base = "http://127.0.0.1:%d" % port
+    base = "http://%s:%d" % (host, port)
     yield wait_for_http(reactor, base + "/health/live", process)
     return process, base
 
