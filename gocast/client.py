@@ -206,6 +206,10 @@ class GoCastClient:
     def reload(self) -> Dict[str, Any]:
         return self.call("POST", "/server/reload")[0]
 
+    def cluster(self) -> Dict[str, Any]:
+        """The cluster as the server sees it: nodes, their mounts and chains, and its relays."""
+        return self.call("GET", "/cluster")[0]
+
     def get_stats(self) -> Stats:
         data = self.call("GET", "/stats")[0]
         return Stats(data["total_listeners"], data["sources"], data["uptime"],

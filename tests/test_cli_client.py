@@ -138,3 +138,27 @@ class TableTests(SynchronousTestCase):
         out = io.StringIO()
         api_cli._table(out, self.ROWS, ["path", "title", "listeners"])
         self.assertEqual(out.getvalue(), "PATH\tTITLE\tLISTENERS\n/live\tBand - Tune with tabs\t3\n/b\t-\t0\n")
+
+
+class ClusterStatusTests(SynchronousTestCase):
+    STATUS = {"enabled": True, "id": "10.0.0.2:8000", "role": "relay", "region": "eu",
+              "redis": {"url": "redis://r:6379", "connected": True, "error": None},
+              "nodes": [{"id": "10.0.0.1:8000", "role": "primary", "region": "us", "listeners": 3, "load": 0.1,
+                         "mounts": [{"path": "/live", "hops": 0, "via": []}], "self": False},
+                        {"id": "10.0.0.2:8000", "role": "relay", "region": "eu", "listeners": 1, "load": 0.0,
+                         "mounts": [{"path": "/live", "hops": 1, "via": ["10.0.0.1:8000"]}], "self": True}],
+              "relays": [{"mount": "/live", "upstream": "http://10.0.0.1:8000/live", "origin": "cluster",
+                          "state": "streaming", "reconnects": 0, "last_error": None}]}
+
+    def test_tables(self):
+        out = io.StringIO()
+        api_cli.cluster_status(self.STATUS, out, as_json=False)
+        lines = out.getvalue().splitlines()
+        self.assertEqual(lines[0], "cluster: node 10.0.0.2:8000 (relay, region eu); Redis redis://r:6379: connected")
+        self.assertIn("10.0.0.2:8000 *\trelay\teu\t1\t0.0\t/live(1)", lines)
+        self.assertIn("/live\thttp://10.0.0.1:8000/live\tcluster\tstreaming\t0\t-", lines)
+
+    def test_not_joined(self):
+        out = io.StringIO()
+        api_cli.cluster_status({"enabled": False, "nodes": [], "relays": []}, out, as_json=False)
+        self.assertEqual(out.getvalue(), "cluster: not joined (cluster.sync is off)\n\nrelays:\n(none)\n")

@@ -13,7 +13,7 @@ The ``gocast`` command.
   running server to reload: through the REST API when an API key is at hand
   (option, ``GOCAST_API_KEY`` or the client config), else with the admin
   credentials FILE holds (FILE also gives the address when no URL does).
-- ``gocast mount|listeners|kick|source|stats|record ...``: talk to a running
+- ``gocast mount|listeners|kick|source|stats|cluster|record ...``: talk to a running
   server through the REST API (see :mod:`gocast._cli_api`).
 - ``gocast --version``.
 """

@@ -92,6 +92,10 @@ def add_commands(commands: Any) -> None:
     stats.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes (--watch)")
     stats.add_argument("--count", type=int, default=0, help="stop after this many refreshes (--watch)")
 
+    cluster = commands.add_parser("cluster", help="the cluster and this server's relays")
+    cluster_actions = cluster.add_subparsers(dest="action", metavar="ACTION", required=True)
+    cluster_actions.add_parser("status", parents=[common], help="nodes, regions, mounts carried, relays")
+
     record = commands.add_parser("record", help="recordings")
     record_actions = record.add_subparsers(dest="action", metavar="ACTION", required=True)
     for name, text in (("start", "start recording a mount"), ("stop", "stop recording a mount")):
@@ -100,7 +104,7 @@ def add_commands(commands: Any) -> None:
     record_actions.add_parser("list", parents=[common], help="list recordings")
 
 
-COMMANDS = ("mount", "listeners", "kick", "source", "stats", "record")
+COMMANDS = ("mount", "listeners", "kick", "source", "stats", "cluster", "record")
 
 
 class UsageError(Exception):
@@ -213,6 +217,8 @@ def _dispatch(client: GoCastClient, args: Any, out: TextIO, sleep: Callable[[flo
         show({"disconnected": "/" + args.mount.strip("/")}, None)
     elif command == "stats":
         return stats(client, args, out, sleep)
+    elif command == "cluster":
+        cluster_status(client.cluster(), out, args.json)
     elif command == "record":
         if action == "list":
             show(client.recordings(), None)
@@ -253,6 +259,27 @@ def stats(client: GoCastClient, args: Any, out: TextIO, sleep: Callable[[float],
         if not args.watch or (args.count and refreshes >= args.count):
             return 0
         sleep(args.interval)
+
+
+def cluster_status(status: Dict[str, Any], out: TextIO, as_json: bool) -> None:
+    if as_json:
+        out.write(json.dumps(status, indent=2) + "\n")
+        return
+    redis = status.get("redis") or {}
+    if status.get("enabled"):
+        out.write("cluster: node %s (%s, region %s); Redis %s: %s\n" % (
+            status.get("id"), status.get("role"), status.get("region") or "-", redis.get("url"),
+            "connected" if redis.get("connected") else redis.get("error") or "not connected"))
+    else:
+        out.write("cluster: not joined (cluster.sync is off)\n")
+    nodes = [dict(node, mounts=" ".join("%s(%d)" % (m["path"], m["hops"]) for m in node["mounts"]) or "-",
+                  id=node["id"] + (" *" if node.get("self") else ""))
+             for node in status.get("nodes", [])]
+    if nodes:
+        out.write("\nnodes (mount(hops from its origin)):\n")
+        _table(out, nodes, ["id", "role", "region", "listeners", "load", "mounts"])
+    out.write("\nrelays:\n")
+    _table(out, status.get("relays", []), ["mount", "upstream", "origin", "state", "reconnects", "last_error"])
 
 
 def parse_settings(pairs: Sequence[str]) -> Dict[str, Any]:

@@ -10,16 +10,19 @@ pulls with a wrong token refused.
 import json
 import os
 import signal
+import sys
 
 import treq
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from ._process import eventually, raw_request, spawn_tool, start_server, wait_for_source
+from ._process import ServerProcess, eventually, raw_request, spawn_tool, start_server, wait_for_source
 from ._redis import RedisServer
 from .test_relay import decodes, eventually_async, keeps_receiving, listen, mp3_source, set_title
 
+KEY = "gck_cluster-reader-key-0123456789"
 NODE = """
+api_keys { reader { key "%(key)s" permissions [read_stats] } }
 cluster {
     role %(role)s  secret "s3cret-of-the-cluster"  advertise "{host}:{port}"  region %(region)s
     auto_relay true  heartbeat 500ms  node_timeout 2s  stall_timeout 3s  %(extra)s
@@ -30,7 +33,7 @@ cluster {
 
 async def start_node(testcase, redis, host, role, region, extra="", more=""):
     return await start_server(testcase, reactor, NODE % dict(role=role, region=region, redis=redis.url,
-                                                             extra=extra) + more, host=host)
+                                                             extra=extra, key=KEY) + more, host=host)
 
 
 async def cluster_status(base):
@@ -146,6 +149,15 @@ class ClusterTests(TestCase):
         await eventually_async(back, "both nodes back in Redis", timeout=30)
         await keeps_receiving(listener, 1)
         self.assertIn(b"is back", relay.output)
+
+        cli = ServerProcess.spawn(reactor, [sys.executable, "-m", "gocast", "cluster", "status"], env=dict(
+            os.environ, GOCAST_URL=base, GOCAST_API_KEY=KEY, GOCAST_CLIENT_CONFIG="/nonexistent"))
+        self.addCleanup(cli.stop)
+        code, _ = await cli.ended
+        printed = cli.output.decode()
+        self.assertEqual(code, 0, printed)
+        self.assertIn("cluster: node %s (relay, region eu); Redis %s: connected" % (base[7:], redis.url), printed)
+        self.assertIn("/live\t%s/live\tcluster\tstreaming" % origin, printed)
 
         # A pull that claims to be a node with a wrong token is refused like a wrong password.
         forged = await raw_request(self, reactor, origin,
