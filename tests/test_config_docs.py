@@ -44,3 +44,21 @@ class OperationsGuideTests(SynchronousTestCase):
             parse_config(block)  # raises ConfigError with the located problem
         endpoints = parse_config([b for b in blocks if "endpoints" in b][0]).config.server.endpoints
         self.assertIn("tcp6:8000:interface=\\:\\:", endpoints)
+
+
+class ClusterGuideTests(SynchronousTestCase):
+    """docs/cluster.md's configs are accepted as written, and set up what the guide says."""
+
+    def test_snippets_parse(self):
+        text = (_DOC.parent / "cluster.md").read_text()
+        blocks = re.findall(r"```vibe\n(.*?)```", text, re.S)
+        self.assertEqual(len(blocks), 5)
+        configs = [parse_config(block) for block in blocks]
+        for loaded in configs:
+            self.assertEqual(loaded.warnings, ())
+        static, primary_auth, master, primary, relay = (c.config for c in configs)
+        self.assertEqual(static.relays["main"].local_mount, "/live")
+        self.assertEqual(master.cluster.primary, "radio.example.com:8000")
+        self.assertTrue(primary.cluster.discovery)
+        self.assertTrue(relay.cluster.discovery and relay.cluster.auto_relay)
+        self.assertEqual(relay.cluster.max_bandwidth, 100 * 1024 * 1024)
