@@ -141,6 +141,15 @@ class RelayTests(SynchronousTestCase):
         proto.dataReceived(interleave(audio[:2000], 1000, [icy_metadata("Band - First")]))
         self.assertEqual(mount.metadata_version, version)
 
+    def test_dashboard_shows_the_upstream(self):
+        from gocast.dashboard.live import mount_figures
+
+        self.streaming()
+        figures = mount_figures(self.h.registry.get("/relayed"))
+        self.assertEqual(figures["relay"], "http://up.example:8000/live")
+        self.h.source("/backup")
+        self.assertIsNone(mount_figures(self.h.registry.get("/backup"))["relay"])
+
     def test_listener_hears_the_relay(self):
         proto, _ = self.streaming()
         _, listener = self.h.listener("/relayed", extra="Icy-MetaData: 1\r\n")

@@ -84,6 +84,8 @@ class SourceInfo:
     ice: Dict[str, str] = attr.Factory(dict)
     #: Ends the source's connection (``/admin/killsource``).
     disconnect: Callable[[], None] = lambda: None
+    #: The upstream's URL (no password) when the source is a relay.
+    relay: str = ""
 
     def audio_info(self) -> Dict[str, str]:
         """``ice-audio-info: bitrate=128;samplerate=44100`` as a dict."""

@@ -64,6 +64,7 @@ def mount_figures(mount: Any) -> Dict[str, Any]:
             "bytes_sent": mount.total_bytes_sent, "bytes_received": mount.bytes_received,
             "source_ip": source.peer if source is not None else None,
             "source_since": getattr(source, "connected_at", None) if source is not None else None,
+            "relay": getattr(source, "relay", "") or None if source is not None else None,
             "listeners_by_country": audience(mount_locations(mount))["listeners_by_country"]}
 
 

@@ -392,7 +392,7 @@ class Relay:
                if name.startswith(("icy-", "ice-")) and name != "icy-metaint"}
         return SourceInfo(content_type, urlsplit(self.spec.url).hostname or "",
                           head.get("server") or "", self.clock.seconds(), ice,
-                          lambda: pull.give_up("the source was killed here"))
+                          lambda: pull.give_up("the source was killed here"), self.upstream)
 
     def audio(self, data: bytes) -> None:
         if self.mount is not None:

@@ -155,7 +155,9 @@
       rows.appendChild(element("tr", {"data-mount": path}, [
         element("td", {text: path}),
         element("td", {}, [element("span", {"class": "dot" + (m.live ? " on" : ""),
-                                             title: m.live ? "live" : "no source"})]),
+                                             title: m.live ? "live" : "no source"})].concat(
+          m.relay ? [element("span", {"class": "relay", title: "relayed from " + m.relay,
+                                      text: "relay ← " + m.relay.replace(/^https?:\/\//, "")})] : [])),
         element("td", {"class": "num listeners", text: m.listeners}),
         element("td", {"class": "now-playing", text: m.song || "–"}),
         element("td", {"class": "num", text: bits(m.send_bps)}),
