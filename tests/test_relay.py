@@ -304,6 +304,16 @@ class OnDemandTests(SynchronousTestCase):
         self.h.listener("/ondemand")
         self.assertEqual(len(self.net.attempts), 2)
 
+    def test_hls_player_starts_it(self):
+        h = Harness("mounts { ondemand { hls { enabled true } } }")
+        relay = Relay(RelaySpec("http://up.example:8000/live", "/ondemand", on_demand=True), h.registry, h.clock,
+                      self.net, jitter=lambda: 0.0)
+        h.registry.on_demand["/ondemand"] = relay.demand
+        status, _, _ = h.get("/hls/ondemand/playlist.m3u8")
+        self.assertIn("404", status)  # nothing yet: the player tries again
+        self.assertEqual(len(self.net.attempts), 1)
+        self.assertEqual(relay.state, "connecting")
+
     def test_listener_gone_while_waiting(self):
         listener_proto, _ = self.h.listener("/ondemand")
         close(listener_proto)

@@ -123,6 +123,8 @@ class HlsResource(Resource):
     def serve_allowed(self, request: Request, mount: str, name: str) -> Union[bytes, int]:
         output = self.outputs.output(mount)
         live = self.registry.get(mount)
+        if name == "playlist.m3u8" and (live is None or live.source is None):
+            self.registry.demand(mount)  # an on-demand relay starts; the player's next try finds it
         if output is None or live is None or not output.live:
             return self.missing(request)
         segmenter = output.segmenter
