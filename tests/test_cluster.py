@@ -220,7 +220,10 @@ class ClusterNodeTests(SynchronousTestCase):
         token = make_token("s3cret", "other:8000", self.h.clock.seconds())
         proto, good = self.h.listener("/live", extra="X-GoCast-Cluster: %s\r\n" % token)
         self.assertTrue(good.value().startswith(b"HTTP/1.0 200"))
+        # It carries listeners counted on the other node: not one here.
+        self.assertEqual(self.h.registry.get("/live").listeners, 0)
         close(proto)
+        self.assertNotIn("listener.connect", self.h.event_names())
 
     def test_node_pull_skips_listener_auth(self):
         h = Harness(RELAY + "mounts { live { auth { type basic users { a b } } } }")

@@ -129,6 +129,8 @@ class Mount:
         self.session_listeners: Callable[[], int] = lambda: 0
         #: Where those sessions are (GeoIP locations), from the same output.
         self.session_locations: Callable[[], List[Any]] = lambda: []
+        #: Listeners worker processes serve for this mount, as they last reported.
+        self.remote_listeners = 0
         self._pending: List[bytes] = []
         self._pending_seconds = 0.0
         self._pending_bytes = 0
@@ -273,11 +275,15 @@ class Mount:
                     _log.failure("{mount}: and failed to close", mount=self.path)
 
     def add_subscriber(self, subscriber: Any) -> None:
-        """Add a subscriber; listeners (``is_listener``, the default) are counted."""
+        """
+        Add a subscriber; listeners (``is_listener``, the default) are
+        counted, except those that stand for listeners counted elsewhere
+        (``counted`` false: another node's or a worker's relay pull).
+        """
         if subscriber in self.subscribers:
             return
         self.subscribers[subscriber] = None
-        if not getattr(subscriber, "is_listener", True):
+        if not _counted(subscriber):
             return
         self._listeners += 1
         count = self.listeners
@@ -291,12 +297,12 @@ class Mount:
     def remove_subscriber(self, subscriber: Any) -> None:
         if subscriber in self.subscribers:
             del self.subscribers[subscriber]
-            if getattr(subscriber, "is_listener", True):
+            if _counted(subscriber):
                 self._listeners -= 1
 
     @property
     def listeners(self) -> int:
-        return self._listeners + self.session_listeners()
+        return self._listeners + self.session_listeners() + self.remote_listeners
 
     @property
     def total_bytes_sent(self) -> int:
@@ -305,8 +311,8 @@ class Mount:
 
     @property
     def connected_listeners(self) -> int:
-        """Listeners holding a connection (not HLS clients, which come and go per request)."""
-        return self._listeners
+        """Listeners holding a connection (not HLS clients, which come and go per request), workers' included."""
+        return self._listeners + self.remote_listeners
 
     def note_peak(self) -> None:
         if self.listeners > self.peak_listeners:
@@ -407,6 +413,10 @@ class Mount:
         if audio_info:
             pairs.append(("ice-audio-info", ";".join("%s=%s" % kv for kv in audio_info.items())))
         return [(name, value) for name, value in pairs if value]
+
+
+def _counted(subscriber: Any) -> bool:
+    return getattr(subscriber, "is_listener", True) and getattr(subscriber, "counted", True)
 
 
 #: The longest now-playing text kept (a title, an artist, a song, a URL).

@@ -115,6 +115,11 @@ class ListenerSession:
         self.relay_node: Optional[str] = None
 
     @property
+    def counted(self) -> bool:
+        """A node's or a worker's pull stands for listeners counted where they listen."""
+        return self.relay_node is None
+
+    @property
     def user_agent(self) -> str:
         return self.head.get("user-agent") or ""
 
@@ -214,9 +219,10 @@ class ListenerSession:
         burst = mount.burst()
         if burst:
             self.send_many(burst)
-        factory.bus.publish("listener.connect", mount.path, id=self.id, ip=self.peer,
-                            user_agent=self.user_agent, listeners=mount.listeners,
-                            listener_id=self.listener_id)
+        if self.counted:
+            factory.bus.publish("listener.connect", mount.path, id=self.id, ip=self.peer,
+                                user_agent=self.user_agent, listeners=mount.listeners,
+                                listener_id=self.listener_id)
         self.schedule_end(mount)
         return True
 
@@ -444,6 +450,8 @@ class ListenerSession:
         if self.admission is not None:
             self.admission.left(seconds)
         mount = self.leave_mount()
-        factory.bus.publish("listener.disconnect", mount.path if mount else self.home, id=self.id,
-                            ip=self.peer, duration=seconds, bytes_sent=self.sent, listener_id=self.listener_id)
+        if self.counted:
+            factory.bus.publish("listener.disconnect", mount.path if mount else self.home, id=self.id,
+                                ip=self.peer, duration=seconds, bytes_sent=self.sent,
+                                listener_id=self.listener_id)
         self.log_access(200, seconds, mount.path if mount else self.home, user=self.listener_id or "")
