@@ -28,7 +28,7 @@ from .config import Config, ConfigError, LoadedConfig, load_config
 #: state database): reported as needing a restart, and kept as they run.
 RESTART_ONLY: Tuple[str, ...] = (
     "server.listen", "server.port", "server.endpoints", "server.admin_root", "server.data_dir",
-    "ssl.enabled", "ssl.port", "shoutcast.enabled", "shoutcast.port", "metrics.path",
+    "ssl.enabled", "ssl.port", "shoutcast.enabled", "shoutcast.port", "metrics.path", "server.workers",
 )
 
 

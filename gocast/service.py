@@ -10,6 +10,7 @@ configuration (hot reload) and the graceful shutdown (drain, then stop).
 
 from __future__ import annotations
 
+import secrets
 import signal
 import sqlite3
 import time
@@ -18,7 +19,7 @@ from typing import Any, List, Optional
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet.defer import maybeDeferred
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import ILogObserver, Logger
@@ -49,6 +50,7 @@ from .dashboard.live import LiveStatsResource, StatsFactory, StatsHub
 from .cluster.node import ClusterNode
 from .cluster.store import RedisStore
 from .cluster.streamlist import StreamListFollower
+from .cluster.workers import WorkerPool
 from .inputs.file import FilePlayers
 from .inputs.relay import Relays, tcp_connect
 from .observe.history import StatsHistory
@@ -126,6 +128,7 @@ class GocastService(MultiService):
         self.stream_list = StreamListFollower(self.relays, OutboundHttp(reactor), reactor)
         self.cluster = self.front_door.cluster = ClusterNode(self.registry, self.relays, reactor,
                                                              lambda url: RedisStore(url, reactor))
+        self.workers: Optional[WorkerPool] = None
         self.log_output = log_output
         self.log_observer = SwitchableObserver(build_observer(config.logging, default_output=log_output))
         self.reloader = Reloader(lambda: self.loaded, self.apply, self.publish,
@@ -157,6 +160,8 @@ class GocastService(MultiService):
         self.tls: Optional[ReloadableTLS] = None
         self.listeners: List[Any] = []
         self._add_listeners(config)
+        if config.server.workers > 1:
+            self._add_workers(loaded)
         self.draining = False
         self._drain_calls: List[Any] = []
 
@@ -185,6 +190,17 @@ class GocastService(MultiService):
                 serverFromString(reactor, listen_description(config, port)),
                 ShoutcastFactory(self.registry, self.bus, self.site, reactor, auth_failures=self.auth_failures),
                 "the SHOUTcast v1 source port %d" % port))
+
+    def _add_workers(self, loaded: LoadedConfig) -> None:
+        """Worker processes, and the Unix socket they pull mounts from (this process's front door)."""
+        secret = secrets.token_urlsafe(32)
+        pool = self.workers = WorkerPool(self.registry, self.bus, self.reactor, loaded.filename or "", secret,
+                                         self.front_door)
+        self.front_door.workers = pool
+        self.front_door.worker_secret = secret
+        self.registry.remote_kick = pool.kick
+        endpoint = UNIXServerEndpoint(self.reactor, pool.prepare(), mode=0o600)
+        self._listen("workers", StreamServerEndpointService(endpoint, self.front_door))
 
     def _listen(self, name: str, service: Any) -> None:
         service.setName(name)
@@ -217,6 +233,8 @@ class GocastService(MultiService):
         self.relays.configure(config)
         self.stream_list.configure(config)
         self.cluster.configure(config)
+        if self.workers is not None:
+            self.workers.configure(config.server.workers)  # restart-only: the same count; tells them to reload
         self.loaded = LoadedConfig(config, (), self.loaded.filename)
 
     def _apply_mounts(self, config: Config) -> None:
@@ -262,6 +280,8 @@ class GocastService(MultiService):
         self._usage_flush.start(USAGE_FLUSH, now=False)
         self.history.start()
         super().startService()
+        if self.workers is not None:
+            self.workers.configure(self.config.server.workers)
         self.relays.start()
         self.stream_list.configure(self.config)
         self.cluster.configure(self.config)
@@ -343,6 +363,8 @@ class GocastService(MultiService):
         return sum(m.listeners for m in self.registry.mounts.values())
 
     def close_listeners(self) -> None:
+        if self.workers is not None:
+            self.workers.close_all()
         for mount in list(self.registry.mounts.values()):
             for subscriber in list(mount.subscribers):
                 transport = getattr(subscriber, "transport", None)
@@ -391,6 +413,8 @@ class GocastService(MultiService):
         return super().stopService()
 
     def stop_relays(self) -> None:
+        if self.workers is not None:
+            self.workers.stop()
         self.cluster.stop()
         self.stream_list.stop()
         self.relays.stop()

@@ -106,6 +106,10 @@ class ServerConfig:
                                          "balancer).", ListOf(Endpoint()))
     admin_root: str = setting("/admin", "URL path of the Icecast-compatible admin interface.",
                               Str(pattern=r"/[A-Za-z0-9._~/-]*", expected="a URL path such as /admin"))
+    workers: int = setting(1, "Processes serving listeners: 1 is this process alone; N > 1 starts N worker "
+                           "processes that take the listeners this process admits (all the cores of one "
+                           "machine), fed by it as local relays. Sources, admin and API stay here.",
+                           Int(1, 64))
     shutdown_timeout: float = setting(30.0, "How long listeners and sources may drain on shutdown.", Duration())
     drain_listeners: bool = setting(True, "Let listeners drain on shutdown; false closes them at once.")
     restrict_mounts: bool = setting(False, "Only accept sources on mounts listed under mounts.")

@@ -29,6 +29,9 @@ def kick_listener(registry: MountRegistry, mount: Mount, listener_id: str) -> bo
     """Disconnect one listener; False if the mount has no such listener."""
     session = find_listener(mount, listener_id)
     if session is None:
+        if registry.remote_kick(mount.path, listener_id):  # a worker process serves it
+            registry.bus.publish("listener.kicked", mount.path, id=listener_id)
+            return True
         return False
     session.transport.loseConnection()
     registry.bus.publish("listener.kicked", mount.path, id=session.id, ip=session.peer)

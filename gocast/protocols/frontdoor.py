@@ -84,7 +84,7 @@ class FrontDoor(Protocol, TimeoutMixin):
         factory.total_connections += 1
         factory.open.add(self)
         limits = factory.config.limits
-        if factory.connections > limits.max_clients + limits.reserved_connections:
+        if factory.connections + factory.remote_connections > limits.max_clients + limits.reserved_connections:
             self.reply(503, "server full: too many clients")
             return
         # A load balancer's connections count by the client each one carries,
@@ -154,7 +154,8 @@ class FrontDoor(Protocol, TimeoutMixin):
         if not self.count_address():
             return
         limits = self.factory.config.limits
-        if self.factory.connections > limits.max_clients and not self.may_use_reserve(head.path):
+        if (self.factory.connections + self.factory.remote_connections > limits.max_clients
+                and not self.may_use_reserve(head.path)):
             self.reply(503, "server full: too many clients", reply_version(head), [("Retry-After", "10")])
             return
         # twisted.web reads only CRLF lines: a head that came with bare LFs (which
@@ -319,6 +320,11 @@ class FrontDoorFactory(Factory):
         #: This node's cluster membership (:class:`gocast.cluster.node.ClusterNode`), when there is one:
         #: full nodes redirect listeners to a sibling.
         self.cluster: Any = None
+        #: Worker processes (:class:`gocast.cluster.workers.WorkerPool`) admitted listeners go to, if any,
+        #: the connections they hold for this port, and the secret of their pulls from this process.
+        self.workers: Any = None
+        self.remote_connections = 0
+        self.worker_secret = ""
 
     @property
     def config(self) -> Config:

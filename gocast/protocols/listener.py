@@ -111,8 +111,10 @@ class ListenerSession:
         self.location = NOWHERE
         #: The connection closed while the gate was deciding.
         self._gone = False
-        #: The node of the cluster pulling this mount, when it is one (a valid cluster token).
+        #: The node of the cluster pulling this mount, when it is one (a valid cluster token),
+        #: and whether it is one of this server's worker processes.
         self.relay_node: Optional[str] = None
+        self.worker_pull = False
 
     @property
     def counted(self) -> bool:
@@ -154,7 +156,13 @@ class ListenerSession:
         """
         factory = self.door.factory
         wait = factory.auth_failures.blocked(self.peer)
-        node = None if wait is not None else check_token(factory.config.cluster.secret, token, factory.reactor.seconds())
+        now = factory.reactor.seconds()
+        node = worker = None
+        if wait is None:
+            node = check_token(factory.config.cluster.secret, token, now)
+            worker = None if node is not None else check_token(factory.worker_secret, token, now)
+        self.worker_pull = worker is not None
+        node = node or worker
         if node is None:
             if wait is None:
                 factory.auth_failures.failed(self.peer)
@@ -202,6 +210,8 @@ class ListenerSession:
         mount = self.choose_mount()
         if mount is None:
             return False
+        if self.relay_node is None and factory.workers is not None and factory.workers.take(self, mount):
+            return True  # a worker process serves it from here on
         self.mount = mount
         if wants_metadata(self.head) and not mount.is_ogg:
             self.metaint = self._meta_left = mount.config.metaint
@@ -361,10 +371,12 @@ class ListenerSession:
     @property
     def unsettled(self) -> int:
         """Bytes sent from the current mount not yet in its ``bytes_sent`` (read at scrape time)."""
-        return self.sent - self._settled
+        return 0 if self.worker_pull else self.sent - self._settled
 
     def settle(self, mount: Mount) -> None:
-        mount.bytes_sent += self.sent - self._settled
+        # A worker's pull stays on this machine; the worker reports what its listeners were sent.
+        if not self.worker_pull:
+            mount.bytes_sent += self.sent - self._settled
         self._settled = self.sent
 
     def moved(self, mount: Mount) -> None:
