@@ -114,5 +114,5 @@ def audience_of(mounts: Iterable[Any]) -> Dict[str, Dict[str, int]]:
 
 def mount_locations(mount: Any) -> List[Location]:
     """Where a mount's listeners are: its ICY listeners and its HLS sessions."""
-    found = [getattr(s, "location", NOWHERE) for s in mount.listener_subscribers()]
+    found = [getattr(s, "location", NOWHERE) for s in mount.listener_subscribers() if getattr(s, "counted", True)]
     return found + list(mount.session_locations())
