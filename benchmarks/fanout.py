@@ -56,16 +56,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def process_tree(pid: int) -> List[int]:
+    """``pid`` and its descendants (GoCast's worker processes)."""
+    found = [pid]
+    for task in Path("/proc/%d/task" % pid).glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found.extend(process_tree(int(child)))
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of the server: its process and its worker processes."""
+    total = 0.0
+    for each in process_tree(pid):
+        try:
+            fields = Path("/proc/%d/stat" % each).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def rss_bytes(pid: int) -> int:
-    for line in Path("/proc/%d/status" % pid).read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    total = 0
+    for each in process_tree(pid):
+        try:
+            status = Path("/proc/%d/status" % each).read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
 
 
 class Server:
@@ -102,13 +128,14 @@ class Server:
 
 class GoCast(Server):
     name = "GoCast"
+    workers = 1
 
     def start(self) -> None:
         config = self.workdir / "gocast.vibe"
         config.write_text(
-            "server { listen 127.0.0.1 port %d }\nshoutcast { enabled false }\n"
+            "server { listen 127.0.0.1 port %d workers %d }\nshoutcast { enabled false }\n"
             "limits { max_clients %d queue_size %d burst_size %d max_connections_per_ip 0 }\n"
-            % (self.port, self.listeners + 500, QUEUE_SIZE, BURST_SIZE))
+            % (self.port, self.workers, self.listeners + 500, QUEUE_SIZE, BURST_SIZE))
         twistd = Path(sys.executable).with_name("twistd")
         self.process = subprocess.Popen(
             [sys.executable, str(twistd), "--nodaemon", "--pidfile=", "gocast", "--config", str(config)],
@@ -316,13 +343,28 @@ def measure(server: Server, listeners: int, window: float, ramp: float, settle: 
         server.stop()
 
 
+def server_named(name: str, workdir: Path, listeners: int) -> Server:
+    """``gocast``, ``gocast-w2`` (GoCast with two worker processes) or ``icecast``."""
+    if name == "icecast":
+        return Icecast(workdir, listeners)
+    if name == "gocast":
+        return GoCast(workdir, listeners)
+    if name.startswith("gocast-w") and name[8:].isdigit():
+        server = GoCast(workdir, listeners)
+        server.workers = int(name[8:])
+        server.name = "GoCast-w%d" % server.workers
+        return server
+    raise SystemExit("unknown server %r: gocast, gocast-wN or icecast" % name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--listeners", type=int, default=1000)
     parser.add_argument("--window", type=float, default=20.0)
     parser.add_argument("--ramp", type=float, default=200.0, help="new connections per second")
     parser.add_argument("--settle", type=float, default=3.0)
-    parser.add_argument("--servers", default="gocast,icecast")
+    parser.add_argument("--servers", default="gocast,icecast",
+                        help="gocast, gocast-wN (N worker processes: server.workers N), icecast")
     parser.add_argument("--keep", help="keep the servers' logs in this folder")
     args = parser.parse_args()
     raise_nofile()
@@ -331,12 +373,10 @@ def main() -> None:
         tmp = args.keep or scratch
         os.chmod(tmp, 0o755)  # Icecast drops root for nobody, who must reach its log folder
         for name in args.servers.split(","):
-            cls = {"gocast": GoCast, "icecast": Icecast}[name]
-            workdir = Path(tmp) / name
-            workdir.mkdir()
-            results[cls.name] = measure(cls(workdir, args.listeners), args.listeners, args.window,
-                                        args.ramp, args.settle)
-            print(cls.name, json.dumps(results[cls.name]), flush=True)
+            server = server_named(name, Path(tmp) / name, args.listeners)
+            server.workdir.mkdir()
+            results[server.name] = measure(server, args.listeners, args.window, args.ramp, args.settle)
+            print(server.name, json.dumps(results[server.name]), flush=True)
     if "GoCast" in results and "Icecast" in results:
         g, i = results["GoCast"], results["Icecast"]
         print("ratios GoCast/Icecast: cpu %.2f, rss %.2f, ttfb p99 %.2f" % (

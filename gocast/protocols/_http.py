@@ -96,6 +96,20 @@ def find_head_end(buf: bytes) -> Optional[Tuple[int, int]]:
     return min(candidates) if candidates else None
 
 
+def _head_lines(buf: bytes, what: str, status: int) -> Optional[Tuple[List[str], int]]:
+    """The lines of the head at the start of ``buf`` and where the body starts; ``None`` until it is whole."""
+    found = find_head_end(buf)
+    if found is None:
+        if len(buf) > MAX_HEAD:
+            raise BadRequest("%s head larger than %d bytes" % (what, MAX_HEAD), status)
+        return None
+    end, body = found
+    if end > MAX_HEAD:
+        raise BadRequest("%s head larger than %d bytes" % (what, MAX_HEAD), status)
+    text = buf[:end].decode("iso-8859-1")  # any byte decodes
+    return text.replace("\r\n", "\n").split("\n"), body
+
+
 def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
     """
     Parse a request head from the start of ``buf``.
@@ -104,16 +118,10 @@ def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
         are needed.
     :raises BadRequest: for a malformed or oversized head.
     """
-    found = find_head_end(buf)
+    found = _head_lines(buf, "request", 431)
     if found is None:
-        if len(buf) > MAX_HEAD:
-            raise BadRequest("request head larger than %d bytes" % MAX_HEAD, 431)
         return None
-    end, body = found
-    if end > MAX_HEAD:
-        raise BadRequest("request head larger than %d bytes" % MAX_HEAD, 431)
-    text = buf[:end].decode("iso-8859-1")  # any byte decodes
-    lines = text.replace("\r\n", "\n").split("\n")
+    lines, body = found
     if _CONTROL.search(lines[0]):
         raise BadRequest("control characters in the request line")
     parts = lines[0].split(" ")
@@ -174,15 +182,10 @@ def parse_response_head(buf: bytes) -> Optional[Tuple[ResponseHead, int]]:
         are needed.
     :raises BadRequest: for a malformed or oversized head.
     """
-    found = find_head_end(buf)
+    found = _head_lines(buf, "response", 400)
     if found is None:
-        if len(buf) > MAX_HEAD:
-            raise BadRequest("response head larger than %d bytes" % MAX_HEAD)
         return None
-    end, body = found
-    if end > MAX_HEAD:
-        raise BadRequest("response head larger than %d bytes" % MAX_HEAD)
-    lines = buf[:end].decode("iso-8859-1").replace("\r\n", "\n").split("\n")
+    lines, body = found
     status = _STATUS_LINE.fullmatch(lines[0])
     if status is None:
         raise BadRequest("not an HTTP or ICY status line: %r" % scrub(lines[0][:60]))
