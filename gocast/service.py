@@ -129,6 +129,7 @@ class GocastService(MultiService):
         self.cluster = self.front_door.cluster = ClusterNode(self.registry, self.relays, reactor,
                                                              lambda url: RedisStore(url, reactor))
         self.workers: Optional[WorkerPool] = None
+        self.metrics.state.cluster_nodes = lambda: len(self.cluster.nodes) if self.cluster.enabled else None
         self.log_output = log_output
         self.log_observer = SwitchableObserver(build_observer(config.logging, default_output=log_output))
         self.reloader = Reloader(lambda: self.loaded, self.apply, self.publish,

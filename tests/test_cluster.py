@@ -138,6 +138,8 @@ class ClusterNodeTests(SynchronousTestCase):
         self.assertEqual(self.store.records["me:8000"][1]["mounts"]["/live"]["path"],
                          ["origin:8000", "eu1:8000", "me:8000"])
         self.assertIn("cluster.node_joined", self.h.event_names())
+        self.h.metrics.state.cluster_nodes = lambda: len(self.node.nodes)
+        self.assertIn("gocast_cluster_nodes 3.0", self.h.metrics.render().decode())
 
     def test_failover_keeps_listeners(self):
         self.publish(node("origin:8000", "us", {"/live": ["origin:8000"]}),

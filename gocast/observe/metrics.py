@@ -46,8 +46,10 @@ class StateCollector:
         self.started = started
         self.now = now
         self.mount_counters = MountCounters()
-        #: The server's relays (:class:`gocast.inputs.relay.Relay`), read at scrape time.
+        #: The server's relays (:class:`gocast.inputs.relay.Relay`), read at scrape time, and the
+        #: nodes of its cluster as last read from Redis (``None``: not in a cluster).
         self.relays: Callable[[], Iterable[Any]] = lambda: ()
+        self.cluster_nodes: Callable[[], Any] = lambda: None
 
     def collect(self) -> Iterator[Any]:
         now = self.now()
@@ -124,6 +126,10 @@ class StateCollector:
             reconnects.add_metric(labels, relay.reconnects)
         yield connected
         yield reconnects
+        nodes = self.cluster_nodes()
+        if nodes is not None:
+            yield GaugeMetricFamily("gocast_cluster_nodes", "Nodes of the cluster this node sees in Redis, "
+                                    "itself included.", value=nodes)
 
     def shown_mounts(self) -> Dict[str, Any]:
         """The mounts /metrics tells of: hidden ones only when it needs credentials."""

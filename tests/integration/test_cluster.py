@@ -149,6 +149,9 @@ class ClusterTests(TestCase):
         await eventually_async(back, "both nodes back in Redis", timeout=30)
         await keeps_receiving(listener, 1)
         self.assertIn(b"is back", relay.output)
+        metrics = await (await treq.get(base + "/metrics", reactor=reactor, persistent=False)).text()
+        self.assertIn("gocast_cluster_nodes 2.0", metrics)
+        self.assertIn('gocast_relay_connected{mount="/live",upstream="%s/live"} 1.0' % origin, metrics)
 
         cli = ServerProcess.spawn(reactor, [sys.executable, "-m", "gocast", "cluster", "status"], env=dict(
             os.environ, GOCAST_URL=base, GOCAST_API_KEY=KEY, GOCAST_CLIENT_CONFIG="/nonexistent"))
