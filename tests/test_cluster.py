@@ -30,15 +30,16 @@ def node(id, region="eu", mounts=None, load=0.0, **kw):
 
 class TokenTests(SynchronousTestCase):
     def test_round_trip_and_refusals(self):
-        token = make_token("s3cret", "10.0.0.2:8000", now=1000.0)
-        self.assertEqual(check_token("s3cret", token, 1030.0), "10.0.0.2:8000")
-        self.assertIsNone(check_token("s3cret", token, 1061.0))  # expired
-        self.assertIsNone(check_token("other", token, 1030.0))
-        self.assertIsNone(check_token("", token, 1030.0))
+        token = make_token("s3cret", "10.0.0.2:8000", "/live", now=1000.0)
+        self.assertEqual(check_token("s3cret", token, "/live", 1030.0), "10.0.0.2:8000")
+        self.assertIsNone(check_token("s3cret", token, "/other", 1030.0))  # opens one mount only
+        self.assertIsNone(check_token("s3cret", token, "/live", 1061.0))  # expired
+        self.assertIsNone(check_token("other", token, "/live", 1030.0))
+        self.assertIsNone(check_token("", token, "/live", 1030.0))
         forged = token.replace(".1060.", ".9999.")
-        self.assertIsNone(check_token("s3cret", forged, 1030.0))
-        self.assertIsNone(check_token("s3cret", "x" * 600, 1030.0))
-        self.assertIsNone(check_token("s3cret", "garbage", 1030.0))
+        self.assertIsNone(check_token("s3cret", forged, "/live", 1030.0))
+        self.assertIsNone(check_token("s3cret", "x" * 600, "/live", 1030.0))
+        self.assertIsNone(check_token("s3cret", "garbage", "/live", 1030.0))
 
 
 class RoutingTests(SynchronousTestCase):
@@ -132,7 +133,7 @@ class ClusterNodeTests(SynchronousTestCase):
         request = transport.value().decode()
         self.assertIn("X-GoCast-Cluster: ", request)
         token = request.split("X-GoCast-Cluster: ")[1].split("\r\n")[0]
-        self.assertEqual(check_token("s3cret", token, self.h.clock.seconds()), "me:8000")
+        self.assertEqual(check_token("s3cret", token, "/live", self.h.clock.seconds()), "me:8000")
         proto.dataReceived(OK_MP3)
         self.h.clock.advance(1)
         self.assertEqual(self.store.records["me:8000"][1]["mounts"]["/live"]["path"],
@@ -219,7 +220,7 @@ class ClusterNodeTests(SynchronousTestCase):
         self.h.source("/live")
         _, bad = self.h.listener("/live", extra="X-GoCast-Cluster: forged.1.x\r\n")
         self.assertTrue(bad.value().startswith(b"HTTP/1.0 401"), bad.value()[:100])
-        token = make_token("s3cret", "other:8000", self.h.clock.seconds())
+        token = make_token("s3cret", "other:8000", "/live", self.h.clock.seconds())
         proto, good = self.h.listener("/live", extra="X-GoCast-Cluster: %s\r\n" % token)
         self.assertTrue(good.value().startswith(b"HTTP/1.0 200"))
         # It carries listeners counted on the other node: not one here.
@@ -232,7 +233,7 @@ class ClusterNodeTests(SynchronousTestCase):
         h.source("/live")
         _, plain = h.listener("/live")
         self.assertTrue(plain.value().startswith(b"HTTP/1.0 401"))
-        token = make_token("s3cret", "other:8000", h.clock.seconds())
+        token = make_token("s3cret", "other:8000", "/live", h.clock.seconds())
         _, pulled = h.listener("/live", extra="X-GoCast-Cluster: %s\r\n" % token)
         self.assertTrue(pulled.value().startswith(b"HTTP/1.0 200"))
 

@@ -2,9 +2,9 @@
 """
 Node-to-node pull tokens: a relay proves it belongs to the cluster with
 ``X-GoCast-Cluster: <node>.<expiry>.<signature>``, an HMAC-SHA256 of the
-node id and expiry under ``cluster.secret``. Source and admin passwords
-never travel between nodes, and a token seen in a log is useless a minute
-later.
+node id, the expiry and the mount pulled, under ``cluster.secret``. Source
+and admin passwords never travel between nodes, and a token seen in a log
+opens only that mount, and only for a minute.
 """
 
 from __future__ import annotations
@@ -21,24 +21,26 @@ LIFETIME = 60.0
 MAX_TOKEN = 512
 
 
-def _signature(secret: str, payload: str) -> str:
-    digest = hmac.new(secret.encode("utf-8"), payload.encode("utf-8"), hashlib.sha256).digest()
+def _signature(secret: str, payload: str, mount: str) -> str:
+    signed = ("%s|%s" % (payload, mount)).encode("utf-8")
+    digest = hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
-def make_token(secret: str, node: str, now: float, lifetime: float = LIFETIME) -> str:
+def make_token(secret: str, node: str, mount: str, now: float, lifetime: float = LIFETIME) -> str:
     node = base64.urlsafe_b64encode(node.encode("utf-8")).decode("ascii").rstrip("=")
     payload = "%s.%d" % (node, int(now + lifetime))
-    return "%s.%s" % (payload, _signature(secret, payload))
+    return "%s.%s" % (payload, _signature(secret, payload, mount))
 
 
-def check_token(secret: str, token: str, now: float) -> Optional[str]:
-    """The node id a valid, unexpired token names; ``None`` for anything else."""
+def check_token(secret: str, token: str, mount: str, now: float) -> Optional[str]:
+    """The node id a valid, unexpired token for ``mount`` names; ``None`` for anything else."""
     if not secret or not token or len(token) > MAX_TOKEN:
         return None
     payload, _, signature = token.rpartition(".")
     node, _, expiry = payload.partition(".")
-    if not hmac.compare_digest(_signature(secret, payload).encode(), signature.encode("ascii", "replace")):
+    expected = _signature(secret, payload, mount).encode()
+    if not hmac.compare_digest(expected, signature.encode("ascii", "replace")):
         return None
     if not expiry.isdigit() or int(expiry) < now:
         return None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import random
 from typing import Any, Callable, Dict, List, Optional
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import attr
 from twisted.application.internet import backoffPolicy
@@ -31,7 +31,7 @@ from twisted.logger import Logger
 
 from .._version import __version__
 from ..cluster.token import HEADER as CLUSTER_HEADER, make_token
-from ..config._kinds import redact_url
+from ..config._kinds import normalise_mount, redact_url
 from ..core.mount import Mount, MountInUse, SourceInfo
 from ..core.registry import MountRegistry
 from ..media import normalise_content_type
@@ -87,7 +87,8 @@ def request_for(url: str, spec: RelaySpec, credentials: bool, now: float) -> byt
         token = base64.b64encode(("%s:%s" % (spec.username, spec.password)).encode("utf-8")).decode("ascii")
         lines.append("Authorization: Basic %s" % token)
     if credentials and spec.cluster_secret:
-        lines.append("%s: %s" % (CLUSTER_HEADER, make_token(spec.cluster_secret, spec.node_id, now)))
+        lines.append("%s: %s" % (CLUSTER_HEADER, make_token(spec.cluster_secret, spec.node_id,
+                                                            normalise_mount(unquote(parts.path)) or "/", now)))
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
 

@@ -159,8 +159,8 @@ class ListenerSession:
         now = factory.reactor.seconds()
         node = worker = None
         if wait is None:
-            node = check_token(factory.config.cluster.secret, token, now)
-            worker = None if node is not None else check_token(factory.worker_secret, token, now)
+            node = check_token(factory.config.cluster.secret, token, self.home, now)
+            worker = None if node is not None else check_token(factory.worker_secret, token, self.home, now)
         self.worker_pull = worker is not None
         node = node or worker
         if node is None:
