@@ -3,11 +3,12 @@ Debian's icecast2, started on a free loopback port for interoperability
 tests and stopped by PID.
 """
 
-import json
 import os
 import shutil
 import tempfile
+from xml.etree import ElementTree
 
+import treq
 from twisted.internet import defer, task
 from twisted.python.filepath import FilePath
 
@@ -64,11 +65,16 @@ def start_icecast(testcase, reactor, extra=""):
 
 @defer.inlineCallbacks
 def icecast_mounts(reactor, base, process):
-    """The mounts Icecast's /status-json.xsl lists with a source."""
-    _, body = yield wait_for_http(reactor, base + "/status-json.xsl", process)
-    sources = json.loads(body.decode("utf-8", "replace"))["icestats"].get("source", [])
-    sources = [sources] if isinstance(sources, dict) else sources
-    return sorted("/" + s["listenurl"].split("/", 3)[3] for s in sources)
+    """
+    The mounts Icecast lists with a source, from its admin XML
+    (/status-json.xsl is not always valid JSON in Icecast 2.4).
+    """
+    response = yield treq.get(base + "/admin/listmounts", auth=("admin", PASSWORD), reactor=reactor,
+                              persistent=False, timeout=5)
+    body = yield treq.content(response)
+    if process.ended.called:
+        raise AssertionError("Icecast exited:\n%s" % process.output.decode(errors="replace"))
+    return sorted(source.get("mount") for source in ElementTree.fromstring(body).iter("source"))
 
 
 @defer.inlineCallbacks
