@@ -41,6 +41,8 @@ from typing import Dict, List, Optional
 ROOT = Path(__file__).resolve().parent.parent
 BITRATE = 128000
 PASSWORD = "hackme"
+#: A listener whose connection is not accepted within this long counts as not on time.
+CONNECT_TIMEOUT = 3.0
 QUEUE_SIZE = 524288
 BURST_SIZE = 65536
 
@@ -228,6 +230,7 @@ class Listeners:
         for i in range(count):
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            s.settimeout(CONNECT_TIMEOUT)  # a server that stops accepting fails its listeners, not the run
             try:
                 s.connect(("127.0.0.1", self.port))
             except OSError:
