@@ -24,9 +24,11 @@ to skip it). Record the printed figures in docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -36,7 +38,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 BITRATE = 128000
@@ -224,29 +226,63 @@ class Listeners:
         self.received: List[int] = []
         self.failed = 0
         self.buf = bytearray(262144)
+        self.pending: Dict[int, Any] = {}
+        self.poller = select.poll()
 
     def connect(self, count: int, rate: float) -> None:
+        """
+        Open ``count`` connections at ``rate`` per second, without blocking:
+        a server that stops accepting fails those listeners (not on time)
+        instead of stalling the run.
+        """
         start = time.time()
         for i in range(count):
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            s.settimeout(CONNECT_TIMEOUT)  # a server that stops accepting fails its listeners, not the run
-            try:
-                s.connect(("127.0.0.1", self.port))
-            except OSError:
+            s.setblocking(False)
+            if s.connect_ex(("127.0.0.1", self.port)) not in (0, errno.EINPROGRESS):
                 self.failed += 1
                 s.close()
                 continue
-            s.sendall(b"GET /live HTTP/1.0\r\nUser-Agent: fanout\r\n\r\n")
-            s.setblocking(False)
-            self.socks.append(s)
-            self.received.append(0)
+            self.pending[s.fileno()] = (s, time.time())
+            self.poller.register(s, select.POLLOUT)
             delay = start + (i + 1) / rate - time.time()
             if delay > 0:
                 self.sweep()
                 time.sleep(max(0.0, start + (i + 1) / rate - time.time()))
+        deadline = time.time() + CONNECT_TIMEOUT
+        while self.pending and time.time() < deadline:
+            self.sweep()
+            time.sleep(0.05)
+        for s, _ in self.pending.values():
+            self.failed += 1
+            self.poller.unregister(s)
+            s.close()
+        self.pending = {}
+
+    def finish_connects(self) -> None:
+        """Send the request on connections the server accepted; give up on those it left waiting."""
+        now = time.time()
+        for fd, _ in self.poller.poll(0):
+            s, _ = self.pending.pop(fd)
+            self.poller.unregister(s)
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                self.failed += 1
+                s.close()
+                continue
+            s.sendall(b"GET /live HTTP/1.0\r\nUser-Agent: fanout\r\n\r\n")
+            self.socks.append(s)
+            self.received.append(0)
+        for fd, (s, opened) in list(self.pending.items()):
+            if now - opened > CONNECT_TIMEOUT:
+                del self.pending[fd]
+                self.poller.unregister(s)
+                self.failed += 1
+                s.close()
 
     def sweep(self) -> None:
+        if self.pending:
+            self.finish_connects()
         view = memoryview(self.buf)
         for index, s in enumerate(self.socks):
             while True:
