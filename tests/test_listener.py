@@ -56,6 +56,21 @@ class ListenerTests(SynchronousTestCase):
         self.assertEqual(len(transport.value()) % len(FRAME), 0)
         self.assertGreater(len(transport.value()), 0)
 
+    def test_a_chunk_is_never_sent_twice(self):
+        """A listener that caught up from the ring skips the same chunk arriving late (a sliced fan-out)."""
+        _, transport = self.h.listener()
+        mount = self.h.registry.get("/live")
+        session = next(iter(mount.subscribers))
+        session.pauseProducing()
+        feed_frames(self.source, 20)
+        late = mount.ring[-1]
+        transport.clear()
+        session.resumeProducing()
+        caught_up = transport.value()
+        self.assertTrue(caught_up.endswith(late.data))
+        session.chunk(late)
+        self.assertEqual(transport.value(), caught_up)
+
     def test_head_request(self):
         _, transport = self.h.connect(b"HEAD /live HTTP/1.1\r\n\r\n")
         _, headers, body = split_response(transport.value())

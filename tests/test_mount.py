@@ -4,7 +4,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.config import parse_config
 from gocast.core.events import EventBus
-from gocast.core.mount import CHUNK_SECONDS, Mount, MountInUse, SourceInfo, icy_metadata
+from gocast.core.mount import CHUNK_SECONDS, FANOUT_SLICE, Mount, MountInUse, SourceInfo, icy_metadata
 
 from .media_builders import mp3_frame, opus_stream
 
@@ -204,3 +204,58 @@ class MetadataTests(SynchronousTestCase):
         self.assertEqual(headers["icy-br"], "192")
         self.assertEqual(headers["icy-pub"], "1")
         self.assertEqual(headers["ice-audio-info"], "bitrate=128;samplerate=44100;channels=2")
+
+
+class SlicedFanOutTests(SynchronousTestCase):
+    """Past FANOUT_SLICE subscribers a chunk goes out in slices, one reactor turn each, in order."""
+
+    def setUp(self):
+        from twisted.internet.task import Clock
+
+        self.clock = Clock()
+        mount, self.events = make_mount()
+        self.mount = Mount("/live", mount.config, mount.limits, mount.bus, lambda f: self.clock.callLater(0, f))
+        self.mount.start_source(SourceInfo("audio/mpeg"))
+        self.subscribers = [Recorder() for _ in range(FANOUT_SLICE * 2 + 10)]
+        for subscriber in self.subscribers:
+            self.mount.add_subscriber(subscriber)
+
+    def feed_chunk(self):
+        for _ in range(12):  # 12 frames of 26 ms: one chunk
+            self.mount.feed(mp3_frame())
+
+    def test_slices_in_order(self):
+        self.feed_chunk()
+        told = [len(s.chunks) for s in self.subscribers]
+        self.assertEqual(sum(told), FANOUT_SLICE)  # the first slice only, now
+        self.feed_chunk()  # a second chunk while the first is still going out
+        self.assertEqual(sum(len(s.chunks) for s in self.subscribers), FANOUT_SLICE)
+        for _ in range(10):
+            self.clock.advance(0)
+        for subscriber in self.subscribers:
+            self.assertEqual([c.seq for c in subscriber.chunks], [0, 1])
+
+    def test_gone_and_new_subscribers(self):
+        self.feed_chunk()
+        gone = self.subscribers[-1]
+        self.mount.remove_subscriber(gone)
+        late = Recorder()
+        self.mount.add_subscriber(late)  # it gets the burst; the chunk already in flight is not for it
+        for _ in range(10):
+            self.clock.advance(0)
+        self.assertEqual(gone.chunks, [])
+        self.assertEqual(late.chunks, [])
+        self.feed_chunk()
+        for _ in range(10):
+            self.clock.advance(0)
+        self.assertEqual([c.seq for c in late.chunks], [1])
+
+    def test_a_failing_subscriber_is_cut_off_alone(self):
+        bad = self.subscribers[FANOUT_SLICE + 3]
+        bad.chunk = lambda chunk: 1 / 0
+        self.feed_chunk()
+        for _ in range(10):
+            self.clock.advance(0)
+        self.assertEqual(bad.detached, "internal error")
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertTrue(all(len(s.chunks) == 1 for s in self.subscribers if s is not bad))

@@ -61,15 +61,16 @@ class ChannelTests(SynchronousTestCase):
 
 class FakeSession:
     def __init__(self, id, home="/live"):
+        from gocast.protocols._http import RequestHead
+
         self.id = id
         self.home = home
         self.peer = "10.0.0.%d" % id
         self.admission = None
         self.listener_id = None
-        self.logged = []
-
-    def log_access(self, status, seconds, mount, user):
-        self.logged.append((status, mount))
+        self.user_agent = "player"
+        self.head = RequestHead("GET", home, "HTTP/1.0", [])
+        self.door = type("Door", (), {"request_id": "r%d" % id})()
 
 
 class PoolTests(SynchronousTestCase):
@@ -85,7 +86,7 @@ class PoolTests(SynchronousTestCase):
 
     def hand(self, worker, listener):
         session = FakeSession(listener)
-        self.pool.handed[listener] = Handed(worker, session, "/live", self.h.clock.seconds(), None)
+        self.pool.handed[listener] = Handed.of(session, worker, self.h.clock.seconds(), None)
         self.h.factory.remote_connections += 1
         return session
 
@@ -106,14 +107,18 @@ class PoolTests(SynchronousTestCase):
         self.assertEqual(mount.listeners, 2)
 
     def test_departure(self):
-        session = self.hand(self.workers[0], 5)
+        logged = []
+        self.h.factory.access_log = type("Log", (), {"record": lambda s, *a, **k: logged.append((a, k))})()
+        self.hand(self.workers[0], 5)
         self.pool.message(self.workers[0], {"type": "left", "id": 5, "duration": 12.5, "bytes": 4096,
                                             "mount": "/live"})
         self.assertNotIn(5, self.pool.handed)
         self.assertEqual(self.h.factory.remote_connections, 0)
         [event] = [e for e in self.h.events if e.name == "listener.disconnect"]
         self.assertEqual((event.data["duration"], event.data["bytes_sent"]), (12.5, 4096))
-        self.assertEqual(session.logged, [(200, "/live")])
+        [(fields, extra)] = logged
+        self.assertEqual(fields, ("10.0.0.5", "GET", "/live", "HTTP/1.0", 200, 4096, "", "player", 12.5, "r5",
+                                  "/live"))
         self.pool.message(self.workers[0], {"type": "left", "id": 5})  # twice: nothing more
         self.assertEqual(len([e for e in self.h.events if e.name == "listener.disconnect"]), 1)
 

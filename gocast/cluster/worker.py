@@ -56,7 +56,7 @@ class WorkerNode:
         self.reactor = reactor
         config = self.read_config()
         self.bus = EventBus(reactor.seconds)
-        self.registry = MountRegistry(config, self.bus)
+        self.registry = MountRegistry(config, self.bus, later=lambda f: reactor.callLater(0, f))
         self.relays = Relays(self.registry, reactor, self.connect_upstream)
         self.relays.start()
         self.doors = FrontDoorFactory(self.registry, self.bus, None, reactor)

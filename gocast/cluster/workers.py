@@ -22,7 +22,7 @@ import os
 import socket
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import attr
 from twisted.internet import protocol
@@ -39,15 +39,30 @@ RESTART_DELAY = 1.0
 HANDOFF_DEADLINE = 10.0
 
 
-@attr.s(auto_attribs=True)
+@attr.s(slots=True, auto_attribs=True)
 class Handed:
-    """A listener a worker serves, as the main process remembers it."""
+    """
+    A listener a worker serves, as the main process remembers it: what its
+    departure needs (the auth backend told, the event, the access-log
+    line), and nothing of its connection.
+    """
 
     worker: "Worker"
-    session: Any
     mount: str
     started: float
     address_key: Optional[str]
+    peer: str
+    listener_id: Optional[str]
+    admission: Any
+    #: The request, for the access log: method, target, version, referer, user agent, request id.
+    request: Tuple[str, str, str, str, str, str]
+
+    @classmethod
+    def of(cls, session: Any, worker: "Worker", started: float, address_key: Optional[str]) -> "Handed":
+        head = session.head
+        return cls(worker, session.home, started, address_key, session.peer, session.listener_id,
+                   session.admission, (head.method, head.target, head.version, head.get("referer") or "",
+                                       session.user_agent, session.door.request_id))
 
 
 class Worker(protocol.ProcessProtocol):
@@ -208,7 +223,7 @@ class WorkerPool:
         # Counted under the mount asked for, as the worker counts it (its relay of that mount carries
         # whatever the main process serves there, fallbacks included).
         home = session.home
-        self.handed[session.id] = Handed(worker, session, home, self.reactor.seconds(), key)
+        self.handed[session.id] = Handed.of(session, worker, self.reactor.seconds(), key)
         worker.counts[home] = worker.counts.get(home, 0) + 1
         self.front_door.remote_connections += 1
         self.refresh(home)
@@ -260,8 +275,9 @@ class WorkerPool:
         mounts = message.get("mounts") or {}
         before = set(worker.counts)
         in_flight: Dict[str, int] = {}
-        for handed in self.handed.values():  # handed since the worker counted: still to be counted there
-            if handed.worker is worker and handed.session.id > int(message.get("last_id", 0)):
+        last = int(message.get("last_id", 0))
+        for listener, handed in self.handed.items():  # handed since the worker counted: still to count there
+            if handed.worker is worker and listener > last:
                 in_flight[handed.mount] = in_flight.get(handed.mount, 0) + 1
         worker.counts = {}
         for path, figures in mounts.items():
@@ -285,20 +301,21 @@ class WorkerPool:
         if handed is None:
             return
         self._close_fd(listener)
-        session = handed.session
-        self.front_door.remote_connections -= 1
+        doors = self.front_door
+        doors.remote_connections -= 1
         if handed.address_key is not None:
-            counts = self.front_door.per_address
+            counts = doors.per_address
             counts[handed.address_key] = counts.get(handed.address_key, 1) - 1
             if counts[handed.address_key] <= 0:
                 del counts[handed.address_key]
-        if session.admission is not None:
-            session.admission.left(duration)
+        if handed.admission is not None:
+            handed.admission.left(duration)
         path = mount_path or handed.mount
-        self.bus.publish("listener.disconnect", path, id=listener, ip=session.peer, duration=duration,
-                         bytes_sent=sent, listener_id=session.listener_id)
-        session.sent = sent
-        session.log_access(200, duration, path, user=session.listener_id or "")
+        self.bus.publish("listener.disconnect", path, id=listener, ip=handed.peer, duration=duration,
+                         bytes_sent=sent, listener_id=handed.listener_id)
+        method, target, version, referer, agent, request_id = handed.request
+        doors.access_log.record(handed.peer, method, target, version, 200, sent, referer, agent, duration,
+                                request_id, path, user=handed.listener_id or "")
 
     def worker_ended(self, worker: Worker, reason: Any) -> None:
         worker.ready = False

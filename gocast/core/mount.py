@@ -37,6 +37,10 @@ CHUNK_SECONDS = 0.25
 CHUNK_BYTES = 64 * 1024
 #: ICY metadata is at most 255 blocks of 16 bytes.
 ICY_MAX = 255 * 16
+#: A chunk goes to at most this many subscribers at once; the others get it
+#: in the reactor's next turns, so a new listener's first burst (or a
+#: source's bytes) never waits behind the fan-out to ten thousand.
+FANOUT_SLICE = 500
 
 
 @attr.s(slots=True, frozen=True, auto_attribs=True)
@@ -111,8 +115,18 @@ def _first(*values: Optional[str]) -> Optional[str]:
 class Mount:
     """One mount point and its shared stream."""
 
-    def __init__(self, path: str, config: MountConfig, limits: LimitsConfig, bus: EventBus):
+    def __init__(self, path: str, config: MountConfig, limits: LimitsConfig, bus: EventBus,
+                 later: Optional[Callable[[Callable[[], None]], Any]] = None):
+        """
+        :param later: runs a function in a later reactor turn (``lambda f:
+            reactor.callLater(0, f)``): large fan-outs go in slices. Without
+            it every subscriber is told at once (tests).
+        """
         self.path = path
+        self.later = later
+        #: Chunks still going out: (chunk, the subscribers it goes to, how many were told).
+        self._fanout: Deque[List[Any]] = deque()
+        self._fanout_scheduled = False
         self.config = config
         self.limits = limits
         self.bus = bus
@@ -254,7 +268,31 @@ class Mount:
         queue_size = self.limits.queue_size
         while self.ring_bytes > queue_size and len(ring) > 1:
             self.ring_bytes -= len(ring.popleft().data)
-        self._tell_each(lambda subscriber: subscriber.chunk(chunk))
+        if self.later is None or (len(self.subscribers) <= FANOUT_SLICE and not self._fanout):
+            self._tell_each(lambda subscriber: subscriber.chunk(chunk))
+            return
+        self._fanout.append([chunk, list(self.subscribers), 0])
+        if not self._fanout_scheduled:
+            self._fan_out()
+
+    def _fan_out(self) -> None:
+        """Tell the next slice of subscribers their chunks, in order; the rest in a later turn."""
+        self._fanout_scheduled = False
+        budget = FANOUT_SLICE
+        while self._fanout and budget:
+            entry = self._fanout[0]
+            chunk, subscribers, told = entry
+            end = min(len(subscribers), told + budget)
+            for subscriber in subscribers[told:end]:
+                if subscriber in self.subscribers:  # not gone or moved since
+                    self._tell(subscriber, lambda s: s.chunk(chunk))
+            budget -= end - told
+            entry[2] = end
+            if end >= len(subscribers):
+                self._fanout.popleft()
+        if self._fanout and self.later is not None:
+            self._fanout_scheduled = True
+            self.later(self._fan_out)
 
     # Subscribers
 
@@ -264,15 +302,18 @@ class Mount:
         and the others still get what it did not.
         """
         for subscriber in list(self.subscribers):
+            self._tell(subscriber, tell)
+
+    def _tell(self, subscriber: Any, tell: Callable[[Any], None]) -> None:
+        try:
+            tell(subscriber)
+        except Exception:
+            _log.failure("{mount}: a subscriber failed and was cut off", mount=self.path)
+            self.remove_subscriber(subscriber)
             try:
-                tell(subscriber)
+                subscriber.detach("internal error")
             except Exception:
-                _log.failure("{mount}: a subscriber failed and was cut off", mount=self.path)
-                self.remove_subscriber(subscriber)
-                try:
-                    subscriber.detach("internal error")
-                except Exception:
-                    _log.failure("{mount}: and failed to close", mount=self.path)
+                _log.failure("{mount}: and failed to close", mount=self.path)
 
     def add_subscriber(self, subscriber: Any) -> None:
         """

@@ -28,8 +28,11 @@ class MountRegistry:
     """
 
     def __init__(self, config: Config, bus: EventBus, file_players: Any = None,
-                 attach: Optional[Callable[[Mount], None]] = None):
+                 attach: Optional[Callable[[Mount], None]] = None,
+                 later: Optional[Callable[[Callable[[], None]], Any]] = None):
+        """:param later: given to every mount, for fan-outs in slices (see :class:`Mount`)."""
         self.bus = bus
+        self.later = later
         self.mounts: Dict[str, Mount] = {}
         #: The mount a fallback file plays on, by the mount whose file it is.
         self.file_mounts: Dict[str, Mount] = {}
@@ -63,7 +66,7 @@ class MountRegistry:
                 self._forget_if_idle(mount)  # a removed mount with a source stays until it leaves
 
     def _create(self, path: str, mount_config: MountConfig) -> Mount:
-        mount = Mount(path, mount_config, self.config.limits, self.bus)
+        mount = Mount(path, mount_config, self.config.limits, self.bus, self.later)
         self.mounts[path] = mount
         self.attach(mount)
         self.bus.publish("mount.created", path)
@@ -175,7 +178,7 @@ class MountRegistry:
         if not fallback.file:
             return None
         config = attr.evolve(owner_mount.config, fallback=FallbackConfig(), max_listeners=0)
-        mount = Mount(owner + "#fallback-file", config, self.config.limits, self.bus)
+        mount = Mount(owner + "#fallback-file", config, self.config.limits, self.bus, self.later)
         if not self.file_players.start(mount, fallback.file, fallback.loop,
                                        on_end=lambda: self._file_ended(owner, mount)):
             return None

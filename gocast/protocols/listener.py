@@ -358,6 +358,8 @@ class ListenerSession:
     # ISubscriber
 
     def chunk(self, chunk: Chunk) -> None:
+        if chunk.seq <= self.last_seq:
+            return  # caught up from the ring while a sliced fan-out was on its way here
         if self.paused:
             if self.mount is not None and self.last_seq + 1 < self.mount.oldest_seq:
                 self.drop_slow()
