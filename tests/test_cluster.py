@@ -214,6 +214,11 @@ class ClusterNodeTests(SynchronousTestCase):
         status, headers, _ = split_response(second.value())
         self.assertEqual(status, "HTTP/1.0 302 Found")
         self.assertEqual(headers["location"], "http://eu2:8000/live?x=1")
+        store.records.pop("eu2:8000")  # no sibling left: a plain refusal
+        h.clock.advance(1)
+        _, third = h.listener("/live")
+        self.assertTrue(third.value().startswith(b"HTTP/1.0 503"))
+        self.assertIn(b"this server is full", third.value())
         node_.stop()
 
     def test_node_pulls_need_a_good_token(self):

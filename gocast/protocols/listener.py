@@ -273,7 +273,10 @@ class ListenerSession:
                 if elsewhere is not None:
                     self.redirect(elsewhere)
                     return None
-                self.refuse(503, "mount %s is full (%d listeners)" % (mount.path, mount.listeners))
+                if self.full(mount):
+                    self.refuse(503, "mount %s is full (%d listeners)" % (mount.path, mount.listeners))
+                else:
+                    self.refuse(503, "this server is full (cluster.max_listeners)")
                 return None
             mount = spare
         return mount
