@@ -163,6 +163,7 @@ class GocastService(MultiService):
         self._add_listeners(config)
         if config.server.workers > 1:
             self._add_workers(loaded)
+            api.workers = self.workers
         self.draining = False
         self._drain_calls: List[Any] = []
 

@@ -158,6 +158,12 @@ class ClusterStatusTests(SynchronousTestCase):
         self.assertIn("10.0.0.2:8000 *\trelay\teu\t1\t0.0\t/live(1)", lines)
         self.assertIn("/live\thttp://10.0.0.1:8000/live\tcluster\tstreaming\t0\t-", lines)
 
+    def test_workers(self):
+        out = io.StringIO()
+        api_cli.cluster_status(dict(self.STATUS, workers=[{"index": 0, "pid": 42, "ready": True, "listeners": 7}]),
+                               out, as_json=False)
+        self.assertIn("workers:\nINDEX\tPID\tREADY\tLISTENERS\n0\t42\tyes\t7\n", out.getvalue())
+
     def test_not_joined(self):
         out = io.StringIO()
         api_cli.cluster_status({"enabled": False, "nodes": [], "relays": []}, out, as_json=False)

@@ -43,11 +43,15 @@ class ChannelTests(SynchronousTestCase):
         self.assertTrue(channel.transport.disconnecting)
 
     def test_unclaimed_sockets_are_bounded_and_closed(self):
+        from gocast.cluster import channel as module
+
+        self.assertGreaterEqual(MAX_PENDING_FDS, 1024)  # a burst of hand-overs is not a misbehaving peer
+        self.patch(module, "MAX_PENDING_FDS", 8)
         channel, _, lost = self.channel()
-        pairs = [socket.socketpair() for _ in range(MAX_PENDING_FDS + 1)]
+        pairs = [socket.socketpair() for _ in range(9)]
         for a, _ in pairs:
             channel.fileDescriptorReceived(os.dup(a.fileno()))
-        self.assertEqual(len(channel.fds), MAX_PENDING_FDS)
+        self.assertEqual(len(channel.fds), 8)
         self.assertTrue(channel.transport.disconnecting)
         fd = channel.take_fd()
         os.close(fd)
@@ -105,6 +109,12 @@ class PoolTests(SynchronousTestCase):
         self.assertEqual(mount.listeners, 7)
         self.pool.message(self.workers[0], {"type": "counts", "mounts": {}, "last_id": 10})
         self.assertEqual(mount.listeners, 2)
+
+    def test_status(self):
+        self.workers[1].ready = True
+        self.pool.message(self.workers[1], {"type": "counts", "mounts": {"/live": {"listeners": 2}}, "last_id": 0})
+        self.assertEqual(self.pool.status(), [{"index": 0, "pid": None, "ready": False, "listeners": 0},
+                                              {"index": 1, "pid": None, "ready": True, "listeners": 2}])
 
     def test_departure(self):
         logged = []

@@ -71,6 +71,8 @@ class ApiContext:
     #: This node's cluster membership and its relays (:mod:`gocast.cluster.node`, :mod:`gocast.inputs.relay`).
     cluster: Any = None
     relays: Any = None
+    #: The worker processes (:class:`gocast.cluster.workers.WorkerPool`), with ``server.workers`` above 1.
+    workers: Any = None
 
     @property
     def config(self) -> Config:
@@ -360,6 +362,7 @@ def cluster_status(ctx: ApiContext, call: Call) -> Dict[str, Any]:
     """The cluster as this node sees it (nodes, regions, mounts and their chains) and its own relays."""
     status = ctx.cluster.status() if ctx.cluster is not None else {"enabled": False, "nodes": []}
     status["relays"] = ctx.relays.status() if ctx.relays is not None else []
+    status["workers"] = ctx.workers.status() if ctx.workers is not None else []
     return status
 
 

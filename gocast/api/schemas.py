@@ -89,6 +89,8 @@ CLUSTER = obj({
                          "streaming_seconds": nullable("integer"), "reconnects": INTEGER,
                          "on_demand": {"type": "boolean"}, "last_error": nullable("string")},
                         ["mount", "upstream", "state"])),
+    "workers": array(obj({"index": INTEGER, "pid": nullable("integer"), "ready": {"type": "boolean"},
+                          "listeners": INTEGER}, ["index", "ready", "listeners"])),
 }, ["enabled", "nodes", "relays"])
 
 COUNTS = {"type": "object", "additionalProperties": INTEGER}

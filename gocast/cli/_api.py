@@ -280,6 +280,9 @@ def cluster_status(status: Dict[str, Any], out: TextIO, as_json: bool) -> None:
         _table(out, nodes, ["id", "role", "region", "listeners", "load", "mounts"])
     out.write("\nrelays:\n")
     _table(out, status.get("relays", []), ["mount", "upstream", "origin", "state", "reconnects", "last_error"])
+    if status.get("workers"):
+        out.write("\nworkers:\n")
+        _table(out, status["workers"], ["index", "pid", "ready", "listeners"])
 
 
 def parse_settings(pairs: Sequence[str]) -> Dict[str, Any]:

@@ -20,8 +20,11 @@ from zope.interface import implementer
 
 #: No control message comes near this; a larger one is a bug, and ends the channel.
 MAX_MESSAGE = 1024 * 1024
-#: Descriptors received and not yet claimed by a message; past this the worker is misbehaving.
-MAX_PENDING_FDS = 64
+#: Descriptors received and not yet claimed by a message. Twisted sends each
+#: queued descriptor with one byte of whatever is next in the buffer, so a
+#: burst of hand-overs delivers its sockets ahead of their messages (in
+#: order): hundreds may wait at once. Past this the peer is misbehaving.
+MAX_PENDING_FDS = 4096
 
 Message = Dict[str, Any]
 

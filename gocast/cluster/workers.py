@@ -188,6 +188,11 @@ class WorkerPool:
             os.rmdir(self.folder)
             self.folder = ""
 
+    def status(self) -> List[Dict[str, Any]]:
+        """Each worker: its process, whether it takes listeners, and how many it serves."""
+        return [{"index": w.index, "pid": getattr(w.transport, "pid", None), "ready": w.ready,
+                 "listeners": sum(w.counts.values())} for w in self.workers]
+
     # Handing listeners over
 
     def take(self, session: Any, mount: Any) -> bool:

@@ -12,7 +12,7 @@ import re
 import signal
 
 import treq
-from twisted.internet import reactor, task
+from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
 from ._process import eventually, raw_request, start_server, wait_for_http, wait_for_source
@@ -54,8 +54,12 @@ class WorkerTests(TestCase):
                 await task.deferLater(reactor, 0.2, lambda: None)
 
         await counted(6)
-        # They are on the workers: the main process holds none of their connections.
+        # They are on the workers, spread over both: the main process holds none of their connections.
         self.assertEqual(server.output.count(b'"GET /live HTTP/1.0" 200'), 0)
+        response = await treq.get(base + "/api/v1/cluster", auth=("admin", "hackme"), reactor=reactor,
+                                  persistent=False)
+        workers = json.loads(await response.text())["data"]["workers"]
+        self.assertEqual(sorted(w["listeners"] for w in workers), [3, 3], workers)
         await set_title(base, "/live", "Worker - Title")
         for client in listeners:
             await eventually(reactor, lambda: b"StreamTitle='Worker - Title';" in client.data, timeout=20,
@@ -65,6 +69,16 @@ class WorkerTests(TestCase):
         metrics = await (await treq.get(base + "/metrics", reactor=reactor, persistent=False)).text()
         self.assertIn('gocast_mount_listeners{mount="/live"} 6.0', metrics)
         self.assertIn("gocast_listeners_total 7.0", metrics)  # ffmpeg's visit too
+
+        # A burst: many listeners at once are handed over in order, none lost.
+        # (80: within limits.max_connections_per_ip, with the six above)
+        crowd = await defer.gatherResults([defer.ensureDeferred(listen(self, base, "/live")) for _ in range(80)])
+        for client in crowd:
+            await eventually(reactor, lambda: len(client.data) > 20000, what="audio for the whole burst")
+        self.assertNotIn(b"unclaimed", server.output)
+        for client in crowd:
+            client.transport.loseConnection()
+        await counted(6)
 
         # A kick through the Icecast admin reaches the worker that serves the listener.
         xml = await (await treq.get(base + "/admin/listclients?mount=/live", auth=("admin", "hackme"),
