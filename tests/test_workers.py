@@ -146,8 +146,15 @@ class PoolTests(SynchronousTestCase):
         self.pool.message(self.workers[0], {"type": "counts", "mounts": {"/live": {"listeners": 1}}, "last_id": 3})
         restarted = []
         self.pool.start_worker = lambda index, replace=None: restarted.append(index)
+        mine, theirs = socket.socketpair()
+        self.addCleanup(mine.close)
+        self.addCleanup(theirs.close)
+        on_its_way = os.dup(mine.fileno())
+        self.pool._pending_fds[3] = (on_its_way, self.workers[0])
         self.pool.worker_ended(self.workers[0], Failure(Exception("killed")))
         self.assertEqual(list(self.pool.handed), [4])
+        self.assertEqual(self.pool._pending_fds, {})
+        self.assertRaises(OSError, os.fstat, on_its_way)  # our copy of its socket closed
         self.assertEqual(self.h.registry.get("/live").remote_listeners, 0)
         self.h.clock.advance(1.0)
         self.assertEqual(restarted, [0])

@@ -35,8 +35,6 @@ from .channel import Channel, ChannelFactory, Message
 REPORT_EVERY = 1.0
 #: A worker that died is started again after this long (and never faster than this).
 RESTART_DELAY = 1.0
-#: A socket passed to a worker is closed here once the worker says it has it, or after this long.
-HANDOFF_DEADLINE = 10.0
 
 
 @attr.s(slots=True, auto_attribs=True)
@@ -111,7 +109,9 @@ class WorkerPool:
         self.front_door = front_door
         self.workers: List[Worker] = []
         self.handed: Dict[int, Handed] = {}
-        self._pending_fds: Dict[int, Any] = {}
+        #: Our copy of each socket on its way to a worker, by listener: closed once the worker says it
+        #: has it, or when the worker is gone (never on a timer: it may still wait in the write buffer).
+        self._pending_fds: Dict[int, Tuple[int, Worker]] = {}
         self.wanted = 1
         self.stopping = False
         self.folder = ""
@@ -153,7 +153,7 @@ class WorkerPool:
         finally:
             theirs.close()
         factory = ChannelFactory(lambda channel, message: self.message(worker, message),
-                                 lambda channel: None)
+                                 lambda channel: self.channel_lost(worker))
         self.reactor.adoptStreamConnection(mine.fileno(), socket.AF_UNIX, factory)
         mine.close()
         worker.channel = factory.channel
@@ -178,9 +178,8 @@ class WorkerPool:
         for worker in self.workers:
             self.stop_worker(worker)
         self.workers = []
-        for call in self._pending_fds.values():
-            call[1].cancel()
-            os.close(call[0])
+        for fd, _ in self._pending_fds.values():
+            os.close(fd)
         self._pending_fds = {}
         if self.folder:
             for name in os.listdir(self.folder):
@@ -222,7 +221,7 @@ class WorkerPool:
             "listener_id": decision.listener_id if decision is not None else None,
             "expires": decision.expires if decision is not None else None,
         }, fd)
-        self._pending_fds[session.id] = (fd, self.reactor.callLater(HANDOFF_DEADLINE, self._close_fd, session.id))
+        self._pending_fds[session.id] = (fd, worker)
         door = session.door
         key, door.counted_as = door.counted_as, None  # the worker's listener still counts for its address
         # Counted under the mount asked for, as the worker counts it (its relay of that mount carries
@@ -243,8 +242,6 @@ class WorkerPool:
     def _close_fd(self, listener: int) -> None:
         pending = self._pending_fds.pop(listener, None)
         if pending is not None:
-            if pending[1].active():
-                pending[1].cancel()
             os.close(pending[0])
 
     def kick(self, mount: str, listener_id: str) -> bool:
@@ -322,8 +319,17 @@ class WorkerPool:
         doors.access_log.record(handed.peer, method, target, version, 200, sent, referer, agent, duration,
                                 request_id, path, user=handed.listener_id or "")
 
+    def channel_lost(self, worker: Worker) -> None:
+        """The worker stops when its channel closes; it is started again when its process has ended."""
+        worker.ready = False
+        if not self.stopping and not worker.ended:
+            self._log.warn("worker {index}: control channel closed", index=worker.index)
+
     def worker_ended(self, worker: Worker, reason: Any) -> None:
         worker.ready = False
+        for listener, (_, owner) in list(self._pending_fds.items()):
+            if owner is worker:
+                self._close_fd(listener)
         for listener, handed in list(self.handed.items()):
             if handed.worker is worker:
                 self.left(listener, self.reactor.seconds() - handed.started, 0, handed.mount)
