@@ -263,3 +263,54 @@ class MemoryStoreTests(SynchronousTestCase):
         store.nodes().addCallback(got.append)
         self.assertEqual(got, [[{"id": "a"}], []])
         self.assertIsInstance(store.close(), Deferred)
+
+
+class LeaderTests(SynchronousTestCase):
+    """One leader at a time over a shared store; a leader that cannot renew steps down before others take over."""
+
+    def setUp(self):
+        from twisted.internet.task import Clock
+
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.store = MemoryStore(self.clock)
+        self.nodes = []
+        for name in ("a:8000", "b:8000"):
+            h = Harness(RELAY.replace("me:8000", name))
+            h.clock = self.clock
+            node = ClusterNode(h.registry, Relays(h.registry, self.clock, FakeConnections()), self.clock,
+                               lambda url: self.store, now=self.clock.seconds)
+            node.events = h.events
+            self.nodes.append(node)
+        self.nodes[0].configure(self.nodes[0].registry.config)
+        self.nodes[1].configure(self.nodes[1].registry.config)
+
+    def leaders(self):
+        return [n.id for n in self.nodes if n.lease is not None and n.lease.leading]
+
+    def test_one_leader_and_takeover(self):
+        a, b = self.nodes
+        self.assertEqual(self.leaders(), ["a:8000"])
+        self.clock.advance(1)
+        self.assertEqual((a.status()["leader"], b.status()["leader"]), ("a:8000", "a:8000"))
+        self.assertTrue(a.status()["is_leader"])
+        token = a.lease.token
+        self.store.down = True  # a loses Redis: it stops leading within half the lease, before anyone can take it
+        for _ in range(3):
+            self.clock.advance(1)
+        self.assertEqual(self.leaders(), [])
+        self.assertIn("cluster.leader", [e.name for e in a.events])
+        self.store.down = False
+        self.store.leases.clear()  # its lease expired meanwhile (4 s)
+        self.clock.advance(1)
+        self.assertEqual(len(self.leaders()), 1)
+        leader = next(n for n in self.nodes if n.lease.leading)
+        self.assertGreater(leader.lease.token, token)  # fencing: a newer token
+
+    def test_leaving_steps_down(self):
+        a, b = self.nodes
+        a.configure(parse_config("").config)
+        self.assertEqual(self.leaders(), [])
+        self.clock.advance(4)  # a's lease expires in Redis
+        self.clock.advance(1)
+        self.assertEqual(self.leaders(), ["b:8000"])

@@ -78,6 +78,7 @@ STATS = obj({"total_listeners": INTEGER, "sources": INTEGER, "uptime": INTEGER,
 
 CLUSTER = obj({
     "enabled": {"type": "boolean"}, "id": nullable("string"), "role": STRING, "region": STRING,
+    "leader": nullable("string"), "is_leader": {"type": "boolean"},
     "redis": obj({"url": nullable("string"), "connected": {"type": "boolean"}, "error": nullable("string")}),
     "nodes": array(obj({"id": STRING, "role": STRING, "region": STRING, "address": STRING, "listeners": INTEGER,
                         "bandwidth": INTEGER, "max_bandwidth": INTEGER, "max_listeners": INTEGER,

@@ -28,6 +28,7 @@ from ..config import Config
 from ..config._kinds import redact_url
 from ..core.registry import MountRegistry
 from ..inputs.relay import RelaySpec, Relays
+from .leader import LeaderLease
 from .routing import MountRecord, NodeRecord, by_id, choose_upstream, sibling_for, wanted_mounts
 
 
@@ -49,6 +50,8 @@ class ClusterNode:
         self.store: Any = None
         self._store_url = ""
         self._joined_as = ""
+        #: The lease of the cluster's leader, while this node is in a cluster.
+        self.lease: Optional[LeaderLease] = None
         self._loop: Optional[LoopingCall] = None
         self._beating = False
         #: The cluster as last read from Redis, this node included.
@@ -93,6 +96,8 @@ class ClusterNode:
         self._joined_as = cluster.advertise or ""
         self._log.info("cluster: joining as {role} {id} (region {region}) through {url}", role=cluster.role,
                        id=self.id, region=cluster.region or "-", url=cluster.sync.redis_url)
+        self.lease = LeaderLease(self.store, self._joined_as, self.clock, cluster.node_timeout,
+                                 self.registry.bus.publish)
         self._loop = LoopingCall(self.beat)
         self._loop.clock = self.clock
         self._loop.start(cluster.heartbeat, now=True)
@@ -101,6 +106,9 @@ class ClusterNode:
         if self._loop is not None and self._loop.running:
             self._loop.stop()
         self._loop = None
+        if self.lease is not None:
+            self.lease.step_down("this node leaves the cluster")
+            self.lease = None
         if self.store is not None:
             store, self.store = self.store, None
             store.remove_node(self.id).addErrback(lambda _: None).addBoth(lambda _: store.close())
@@ -116,11 +124,15 @@ class ClusterNode:
         if self._beating or self.store is None or self.config is None:
             return  # the last one has not finished (Redis is slow): skip, never pile up
         self._beating = True
+        lease = self.lease
+        lease.check()
         me = self.describe()
         store = self.store
         d = store.put_node(me.id, me.as_json(), self.config.cluster.node_timeout)
         d.addCallback(lambda _: store.nodes())
-        d.addCallbacks(self.read, self.redis_failed)
+        d.addCallback(self.read)
+        d.addCallback(lambda _: lease.tick())
+        d.addErrback(self.redis_failed)
         d.addBoth(self._beaten)
 
     def _beaten(self, _: Any) -> None:
@@ -244,7 +256,10 @@ class ClusterNode:
                           "mounts": [{"path": path, "hops": m.hops, "via": list(m.path[:-1]),
                                       "listeners": m.listeners}
                                      for path, m in sorted(record.mounts.items())]})
+        lease = self.lease
         return {"enabled": self.enabled, "id": self.id or None,
+                "leader": lease.current if lease is not None else None,
+                "is_leader": lease is not None and lease.leading,
                 "role": cluster.role if cluster else "standalone", "region": cluster.region if cluster else "",
                 "redis": {"url": redact_url(self._store_url) if self._store_url else None,
                           "connected": bool(self._store_url) and not self.redis_error and bool(self.nodes),

@@ -69,8 +69,37 @@ class RedisStore:
         yield self._call(self.redis.delete(self.prefix + "node:" + node_id))
         yield self._call(self.redis.zrem(self.prefix + "nodes", node_id))
 
+    @inlineCallbacks
+    def acquire_lease(self, name: str, holder: str, ttl: float) -> Any:
+        """
+        Take the lease ``name`` if nobody holds it: ``SET NX PX`` of
+        ``holder|token``, the token a fencing number from ``INCR``. Returns
+        the token, or ``None`` when someone else holds it.
+        """
+        token = yield self._call(self.redis.incr(self.prefix + "lease-fence:" + name))
+        taken = yield self._call(self.redis.set(self.prefix + "lease:" + name, "%s|%s" % (holder, token),
+                                                pexpire=int(ttl * 1000), only_if_not_exists=True))
+        return int(token) if taken else None
+
+    @inlineCallbacks
+    def renew_lease(self, name: str, holder: str, token: int, ttl: float) -> Any:
+        """Extend the lease if ``holder`` still holds it with ``token`` (one atomic script)."""
+        renewed = yield self._call(self.redis.eval(_RENEW, [self.prefix + "lease:" + name],
+                                                   ["%s|%s" % (holder, token), int(ttl * 1000)]))
+        return bool(int(renewed or 0))
+
+    @inlineCallbacks
+    def lease_holder(self, name: str) -> Any:
+        value = yield self._call(self.redis.get(self.prefix + "lease:" + name))
+        return value.rpartition("|")[0] if value else None
+
     def close(self) -> Any:
         return self.redis.disconnect()
+
+
+#: Renew a lease only while it is still ours.
+_RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
+          "else return 0 end")
 
 
 class MemoryStore:
@@ -79,6 +108,8 @@ class MemoryStore:
     def __init__(self, clock: Any):
         self.clock = clock
         self.records: Dict[str, Tuple[float, Dict[str, Any]]] = {}
+        self.leases: Dict[str, Tuple[str, int, float]] = {}
+        self.fence = 0
         self.down = False
 
     def _check(self) -> Optional[Deferred]:
@@ -104,6 +135,32 @@ class MemoryStore:
         if failed is None:
             self.records.pop(node_id, None)
         return failed or succeed(None)
+
+    def acquire_lease(self, name: str, holder: str, ttl: float) -> Deferred:
+        failed = self._check()
+        if failed is not None:
+            return failed
+        self.fence += 1
+        current = self.leases.get(name)
+        if current is not None and current[2] > self.clock.seconds():
+            return succeed(None)
+        self.leases[name] = (holder, self.fence, self.clock.seconds() + ttl)
+        return succeed(self.fence)
+
+    def renew_lease(self, name: str, holder: str, token: int, ttl: float) -> Deferred:
+        failed = self._check()
+        if failed is not None:
+            return failed
+        current = self.leases.get(name)
+        if current is None or current[:2] != (holder, token) or current[2] <= self.clock.seconds():
+            return succeed(False)
+        self.leases[name] = (holder, token, self.clock.seconds() + ttl)
+        return succeed(True)
+
+    def lease_holder(self, name: str) -> Deferred:
+        current = self.leases.get(name)
+        holder = current[0] if current is not None and current[2] > self.clock.seconds() else None
+        return self._check() or succeed(holder)
 
     def close(self) -> Deferred:
         return succeed(None)

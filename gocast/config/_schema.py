@@ -56,6 +56,7 @@ EVENT_NAMES = (
     "relay.failover",
     "cluster.node_joined",
     "cluster.node_left",
+    "cluster.leader",
 )
 
 #: What a webhook sends unless told: everything but the per-listener events.

@@ -54,6 +54,7 @@ _PHRASES = {
     "relay.failover": "{mount} switched from {upstream} to {to}: {reason}",
     "cluster.node_joined": "Node {node} joined the cluster ({role}, region {region})",
     "cluster.node_left": "Node {node} left the cluster",
+    "cluster.leader": "Node {node} {what}",
 }
 
 Post = Callable[[str, bytes, Dict[str, str], float], Awaitable[int]]

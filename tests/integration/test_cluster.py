@@ -131,6 +131,12 @@ class ClusterTests(TestCase):
         listener = await listen(self, base, "/live")
         await keeps_receiving(listener, 1)
 
+        async def one_leader():
+            leaders = {(await cluster_status(b))["leader"] for b in (origin, base)}
+            return len(leaders) == 1 and leaders <= {origin[7:], base[7:]}
+
+        await eventually_async(one_leader, "one leader, the same for both nodes")
+
         await redis.stop()
         await keeps_receiving(listener, 4)
 
@@ -147,6 +153,7 @@ class ClusterTests(TestCase):
             return status["redis"]["connected"] and len(status["nodes"]) == 2
 
         await eventually_async(back, "both nodes back in Redis", timeout=30)
+        await eventually_async(one_leader, "one leader again after Redis came back (its lease was lost with it)")
         await keeps_receiving(listener, 1)
         self.assertIn(b"is back", relay.output)
         metrics = await (await treq.get(base + "/metrics", reactor=reactor, persistent=False)).text()
