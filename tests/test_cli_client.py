@@ -143,6 +143,7 @@ class TableTests(SynchronousTestCase):
 class ClusterStatusTests(SynchronousTestCase):
     STATUS = {"enabled": True, "id": "10.0.0.2:8000", "role": "relay", "region": "eu",
               "redis": {"url": "redis://r:6379", "connected": True, "error": None},
+              "leader": "10.0.0.1:8000", "is_leader": False,
               "nodes": [{"id": "10.0.0.1:8000", "role": "primary", "region": "us", "listeners": 3, "load": 0.1,
                          "mounts": [{"path": "/live", "hops": 0, "via": []}], "self": False},
                         {"id": "10.0.0.2:8000", "role": "relay", "region": "eu", "listeners": 1, "load": 0.0,
@@ -155,6 +156,7 @@ class ClusterStatusTests(SynchronousTestCase):
         api_cli.cluster_status(self.STATUS, out, as_json=False)
         lines = out.getvalue().splitlines()
         self.assertEqual(lines[0], "cluster: node 10.0.0.2:8000 (relay, region eu); Redis redis://r:6379: connected")
+        self.assertEqual(lines[1], "leader: 10.0.0.1:8000")
         self.assertIn("10.0.0.2:8000 *\trelay\teu\t1\t0.0\t/live(1)", lines)
         self.assertIn("/live\thttp://10.0.0.1:8000/live\tcluster\tstreaming\t0\t-", lines)
 

@@ -270,6 +270,8 @@ def cluster_status(status: Dict[str, Any], out: TextIO, as_json: bool) -> None:
         out.write("cluster: node %s (%s, region %s); Redis %s: %s\n" % (
             status.get("id"), status.get("role"), status.get("region") or "-", redis.get("url"),
             "connected" if redis.get("connected") else redis.get("error") or "not connected"))
+        out.write("leader: %s%s\n" % (status.get("leader") or "none yet", " (this node)" if status.get("is_leader")
+                                       else ""))
     else:
         out.write("cluster: not joined (cluster.sync is off)\n")
     nodes = [dict(node, mounts=" ".join("%s(%d)" % (m["path"], m["hops"]) for m in node["mounts"]) or "-",
