@@ -242,6 +242,30 @@ class ClusterNodeTests(SynchronousTestCase):
         _, pulled = h.listener("/live", extra="X-GoCast-Cluster: %s\r\n" % token)
         self.assertTrue(pulled.value().startswith(b"HTTP/1.0 200"))
 
+    def test_cluster_totals(self):
+        import json
+
+        h = Harness(RELAY.replace("sync { enabled true }", "sync { enabled true status_totals true }"))
+        store = MemoryStore(h.clock)
+        node_ = ClusterNode(h.registry, Relays(h.registry, h.clock, FakeConnections()), h.clock, lambda url: store,
+                            now=h.clock.seconds)
+        h.source("/live")
+        h.listener("/live")
+        other = node("eu2:8000", "eu", {"/live": ["me:8000", "eu2:8000"]})
+        other = NodeRecord(other.id, region="eu", address=other.id, mounts={"/live": MountRecord(
+            ("me:8000", "eu2:8000"), listeners=5)}, listeners=5)
+        store.put_node(other.id, other.as_json(), 4.0)
+        node_.configure(h.config)
+        self.assertEqual(node_.totals(), {"listeners": 6, "mounts": {"/live": 6},
+                                          "nodes": {"eu2:8000": 5, "me:8000": 1}})
+        _, _, body = h.get("/status-json.xsl")
+        self.assertEqual(json.loads(body)["icestats"]["source"]["listeners"], 6)
+        store.records.clear()  # the other node vanished: its listeners with it
+        h.clock.advance(1)
+        _, _, body = h.get("/status-json.xsl")
+        self.assertEqual(json.loads(body)["icestats"]["source"]["listeners"], 1)
+        node_.stop()
+
     def test_stop_leaves_the_cluster(self):
         self.node.configure(self.h.config)
         self.assertIn("me:8000", self.store.records)

@@ -76,9 +76,12 @@ STATS = obj({"total_listeners": INTEGER, "sources": INTEGER, "uptime": INTEGER,
                                  ["path", "listeners"]))},
             ["total_listeners", "mounts"])
 
+COUNTS_BY_NAME = {"type": "object", "additionalProperties": INTEGER}
+
 CLUSTER = obj({
     "enabled": {"type": "boolean"}, "id": nullable("string"), "role": STRING, "region": STRING,
     "leader": nullable("string"), "is_leader": {"type": "boolean"},
+    "totals": dict(obj({"listeners": INTEGER, "mounts": COUNTS_BY_NAME, "nodes": COUNTS_BY_NAME}), nullable=True),
     "redis": obj({"url": nullable("string"), "connected": {"type": "boolean"}, "error": nullable("string")}),
     "nodes": array(obj({"id": STRING, "role": STRING, "region": STRING, "address": STRING, "listeners": INTEGER,
                         "bandwidth": INTEGER, "max_bandwidth": INTEGER, "max_listeners": INTEGER,

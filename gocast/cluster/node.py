@@ -63,6 +63,7 @@ class ClusterNode:
         self._sent = (0.0, 0)
         self.bandwidth = 0.0
         relays.failover = self.failover
+        registry.elsewhere = lambda: self.elsewhere() if self.enabled else None
 
     @property
     def enabled(self) -> bool:
@@ -243,6 +244,30 @@ class ClusterNode:
         self.upstreams[spec.mount] = node.id
         return attr.evolve(spec, url=self.spec_for(spec.mount, node).url)
 
+    def elsewhere(self) -> Dict[str, int]:
+        """Listeners per mount on the other nodes, from their last records (a vanished node's expire with it)."""
+        counts: Dict[str, int] = {}
+        for node_id, record in self.nodes.items():
+            if node_id == self.id:
+                continue
+            for path, mount in record.mounts.items():
+                counts[path] = counts.get(path, 0) + mount.listeners
+        return counts
+
+    def totals(self) -> Dict[str, Any]:
+        """The cluster's listeners: this node's now, the others' as last told; by mount and by node."""
+        mounts = dict(self.elsewhere())
+        here = 0
+        for path, mount in self.registry.mounts.items():
+            if mount.listeners:
+                mounts[path] = mounts.get(path, 0) + mount.listeners
+                here += mount.listeners
+        nodes = {node_id: record.listeners for node_id, record in self.nodes.items() if node_id != self.id}
+        if self.id:
+            nodes[self.id] = here
+        return {"listeners": sum(nodes.values()), "mounts": dict(sorted(mounts.items())),
+                "nodes": dict(sorted(nodes.items()))}
+
     def status(self) -> Dict[str, Any]:
         """What ``GET /api/v1/cluster`` and ``gocast cluster status`` show."""
         config = self.config
@@ -264,7 +289,7 @@ class ClusterNode:
                 "redis": {"url": redact_url(self._store_url) if self._store_url else None,
                           "connected": bool(self._store_url) and not self.redis_error and bool(self.nodes),
                           "error": self.redis_error or None},
-                "nodes": nodes}
+                "nodes": nodes, "totals": self.totals() if self.enabled else None}
 
     # Listeners
 

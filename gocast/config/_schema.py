@@ -294,6 +294,8 @@ class SyncConfig:
     nodes: Tuple[str, ...] = setting((), "The nodes of the cluster (host:port).", ListOf(HostPort()),
                                      implemented=False)
     backend: str = setting("redis", "Where shared state lives.", Str(("redis",)))
+    status_totals: bool = setting(False, "/status-json.xsl counts every node's listeners of a mount, not only "
+                                  "this node's (what directory and player widgets read).")
     redis_url: str = setting("redis://localhost:6379", "Redis server for shared state: redis://[:password@]"
                              "host:port[/db], or rediss:// for TLS.", URL(("redis", "rediss")), operator=True)
 

@@ -42,6 +42,8 @@ class MountRegistry:
         #: Inputs that start when a listener asks (on-demand relays), by mount:
         #: called with no argument, they return what :meth:`demand` returns.
         self.on_demand: Dict[str, Callable[[], Any]] = {}
+        #: Listeners of each mount on the cluster's other nodes, as they last told (``None``: no cluster).
+        self.elsewhere: Callable[[], Optional[Dict[str, int]]] = lambda: None
         #: Disconnects a listener a worker process serves: ``(mount, id) -> found``.
         self.remote_kick: Callable[[str, str], bool] = lambda mount, listener: False
         #: Bytes sent and received by mounts since forgotten (dynamic mounts that went idle).

@@ -81,6 +81,10 @@ def source_status(mount: Mount, config: Config) -> Dict[str, Any]:
 
 def icestats(registry: MountRegistry, config: Config, started: float) -> Dict[str, Any]:
     sources = [source_status(m, config) for m in public_mounts(registry)]
+    elsewhere = registry.elsewhere() if config.cluster.sync.status_totals else None
+    if elsewhere:
+        for source in sources:  # the station's listeners, on every node of the cluster
+            source["listeners"] += elsewhere.get("/" + source["listenurl"].split("/", 3)[3], 0)
     stats: Dict[str, Any] = {
         "admin": config.server.admin_email,
         "host": config.server.hostname,

@@ -16,7 +16,8 @@ import treq
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from ._process import ServerProcess, eventually, raw_request, spawn_tool, start_server, wait_for_source
+from ._process import (ServerProcess, eventually, raw_request, spawn_tool, start_server, wait_for_http,
+                       wait_for_source)
 from ._redis import RedisServer
 from .test_relay import decodes, eventually_async, keeps_receiving, listen, mp3_source, set_title
 
@@ -26,7 +27,7 @@ api_keys { reader { key "%(key)s" permissions [read_stats] } }
 cluster {
     role %(role)s  secret "s3cret-of-the-cluster"  advertise "{host}:{port}"  region %(region)s
     auto_relay true  heartbeat 500ms  node_timeout 2s  stall_timeout 3s  %(extra)s
-    sync { enabled true  redis_url "%(redis)s" }
+    sync { enabled true  redis_url "%(redis)s"  status_totals true }
 }
 """
 
@@ -136,6 +137,12 @@ class ClusterTests(TestCase):
             return len(leaders) == 1 and leaders <= {origin[7:], base[7:]}
 
         await eventually_async(one_leader, "one leader, the same for both nodes")
+
+        async def station_total():
+            _, body = await wait_for_http(reactor, origin + "/status-json.xsl", primary)
+            return json.loads(body)["icestats"]["source"]["listeners"] == 1  # the relay's listener
+
+        await eventually_async(station_total, "the primary counting the relay's listener (status_totals)")
 
         await redis.stop()
         await keeps_receiving(listener, 4)
