@@ -260,6 +260,10 @@ class ClusterNodeTests(SynchronousTestCase):
                                           "nodes": {"eu2:8000": 5, "me:8000": 1}})
         _, _, body = h.get("/status-json.xsl")
         self.assertEqual(json.loads(body)["icestats"]["source"]["listeners"], 6)
+        from gocast.api.routes import ApiContext, stats
+
+        figures = stats(ApiContext(h.registry, None, None, None, h.clock.seconds, 0.0, cluster=node_), None)
+        self.assertEqual((figures["total_listeners"], figures["cluster"]["listeners"]), (1, 6))
         store.records.clear()  # the other node vanished: its listeners with it
         h.clock.advance(1)
         _, _, body = h.get("/status-json.xsl")

@@ -349,13 +349,16 @@ def kick(ctx: ApiContext, call: Call) -> Dict[str, Any]:
 
 def stats(ctx: ApiContext, call: Call) -> Dict[str, Any]:
     mounts = sorted(ctx.registry.mounts.values(), key=lambda m: m.path)
-    return {"total_listeners": sum(m.listeners for m in mounts),
-            "sources": sum(1 for m in mounts if m.source is not None),
-            "uptime": int(ctx.now() - ctx.started),
-            "mounts": [{"path": m.path, "listeners": m.listeners, "peak_listeners": m.peak_listeners,
-                        "bytes_sent": m.total_bytes_sent, "bytes_received": m.bytes_received,
-                        "live": m.source is not None}
-                       for m in mounts]}
+    figures = {"total_listeners": sum(m.listeners for m in mounts),
+               "sources": sum(1 for m in mounts if m.source is not None),
+               "uptime": int(ctx.now() - ctx.started),
+               "mounts": [{"path": m.path, "listeners": m.listeners, "peak_listeners": m.peak_listeners,
+                           "bytes_sent": m.total_bytes_sent, "bytes_received": m.bytes_received,
+                           "live": m.source is not None}
+                          for m in mounts]}
+    if ctx.cluster is not None and ctx.cluster.enabled:
+        figures["cluster"] = ctx.cluster.totals()  # this node's figures above, the station's here
+    return figures
 
 
 def cluster_status(ctx: ApiContext, call: Call) -> Dict[str, Any]:

@@ -70,13 +70,15 @@ SERVER_STATUS = obj({"version": STRING, "started": nullable("string"), "uptime":
 RELOAD = obj({"success": {"type": "boolean"}, "changes": array(STRING), "restart_required": array(STRING)},
              ["success", "changes", "restart_required"])
 
+COUNTS_BY_NAME = {"type": "object", "additionalProperties": INTEGER}
+
 STATS = obj({"total_listeners": INTEGER, "sources": INTEGER, "uptime": INTEGER,
+             "cluster": obj({"listeners": INTEGER, "mounts": COUNTS_BY_NAME, "nodes": COUNTS_BY_NAME},
+                            ["listeners", "mounts", "nodes"]),
              "mounts": array(obj({"path": STRING, "listeners": INTEGER, "peak_listeners": INTEGER,
                                   "bytes_sent": INTEGER, "bytes_received": INTEGER, "live": {"type": "boolean"}},
                                  ["path", "listeners"]))},
             ["total_listeners", "mounts"])
-
-COUNTS_BY_NAME = {"type": "object", "additionalProperties": INTEGER}
 
 CLUSTER = obj({
     "enabled": {"type": "boolean"}, "id": nullable("string"), "role": STRING, "region": STRING,
