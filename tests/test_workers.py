@@ -91,6 +91,7 @@ class PoolTests(SynchronousTestCase):
     def hand(self, worker, listener):
         session = FakeSession(listener)
         self.pool.handed[listener] = Handed.of(session, worker, self.h.clock.seconds(), None)
+        worker.in_flight[listener] = session.home  # as take() does
         self.h.factory.remote_connections += 1
         return session
 

@@ -74,7 +74,8 @@ class Worker(protocol.ProcessProtocol):
         self.ended = False
         #: Listeners per mount, as last reported, plus those handed since.
         self.counts: Dict[str, int] = {}
-        self.handed = 0
+        #: Listeners handed over since the worker's last report (id -> mount), to add to what it reports.
+        self.in_flight: Dict[int, str] = {}
         self._line = b""
 
     def outReceived(self, data: bytes) -> None:
@@ -93,9 +94,7 @@ class Worker(protocol.ProcessProtocol):
 
 
 class WorkerPool:
-    """
-    :param session_log: records the access-log line of a listener a worker served.
-    """
+    """The worker processes, and the listeners the main process handed to them."""
 
     _log = Logger()
 
@@ -228,6 +227,7 @@ class WorkerPool:
         # whatever the main process serves there, fallbacks included).
         home = session.home
         self.handed[session.id] = Handed.of(session, worker, self.reactor.seconds(), key)
+        worker.in_flight[session.id] = home
         worker.counts[home] = worker.counts.get(home, 0) + 1
         self.front_door.remote_connections += 1
         self.refresh(home)
@@ -276,19 +276,16 @@ class WorkerPool:
     def counted(self, worker: Worker, message: Message) -> None:
         mounts = message.get("mounts") or {}
         before = set(worker.counts)
-        in_flight: Dict[str, int] = {}
         last = int(message.get("last_id", 0))
-        for listener, handed in self.handed.items():  # handed since the worker counted: still to count there
-            if handed.worker is worker and listener > last:
-                in_flight[handed.mount] = in_flight.get(handed.mount, 0) + 1
+        worker.in_flight = {listener: path for listener, path in worker.in_flight.items() if listener > last}
         worker.counts = {}
         for path, figures in mounts.items():
             worker.counts[path] = int(figures.get("listeners", 0))
             mount = self.registry.get(path)
             if mount is not None:
                 mount.bytes_sent += int(figures.get("bytes", 0))
-        for path, count in in_flight.items():
-            worker.counts[path] = worker.counts.get(path, 0) + count
+        for path in worker.in_flight.values():  # handed since the worker counted: still to count there
+            worker.counts[path] = worker.counts.get(path, 0) + 1
         for path in before | set(worker.counts):
             self.refresh(path)
 
@@ -302,6 +299,7 @@ class WorkerPool:
         handed = self.handed.pop(listener, None)
         if handed is None:
             return
+        handed.worker.in_flight.pop(listener, None)
         self._close_fd(listener)
         doors = self.front_door
         doors.remote_connections -= 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import random
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import unquote, urljoin, urlsplit
 
 import attr
@@ -516,40 +516,33 @@ class Relays:
         if self.started:
             self._apply()
 
-    def _merged(self) -> Dict[str, RelaySpec]:
-        merged: Dict[str, RelaySpec] = {}
+    def _merged(self) -> Dict[str, Tuple[str, RelaySpec]]:
+        """The spec in force for each mount, and the origin it came from (the config's wins)."""
+        merged: Dict[str, Tuple[str, RelaySpec]] = {}
         for origin in sorted(self._wanted, key=lambda o: o == "config"):  # the config's last, so it wins
-            merged.update(self._wanted[origin])
+            merged.update((mount, (origin, spec)) for mount, spec in self._wanted[origin].items())
         return merged
 
     def _apply(self) -> None:
         wanted = self._merged()
         for mount, relay in list(self.running.items()):
-            spec = wanted.get(mount)
-            if spec is not None and spec.on_demand == relay.spec.on_demand == False:  # noqa: E712
+            origin, spec = wanted.get(mount, (None, None))
+            if spec is not None and not spec.on_demand and not relay.spec.on_demand:
                 relay.switch(spec)  # same mount, maybe another upstream: its listeners stay
-                relay.failover = self.failover if self._origin_of(mount) == "cluster" else None
+                relay.failover = self.failover if origin == "cluster" else None
                 continue
             if spec != relay.spec:
                 del self.running[mount]
                 self.registry.on_demand.pop(mount, None)
                 relay.stop()
-        for mount, spec in wanted.items():
+        for mount, (origin, spec) in wanted.items():
             if mount not in self.running:
-                failover = self.failover if self._origin_of(mount) == "cluster" else None
+                failover = self.failover if origin == "cluster" else None
                 relay = self.running[mount] = Relay(spec, self.registry, self.clock, self.connect,
                                                     failover=failover)
                 if spec.on_demand:
                     self.registry.on_demand[mount] = relay.demand
                 relay.start()
-
-    def _origin_of(self, mount: str) -> Optional[str]:
-        """Which origin's spec is in force for ``mount`` (the config's wins)."""
-        found = None
-        for origin in sorted(self._wanted, key=lambda o: o == "config"):
-            if mount in self._wanted[origin]:
-                found = origin
-        return found
 
     def start(self) -> None:
         self.started = True
@@ -566,7 +559,8 @@ class Relays:
     def status(self) -> List[Dict[str, Any]]:
         """Each relay: its mount, upstream, where it was set (config, primary, cluster) and how it fares."""
         now = self.clock.seconds()
-        return [{"mount": mount, "upstream": relay.upstream, "origin": self._origin_of(mount), "state": relay.state,
+        origins = {mount: origin for mount, (origin, _) in self._merged().items()}
+        return [{"mount": mount, "upstream": relay.upstream, "origin": origins.get(mount), "state": relay.state,
                  "streaming_seconds": int(now - relay.streaming_since) if relay.streaming_since is not None else None,
                  "reconnects": relay.reconnects, "on_demand": relay.spec.on_demand,
                  "last_error": relay.last_error or None}

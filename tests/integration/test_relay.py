@@ -45,6 +45,15 @@ async def sees_title(testcase, base, mount, listener, song, upstream, upstream_m
                      what="%r at %s%s" % (song, base, mount))
 
 
+async def both_relays_hear(testcase, base, static_mount, song, upstream):
+    """A title set on the upstream's /live reaches listeners of its static relay and of its master-mode relay."""
+    static = await listen(testcase, base, static_mount)
+    mastered = await listen(testcase, base, "/live")
+    await sees_title(testcase, base, static_mount, static, song, upstream, "/live")
+    await eventually(reactor, lambda: ("StreamTitle='%s';" % song).encode() in mastered.data, timeout=30,
+                     what="the title on the master-mode relay")
+
+
 async def keeps_receiving(client, seconds):
     """Bytes arrive in every one-second window for ``seconds`` seconds."""
     for _ in range(int(seconds)):
@@ -163,11 +172,7 @@ class IcecastInteropTests(TestCase):
         """ % (RELAY_PASSWORD, upstream, upstream[len("http://"):]))
         await wait_for_source(reactor, base, "/static", relay, timeout=30)
         await wait_for_source(reactor, base, "/live", relay, timeout=30)  # master mode: Icecast's stream list
-        static = await listen(self, base, "/static")
-        mastered = await listen(self, base, "/live")
-        await sees_title(self, base, "/static", static, "Icecast - Upstream", upstream, "/live")
-        await eventually(reactor, lambda: b"StreamTitle='Icecast - Upstream';" in mastered.data, timeout=30,
-                         what="the title on the master-mode relay")
+        await both_relays_hear(self, base, "/static", "Icecast - Upstream", upstream)
         await decodes(self, base + "/live")
 
     async def test_icecast_relays_gocast(self):
@@ -188,9 +193,5 @@ class IcecastInteropTests(TestCase):
         except AssertionError:
             raise AssertionError("%s\n%s" % (logs.child("error.log").getContent().decode(errors="replace")[-3000:],
                                              primary.output.decode()[-3000:]))
-        static = await listen(self, base, "/fromgocast")
-        mastered = await listen(self, base, "/live")
-        await sees_title(self, base, "/fromgocast", static, "GoCast - Upstream", upstream, "/live")
-        await eventually(reactor, lambda: b"StreamTitle='GoCast - Upstream';" in mastered.data, timeout=30,
-                         what="the title on Icecast's master-mode relay")
+        await both_relays_hear(self, base, "/fromgocast", "GoCast - Upstream", upstream)
         await decodes(self, base + "/fromgocast")
