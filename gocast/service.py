@@ -121,13 +121,14 @@ class GocastService(MultiService):
         self.front_door.count_response = self.metrics.count_response
         self.webhooks = Webhooks(self.bus, treq_post(reactor), reactor, self.metrics.count_webhook,
                                  self.metrics.show_webhook)
-        self.webhooks.configure(config.webhooks)
         self.relays = Relays(self.registry, reactor, tcp_connect(reactor))
         self.relays.configure(config)
         self.metrics.state.relays = lambda: self.relays.running.values()
         self.stream_list = StreamListFollower(self.relays, OutboundHttp(reactor), reactor)
         self.cluster = self.front_door.cluster = ClusterNode(self.registry, self.relays, reactor,
                                                              lambda url: RedisStore(url, reactor))
+        self.webhooks.gate = self.cluster
+        self.webhooks.configure(config.webhooks)
         self.workers: Optional[WorkerPool] = None
         self.metrics.state.cluster_nodes = lambda: len(self.cluster.nodes) if self.cluster.enabled else None
         self.log_output = log_output
@@ -136,6 +137,7 @@ class GocastService(MultiService):
                                  run_in_thread or self._in_thread,
                                  restore=lambda previous: self.apply(previous, certificates=False))
         self.history = StatsHistory(self.registry, self.state, self.bus, reactor, reactor.seconds)
+        self.history.cluster = self.cluster
         api = ApiContext(self.registry, self.reloader, self.api_keys, self.api_mounts, reactor.seconds,
                          reactor.seconds(), lambda: self.draining, self.history, self.cluster, self.relays)
         self.hub = StatsHub(self.registry, self.bus, reactor, reactor.seconds, reactor.seconds())

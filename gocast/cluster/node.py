@@ -18,7 +18,7 @@ relays keep what they have and the node retries every heartbeat.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import attr
 from twisted.internet.task import LoopingCall
@@ -26,10 +26,21 @@ from twisted.logger import Logger
 
 from ..config import Config
 from ..config._kinds import redact_url
+from ..core.events import Event
 from ..core.registry import MountRegistry
 from ..inputs.relay import RelaySpec, Relays
-from .leader import LeaderLease
+from ..observe.geo import audience, mount_locations
+from .leader import LEASE, LeaderLease
 from .routing import MountRecord, NodeRecord, by_id, choose_upstream, sibling_for, wanted_mounts
+
+
+#: The most countries and cities a node tells per mount (the largest).
+PLACES = 50
+#: The pub/sub channel of now-playing updates, and the longest field taken from it.
+METADATA = "metadata"
+MAX_FIELD = 1024
+#: Events about the cluster itself, which the leader delivers.
+CLUSTER_EVENTS = "cluster."
 
 
 class ClusterNode:
@@ -63,6 +74,7 @@ class ClusterNode:
         self._sent = (0.0, 0)
         self.bandwidth = 0.0
         relays.failover = self.failover
+        registry.bus.subscribe(self.share_metadata, ["source.metadata"])
         registry.elsewhere = lambda: self.elsewhere() if self.enabled else None
 
     @property
@@ -97,6 +109,7 @@ class ClusterNode:
         self._joined_as = cluster.advertise or ""
         self._log.info("cluster: joining as {role} {id} (region {region}) through {url}", role=cluster.role,
                        id=self.id, region=cluster.region or "-", url=cluster.sync.redis_url)
+        self.store.subscribe(METADATA, self.metadata_received)
         self.lease = LeaderLease(self.store, self._joined_as, self.clock, cluster.node_timeout,
                                  self.registry.bus.publish)
         self._loop = LoopingCall(self.beat)
@@ -152,13 +165,48 @@ class ClusterNode:
             self.redis_error = ""
         nodes = by_id(filter(None, map(NodeRecord.from_json, records)))
         for gone in sorted(set(self.nodes) - set(nodes) - {self.id}):
-            self.registry.bus.publish("cluster.node_left", None, node=gone)
+            self._log.info("cluster: node {node} left", node=gone)
         for new in sorted(set(nodes) - set(self.nodes) - {self.id}):
-            self.registry.bus.publish("cluster.node_joined", None, node=new, role=nodes[new].role,
-                                      region=nodes[new].region)
+            self._log.info("cluster: node {node} joined ({role}, region {region})", node=new, role=nodes[new].role,
+                           region=nodes[new].region or "-")
         self.nodes = nodes
         if self.config is not None and self.config.cluster.role == "relay" and self.config.cluster.auto_relay:
             self.place_relays()
+        if self.leads():
+            return self.announce()
+        return None
+
+    def announce(self) -> Any:
+        """
+        The leader's duty: ``cluster.node_joined``/``node_left`` once for the
+        whole cluster, against the members the last leader announced (kept
+        in Redis, so a takeover neither repeats nor misses one).
+        """
+        lease, nodes = self.lease, self.nodes
+
+        def announced(found: Any) -> None:
+            if found is None:
+                lease.step_down("another node holds the lease")
+                return
+            joined, left = found
+            for gone in left:
+                self.registry.bus.publish("cluster.node_left", None, node=gone)
+            for new in joined:
+                record = nodes.get(new)
+                if record is not None:
+                    self.registry.bus.publish("cluster.node_joined", None, node=new, role=record.role,
+                                              region=record.region)
+
+        d = self.store.announce_members(LEASE, lease.holder, lease.token, list(nodes))
+        return d.addCallback(announced)
+
+    def leads(self) -> bool:
+        """Whether this node is the cluster's leader now (checked against the clock, not only the last renewal)."""
+        lease = self.lease
+        if lease is None:
+            return False
+        lease.check()
+        return lease.leading
 
     # What this node tells the others
 
@@ -174,7 +222,9 @@ class ClusterNode:
         for path, mount in self.registry.mounts.items():
             if mount.source is None or mount.config.hidden:
                 continue
-            mounts[path] = MountRecord(self.path_of(path), mount.listeners, mount.content_type)
+            places = audience(mount_locations(mount), PLACES) if mount.listeners else {}
+            mounts[path] = MountRecord(self.path_of(path), mount.listeners, mount.content_type,
+                                       mount.total_bytes_sent, mount.bytes_received, places)
         listeners = sum(m.listeners for m in self.registry.mounts.values())
         return NodeRecord(self.id, cluster.role, cluster.region, cluster.advertise or "", mounts, listeners,
                           self.bandwidth, float(cluster.max_bandwidth), cluster.max_listeners, now)
@@ -254,6 +304,11 @@ class ClusterNode:
                 counts[path] = counts.get(path, 0) + mount.listeners
         return counts
 
+    def other_mounts(self) -> List[Tuple[str, MountRecord]]:
+        """The mounts of the other nodes, each with its figures there (for the leader's stats history)."""
+        return [(path, mount) for node_id, record in sorted(self.nodes.items()) if node_id != self.id
+                for path, mount in sorted(record.mounts.items())]
+
     def totals(self) -> Dict[str, Any]:
         """The cluster's listeners: this node's now, the others' as last told; by mount and by node."""
         mounts = dict(self.elsewhere())
@@ -290,6 +345,48 @@ class ClusterNode:
                           "connected": bool(self._store_url) and not self.redis_error and bool(self.nodes),
                           "error": self.redis_error or None},
                 "nodes": nodes, "totals": self.totals() if self.enabled else None}
+
+    # Webhooks: each event from one node only (a gocast.observe.webhooks.Gate)
+
+    def accepts(self, event: Event) -> bool:
+        if not self.enabled:
+            return True
+        if event.data.get("from_node"):
+            return False  # delivered by the node it was made on
+        return self.sends(event.name)
+
+    def sends(self, name: str) -> bool:
+        return not self.enabled or not name.startswith(CLUSTER_EVENTS) or self.leads()
+
+    @property
+    def node_name(self) -> str:
+        return self.id if self.enabled else ""
+
+    # Now playing, the same on every node
+
+    def share_metadata(self, event: Event) -> None:
+        """An update made on this node (not one that came from another): tell every node."""
+        mount = self.registry.get(event.mount or "")
+        if not self.enabled or self.store is None or event.data.get("from_node") or mount is None:
+            return
+        if mount.config.hidden:
+            return
+        message = {"node": self.id, "mount": mount.path, "title": mount.title, "artist": mount.artist,
+                   "url": mount.stream_url or ""}
+        self.store.publish(METADATA, message).addErrback(
+            lambda f: self._log.warn("cluster: metadata of {mount} not shared: {why}", mount=mount.path,
+                                     why=f.getErrorMessage()))
+
+    def metadata_received(self, message: Dict[str, Any]) -> None:
+        """Another node's update: applied to the mount here if this node carries it."""
+        node = str(message.get("node", ""))[:MAX_FIELD]
+        mount = self.registry.get(str(message.get("mount", "")))
+        if not self.enabled or not node or node == self.id or mount is None or mount.source is None:
+            return
+        title, artist, url = (str(message.get(key) or "")[:MAX_FIELD] for key in ("title", "artist", "url"))
+        if (title, artist) == (mount.title, mount.artist) and url in ("", mount.stream_url):
+            return
+        mount.set_metadata(title=title, artist=artist, url=url, from_node=node)
 
     # Listeners
 

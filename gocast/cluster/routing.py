@@ -29,6 +29,11 @@ class MountRecord:
     path: Tuple[str, ...]
     listeners: int = 0
     content_type: str = ""
+    #: Bytes sent to listeners and received from the source so far, on this node.
+    sent: int = 0
+    received: int = 0
+    #: ``{"listeners_by_country": {..}, "listeners_by_city": {..}}`` of this node's listeners (GeoIP).
+    places: Dict[str, Dict[str, int]] = attr.Factory(dict)
 
     @property
     def hops(self) -> int:
@@ -65,7 +70,7 @@ class NodeRecord:
 
     def as_json(self) -> Dict[str, Any]:
         data = attr.asdict(self, recurse=False)
-        data["mounts"] = {path: {"path": list(m.path), "listeners": m.listeners, "content_type": m.content_type}
+        data["mounts"] = {path: attr.asdict(m, recurse=False, value_serializer=_listed)
                           for path, m in self.mounts.items()}
         return data
 
@@ -74,7 +79,8 @@ class NodeRecord:
         """A record read from Redis; ``None`` if it is not one (another version, a stray key)."""
         try:
             mounts = {str(path): MountRecord(tuple(str(n) for n in m["path"]), int(m.get("listeners", 0)),
-                                             str(m.get("content_type", "")))
+                                             str(m.get("content_type", "")), int(m.get("sent", 0)),
+                                             int(m.get("received", 0)), _places(m.get("places")))
                       for path, m in dict(data.get("mounts", {})).items()}
             return cls(str(data["id"]), str(data.get("role", "relay")), str(data.get("region", "")),
                        str(data["address"]), mounts, int(data.get("listeners", 0)),
@@ -82,6 +88,20 @@ class NodeRecord:
                        int(data.get("max_listeners", 0)), float(data.get("updated", 0)))
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
+
+
+def _listed(_: Any, __: Any, value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _places(data: Any) -> Dict[str, Dict[str, int]]:
+    """The GeoIP breakdown of a record, checked (another node's JSON is not trusted blindly)."""
+    places = {}
+    for key in ("listeners_by_country", "listeners_by_city"):
+        counts = dict((data or {}).get(key) or {})
+        if counts:
+            places[key] = {str(name)[:80]: int(count) for name, count in counts.items()}
+    return places
 
 
 def wanted_mounts(me: str, nodes: Iterable[NodeRecord], only: Iterable[str] = ()) -> List[str]:

@@ -12,10 +12,11 @@ Redis that hangs is a Redis that is down, and nodes keep what they have.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import unquote, urlsplit
 
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.logger import Logger
 
 PREFIX = "gocast:"
 #: The most one Redis call may take.
@@ -40,6 +41,9 @@ class RedisStore:
 
         self.clock = clock
         self.prefix = prefix
+        self.url = url
+        self._subscriber: Any = None
+        self._subscriptions: Dict[str, Callable[[Dict[str, Any]], None]] = {}
         self.redis = txredisapi.lazyConnection(reconnect=True, connectTimeout=TIMEOUT, replyTimeout=TIMEOUT,
                                                convertNumbers=False, **redis_address(url))
 
@@ -93,13 +97,97 @@ class RedisStore:
         value = yield self._call(self.redis.get(self.prefix + "lease:" + name))
         return value.rpartition("|")[0] if value else None
 
+    @inlineCallbacks
+    def announce_members(self, lease: str, holder: str, token: int, live: List[str]) -> Any:
+        """
+        For the leader only: the members last announced against ``live``.
+        One script checks the lease is still ``holder``'s with ``token``
+        (fencing: a deposed leader announces nothing), replaces the set, and
+        returns ``(joined, left)``; ``None`` when the lease is not ours.
+        """
+        found = yield self._call(self.redis.eval(_ANNOUNCE, [self.prefix + "lease:" + lease, self.prefix + "members"],
+                                                 ["%s|%s" % (holder, token)] + sorted(live)))
+        if not found:
+            return None
+        joined, left = found
+        return list(joined or []), list(left or [])
+
+    def publish(self, channel: str, message: Dict[str, Any]) -> Deferred:
+        return self._call(self.redis.publish(self.prefix + channel, json.dumps(message)))
+
+    def subscribe(self, channel: str, receive: Callable[[Dict[str, Any]], None]) -> None:
+        """
+        Call ``receive`` with each message published on ``channel`` (one
+        receiver per channel and store). A subscribed connection can do
+        nothing else, so it is a second one, which subscribes again each
+        time it reconnects. Subscribe before the first message matters:
+        channels are sent when that connection is made.
+        """
+        self._subscriptions[self.prefix + channel] = receive
+        if self._subscriber is None:
+            self._subscriber = _subscriber(self.url, self._subscriptions)
+
     def close(self) -> Any:
+        if self._subscriber is not None:
+            self._subscriber.disconnect()
         return self.redis.disconnect()
+
+
+def _subscriber(url: str, subscriptions: Dict[str, Callable[[Dict[str, Any]], None]]) -> Any:
+    import txredisapi
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+    from twisted.internet.ssl import optionsForClientTLS
+
+    class Subscriber(txredisapi.SubscriberProtocol):
+        _log = Logger()
+
+        @inlineCallbacks
+        def connectionMade(self) -> Any:
+            yield txredisapi.SubscriberProtocol.connectionMade(self)
+            if self.connected:
+                yield self.subscribe(list(subscriptions))
+
+        def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
+            receive = subscriptions.get(channel)
+            try:
+                data = json.loads(message)
+            except ValueError:
+                data = None
+            if receive is None or not isinstance(data, dict):
+                self._log.warn("cluster: a message on {channel} that is not ours, ignored", channel=channel)
+                return
+            receive(data)
+
+    where = redis_address(url)
+    factory = txredisapi.RedisFactory(None, where["dbid"], 1, True, txredisapi.ConnectionHandler, "utf-8",
+                                      where["password"], None, False, where["username"])
+    factory.protocol = Subscriber
+    endpoint = HostnameEndpoint(reactor, where["host"], where["port"], timeout=TIMEOUT)
+    if where["ssl_context_factory"]:
+        endpoint = wrapClientTLS(optionsForClientTLS(where["host"]), endpoint)
+    factory.startConnecting(endpoint)
+    return factory.handler
 
 
 #: Renew a lease only while it is still ours.
 _RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
           "else return 0 end")
+
+#: Compare the live nodes with the members last announced, while the lease is ours; returns {joined, left}.
+_ANNOUNCE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return false end
+local live, seen, joined, left = {}, {}, {}, {}
+for i = 2, #ARGV do live[ARGV[i]] = true end
+for _, id in ipairs(redis.call('smembers', KEYS[2])) do
+  seen[id] = true
+  if not live[id] then table.insert(left, id) end
+end
+for i = 2, #ARGV do if not seen[ARGV[i]] then table.insert(joined, ARGV[i]) end end
+redis.call('del', KEYS[2])
+for i = 2, #ARGV do redis.call('sadd', KEYS[2], ARGV[i]) end
+return {joined, left}
+"""
 
 
 class MemoryStore:
@@ -110,6 +198,9 @@ class MemoryStore:
         self.records: Dict[str, Tuple[float, Dict[str, Any]]] = {}
         self.leases: Dict[str, Tuple[str, int, float]] = {}
         self.fence = 0
+        self.members: Set[str] = set()
+        #: Channel: the receivers of every store sharing this one (nodes in tests share a store).
+        self.subscribers: Dict[str, List[Callable[[Dict[str, Any]], None]]] = {}
         self.down = False
 
     def _check(self) -> Optional[Deferred]:
@@ -161,6 +252,27 @@ class MemoryStore:
         current = self.leases.get(name)
         holder = current[0] if current is not None and current[2] > self.clock.seconds() else None
         return self._check() or succeed(holder)
+
+    def announce_members(self, lease: str, holder: str, token: int, live: List[str]) -> Deferred:
+        failed = self._check()
+        if failed is not None:
+            return failed
+        current = self.leases.get(lease)
+        if current is None or current[:2] != (holder, token) or current[2] <= self.clock.seconds():
+            return succeed(None)
+        joined, left = sorted(set(live) - self.members), sorted(self.members - set(live))
+        self.members = set(live)
+        return succeed((joined, left))
+
+    def publish(self, channel: str, message: Dict[str, Any]) -> Deferred:
+        failed = self._check()
+        if failed is None:
+            for receive in list(self.subscribers.get(channel, [])):
+                receive(json.loads(json.dumps(message)))
+        return failed or succeed(len(self.subscribers.get(channel, [])))
+
+    def subscribe(self, channel: str, receive: Callable[[Dict[str, Any]], None]) -> None:
+        self.subscribers.setdefault(channel, []).append(receive)
 
     def close(self) -> Deferred:
         return succeed(None)

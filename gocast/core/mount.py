@@ -399,10 +399,14 @@ class Mount:
 
     # Metadata
 
-    def set_metadata(self, song: str = "", title: str = "", artist: str = "", url: str = "") -> None:
+    def set_metadata(self, song: str = "", title: str = "", artist: str = "", url: str = "",
+                     from_node: str = "") -> None:
         """
         Update now-playing. ``song`` is Icecast's ``Artist - Title`` form and
-        fills both; ``title``/``artist`` may come separately.
+        fills both; ``title``/``artist`` may come separately. ``from_node``
+        names the cluster node the update was made on when it was not this
+        one: the event says so, and is neither shared again nor sent to
+        webhooks a second time.
         """
         song, title, artist, url = (clean_metadata(text) for text in (song, title, artist, url))
         if song:
@@ -413,8 +417,9 @@ class Mount:
         if url:
             self.stream_url = url
         self.metadata_version += 1
+        extra = {"from_node": from_node} if from_node else {}
         self.bus.publish("source.metadata", self.path, title=self.title, artist=self.artist,
-                         song=self.song)
+                         song=self.song, **extra)
         self._tell_each(lambda subscriber: subscriber.metadata_changed())
 
     @property

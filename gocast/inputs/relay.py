@@ -409,7 +409,8 @@ class Relay:
             return
         url = fields.get("StreamUrl", "")
         if title != mount.song or (url and url != mount.stream_url):
-            mount.set_metadata(song=title, url=url)
+            # From a sibling node, the update was announced there already.
+            mount.set_metadata(song=title, url=url, from_node=self.upstream if self.spec.node_id else "")
 
     def pull_ended(self, pull: RelayPull, why: str) -> None:
         if pull is not self.pull:

@@ -95,16 +95,16 @@ class GeoLocator:
         return Location(country, region, city)
 
 
-def audience(locations: Iterable[Location]) -> Dict[str, Dict[str, int]]:
-    """The roadmap's ``listeners_by_country`` and ``listeners_by_city`` (cities only where known)."""
+def audience(locations: Iterable[Location], most: Optional[int] = None) -> Dict[str, Dict[str, int]]:
+    """The roadmap's ``listeners_by_country`` and ``listeners_by_city`` (cities only where known; ``most`` of each)."""
     countries: Counter = Counter()
     cities: Counter = Counter()
     for location in locations:
         countries[location.country] += 1
         if location.city:
             cities[location.city] += 1
-    return {"listeners_by_country": dict(countries.most_common()),
-            "listeners_by_city": dict(cities.most_common())}
+    return {"listeners_by_country": dict(countries.most_common(most)),
+            "listeners_by_city": dict(cities.most_common(most))}
 
 
 def audience_of(mounts: Iterable[Any]) -> Dict[str, Dict[str, int]]:

@@ -19,9 +19,11 @@ import csv
 import io
 import json
 import math
+from collections import Counter
 from typing import Any, Callable, Dict, List, Optional
 
-from twisted.internet.defer import Deferred
+import attr
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -37,8 +39,30 @@ RANGES = {"1h": (3600.0, "history_fine"), "1d": (86400.0, "history_coarse")}
 CSV_COLUMNS = ("time", "mount", "listeners", "peak", "bytes_sent", "bytes_received", "send_bps", "receive_bps")
 
 
+@attr.s(auto_attribs=True)
+class Figures:
+    """One mount's figures at a sample, summed over the nodes that carry it."""
+
+    listeners: int = 0
+    sent: int = 0
+    received: int = 0
+    countries: Counter = attr.Factory(Counter)
+    cities: Counter = attr.Factory(Counter)
+
+    def places(self) -> Dict[str, Dict[str, int]]:
+        return {"listeners_by_country": dict(self.countries.most_common()),
+                "listeners_by_city": dict(self.cities.most_common())}
+
+
 class StatsHistory:
+    """
+    In a cluster (``cluster`` is the :class:`gocast.cluster.node.ClusterNode`)
+    only the leader samples, and its samples cover every node: the history
+    of the station, not of one server.
+    """
+
     _log = Logger()
+    cluster: Any = None
 
     def __init__(self, registry: Any, store: Any, bus: Any, clock: Any, now: Callable[[], float]):
         self.registry = registry
@@ -64,15 +88,39 @@ class StatsHistory:
             listeners = int(event.data.get("listeners") or 0)
             self._peaks[event.mount] = max(self._peaks.get(event.mount, 0), listeners)
 
+    def figures(self) -> Dict[str, Figures]:
+        """Each mount's figures now: this node's, plus the other nodes' as last told in a cluster."""
+        found = {}
+        for path, mount in self.registry.mounts.items():
+            places = audience(mount_locations(mount)) if mount.listeners else {}
+            found[path] = Figures(mount.listeners, mount.total_bytes_sent, mount.bytes_received,
+                                  Counter(places.get("listeners_by_country", {})),
+                                  Counter(places.get("listeners_by_city", {})))
+        cluster = self.cluster
+        for path, record in (cluster.other_mounts() if cluster is not None and cluster.enabled else ()):
+            mine = found.setdefault(path, Figures())
+            mine.listeners += record.listeners
+            mine.sent += record.sent
+            mine.received += record.received
+            mine.countries.update(record.places.get("listeners_by_country", {}))
+            mine.cities.update(record.places.get("listeners_by_city", {}))
+        return found
+
     def sample(self) -> Deferred:
-        """Record one sample of every mount (the writes happen off the reactor)."""
+        """Record one sample of every mount (the writes happen off the reactor); in a cluster, the leader's duty."""
+        cluster = self.cluster
+        if cluster is not None and cluster.enabled and not cluster.leads():
+            self._peaks.clear()
+            return succeed(None)
         now = self.now()
         rows = []
-        for path, mount in sorted(self.registry.mounts.items()):
-            listeners = mount.listeners
-            places = audience(mount_locations(mount)) if listeners else None
-            rows.append((now, path, listeners, max(listeners, self._peaks.pop(path, 0)), mount.total_bytes_sent,
-                         mount.bytes_received, json.dumps(places) if places else None))
+        for path, figures in sorted(self.figures().items()):
+            listeners = figures.listeners
+            here = self.registry.mounts[path].listeners if path in self.registry.mounts else 0
+            places = figures.places() if listeners else None
+            peak = max(listeners, self._peaks.pop(path, 0) + listeners - here)
+            rows.append((now, path, listeners, peak, figures.sent, figures.received,
+                         json.dumps(places) if places else None))
         written = self.store.add_samples(rows)
         bucket = int(now // COARSE)
         if self._bucket is not None and bucket != self._bucket:

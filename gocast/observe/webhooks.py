@@ -19,7 +19,7 @@ import json
 import uuid
 from collections import deque
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Deque, Dict, List, Tuple
+from typing import Any, Awaitable, Callable, Deque, Dict, List, Optional, Tuple
 
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.task import deferLater
@@ -92,18 +92,43 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
+class Gate:
+    """
+    Which events this node delivers. Alone, all of them; in a cluster
+    (:class:`gocast.cluster.node.ClusterNode`) each event is delivered by
+    one node only: ``cluster.*`` by the leader, while it leads, and an
+    update that came from another node by the node it was made on.
+    """
+
+    def accepts(self, event: Event) -> bool:
+        return True
+
+    def sends(self, name: str) -> bool:
+        """Checked again before each attempt: a leader that stopped leading stops sending."""
+        return True
+
+    @property
+    def node_name(self) -> str:
+        """The node sending, named in ``X-GoCast-Node`` (none when alone)."""
+        return ""
+
+
+EVERYTHING = Gate()
+
+
 class Webhook:
     """One configured webhook: its filter, queue and delivery loop."""
 
     _log = Logger()
 
     def __init__(self, name: str, config: WebhookConfig, post: Post, clock: Any,
-                 count: Callable[[str, str], None]):
+                 count: Callable[[str, str], None], gate: Optional["Gate"] = None):
         self.name = name
         self.config = config
         self.post = post
         self.clock = clock
         self.count = count
+        self.gate = gate or EVERYTHING
         self.queue: Deque[Tuple[str, bytes, str]] = deque()
         self.busy = False
 
@@ -112,7 +137,7 @@ class Webhook:
         return "*" in events or event.name in events
 
     def __call__(self, event: Event) -> None:
-        if not self.wants(event):
+        if not self.wants(event) or not self.gate.accepts(event):
             return
         body = json.dumps(payload(event, self.config.format), default=str).encode("utf-8")
         if len(self.queue) >= MAX_QUEUE and not self.make_room(event.name):
@@ -153,12 +178,16 @@ class Webhook:
     async def _deliver(self, delivery: str, body: bytes, name: str) -> str:
         headers = {"Content-Type": "application/json", "User-Agent": "GoCast/%s" % __version__,
                    "X-GoCast-Event": name, "X-GoCast-Delivery": delivery}
+        if self.gate.node_name:
+            headers["X-GoCast-Node"] = self.gate.node_name
         if self.config.secret:
             headers["X-GoCast-Signature"] = signature(self.config.secret, body)
         headers.update(self.config.headers)
         for attempt in range(self.config.retry + 1):
             if attempt:
                 await deferLater(self.clock, min(2.0 ** (attempt - 1), MAX_BACKOFF), lambda: None)
+            if not self.gate.sends(name):
+                return "dropped"
             try:
                 code = await self.post(self.config.url, body, headers, self.config.timeout)
             except Exception as e:
@@ -183,6 +212,7 @@ class Webhooks:
         self.clock = clock
         self.count = count
         self.show = show
+        self.gate = EVERYTHING
         self._unsubscribe: List[Callable[[], None]] = []
 
     def configure(self, configs: Dict[str, WebhookConfig]) -> None:
@@ -192,7 +222,7 @@ class Webhooks:
         self._unsubscribe = []
         for name, config in configs.items():
             self.show(name)
-            hook = Webhook(name, config, self.post, self.clock, self.count)
+            hook = Webhook(name, config, self.post, self.clock, self.count, self.gate)
             self._unsubscribe.append(self.bus.subscribe(hook))
 
 

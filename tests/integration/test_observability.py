@@ -21,32 +21,42 @@ SECRET = b"whsec-test"
 
 
 class Receiver(Resource):
-    """A webhook endpoint that answers 500 to the very first delivery."""
+    """A webhook endpoint (that answers 500 to the very first delivery with ``fail_first``)."""
 
     isLeaf = True
 
-    def __init__(self):
+    def __init__(self, fail_first=True):
         super().__init__()
+        self.fail_first = fail_first
         self.deliveries = []
 
     def render_POST(self, request):
         body = request.content.read()
         headers = {k.decode().lower(): v[0].decode() for k, v in request.requestHeaders.getAllRawHeaders()}
         self.deliveries.append((headers, body))
-        if len(self.deliveries) == 1:
+        if self.fail_first and len(self.deliveries) == 1:
             request.setResponseCode(500)
         return b"ok"
+
+    def events(self, name):
+        """The deliveries of event ``name`` as (delivery id, payload)."""
+        found = [(headers["x-gocast-delivery"], json.loads(body)) for headers, body in self.deliveries]
+        return [(delivery, data) for delivery, data in found if data["event"] == name]
+
+
+async def receive_webhooks(testcase, fail_first=True):
+    """A :class:`Receiver` on a free loopback port, and its URL."""
+    receiver = Receiver(fail_first)
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Site(receiver))
+    testcase.addCleanup(port.stopListening)
+    return receiver, "http://127.0.0.1:%d/hook" % port.getHost().port
 
 
 class ObservabilityTests(TestCase):
     timeout = 120
 
     async def test_station_with_webhooks_and_json_logs(self):
-        receiver = Receiver()
-        site = Site(receiver)
-        port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(site)
-        self.addCleanup(port.stopListening)
-        hook_url = "http://127.0.0.1:%d/hook" % port.getHost().port
+        receiver, hook_url = await receive_webhooks(self)
         server, base = await start_server(self, reactor, (
             "logging { format json }\n"
             "webhooks { station { url %s secret \"%s\" retry 3 timeout 5s\n"

@@ -1,0 +1,137 @@
+"""
+The cluster as one station, with real processes: three GoCast nodes on
+127.0.0.1-3 meeting in a real redis-server, ffmpeg as the source and a
+real webhook receiver. Now-playing set on one relay reaches listeners of
+the primary and of the other relay, and webhooks once; the leader is
+frozen with SIGSTOP, another takes over within the lease, the cluster's
+events go out once, and the old leader wakes as a follower.
+"""
+
+import json
+import os
+import signal
+
+from twisted.internet import reactor, task
+from twisted.trial.unittest import TestCase
+
+from ._process import eventually, wait_for_source
+from ._redis import RedisServer
+from .test_cluster import cluster_status, start_node
+from .test_observability import receive_webhooks
+from .test_relay import eventually_async, keeps_receiving, listen, mp3_source, set_title
+
+HOOK = """
+webhooks { station { url "%s" retry 2 timeout 5s
+    events [source.metadata cluster.node_joined cluster.node_left cluster.leader] } }
+"""
+
+
+async def three_nodes(testcase, hook_url):
+    redis = RedisServer(testcase, reactor)
+    await redis.start()
+    nodes = []
+    for host, role, region in (("127.0.0.1", "primary", "us"), ("127.0.0.2", "relay", "eu"),
+                               ("127.0.0.3", "relay", "eu")):
+        nodes.append(await start_node(testcase, redis, host, role, region, more=HOOK % hook_url))
+    return redis, nodes
+
+
+async def leader_of(bases):
+    """The leader all of ``bases`` agree on, or None."""
+    leaders = {(await cluster_status(base))["leader"] for base in bases}
+    return leaders.pop() if len(leaders) == 1 else None
+
+
+class ClusterSyncTests(TestCase):
+    timeout = 240
+
+    async def test_metadata_from_a_relay_reaches_every_node_once(self):
+        receiver, hook_url = await receive_webhooks(self, fail_first=False)
+        _, [(primary, origin), (relay1, r1), (relay2, r2)] = await three_nodes(self, hook_url)
+        mp3_source(self, origin, "/live")
+        await wait_for_source(reactor, origin, "/live", primary)
+        await wait_for_source(reactor, r1, "/live", relay1, timeout=30)
+        await wait_for_source(reactor, r2, "/live", relay2, timeout=30)
+        at_primary, at_relay2 = await listen(self, origin, "/live"), await listen(self, r2, "/live")
+        await keeps_receiving(at_relay2, 1)
+
+        await set_title(r1, "/live", "Relay - Made")  # the admin of relay 1, not the primary's
+        started = reactor.seconds()
+        title = b"StreamTitle='Relay - Made';"
+        await eventually(reactor, lambda: title in at_primary.data and title in at_relay2.data, timeout=10,
+                         what="the title set on relay 1 at listeners of the primary and of relay 2")
+        took = reactor.seconds() - started
+        statuses = [await cluster_status(b) for b in (origin, r1, r2)]
+        self.assertTrue(all(s["redis"]["connected"] for s in statuses))
+
+        async def delivered():
+            return [d for d in receiver.events("source.metadata") if d[1]["data"]["song"] == "Relay - Made"]
+
+        await eventually_async(lambda: _truthy(delivered()), "the metadata webhook")
+        await keeps_receiving(at_primary, 2)  # time for any duplicate to arrive
+        deliveries = await delivered()
+        self.assertEqual(len(deliveries), 1, deliveries)
+        self.assertNotIn("from_node", deliveries[0][1]["data"])
+        print("metadata from relay 1 reached the primary's and relay 2's listeners in %.2fs" % took)
+
+    async def test_leader_frozen_another_takes_over_and_events_go_out_once(self):
+        receiver, hook_url = await receive_webhooks(self, fail_first=False)
+        _, nodes = await three_nodes(self, hook_url)
+        bases = [base for _, base in nodes]
+        ids = [base[len("http://"):] for base in bases]
+
+        async def agreed():
+            return await leader_of(bases) is not None
+
+        await eventually_async(agreed, "one leader all nodes agree on")
+        first = await leader_of(bases)
+
+        def joined():
+            return sorted(d["data"]["node"] for _, d in receiver.events("cluster.node_joined"))
+
+        await eventually(reactor, lambda: joined() == sorted(ids), timeout=15, what="three joins, once each")
+        frozen, frozen_base = nodes[ids.index(first)]
+        others = [b for b in bases if b != frozen_base]
+        os.kill(frozen.transport.pid, signal.SIGSTOP)
+        self.addCleanup(lambda: frozen.ended.called or os.kill(frozen.transport.pid, signal.SIGCONT))
+        stopped = reactor.seconds()
+
+        async def taken_over():
+            leader = await leader_of(others)
+            return leader not in (None, first)
+
+        await eventually_async(taken_over, "another node leading", timeout=20)
+        took = reactor.seconds() - stopped
+        second = await leader_of(others)
+
+        def left():
+            return [d["data"]["node"] for _, d in receiver.events("cluster.node_left")]
+
+        await eventually(reactor, lambda: left(), timeout=15, what="the frozen node's departure announced")
+
+        os.kill(frozen.transport.pid, signal.SIGCONT)
+        resumed = len(receiver.deliveries)
+
+        async def follows():
+            status = await cluster_status(frozen_base)
+            return not status["is_leader"] and status["leader"] == second and len(status["nodes"]) == 3
+
+        await eventually_async(follows, "the old leader following the new one", timeout=20)
+        await eventually(reactor, lambda: joined().count(first) == 2, timeout=15, what="its return announced")
+        await task.deferLater(reactor, 2.0, lambda: None)  # time for a duplicate to arrive, if one would
+
+        self.assertEqual(left(), [first])
+        deliveries = [headers["x-gocast-delivery"] for headers, _ in receiver.deliveries]
+        self.assertEqual(len(deliveries), len(set(deliveries)))
+        cluster_events = [(h.get("x-gocast-node"), json.loads(body)) for h, body in receiver.deliveries
+                          if json.loads(body)["event"].startswith("cluster.")]
+        self.assertFalse([e for node, e in cluster_events[resumed:] if node == first],
+                         "the old leader delivered cluster events after it woke")
+        leads = [(node, e["data"]["node"]) for node, e in cluster_events if e["event"] == "cluster.leader"]
+        self.assertEqual(leads, [(first, first), (second, second)])
+        self.assertIn(b"stops leading", frozen.output)
+        print("leader frozen with SIGSTOP: %s took over in %.1fs (lease 2s, heartbeat 0.5s)" % (second, took))
+
+
+async def _truthy(awaitable):
+    return bool(await awaitable)
