@@ -162,6 +162,13 @@ class ClusterTests(TestCase):
         await eventually_async(back, "both nodes back in Redis", timeout=30)
         await eventually_async(one_leader, "one leader again after Redis came back (its lease was lost with it)")
         await keeps_receiving(listener, 1)
+
+        async def primary_title():
+            _, body = await wait_for_http(reactor, origin + "/status-json.xsl", primary)
+            return json.loads(body)["icestats"]["source"].get("title") == "After - Restart"
+
+        await set_title(base, "/live", "After - Restart")  # on the relay: pub/sub subscribed again
+        await eventually_async(primary_title, "the relay's title on the primary after Redis restarted", timeout=15)
         self.assertIn(b"is back", relay.output)
         metrics = await (await treq.get(base + "/metrics", reactor=reactor, persistent=False)).text()
         self.assertIn("gocast_cluster_nodes 2.0", metrics)
