@@ -131,6 +131,7 @@ class GocastService(MultiService):
         self.webhooks.configure(config.webhooks)
         self.workers: Optional[WorkerPool] = None
         self.metrics.state.cluster_nodes = lambda: len(self.cluster.nodes) if self.cluster.enabled else None
+        self.metrics.node = lambda: self.cluster.node_name
         self.log_output = log_output
         self.log_observer = SwitchableObserver(build_observer(config.logging, default_output=log_output))
         self.reloader = Reloader(lambda: self.loaded, self.apply, self.publish,
@@ -141,6 +142,7 @@ class GocastService(MultiService):
         api = ApiContext(self.registry, self.reloader, self.api_keys, self.api_mounts, reactor.seconds,
                          reactor.seconds(), lambda: self.draining, self.history, self.cluster, self.relays)
         self.hub = StatsHub(self.registry, self.bus, reactor, reactor.seconds, reactor.seconds())
+        self.hub.cluster = self.cluster
         access = DashboardAccess(lambda: self.config, Sessions(reactor.seconds,
                                                                lambda: self.config.admin.session_timeout,
                                                                self.state),

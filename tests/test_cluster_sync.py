@@ -211,3 +211,42 @@ class ClusterHistoryTests(SynchronousTestCase):
         h.listener("/live")
         history.sample()
         self.assertEqual(self.points(history), [("/live", 1, {"unknown": 1})])
+
+
+class ClusterFiguresTests(SynchronousTestCase):
+    """The dashboard's cluster table and /metrics's node label."""
+
+    def setUp(self):
+        self.cluster = Cluster(["a:8000", "b:8000"])
+        self.addCleanup(self.cluster.stop)
+
+    def test_dashboard_stream_carries_the_station_and_each_node(self):
+        from gocast.dashboard.live import StatsHub
+
+        a, b = self.cluster.harnesses
+        for h, count in ((a, 1), (b, 2)):
+            h.source("/live")
+            for _ in range(count):
+                h.listener("/live")
+        self.cluster.heartbeats(2)
+        hub = StatsHub(a.registry, a.bus, self.cluster.clock, self.cluster.clock.seconds, 0.0)
+        self.assertNotIn("cluster", hub.server())
+        hub.cluster = self.cluster.nodes[0]
+        figures = hub.server()
+        self.assertEqual(figures["listeners"], 1)
+        self.assertEqual(figures["cluster"]["listeners"], 3)
+        self.assertEqual([(n["id"], n["listeners"], n["leader"], n["self"]) for n in figures["cluster"]["nodes"]],
+                         [("a:8000", 1, True, True), ("b:8000", 2, False, False)])
+
+    def test_metrics_name_the_node(self):
+        a, _ = self.cluster.harnesses
+        a.source("/live")
+        a.metrics.node = lambda: self.cluster.nodes[0].node_name
+        text = a.metrics.render().decode()
+        self.assertIn('gocast_mount_listeners{mount="/live",node="a:8000"} 0.0', text)
+        self.assertIn('gocast_listeners_total{node="a:8000"}', text)
+        samples = [line for line in text.splitlines() if not line.startswith("#")]
+        self.assertEqual([line for line in samples if 'node="a:8000"' not in line], [])
+        self.cluster.nodes[0].configure(parse_config("").config)  # alone again: no label
+        self.assertIn('gocast_mount_listeners{mount="/live"} 0.0', a.metrics.render().decode())
+

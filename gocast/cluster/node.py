@@ -323,6 +323,16 @@ class ClusterNode:
         return {"listeners": sum(nodes.values()), "mounts": dict(sorted(mounts.items())),
                 "nodes": dict(sorted(nodes.items()))}
 
+    def dashboard(self) -> Dict[str, Any]:
+        """The station's listeners and one row per node, for the dashboard's live stream."""
+        totals = self.totals()
+        leader = self.lease.current if self.lease is not None else None
+        nodes = [{"id": record.id, "region": record.region, "role": record.role,
+                  "listeners": totals["nodes"].get(record.id, record.listeners), "load": round(record.load, 3),
+                  "leader": record.id == leader, "self": record.id == self.id}
+                 for record in sorted(self.nodes.values(), key=lambda n: (n.region, n.id))]
+        return {"listeners": totals["listeners"], "leader": leader, "nodes": nodes}
+
     def status(self) -> Dict[str, Any]:
         """What ``GET /api/v1/cluster`` and ``gocast cluster status`` show."""
         config = self.config

@@ -72,6 +72,8 @@ class StatsHub:
     """The bus on one side, the connected dashboards on the other."""
 
     _log = Logger()
+    #: The :class:`gocast.cluster.node.ClusterNode`: in a cluster, the station's totals and a row per node.
+    cluster: Any = None
 
     def __init__(self, registry: Any, bus: Any, clock: Any, now: Callable[[], float], started: float):
         self.registry = registry
@@ -102,8 +104,12 @@ class StatsHub:
 
     def server(self) -> Dict[str, Any]:
         mounts = self.registry.mounts.values()
-        return {"time": self.now(), "uptime": int(self.now() - self.started),
-                "listeners": sum(m.listeners for m in mounts), "sources": sum(1 for m in mounts if m.source)}
+        figures = {"time": self.now(), "uptime": int(self.now() - self.started),
+                   "listeners": sum(m.listeners for m in mounts), "sources": sum(1 for m in mounts if m.source)}
+        cluster = self.cluster
+        if cluster is not None and cluster.enabled:
+            figures["cluster"] = cluster.dashboard()
+        return figures
 
     def snapshot(self) -> Dict[str, Any]:
         return {"type": "snapshot", "server": self.server(),

@@ -189,6 +189,8 @@ class Metrics:
         #: mounts /metrics tells of, and gone with their mount.
         self.mount_counters = state.mount_counters
         self.state = state
+        #: In a cluster, this node's id: every sample gets a ``node`` label.
+        self.node: Callable[[], str] = lambda: ""
         bus.subscribe(self.on_event, ["listener.connect", "listener.disconnect", "source.connect",
                                       "listener.denied", "mount.removed"])
 
@@ -217,4 +219,23 @@ class Metrics:
         self.http_requests.labels(status_class(code)).inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        node = self.node()
+        return generate_latest(NodeLabelled(self.registry, node) if node else self.registry)
+
+
+class NodeLabelled:
+    """
+    A registry's metrics with a ``node`` label on every sample: in a
+    cluster each node's figures stay apart when one Prometheus scrapes
+    them all, and ``sum without (node)`` gives the station's.
+    """
+
+    def __init__(self, registry: CollectorRegistry, node: str):
+        self.registry = registry
+        self.node = node
+
+    def collect(self) -> Iterator[Any]:
+        for family in self.registry.collect():  # each scrape builds new families: changing them is safe
+            family.samples = [sample._replace(labels=dict(sample.labels, node=self.node))
+                              for sample in family.samples]
+            yield family

@@ -171,8 +171,10 @@ class ClusterTests(TestCase):
         await eventually_async(primary_title, "the relay's title on the primary after Redis restarted", timeout=15)
         self.assertIn(b"is back", relay.output)
         metrics = await (await treq.get(base + "/metrics", reactor=reactor, persistent=False)).text()
-        self.assertIn("gocast_cluster_nodes 2.0", metrics)
-        self.assertIn('gocast_relay_connected{mount="/live",upstream="%s/live"} 1.0' % origin, metrics)
+        node = base[len("http://"):]
+        self.assertIn('gocast_cluster_nodes{node="%s"} 2.0' % node, metrics)  # each node's figures labelled
+        self.assertIn('gocast_relay_connected{mount="/live",node="%s",upstream="%s/live"} 1.0' % (node, origin),
+                      metrics)
 
         cli = ServerProcess.spawn(reactor, [sys.executable, "-m", "gocast", "cluster", "status"], env=dict(
             os.environ, GOCAST_URL=base, GOCAST_API_KEY=KEY, GOCAST_CLIENT_CONFIG="/nonexistent"))

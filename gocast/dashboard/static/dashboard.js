@@ -81,7 +81,7 @@
 
   function saveLayout() {
     store("layout", {order: widgets().map(function (w) { return w.dataset.widget; }),
-                     hidden: widgets().filter(function (w) { return w.hidden; })
+                     hidden: widgets().filter(function (w) { return w.hidden && w.dataset.absent !== "true"; })
                                       .map(function (w) { return w.dataset.widget; })});
     fillWidgetMenu();
   }
@@ -89,7 +89,7 @@
   function fillWidgetMenu() {
     var menu = $("widget-menu");
     while (menu.options.length > 1) { menu.remove(1); }
-    widgets().filter(function (w) { return w.hidden; }).forEach(function (w) {
+    widgets().filter(function (w) { return w.hidden && w.dataset.absent !== "true"; }).forEach(function (w) {
       menu.appendChild(element("option", {value: w.dataset.widget, text: "Show " + w.dataset.title}));
     });
   }
@@ -175,6 +175,29 @@
       if (paths.indexOf(chosen) >= 0) { select.value = chosen; }
     });
     renderCountries();
+    renderCluster(server.cluster);
+  }
+
+  function renderCluster(cluster) {
+    var widget = $("cluster-widget"), absent = String(!cluster);
+    if (widget.dataset.absent !== absent) {  // shown once the server is in a cluster, unless hidden by the user
+      widget.dataset.absent = absent;
+      widget.hidden = !cluster || ((store("layout") || {}).hidden || []).indexOf("cluster") >= 0;
+      fillWidgetMenu();
+    }
+    if (!cluster) { return; }
+    text($("cluster-listeners"), cluster.listeners);
+    var rows = $("node-rows");
+    while (rows.firstChild) { rows.removeChild(rows.firstChild); }
+    cluster.nodes.forEach(function (n) {
+      var name = n.id + (n.leader ? " ★" : "") + (n.self ? " (this node)" : "");
+      rows.appendChild(element("tr", {"data-node": n.id}, [
+        element("td", {text: name, title: n.leader ? "the cluster's leader" : ""}),
+        element("td", {text: n.region || "–"}),
+        element("td", {text: n.role}),
+        element("td", {"class": "num", text: n.listeners}),
+        element("td", {"class": "num", text: Math.round(n.load * 100) + "%"})]));
+    });
   }
 
   function showListeners(path, cell) {
