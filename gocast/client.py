@@ -210,6 +210,10 @@ class GoCastClient:
         """The cluster as the server sees it: nodes, their mounts and chains, and its relays."""
         return self.call("GET", "/cluster")[0]
 
+    def cluster_route(self, ip: str, mount: str, region: Optional[str] = None) -> Dict[str, Any]:
+        """The node a listener at ``ip`` is sent to for ``mount`` (geographic routing), and why."""
+        return self.call("GET", "/cluster/route", query={"ip": ip, "mount": mount, "region": region})[0]
+
     def get_stats(self) -> Stats:
         data = self.call("GET", "/stats")[0]
         return Stats(data["total_listeners"], data["sources"], data["uptime"],

@@ -128,6 +128,7 @@ class GocastService(MultiService):
         self.cluster = self.front_door.cluster = ClusterNode(self.registry, self.relays, reactor,
                                                              lambda url: RedisStore(url, reactor))
         self.webhooks.gate = self.cluster
+        self.cluster.geo = self.geo
         self.webhooks.configure(config.webhooks)
         self.workers: Optional[WorkerPool] = None
         self.metrics.state.cluster_nodes = lambda: len(self.cluster.nodes) if self.cluster.enabled else None

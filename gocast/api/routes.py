@@ -11,6 +11,7 @@ Deferred of it); they raise :class:`ApiError` for 4xx/5xx answers.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -18,7 +19,9 @@ import attr
 
 from .._version import __version__
 from ..config import Config
+from ..config._kinds import normalise_mount
 from ..config._section import Section
+from ..cluster.node import REGION_NAME
 from ..core.mount import Mount
 from ..core.operations import find_listener, kick_listener, kill_source, listener_sessions, update_metadata
 from ..observe.geo import audience, audience_of, mount_locations
@@ -36,6 +39,7 @@ from .schemas import (
     LISTENER,
     MOUNT,
     RELOAD,
+    ROUTE,
     SERVER_STATUS,
     SOURCE,
     STATS,
@@ -411,6 +415,32 @@ def geo_stats(ctx: ApiContext, call: Call) -> Dict[str, Any]:
                 precision=ctx.config.geoip.precision)
 
 
+def cluster_route(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    """The node a listener at ``ip`` should be sent to for ``mount`` (for GeoDNS or an edge's redirects)."""
+    address, mount = call.query.get("ip", ""), normalise_mount(call.query.get("mount", ""))
+    region = call.query.get("region") or None
+    try:
+        address = str(ipaddress.ip_address(address))
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", "ip must be an IPv4 or IPv6 address",
+                       [{"field": "ip", "message": "an IP address"}])
+    if mount is None:
+        raise ApiError(400, "invalid_parameter", "mount must be a mount path such as /live",
+                       [{"field": "mount", "message": "a mount path"}])
+    if region is not None and not REGION_NAME.fullmatch(region):
+        raise ApiError(400, "invalid_parameter", "region must be a region name (letters, digits, - and _)",
+                       [{"field": "region", "message": "a region name"}])
+    found = ctx.cluster.route(mount, address, region) if ctx.cluster is not None else None
+    if found is None:
+        raise ApiError(409, "not_in_cluster", "this server is not in a cluster (cluster { sync { enabled true } })")
+    place = ctx.cluster.place_of(address)
+    node = found.node
+    return {"ip": address, "mount": mount, "country": place.country, "continent": place.continent or None,
+            "region": found.region, "node": node.id if node else None, "address": node.address if node else None,
+            "url": "http://%s%s" % (node.address, mount) if node else None, "redirect": found.redirect,
+            "reason": found.reason}
+
+
 def not_built(feature: str) -> Callable[[ApiContext, Call], Any]:
     def handler(ctx: ApiContext, call: Call) -> Any:
         raise ApiError(501, "not_implemented", "%s is not built yet" % feature)
@@ -517,6 +547,11 @@ ROUTES: Tuple[Route, ...] = (
           tag="stats"),
     Route("GET", "/cluster", "read_stats", "Cluster nodes, the mounts each carries and how, and this node's "
           "relays", cluster_status, data=CLUSTER, tag="cluster"),
+    Route("GET", "/cluster/route", "read_stats", "The node a listener should be sent to (geographic routing)",
+          cluster_route, data=ROUTE, tag="cluster",
+          query=(("ip", {"type": "string", "maxLength": 64}, "The listener's address."),
+                 ("mount", {"type": "string", "maxLength": 200}, "The mount (live or /live)."),
+                 ("region", {"type": "string", "maxLength": 32}, "Decide the region instead of GeoIP."))),
     Route("GET", "/recordings", "manage_recordings", "List recordings", not_built("recording"), built=False,
           tag="recordings"),
     Route("POST", "/recordings/start", "manage_recordings", "Start recording a mount", not_built("recording"),

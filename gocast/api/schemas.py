@@ -21,6 +21,7 @@ ERROR_CODES = {
     "no_source": "The mount has no source.",
     "invalid_config": "The config file has errors; the running config stays.",
     "not_implemented": "The feature is not built yet.",
+    "not_in_cluster": "The endpoint needs the server in a cluster.",
     "internal_error": "A bug in GoCast; the request ID is in its log.",
 }
 
@@ -98,6 +99,11 @@ CLUSTER = obj({
     "workers": array(obj({"index": INTEGER, "pid": nullable("integer"), "ready": {"type": "boolean"},
                           "listeners": INTEGER}, ["index", "ready", "listeners"])),
 }, ["enabled", "nodes", "relays"])
+
+ROUTE = obj({"ip": STRING, "mount": STRING, "country": STRING, "continent": nullable("string"),
+             "region": nullable("string"), "node": nullable("string"), "address": nullable("string"),
+             "url": nullable("string"), "redirect": {"type": "boolean"}, "reason": STRING},
+            ["ip", "mount", "node", "url", "redirect", "reason"])
 
 COUNTS = {"type": "object", "additionalProperties": INTEGER}
 HISTORY = obj({"range": {"type": "string", "enum": ["1h", "1d"]},

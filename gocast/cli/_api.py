@@ -95,6 +95,10 @@ def add_commands(commands: Any) -> None:
     cluster = commands.add_parser("cluster", help="the cluster and this server's relays")
     cluster_actions = cluster.add_subparsers(dest="action", metavar="ACTION", required=True)
     cluster_actions.add_parser("status", parents=[common], help="nodes, regions, mounts carried, relays")
+    route = cluster_actions.add_parser("route", parents=[common], help="the node a listener address is sent to")
+    route.add_argument("ip")
+    route.add_argument("mount")
+    route.add_argument("--region", help="decide the region instead of GeoIP")
 
     record = commands.add_parser("record", help="recordings")
     record_actions = record.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -217,6 +221,8 @@ def _dispatch(client: GoCastClient, args: Any, out: TextIO, sleep: Callable[[flo
         show({"disconnected": "/" + args.mount.strip("/")}, None)
     elif command == "stats":
         return stats(client, args, out, sleep)
+    elif command == "cluster" and action == "route":
+        show(client.cluster_route(args.ip, args.mount, args.region), None)
     elif command == "cluster":
         cluster_status(client.cluster(), out, args.json)
     elif command == "record":

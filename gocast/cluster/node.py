@@ -17,8 +17,10 @@ relays keep what they have and the node retries every heartbeat.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import parse_qsl, urlencode
 
 import attr
 from twisted.internet.task import LoopingCall
@@ -30,6 +32,9 @@ from ..core.events import Event
 from ..core.registry import MountRegistry
 from ..inputs.relay import RelaySpec, Relays
 from ..observe.geo import audience, mount_locations
+from .georouting import CONTINENTS, Place, Route
+from .georouting import route as georoute
+from .latency import RoundTrips, tcp_rtt_ms
 from .leader import LEASE, LeaderLease
 from .routing import MountRecord, NodeRecord, by_id, choose_upstream, sibling_for, wanted_mounts
 
@@ -39,6 +44,9 @@ PLACES = 50
 #: The pub/sub channel of now-playing updates, and the longest field taken from it.
 METADATA = "metadata"
 MAX_FIELD = 1024
+#: The query parameter a routed request carries (routed once, never again), and what ``?region=`` may name.
+HOP = "gocast_hop"
+REGION_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 #: Events about the cluster itself, which the leader delivers.
 CLUSTER_EVENTS = "cluster."
 
@@ -73,7 +81,11 @@ class ClusterNode:
         self.redis_error = ""
         self._sent = (0.0, 0)
         self.bandwidth = 0.0
+        #: Looks listeners up (:class:`gocast.observe.geo.GeoLocator`), for routing; set by the service.
+        self.geo: Any = None
+        self.round_trips = RoundTrips()
         relays.failover = self.failover
+        registry.route_listener = self.routed_url
         registry.bus.subscribe(self.share_metadata, ["source.metadata"])
         registry.elsewhere = lambda: self.elsewhere() if self.enabled else None
 
@@ -140,6 +152,7 @@ class ClusterNode:
         self._beating = True
         lease = self.lease
         lease.check()
+        self.measure_bandwidth()
         me = self.describe()
         store = self.store
         d = store.put_node(me.id, me.as_json(), self.config.cluster.node_timeout)
@@ -210,14 +223,18 @@ class ClusterNode:
 
     # What this node tells the others
 
-    def describe(self) -> NodeRecord:
-        cluster = self.config.cluster
+    def measure_bandwidth(self) -> None:
+        """Bytes per second sent to listeners since the last heartbeat."""
         now = self.now()
         sent = self.registry.total_bytes()[0]
         then, before = self._sent
         if then and now > then:
             self.bandwidth = max(0.0, (sent - before) / (now - then))
         self._sent = (now, sent)
+
+    def describe(self) -> NodeRecord:
+        cluster = self.config.cluster
+        now = self.now()
         mounts = {}
         for path, mount in self.registry.mounts.items():
             if mount.source is None or mount.config.hidden:
@@ -227,7 +244,8 @@ class ClusterNode:
                                        mount.total_bytes_sent, mount.bytes_received, places)
         listeners = sum(m.listeners for m in self.registry.mounts.values())
         return NodeRecord(self.id, cluster.role, cluster.region, cluster.advertise or "", mounts, listeners,
-                          self.bandwidth, float(cluster.max_bandwidth), cluster.max_listeners, now)
+                          self.bandwidth, float(cluster.max_bandwidth), cluster.max_listeners, now,
+                          self.round_trips.published())
 
     def path_of(self, mount: str) -> tuple:
         """The nodes ``mount`` came through to reach this one (just this one for its origin)."""
@@ -398,7 +416,47 @@ class ClusterNode:
             return
         mount.set_metadata(title=title, artist=artist, url=url, from_node=node)
 
-    # Listeners
+    # Listeners: geographic routing
+
+    def place_of(self, address: str) -> Place:
+        geo = self.geo
+        if geo is None:
+            return Place(address)
+        return Place(address, geo.locate(address).country, CONTINENTS.get(geo.continent(address), ""))
+
+    def route(self, mount: str, address: str, asked_region: Optional[str] = None) -> Optional[Route]:
+        """Where a listener at ``address`` should listen to ``mount`` (``None``: not in a cluster)."""
+        if not self.enabled:
+            return None
+        return georoute(mount, self.place_of(address), self.config.cluster.routing, self.me,
+                        list(self.nodes.values()), asked_region)
+
+    def routed_url(self, mount: str, address: str, target: str) -> Optional[str]:
+        """
+        With ``cluster.routing.enabled``, the URL on a better node for a new
+        listener's request ``target`` (path and query kept, a token
+        included), or ``None`` to serve it here. A request routed once
+        (``gocast_hop``) is never routed again, so nodes cannot loop.
+        """
+        if not self.enabled or not self.config.cluster.routing.enabled:
+            return None
+        path, _, query = target.partition("?")
+        params = parse_qsl(query, keep_blank_values=True)
+        asked = dict(params)
+        if HOP in asked:
+            return None
+        region = asked.get("region", "")
+        found = self.route(mount, address, region if REGION_NAME.fullmatch(region) else None)
+        if found is None or not found.redirect or found.node is None:
+            return None
+        return "http://%s%s?%s" % (found.node.address, path, urlencode(params + [(HOP, "1")]))
+
+    def measured(self, country: str, transport: Any) -> None:
+        """A listener started here: its round trip counts towards this node's nearness to its country."""
+        if self.enabled:
+            self.round_trips.add(country, tcp_rtt_ms(transport))
+
+    # Listeners: a full node
 
     def redirect_for(self, mount: str) -> Optional[str]:
         """Where a full node sends a new listener of ``mount``, if a sibling of its region can take them."""

@@ -53,6 +53,8 @@ class NodeRecord:
     max_bandwidth: float = 0.0
     max_listeners: int = 0
     updated: float = 0.0
+    #: Country: the typical round trip of this node's listeners there, in milliseconds (measured, TCP).
+    rtt: Dict[str, float] = attr.Factory(dict)
 
     @property
     def load(self) -> float:
@@ -85,7 +87,8 @@ class NodeRecord:
             return cls(str(data["id"]), str(data.get("role", "relay")), str(data.get("region", "")),
                        str(data["address"]), mounts, int(data.get("listeners", 0)),
                        float(data.get("bandwidth", 0)), float(data.get("max_bandwidth", 0)),
-                       int(data.get("max_listeners", 0)), float(data.get("updated", 0)))
+                       int(data.get("max_listeners", 0)), float(data.get("updated", 0)),
+                       {str(country)[:16]: float(ms) for country, ms in dict(data.get("rtt") or {}).items()})
         except (KeyError, TypeError, ValueError, AttributeError):
             return None
 

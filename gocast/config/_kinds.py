@@ -404,6 +404,16 @@ class CIDR(TextKind):
         return str(value)
 
 
+class NetworkText(CIDR):
+    """A network as :class:`CIDR` checks it, kept as its normalised text (a key of a block)."""
+
+    def convert(self, text: str) -> Any:
+        return str(super().convert(text))
+
+    def dump(self, value: Any, reveal: bool = False) -> Any:
+        return value
+
+
 _MOUNT_PATH = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 
 

@@ -18,6 +18,7 @@ import attr
 from .._version import __version__
 from ._kinds import (
     CIDR,
+    NetworkText,
     URL,
     Date,
     Duration,
@@ -300,6 +301,29 @@ class SyncConfig:
                              "host:port[/db], or rediss:// for TLS.", URL(("redis", "rediss")), operator=True)
 
 
+#: What a region of ``cluster.routing.regions`` may list: ISO country codes and continents.
+PLACE = Str(pattern=r"[A-Z]{2}|europe|asia|africa|north_america|south_america|oceania|antarctica",
+            expected="an ISO country code (DE) or a continent (europe asia africa north_america south_america "
+                     "oceania antarctica)")
+
+
+@attr.frozen
+class RoutingConfig:
+    enabled: bool = setting(False, "Send each new listener (ICY, and HLS playlist requests) to the best node "
+                            "carrying the mount with a 302: the node of the listener's region (GeoIP, "
+                            "overrides), else the one its country's listeners reach fastest, skipping full "
+                            "nodes. Needs geoip for countries.")
+    regions: Dict[str, Tuple[str, ...]] = setting(dict, "Region name: the countries (ISO codes) and continents "
+                                                  "it serves, as in eu [DE FR europe]. Empty: node regions "
+                                                  "named like continents (eu, us, na, sa, asia, ap, oc, af, or "
+                                                  "eu-west, us-east...) serve them.", MapOf(ListOf(PLACE)))
+    overrides: Dict[str, str] = setting(dict, "Address block: region, before GeoIP, as in "
+                                        "\"10.0.0.0/8\" us-west (the longest block wins).",
+                                        MapOf(Str(allow_empty=False), key=NetworkText()))
+    latency: bool = setting(True, "Where the region does not decide, prefer the node whose listeners of the "
+                            "same country have the shortest round trip (measured by each node, TCP).")
+
+
 @attr.frozen
 class ClusterConfig:
     role: str = setting("standalone", "standalone, primary (has the sources) or relay (pulls from the "
@@ -337,6 +361,8 @@ class ClusterConfig:
     node_timeout: float = setting(5.0, "A node whose record is not renewed this long has left the cluster.",
                                   Duration(positive=True))
     sync: SyncConfig = setting(SyncConfig, "Redis: node discovery and failover.")
+    routing: RoutingConfig = setting(RoutingConfig, "Geographic load balancing: listeners redirected to the "
+                                     "node nearest them.")
 
     @property
     def discovery(self) -> bool:

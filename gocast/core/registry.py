@@ -44,6 +44,9 @@ class MountRegistry:
         self.on_demand: Dict[str, Callable[[], Any]] = {}
         #: Listeners of each mount on the cluster's other nodes, as they last told (``None``: no cluster).
         self.elsewhere: Callable[[], Optional[Dict[str, int]]] = lambda: None
+        #: Where a new listener of a mount should go instead, by its address and request target
+        #: (``cluster.routing``): a URL, or ``None`` to serve it here.
+        self.route_listener: Callable[[str, str, str], Optional[str]] = lambda mount, address, target: None
         #: Disconnects a listener a worker process serves: ``(mount, id) -> found``.
         self.remote_kick: Callable[[str, str], bool] = lambda mount, listener: False
         #: Bytes sent and received by mounts since forgotten (dynamic mounts that went idle).

@@ -75,14 +75,23 @@ class GeoLocator:
             self.reader.close()
         self.reader, self._opened = None, None
 
-    def locate(self, address: str) -> Location:
+    def _record(self, address: str) -> Optional[Dict[str, Any]]:
         if self.reader is None:
-            return NOWHERE
+            return None
         try:
             found = self.reader.get(address)
         except ValueError:  # not an IP address
-            return NOWHERE
-        if not isinstance(found, dict):
+            return None
+        return found if isinstance(found, dict) else None
+
+    def continent(self, address: str) -> str:
+        """The continent's two-letter code (``EU``, ``NA``...), or "" (for routing listeners to a region)."""
+        found = self._record(address)
+        return str((found.get("continent") or {}).get("code") or "") if found is not None else ""
+
+    def locate(self, address: str) -> Location:
+        found = self._record(address)
+        if found is None:
             return NOWHERE
         country = (found.get("country") or found.get("registered_country") or {}).get("iso_code") or UNKNOWN
         if self.precision == "country":

@@ -142,6 +142,10 @@ class ListenerSession:
         if token is not None:
             self.admit_node(request, token)
             return
+        routed = self.door.factory.registry.route_listener(self.home, self.peer, head.target)
+        if routed is not None:
+            self.redirect(routed, "a node nearer you carries %s" % self.home)
+            return
         admission = self.door.factory.gate.authorize(request)
         if isinstance(admission, Deferred):
             admission.addCallback(self.admitted)
@@ -222,6 +226,8 @@ class ListenerSession:
             return False
         self.connected_at = factory.reactor.seconds()
         self.location = factory.geo.locate(self.peer)
+        if factory.cluster is not None and self.counted:
+            factory.cluster.measured(self.location.country, self.transport)
         cap_send_buffer(self.transport, LISTENER_SEND_BUFFER)
         self.transport.registerProducer(self, True)
         mount.add_subscriber(self)
@@ -271,7 +277,9 @@ class ListenerSession:
             if spare is None:
                 elsewhere = cluster.redirect_for(self.home) if cluster is not None else None
                 if elsewhere is not None:
-                    self.redirect(elsewhere)
+                    query = self.head.target.partition("?")[2]
+                    self.redirect(elsewhere + ("?" + query if query else ""),
+                                  "this node is full; listen at %s" % elsewhere)
                     return None
                 if self.full(mount):
                     self.refuse(503, "mount %s is full (%d listeners)" % (mount.path, mount.listeners))
@@ -281,11 +289,9 @@ class ListenerSession:
             mount = spare
         return mount
 
-    def redirect(self, location: str) -> None:
-        """A 302 to a sibling node (ICY players and browsers follow it); the query string goes along."""
-        query = self.head.target.partition("?")[2]
-        self.door.reply(302, "this node is full; listen at %s" % location, headers=[
-            ("Location", location + ("?" + query if query else ""))])
+    def redirect(self, location: str, why: str) -> None:
+        """A 302 to another node of the cluster (ICY players and browsers follow it)."""
+        self.door.reply(302, why, headers=[("Location", location)])
         self.log_access(302, 0.0, self.home, user="")
 
     def refuse(self, status: int, reason: str, headers: Optional[List[Any]] = None) -> None:

@@ -85,6 +85,16 @@ class HlsResource(Resource):
         return self.serve(request, "/" + "/".join(parts[:-1]), parts[-1])
 
     def serve(self, request: Request, mount: str, name: str) -> Union[bytes, int]:
+        if name == "playlist.m3u8":
+            # Routed to a nearer node: the player fetches the playlist there, and the
+            # segments it lists, relative, from there too.
+            routed = self.registry.route_listener(mount, host_of(request.getClientAddress()),
+                                                  request.uri.decode("latin-1"))
+            if routed is not None:
+                request.setResponseCode(302)
+                request.setHeader(b"location", routed.encode("latin-1"))
+                request.setHeader(b"cache-control", b"no-store")
+                return b""
         gate = self.gate
         if gate is None or not gate.protected(mount):
             return self.serve_allowed(request, mount, name)

@@ -32,9 +32,10 @@ cluster {
 """
 
 
-async def start_node(testcase, redis, host, role, region, extra="", more=""):
+async def start_node(testcase, redis, host, role, region, extra="", more="", server=""):
     return await start_server(testcase, reactor, NODE % dict(role=role, region=region, redis=redis.url,
-                                                             extra=extra, key=KEY) + more, host=host)
+                                                             extra=extra, key=KEY) + more, host=host,
+                              server_extra="shutdown_timeout 2s " + server)
 
 
 async def cluster_status(base):

@@ -10,13 +10,17 @@ events go out once, and the old leader wakes as a follower.
 import json
 import os
 import signal
+import sys
 
+import treq
 from twisted.internet import reactor, task
 from twisted.trial.unittest import TestCase
 
-from ._process import eventually, wait_for_source
+from ..test_geo import geolite2
+from ..test_georouting import BERLIN, NEW_YORK
+from ._process import ServerProcess, eventually, raw_request, wait_for_source
 from ._redis import RedisServer
-from .test_cluster import cluster_status, start_node
+from .test_cluster import KEY, cluster_status, start_node
 from .test_observability import receive_webhooks
 from .test_relay import eventually_async, keeps_receiving, listen, mp3_source, set_title
 
@@ -131,6 +135,67 @@ class ClusterSyncTests(TestCase):
         self.assertEqual(leads, [(first, first), (second, second)])
         self.assertIn(b"stops leading", frozen.output)
         print("leader frozen with SIGSTOP: %s took over in %.1fs (lease 2s, heartbeat 0.5s)" % (second, took))
+
+
+    async def test_listeners_routed_to_their_region(self):
+        redis = RedisServer(self, reactor)
+        await redis.start()
+        routed = dict(extra='routing { enabled true  overrides { "10.20.0.0/16" eu } }',
+                      more='geoip { enabled true  database "%s" }' % geolite2(), server="trusted_proxies [127.0.0.1]")
+        primary, origin = await start_node(self, redis, "127.0.0.1", "primary", "us", **routed)
+        relay, eu = await start_node(self, redis, "127.0.0.2", "relay", "eu", **routed)
+        mp3_source(self, origin, "/live")
+        await wait_for_source(reactor, eu, "/live", relay, timeout=30)
+
+        async def sees_eu():
+            return any(n["region"] == "eu" and n["mounts"] for n in (await cluster_status(origin))["nodes"])
+
+        await eventually_async(sees_eu, "the primary seeing the EU node carry /live")
+
+        # A German listener (its address passed by a trusted proxy) is sent to the EU node, path and query kept.
+        answer = await ask(self, origin, "/live?token=t1", BERLIN)
+        self.assertIn(b"302 Found", answer)
+        location = "%s/live?token=t1&gocast_hop=1" % eu
+        self.assertIn(("Location: %s\r\n" % location).encode(), answer)
+        there = await raw_request(self, reactor, eu, b"GET /live?token=t1&gocast_hop=1 HTTP/1.0\r\n\r\n")
+        await keeps_receiving(there, 2)
+        self.assertIn(b"200 OK", await ask(self, origin, "/live", NEW_YORK))
+        self.assertIn(("Location: %s/live?gocast_hop=1" % eu).encode(), await ask(self, origin, "/live", "10.20.3.4"))
+        playlist = await ask(self, origin, "/hls/live/playlist.m3u8?token=t2", BERLIN)
+        self.assertIn(("Location: %s/hls/live/playlist.m3u8?token=t2&gocast_hop=1" % eu).encode(), playlist)
+        route = await api_get(origin, "/api/v1/cluster/route?ip=%s&mount=/live" % BERLIN)
+        self.assertEqual((route["node"], route["country"], route["region"]), (eu[7:], "DE", "eu"))
+        cli = ServerProcess.spawn(reactor, [sys.executable, "-m", "gocast", "cluster", "route", BERLIN, "live",
+                                            "--json"],
+                                  env=dict(os.environ, GOCAST_URL=origin, GOCAST_API_KEY=KEY,
+                                           GOCAST_CLIENT_CONFIG="/nonexistent"))
+        self.addCleanup(cli.stop)
+        code, _ = await cli.ended
+        self.assertEqual((code, json.loads(cli.output)["node"]), (0, eu[7:]), cli.output)
+
+        # The EU node stops: once its record is gone, Germans are served where they ask.
+        await relay.stop()
+
+        async def served_here():
+            return b"200 OK" in await ask(self, origin, "/live", BERLIN)
+
+        await eventually_async(served_here, "the primary serving a German listener itself", timeout=20)
+
+
+async def ask(testcase, base, target, address):
+    """The head of the answer to a listener at ``address``, behind the trusted proxy (this process)."""
+    client = await raw_request(testcase, reactor, base, ("GET %s HTTP/1.0\r\nX-Forwarded-For: %s\r\n\r\n"
+                                                        % (target, address)).encode())
+    await eventually(reactor, lambda: b"\r\n\r\n" in client.data, what="the answer's head")
+    client.transport.loseConnection()
+    return bytes(client.data).partition(b"\r\n\r\n")[0] + b"\r\n"
+
+
+async def api_get(base, path):
+    response = await treq.get(base + path, auth=("admin", "hackme"), reactor=reactor, persistent=False, timeout=5)
+    body = await response.content()
+    assert response.code == 200, body
+    return json.loads(body)["data"]
 
 
 async def _truthy(awaitable):
