@@ -250,3 +250,17 @@ class ClusterFiguresTests(SynchronousTestCase):
         self.cluster.nodes[0].configure(parse_config("").config)  # alone again: no label
         self.assertIn('gocast_mount_listeners{mount="/live"} 0.0', a.metrics.render().decode())
 
+
+    def test_geo_breakdown_of_the_station(self):
+        from gocast.api.routes import ApiContext, Call, geo_stats
+
+        a, b = self.cluster.harnesses
+        for h, count in ((a, 1), (b, 2)):
+            h.source("/live")
+            for _ in range(count):
+                h.listener("/live")
+        self.cluster.heartbeats(2)
+        ctx = ApiContext(a.registry, None, None, None, self.cluster.clock.seconds, 0.0, cluster=self.cluster.nodes[0])
+        answer = geo_stats(ctx, Call({}, {}, None, "r1"))
+        self.assertEqual((answer["listeners_by_country"], answer["cluster"]["listeners_by_country"]),
+                         ({"unknown": 1}, {"unknown": 3}))

@@ -24,7 +24,7 @@ from ..config._section import Section
 from ..cluster.node import REGION_NAME
 from ..core.mount import Mount
 from ..core.operations import find_listener, kick_listener, kill_source, listener_sessions, update_metadata
-from ..observe.geo import audience, audience_of, mount_locations
+from ..observe.geo import audience, audience_of, merged, mount_locations
 from ..observe.history import as_document, to_csv
 from ..config._schema import PERMISSIONS
 from .keys import ALL, MAX_API_KEYS, ApiKey, ApiKeys, valid_permissions
@@ -411,8 +411,14 @@ def geo_stats(ctx: ApiContext, call: Call) -> Dict[str, Any]:
     if wanted is not None:
         mounts = [mount_named(ctx, wanted)]
     per_mount = [dict(audience(mount_locations(m)), mount=m.path, listeners=m.listeners) for m in mounts]
-    return dict(audience_of(mounts), mounts=per_mount, enabled=ctx.config.geoip.enabled,
-                precision=ctx.config.geoip.precision)
+    answer = dict(audience_of(mounts), mounts=per_mount, enabled=ctx.config.geoip.enabled,
+                  precision=ctx.config.geoip.precision)
+    if ctx.cluster is not None and ctx.cluster.enabled:
+        # The station's: this node's listeners and every other node's, as each last told.
+        paths = {m.path for m in mounts}
+        others = [(path, record) for path, record in ctx.cluster.other_mounts() if wanted is None or path in paths]
+        answer["cluster"] = merged([answer] + [record.places for _, record in others])
+    return answer
 
 
 def cluster_route(ctx: ApiContext, call: Call) -> Dict[str, Any]:

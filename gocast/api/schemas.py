@@ -119,7 +119,8 @@ GEO_COUNTS = {"listeners_by_country": dict(COUNTS, description="ISO country code
 GEO = obj(dict(GEO_COUNTS, enabled={"type": "boolean"},
                precision={"type": "string", "enum": ["country", "region", "city"]},
                mounts=array(obj(dict(GEO_COUNTS, mount=STRING, listeners=INTEGER),
-                                ["mount", "listeners", "listeners_by_country", "listeners_by_city"]))),
+                                ["mount", "listeners", "listeners_by_country", "listeners_by_city"])),
+               cluster=obj(GEO_COUNTS)),
           ["listeners_by_country", "listeners_by_city", "mounts", "enabled", "precision"])
 
 KEY = obj({"id": STRING, "name": STRING, "permissions": array(STRING), "expires": nullable("string"),

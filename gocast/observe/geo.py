@@ -116,6 +116,15 @@ def audience(locations: Iterable[Location], most: Optional[int] = None) -> Dict[
             "listeners_by_city": dict(cities.most_common(most))}
 
 
+def merged(audiences: Iterable[Dict[str, Dict[str, int]]]) -> Dict[str, Dict[str, int]]:
+    """Several :func:`audience` breakdowns (of nodes, of mounts) added up."""
+    totals: Dict[str, Counter] = {"listeners_by_country": Counter(), "listeners_by_city": Counter()}
+    for one in audiences:
+        for key, counts in totals.items():
+            counts.update(one.get(key) or {})
+    return {key: dict(counts.most_common()) for key, counts in totals.items()}
+
+
 def audience_of(mounts: Iterable[Any]) -> Dict[str, Dict[str, int]]:
     """:func:`audience` of the listeners of all ``mounts``."""
     return audience(location for mount in mounts for location in mount_locations(mount))
