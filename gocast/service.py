@@ -129,6 +129,10 @@ class GocastService(MultiService):
                                                              lambda url: RedisStore(url, reactor))
         self.webhooks.gate = self.cluster
         self.cluster.geo = self.geo
+        self.cluster.shared.failures = self.auth_failures
+        self.auth_failures.share = self.cluster.shared.failed_login
+        for collection in (self.api_keys, self.api_mounts):
+            self.cluster.shared.register(collection)
         self.webhooks.configure(config.webhooks)
         self.workers: Optional[WorkerPool] = None
         self.metrics.state.cluster_nodes = lambda: len(self.cluster.nodes) if self.cluster.enabled else None
@@ -144,10 +148,9 @@ class GocastService(MultiService):
                          reactor.seconds(), lambda: self.draining, self.history, self.cluster, self.relays)
         self.hub = StatsHub(self.registry, self.bus, reactor, reactor.seconds, reactor.seconds())
         self.hub.cluster = self.cluster
-        access = DashboardAccess(lambda: self.config, Sessions(reactor.seconds,
-                                                               lambda: self.config.admin.session_timeout,
-                                                               self.state),
-                                 self.api_keys, reactor.seconds)
+        sessions = Sessions(reactor.seconds, lambda: self.config.admin.session_timeout, self.state)
+        self.cluster.shared.register(sessions)
+        access = DashboardAccess(lambda: self.config, sessions, self.api_keys, reactor.seconds)
         live = Resource()
         self.stats_factory = StatsFactory(self.hub, access.websocket, access.origin_allowed, self.auth_failures)
         self.stats_factory.server = config.server.product  # its handshake's Server header

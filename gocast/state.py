@@ -112,7 +112,7 @@ class StateStore:
 
     def put_key(self, record: Dict[str, Any]) -> Any:
         values = dict(record, permissions=json.dumps(list(record["permissions"])))
-        return self._write("INSERT INTO api_keys (%s) VALUES (%s)" % (", ".join(_KEY_COLUMNS),
+        return self._write("INSERT OR REPLACE INTO api_keys (%s) VALUES (%s)" % (", ".join(_KEY_COLUMNS),
                                                                      ", ".join("?" * len(_KEY_COLUMNS))),
                            *[values[c] for c in _KEY_COLUMNS])
 

@@ -89,7 +89,16 @@ MAX_API_KEYS = 1000
 
 
 class ApiKeys:
-    """Every key GoCast accepts, with their usage."""
+    """
+    Every key GoCast accepts, with their usage. In a cluster the keys
+    created through the API are shared (a :class:`gocast.cluster.shared.Collection`):
+    created on one node, they work on all; revoked on one, refused on all.
+    Usage figures stay each node's.
+    """
+
+    kind = "keys"
+    #: The cluster's shared state, once registered (:class:`gocast.cluster.shared.SharedState`).
+    shared: Any = None
 
     def __init__(self, store: Any, now: Any, failures: Optional[AuthFailures] = None):
         self.store = store
@@ -102,11 +111,14 @@ class ApiKeys:
         self.failures = failures if failures is not None else AuthFailures(now)
         if store is not None:
             for record in store.keys():
-                self.keys[record["id"]] = ApiKey(
-                    record["id"], record["name"], record["hash"], tuple(record["permissions"]),
-                    record["expires"], record["description"], record["created"], "api",
-                    record["last_used"], record["requests"])
+                key = from_record(record)
+                key.last_used, key.requests = record["last_used"], record["requests"]
+                self.keys[key.id] = key
         self._reindex()
+
+    @property
+    def _sharing(self) -> bool:
+        return self.shared is not None and self.shared.active
 
     def configure(self, config: Config) -> None:
         """Take the config file's keys (keeping the usage of keys whose name stays)."""
@@ -156,13 +168,15 @@ class ApiKeys:
                      description, self.now(), "api")
         self.keys[key.id] = key
         self._reindex()
-        written = self.store.put_key({
-            "id": key.id, "name": name, "hash": key.hash, "permissions": key.permissions, "expires": expires,
-            "description": description, "created": key.created, "last_used": None, "requests": 0})
+        record = as_record(key)
+        written = self.store.put_key(dict(record, last_used=None, requests=0))
+        if self._sharing:
+            written.addCallback(lambda _: self.shared.share(self.kind, key.id, record))
 
         def unsaved(failure: Any) -> Any:
-            self.keys.pop(key.id, None)  # a key that is not stored does not work either
+            self.keys.pop(key.id, None)  # a key that is not stored (here and in the cluster) does not work
             self._reindex()
+            self.store.delete_key(key.id)
             return failure
 
         return key, secret, written.addErrback(unsaved)
@@ -171,7 +185,69 @@ class ApiKeys:
         del self.keys[key_id]
         self._reindex()
         self._dirty.discard(key_id)
+        if self._sharing:
+            self.shared.unshare(self.kind, key_id)
         return self.store.delete_key(key_id)
+
+    # Shared with the cluster
+
+    def records(self) -> Dict[str, Dict[str, Any]]:
+        return {key.id: as_record(key) for key in self.keys.values() if key.origin == "api"}
+
+    def received(self, key_id: str, record: Optional[Dict[str, Any]]) -> None:
+        if record is None:
+            if key_id in self.keys and self.keys[key_id].origin == "api":
+                self.revoke_here(key_id)
+            return
+        self.take(key_id, record)
+        self._reindex()
+
+    def replace(self, records: Dict[str, Dict[str, Any]]) -> None:
+        for key_id in [k for k, key in self.keys.items() if key.origin == "api" and k not in records]:
+            self.revoke_here(key_id)
+        for key_id, record in records.items():
+            self.take(key_id, record)
+        self._reindex()
+
+    def take(self, key_id: str, record: Dict[str, Any]) -> None:
+        """Another node's key (kept in this node's store too, for a restart without Redis)."""
+        try:
+            key = from_record(dict(record, id=key_id))
+        except (KeyError, TypeError, ValueError):
+            return
+        old = self.keys.get(key_id)
+        if old is not None and old.origin != "api":
+            return
+        if old is not None and as_record(old) == as_record(key):
+            return
+        if old is not None:
+            key.last_used, key.requests = old.last_used, old.requests
+        self.keys[key_id] = key
+        self.store.put_key(dict(as_record(key), last_used=key.last_used, requests=key.requests))
+
+    def revoke_here(self, key_id: str) -> None:
+        self.keys.pop(key_id, None)
+        self._dirty.discard(key_id)
+        self._reindex()
+        self.store.delete_key(key_id)
+
+
+def as_record(key: ApiKey) -> Dict[str, Any]:
+    """A run-time key as it is stored and shared (its hash, never its secret; no usage figures)."""
+    return {"id": key.id, "name": key.name, "hash": key.hash, "permissions": list(key.permissions),
+            "expires": key.expires, "description": key.description, "created": key.created}
+
+
+def from_record(record: Dict[str, Any]) -> ApiKey:
+    """A run-time key from the state store or the cluster; KeyError/TypeError/ValueError if it is not one."""
+    permissions = tuple(str(p) for p in record["permissions"])
+    if valid_permissions(list(permissions)) is not None or len(str(record["hash"])) != 64:
+        raise ValueError("not a key")
+    expires = record.get("expires")
+    created = record.get("created")
+    return ApiKey(str(record["id"]), str(record["name"]), str(record["hash"]), permissions,
+                  float(expires) if expires is not None else None, str(record.get("description") or ""),
+                  float(created) if created is not None else None, "api")
 
 
 def valid_permissions(values: Any) -> Optional[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, Optional, Tuple
 
 import attr
+from twisted.logger import Logger
 
 from ..config import Config, MountConfig
 from ..config._kinds import INVALID, MountPath
@@ -54,10 +55,19 @@ def validate_mount(name: Any, raw: Any) -> Tuple[str, MountConfig]:
 
 class ApiMounts:
     """
+    In a cluster the API's mounts are shared (a
+    :class:`gocast.cluster.shared.Collection`): created, changed or deleted
+    on one node, on every node at once.
+
     :param store: the state store.
     :param file_config: the config file's current config.
     :param apply: puts a config in force (the service's ``apply``).
     """
+
+    _log = Logger()
+    kind = "mounts"
+    #: The cluster's shared state, once registered (:class:`gocast.cluster.shared.SharedState`).
+    shared: Any = None
 
     def __init__(self, store: Any, file_config: Callable[[], Config], apply: Callable[[Config], None],
                  now: Callable[[], float]):
@@ -66,12 +76,18 @@ class ApiMounts:
         self.apply = apply
         self.now = now
         self.configs: Dict[str, MountConfig] = {}
+        #: What the API was given for each, as stored and shared.
+        self.raw: Dict[str, Dict[str, Any]] = {}
         for name, raw in (store.mounts() if store is not None else {}).items():
             try:
                 path, config = validate_mount(name, raw)
             except MountError:
                 continue  # a schema change made it invalid: left in the store, not used
-            self.configs[path] = config
+            self.configs[path], self.raw[path] = config, raw
+
+    @property
+    def _sharing(self) -> bool:
+        return self.shared is not None and self.shared.active
 
     def overlay(self, config: Config) -> Config:
         """``config`` with the API's mounts added (the file's own win)."""
@@ -102,7 +118,10 @@ class ApiMounts:
     def delete(self, path: str) -> Any:
         self._guard(path)
         del self.configs[path]
+        self.raw.pop(path, None)
         written = self.store.delete_mount(path.lstrip("/"))
+        if self._sharing:
+            self.shared.unshare(self.kind, path.lstrip("/"))
         self.apply(self.file_config())
         return written
 
@@ -122,11 +141,21 @@ class ApiMounts:
         except ValueError as e:  # AuthSetupError: a key or users file that cannot be used
             self._restore(path, before)
             raise MountError(422, "invalid_field", str(e), [{"field": "config.auth", "message": str(e)}])
+        raw_before = self.raw.get(path)
+        self.raw[path] = raw
         written = self.store.put_mount(path.lstrip("/"), raw, self.now())
+        if self._sharing:
+            written.addCallback(lambda _: self.shared.share(self.kind, path.lstrip("/"), {"config": raw}))
 
         def unsaved(failure: Any) -> Any:
-            """Not stored, so not kept: back to what was there."""
+            """Not stored (here and in the cluster), so not kept: back to what was there."""
             self._restore(path, before)
+            if raw_before is None:
+                self.raw.pop(path, None)
+                self.store.delete_mount(path.lstrip("/"))
+            else:
+                self.raw[path] = raw_before
+                self.store.put_mount(path.lstrip("/"), raw_before, self.now())
             self.apply(self.file_config())
             return failure
 
@@ -137,3 +166,43 @@ class ApiMounts:
             self.configs.pop(path, None)
         else:
             self.configs[path] = before
+
+    # Shared with the cluster
+
+    def records(self) -> Dict[str, Dict[str, Any]]:
+        return {path.lstrip("/"): {"config": raw} for path, raw in self.raw.items()}
+
+    def received(self, name: str, record: Optional[Dict[str, Any]]) -> None:
+        records = dict(self.records())
+        if record is None:
+            records.pop(name, None)
+        else:
+            records[name] = record
+        self.replace(records)
+
+    def replace(self, records: Dict[str, Dict[str, Any]]) -> None:
+        """Take the cluster's mounts (each checked as if it came through the API here) and apply them once."""
+        configs, raws = {}, {}
+        for name, record in records.items():
+            raw = record.get("config")
+            try:
+                path, config = validate_mount(name, raw if isinstance(raw, dict) else None)
+            except MountError as e:
+                self._log.warn("cluster: shared mount {name} ignored: {why}", name=name, why=e.message)
+                continue
+            configs[path], raws[path] = config, raw
+        if raws == self.raw:
+            return
+        before_configs, before_raw = self.configs, self.raw
+        self.configs, self.raw = configs, raws
+        try:
+            self.apply(self.file_config())
+        except ValueError as e:  # a listener auth setting this node cannot use: keep what it had
+            self.configs, self.raw = before_configs, before_raw
+            self._log.warn("cluster: shared mounts not applied here: {why}", why=str(e))
+            return
+        for path in set(before_raw) - set(raws):
+            self.store.delete_mount(path.lstrip("/"))
+        for path, raw in raws.items():
+            if before_raw.get(path) != raw:
+                self.store.put_mount(path.lstrip("/"), raw, self.now())

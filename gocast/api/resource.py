@@ -30,6 +30,7 @@ from ..core.throttle import retry_after
 from .docs import SwaggerDocs
 from .keys import ApiKey
 from .openapi import openapi_document
+from ..cluster.shared import ClusterUnavailable
 from .routes import ROUTES, ApiContext, ApiError, Call, RawAnswer, Route
 
 #: The largest JSON body the API reads.
@@ -147,6 +148,8 @@ class ApiResource(Resource):
     def failed(self, request: Request, failure: Any) -> None:
         if failure.check(ApiError):
             error = failure.value
+        elif failure.check(ClusterUnavailable):
+            error = ApiError(503, "cluster_unavailable", "not saved: %s" % failure.getErrorMessage())
         else:
             self._log.failure("API request {request_id} failed", failure,
                               request_id=getattr(request, "request_id", ""))

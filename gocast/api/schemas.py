@@ -22,6 +22,7 @@ ERROR_CODES = {
     "invalid_config": "The config file has errors; the running config stays.",
     "not_implemented": "The feature is not built yet.",
     "not_in_cluster": "The endpoint needs the server in a cluster.",
+    "cluster_unavailable": "In a cluster, Redis could not be reached to share the change; nothing was saved.",
     "internal_error": "A bug in GoCast; the request ID is in its log.",
 }
 

@@ -36,6 +36,7 @@ from .georouting import CONTINENTS, Place, Route
 from .georouting import route as georoute
 from .latency import RoundTrips, tcp_rtt_ms
 from .leader import LEASE, LeaderLease
+from .shared import SharedState
 from .routing import MountRecord, NodeRecord, by_id, choose_upstream, sibling_for, wanted_mounts
 
 
@@ -84,6 +85,8 @@ class ClusterNode:
         #: Looks listeners up (:class:`gocast.observe.geo.GeoLocator`), for routing; set by the service.
         self.geo: Any = None
         self.round_trips = RoundTrips()
+        #: API keys, dashboard logins, API mounts and failed logins, shared with the cluster.
+        self.shared = SharedState(clock, lambda: self.id)
         relays.failover = self.failover
         registry.route_listener = self.routed_url
         registry.bus.subscribe(self.share_metadata, ["source.metadata"])
@@ -122,6 +125,7 @@ class ClusterNode:
         self._log.info("cluster: joining as {role} {id} (region {region}) through {url}", role=cluster.role,
                        id=self.id, region=cluster.region or "-", url=cluster.sync.redis_url)
         self.store.subscribe(METADATA, self.metadata_received)
+        self.shared.attach(self.store)
         self.lease = LeaderLease(self.store, self._joined_as, self.clock, cluster.node_timeout,
                                  self.registry.bus.publish)
         self._loop = LoopingCall(self.beat)
@@ -135,6 +139,7 @@ class ClusterNode:
         if self.lease is not None:
             self.lease.step_down("this node leaves the cluster")
             self.lease = None
+        self.shared.detach()
         if self.store is not None:
             store, self.store = self.store, None
             store.remove_node(self.id).addErrback(lambda _: None).addBoth(lambda _: store.close())
@@ -159,6 +164,7 @@ class ClusterNode:
         d.addCallback(lambda _: store.nodes())
         d.addCallback(self.read)
         d.addCallback(lambda _: lease.tick())
+        d.addCallback(lambda _: self.shared.tick())
         d.addErrback(self.redis_failed)
         d.addBoth(self._beaten)
 
@@ -176,6 +182,7 @@ class ClusterNode:
         if self.redis_error:
             self._log.info("cluster: Redis at {url} is back", url=self._store_url)
             self.redis_error = ""
+            self.shared.redis_back()
         nodes = by_id(filter(None, map(NodeRecord.from_json, records)))
         for gone in sorted(set(self.nodes) - set(nodes) - {self.id}):
             self._log.info("cluster: node {node} left", node=gone)

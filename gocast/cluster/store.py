@@ -115,6 +115,38 @@ class RedisStore:
     def publish(self, channel: str, message: Dict[str, Any]) -> Deferred:
         return self._call(self.redis.publish(self.prefix + channel, json.dumps(message)))
 
+    # Shared state: API keys, dashboard sessions, API mounts (hashes of JSON records by kind)
+
+    @inlineCallbacks
+    def put_shared(self, kind: str, record_id: str, record: Dict[str, Any]) -> Any:
+        yield self._call(self.redis.hset(self.prefix + "shared:" + kind, record_id, json.dumps(record)))
+
+    @inlineCallbacks
+    def delete_shared(self, kind: str, record_id: str) -> Any:
+        yield self._call(self.redis.hdel(self.prefix + "shared:" + kind, record_id))
+
+    @inlineCallbacks
+    def shared(self, kind: str) -> Any:
+        """Every record of ``kind``: {id: record} (unreadable ones left out)."""
+        found = yield self._call(self.redis.hgetall(self.prefix + "shared:" + kind))
+        return _records(found or {})
+
+    @inlineCallbacks
+    def seed_shared(self, kind: str, records: Dict[str, Dict[str, Any]]) -> Any:
+        """The first node to share ``kind`` brings its records; later ones find them there. True if it did."""
+        first = yield self._call(self.redis.set(self.prefix + "seeded:" + kind, "1", only_if_not_exists=True))
+        if first and records:
+            yield self._call(self.redis.hmset(self.prefix + "shared:" + kind,
+                                              {i: json.dumps(r) for i, r in records.items()}))
+        return bool(first)
+
+    @inlineCallbacks
+    def count_failure(self, client: str, window: float) -> Any:
+        """One more failed login of ``client`` in the cluster; how many in the current window."""
+        key = self.prefix + "failures:" + client
+        count = yield self._call(self.redis.eval(_COUNT, [key], [int(window * 1000)]))
+        return int(count)
+
     def subscribe(self, channel: str, receive: Callable[[Dict[str, Any]], None]) -> None:
         """
         Call ``receive`` with each message published on ``channel`` (one
@@ -131,6 +163,18 @@ class RedisStore:
         if self._subscriber is not None:
             self._subscriber.disconnect()
         return self.redis.disconnect()
+
+
+def _records(found: Dict[str, str]) -> Dict[str, Dict[str, Any]]:
+    records = {}
+    for record_id, text in found.items():
+        try:
+            record = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records[record_id] = record
+    return records
 
 
 def _subscriber(url: str, subscriptions: Dict[str, Callable[[Dict[str, Any]], None]]) -> Any:
@@ -174,6 +218,10 @@ def _subscriber(url: str, subscriptions: Dict[str, Callable[[Dict[str, Any]], No
 _RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
           "else return 0 end")
 
+#: One more in a counter that lives for a window from its first.
+_COUNT = ("local n = redis.call('incr', KEYS[1]) "
+          "if n == 1 then redis.call('pexpire', KEYS[1], ARGV[1]) end return n")
+
 #: Compare the live nodes with the members last announced, while the lease is ours; returns {joined, left}.
 _ANNOUNCE = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return false end
@@ -201,6 +249,9 @@ class MemoryStore:
         self.members: Set[str] = set()
         #: Channel: the receivers of every store sharing this one (nodes in tests share a store).
         self.subscribers: Dict[str, List[Callable[[Dict[str, Any]], None]]] = {}
+        self.shared_records: Dict[str, Dict[str, str]] = {}
+        self.seeded: Set[str] = set()
+        self.failures: Dict[str, Tuple[int, float]] = {}
         self.down = False
 
     def _check(self) -> Optional[Deferred]:
@@ -273,6 +324,41 @@ class MemoryStore:
 
     def subscribe(self, channel: str, receive: Callable[[Dict[str, Any]], None]) -> None:
         self.subscribers.setdefault(channel, []).append(receive)
+
+    def put_shared(self, kind: str, record_id: str, record: Dict[str, Any]) -> Deferred:
+        failed = self._check()
+        if failed is None:
+            self.shared_records.setdefault(kind, {})[record_id] = json.dumps(record)
+        return failed or succeed(None)
+
+    def delete_shared(self, kind: str, record_id: str) -> Deferred:
+        failed = self._check()
+        if failed is None:
+            self.shared_records.get(kind, {}).pop(record_id, None)
+        return failed or succeed(None)
+
+    def shared(self, kind: str) -> Deferred:
+        return self._check() or succeed(_records(self.shared_records.get(kind, {})))
+
+    def seed_shared(self, kind: str, records: Dict[str, Dict[str, Any]]) -> Deferred:
+        failed = self._check()
+        if failed is not None:
+            return failed
+        first = kind not in self.seeded
+        self.seeded.add(kind)
+        if first:
+            self.shared_records.setdefault(kind, {}).update({i: json.dumps(r) for i, r in records.items()})
+        return succeed(first)
+
+    def count_failure(self, client: str, window: float) -> Deferred:
+        failed = self._check()
+        if failed is not None:
+            return failed
+        now = self.clock.seconds()
+        count, until = self.failures.get(client, (0, 0.0))
+        count, until = (count + 1, until) if until > now else (1, now + window)
+        self.failures[client] = (count, until)
+        return succeed(count)
 
     def close(self) -> Deferred:
         return succeed(None)

@@ -48,16 +48,35 @@ class AuthFailures:
     def __init__(self, now: Callable[[], float]):
         self.now = now
         self._failures: "OrderedDict[str, List[float]]" = OrderedDict()
+        #: Clients the cluster blocked (they failed too often across its nodes), until when.
+        self._blocked: "OrderedDict[str, float]" = OrderedDict()
+        #: In a cluster, also counts each failure there (:meth:`gocast.cluster.shared.SharedState.failed_login`).
+        self.share: Optional[Callable[[str], None]] = None
 
     def blocked(self, client: str) -> Optional[float]:
         """Seconds ``client`` must wait before trying again, or None."""
-        failures = self._recent(address_key(client))
+        key = address_key(client)
+        failures = self._recent(key)
         if len(failures) >= FAILURE_LIMIT:
             return failures[0] + FAILURE_WINDOW - self.now()
+        until = self._blocked.get(key)
+        if until is not None:
+            if until > self.now():
+                return until - self.now()
+            del self._blocked[key]
         return None
+
+    def block(self, client: str, until: float) -> None:
+        """The cluster counted too many failures of ``client`` (an address key) on its nodes."""
+        self._blocked[client] = max(until, self._blocked.get(client, 0.0))
+        self._blocked.move_to_end(client)
+        while len(self._blocked) > MAX_TRACKED_CLIENTS:
+            self._blocked.popitem(last=False)
 
     def failed(self, client: str) -> None:
         client = address_key(client)
+        if self.share is not None:
+            self.share(client)
         failures = self._recent(client)
         failures.append(self.now())
         self._failures[client] = failures

@@ -70,11 +70,18 @@ class Sessions:
     store, so a restart keeps operators logged in and the store's file
     holds no usable cookie.
 
+    In a cluster the logins are shared (a :class:`gocast.cluster.shared.Collection`):
+    log in on one node, and the cookie works on every node; log out, and it
+    works on none.
+
     :param lifetime: ``admin.session_timeout``, read at each login.
     :param store: the state store; None keeps logins in memory only.
     """
 
     _log = Logger()
+    kind = "sessions"
+    #: The cluster's shared state, once registered (:class:`gocast.cluster.shared.SharedState`).
+    shared: Any = None
 
     def __init__(self, now: Callable[[], float], lifetime: Callable[[], float], store: Any = None):
         self.now = now
@@ -94,7 +101,15 @@ class Sessions:
         self._sessions[token_hash] = (expires, csrf)
         if self.store is not None:
             self.store.put_dashboard_session(token_hash, expires, csrf).addErrback(self._unsaved)
+        if self._sharing:
+            self.shared.share(self.kind, token_hash, {"expires": expires, "csrf": csrf}).addErrback(
+                lambda f: self._log.warn("dashboard login not shared with the cluster ({why}): it works on this "
+                                         "node only", why=f.getErrorMessage()))
         return token, csrf
+
+    @property
+    def _sharing(self) -> bool:
+        return self.shared is not None and self.shared.active
 
     def find(self, token: Optional[str]) -> Optional[str]:
         """The session's CSRF token, if ``token`` is a live session."""
@@ -114,9 +129,47 @@ class Sessions:
         if token:
             self._forget(_hash(token))
 
-    def _forget(self, token_hash: str) -> None:
-        if self._sessions.pop(token_hash, None) is not None and self.store is not None:
+    def _forget(self, token_hash: str, everywhere: bool = True) -> None:
+        if self._sessions.pop(token_hash, None) is None:
+            return
+        if self.store is not None:
             self.store.delete_dashboard_session(token_hash, self.now()).addErrback(self._unsaved)
+        if everywhere and self._sharing:
+            self.shared.unshare(self.kind, token_hash)
+
+    # Shared with the cluster
+
+    def records(self) -> Dict[str, Dict[str, Any]]:
+        now = self.now()
+        return {h: {"expires": expires, "csrf": csrf} for h, (expires, csrf) in self._sessions.items()
+                if expires > now}
+
+    def received(self, token_hash: str, record: Optional[Dict[str, Any]]) -> None:
+        if record is None:
+            self._forget(token_hash, everywhere=False)
+            return
+        self._take(token_hash, record)
+
+    def replace(self, records: Dict[str, Dict[str, Any]]) -> None:
+        for token_hash in [h for h in self._sessions if h not in records]:
+            self._forget(token_hash, everywhere=False)
+        now = self.now()
+        for token_hash, record in records.items():
+            if isinstance(record.get("expires"), (int, float)) and record["expires"] <= now and self._sharing:
+                self.shared.unshare(self.kind, token_hash)  # expired unused: gone from the cluster too
+            self._take(token_hash, record)
+
+    def _take(self, token_hash: str, record: Dict[str, Any]) -> None:
+        expires, csrf = record.get("expires"), record.get("csrf")
+        if not isinstance(expires, (int, float)) or not isinstance(csrf, str) or len(token_hash) != 64:
+            return
+        if expires <= self.now() or self._sessions.get(token_hash) == (expires, csrf):
+            return
+        if token_hash not in self._sessions and len(self._sessions) >= MAX_SESSIONS:
+            return
+        self._sessions[token_hash] = (float(expires), csrf)
+        if self.store is not None:
+            self.store.put_dashboard_session(token_hash, float(expires), csrf).addErrback(self._unsaved)
 
     def _unsaved(self, failure: Any) -> None:
         self._log.failure("dashboard login not saved in the state store (it lasts until a restart)", failure)

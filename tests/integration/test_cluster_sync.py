@@ -182,6 +182,53 @@ class ClusterSyncTests(TestCase):
         await eventually_async(served_here, "the primary serving a German listener itself", timeout=20)
 
 
+    async def test_keys_logins_mounts_and_failed_logins_are_the_clusters(self):
+        _, nodes = await three_nodes(self, "http://127.0.0.1:9/unused")
+        (_, a), (_, b), (_, c) = nodes
+
+        async def joined():
+            return [len((await cluster_status(base))["nodes"]) for base in (a, b, c)] == [3, 3, 3]
+
+        await eventually_async(joined, "three nodes")
+        created = await api_call(a, "POST", "/api/v1/keys", {"name": "ci", "permissions": ["read_stats"]}, 201)
+        secret = created["key"]
+        self.assertEqual(await key_answers(c, secret), 200)  # made on a, works on c at once
+        await api_call(c, "DELETE", "/api/v1/keys/" + created["id"], None, 200)
+        revoked = reactor.seconds()
+
+        async def refused_on_a():
+            return await key_answers(a, secret) == 401
+
+        await eventually_async(refused_on_a, "the key revoked on c refused on a", timeout=5)
+        took = reactor.seconds() - revoked
+        self.assertLess(took, 1.0)
+
+        await api_call(a, "POST", "/api/v1/mounts", {"name": "talk", "config": {"max_listeners": 3}}, 201)
+        mount = await api_call(b, "GET", "/api/v1/mounts/talk", None, 200)
+        self.assertEqual((mount["origin"], mount["max_listeners"]), ("api", 3))
+
+        response = await treq.post(b + "/admin/dashboard/login", json={"user": "admin", "password": "hackme"},
+                                   reactor=reactor, persistent=False)
+        await response.content()
+        cookie = response.headers.getRawHeaders("set-cookie")[0].split(";")[0]
+        session = await treq.get(c + "/admin/dashboard/session", headers={"Cookie": cookie}, reactor=reactor,
+                                 persistent=False)
+        self.assertEqual(session.code, 200, await session.content())
+
+        # Wrong passwords spread over two nodes: the third refuses the address too (last: it blocks this process).
+        for index in range(10):
+            wrong = await treq.get((a, b)[index % 2] + "/api/v1/stats", auth=("admin", "wrong"), reactor=reactor,
+                                   persistent=False)
+            await wrong.content()
+
+        async def blocked_on_c():
+            right = await treq.get(c + "/api/v1/stats", auth=("admin", "hackme"), reactor=reactor, persistent=False)
+            await right.content()
+            return right.code == 429
+
+        await eventually_async(blocked_on_c, "the third node refusing the address", timeout=5)
+        print("a key revoked on one node was refused on another %.2fs later" % took)
+
 async def ask(testcase, base, target, address):
     """The head of the answer to a listener at ``address``, behind the trusted proxy (this process)."""
     client = await raw_request(testcase, reactor, base, ("GET %s HTTP/1.0\r\nX-Forwarded-For: %s\r\n\r\n"
@@ -192,10 +239,22 @@ async def ask(testcase, base, target, address):
 
 
 async def api_get(base, path):
-    response = await treq.get(base + path, auth=("admin", "hackme"), reactor=reactor, persistent=False, timeout=5)
-    body = await response.content()
-    assert response.code == 200, body
-    return json.loads(body)["data"]
+    return await api_call(base, "GET", path, None, 200)
+
+
+async def api_call(base, method, path, body, status):
+    response = await treq.request(method, base + path, json=body, auth=("admin", "hackme"), reactor=reactor,
+                                  persistent=False, timeout=5)
+    answer = await response.content()
+    assert response.code == status, (response.code, answer)
+    return json.loads(answer)["data"]
+
+
+async def key_answers(base, secret):
+    response = await treq.get(base + "/api/v1/stats", headers={"Authorization": "Bearer " + secret},
+                              reactor=reactor, persistent=False, timeout=5)
+    await response.content()
+    return response.code
 
 
 async def _truthy(awaitable):
