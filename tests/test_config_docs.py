@@ -52,11 +52,13 @@ class ClusterGuideTests(SynchronousTestCase):
     def test_snippets_parse(self):
         text = (_DOC.parent / "cluster.md").read_text()
         blocks = re.findall(r"```vibe\n(.*?)```", text, re.S)
-        self.assertEqual(len(blocks), 8)
+        self.assertEqual(len(blocks), 9)
         configs = [parse_config(block) for block in blocks]
         for loaded in configs:
             self.assertEqual(loaded.warnings, ())
-        static, primary_auth, master, primary, relay, hooks, routed, workers = (c.config for c in configs)
+        static, primary_auth, master, smallest, primary, relay, hooks, routed, workers = (c.config for c in configs)
+        self.assertTrue(smallest.cluster.discovery)
+        self.assertEqual(smallest.cluster.node_role, "primary")
         self.assertTrue(routed.cluster.routing.enabled and routed.cluster.discovery)
         self.assertEqual(routed.cluster.routing.regions["eu"], ("DE", "FR", "NL", "europe"))
         self.assertEqual(workers.server.workers, 2)

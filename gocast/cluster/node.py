@@ -18,6 +18,8 @@ relays keep what they have and the node retries every heartbeat.
 from __future__ import annotations
 
 import re
+import secrets
+import socket
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import parse_qsl, urlencode
@@ -52,6 +54,26 @@ REGION_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 CLUSTER_EVENTS = "cluster."
 
 
+def advertised(config: Config) -> str:
+    """
+    This node's address and id: ``cluster.advertise``; else its entry of
+    ``sync.nodes`` (the one naming this machine's host name or its listen
+    address, with ``server.port``); else that address (the host name when
+    it listens everywhere) and the port. No DNS: names are compared as written.
+    """
+    cluster, server = config.cluster, config.server
+    if cluster.advertise:
+        return cluster.advertise
+    wildcard = server.listen in ("", "0.0.0.0", "::")
+    names = {socket.gethostname().lower()} | (set() if wildcard else {server.listen.lower()})
+    for entry in cluster.sync.nodes:
+        host, _, port = entry.rpartition(":")
+        if port == str(server.port) and host.strip("[]").lower() in names:
+            return entry
+    host = socket.gethostname() if wildcard else server.listen
+    return "%s:%d" % ("[%s]" % host if ":" in host else host, server.port)
+
+
 class ClusterNode:
     _log = Logger()
 
@@ -81,6 +103,7 @@ class ClusterNode:
         self.avoiding: Dict[str, float] = {}
         self.redis_error = ""
         self._sent = (0.0, 0)
+        self._redis_secret = ""
         self.bandwidth = 0.0
         #: Looks listeners up (:class:`gocast.observe.geo.GeoLocator`), for routing; set by the service.
         self.geo: Any = None
@@ -101,11 +124,17 @@ class ClusterNode:
         """This node's id in the cluster: its advertised address (kept from joining until it leaves)."""
         if self._joined_as:
             return self._joined_as
-        return self.config.cluster.advertise or "" if self.config is not None else ""
+        return advertised(self.config) if self.config is not None else ""
+
+    @property
+    def secret(self) -> str:
+        """The cluster's secret: the configured one, else the one the cluster keeps in Redis (once read)."""
+        configured = self.config.cluster.secret if self.config is not None else ""
+        return configured or (self._redis_secret if self.enabled else "")
 
     def configure(self, config: Config) -> None:
         cluster = config.cluster
-        same = (self._loop is not None and (cluster.sync.redis_url, cluster.heartbeat, cluster.advertise) ==
+        same = (self._loop is not None and (cluster.sync.redis_url, cluster.heartbeat, advertised(config)) ==
                 (self._store_url, self.config.cluster.heartbeat, self._joined_as))
         if same and cluster.discovery:
             self.config = config
@@ -121,9 +150,10 @@ class ClusterNode:
                             why=str(e))
             return
         self._store_url = cluster.sync.redis_url
-        self._joined_as = cluster.advertise or ""
-        self._log.info("cluster: joining as {role} {id} (region {region}) through {url}", role=cluster.role,
-                       id=self.id, region=cluster.region or "-", url=cluster.sync.redis_url)
+        self._joined_as = advertised(config)
+        self._redis_secret = ""
+        self._log.info("cluster: joining as {role} {id} (region {region}) through {url}", role=cluster.node_role,
+                       id=self.id, region=cluster.region or "-", url=redact_url(cluster.sync.redis_url))
         self.store.subscribe(METADATA, self.metadata_received)
         self.shared.attach(self.store)
         self.lease = LeaderLease(self.store, self._joined_as, self.clock, cluster.node_timeout,
@@ -161,6 +191,9 @@ class ClusterNode:
         me = self.describe()
         store = self.store
         d = store.put_node(me.id, me.as_json(), self.config.cluster.node_timeout)
+        if not self.secret:
+            d.addCallback(lambda _: store.cluster_secret(secrets.token_urlsafe(32)))
+            d.addCallback(lambda secret: setattr(self, "_redis_secret", secret))
         d.addCallback(lambda _: store.nodes())
         d.addCallback(self.read)
         d.addCallback(lambda _: lease.tick())
@@ -190,7 +223,8 @@ class ClusterNode:
             self._log.info("cluster: node {node} joined ({role}, region {region})", node=new, role=nodes[new].role,
                            region=nodes[new].region or "-")
         self.nodes = nodes
-        if self.config is not None and self.config.cluster.role == "relay" and self.config.cluster.auto_relay:
+        if (self.config is not None and self.config.cluster.role == "relay" and self.config.cluster.auto_relay
+                and self.secret):
             self.place_relays()
         if self.leads():
             return self.announce()
@@ -250,7 +284,7 @@ class ClusterNode:
             mounts[path] = MountRecord(self.path_of(path), mount.listeners, mount.content_type,
                                        mount.total_bytes_sent, mount.bytes_received, places)
         listeners = sum(m.listeners for m in self.registry.mounts.values())
-        return NodeRecord(self.id, cluster.role, cluster.region, cluster.advertise or "", mounts, listeners,
+        return NodeRecord(self.id, cluster.node_role, cluster.region, self.id, mounts, listeners,
                           self.bandwidth, float(cluster.max_bandwidth), cluster.max_listeners, now,
                           self.round_trips.published())
 
@@ -303,7 +337,7 @@ class ClusterNode:
     def spec_for(self, mount: str, node: NodeRecord) -> RelaySpec:
         cluster = self.config.cluster
         return RelaySpec("http://%s%s" % (node.address, mount), mount, timeout=cluster.stall_timeout,
-                         node_id=self.id, cluster_secret=cluster.secret)
+                         node_id=self.id, cluster_secret=self.secret)
 
     def failover(self, spec: RelaySpec, why: str) -> Optional[RelaySpec]:
         """A relay's upstream failed: avoid it a while, and name the next best (``None``: none)."""
@@ -375,7 +409,8 @@ class ClusterNode:
         return {"enabled": self.enabled, "id": self.id or None,
                 "leader": lease.current if lease is not None else None,
                 "is_leader": lease is not None and lease.leading,
-                "role": cluster.role if cluster else "standalone", "region": cluster.region if cluster else "",
+                "role": cluster.node_role if cluster and self.enabled else "standalone",
+                "region": cluster.region if cluster else "",
                 "redis": {"url": redact_url(self._store_url) if self._store_url else None,
                           "connected": bool(self._store_url) and not self.redis_error and bool(self.nodes),
                           "error": self.redis_error or None},

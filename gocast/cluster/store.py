@@ -115,6 +115,13 @@ class RedisStore:
     def publish(self, channel: str, message: Dict[str, Any]) -> Deferred:
         return self._call(self.redis.publish(self.prefix + channel, json.dumps(message)))
 
+    @inlineCallbacks
+    def cluster_secret(self, proposed: str) -> Any:
+        """The cluster's secret kept in Redis: ``proposed`` if no node made one before."""
+        yield self._call(self.redis.set(self.prefix + "secret", proposed, only_if_not_exists=True))
+        secret = yield self._call(self.redis.get(self.prefix + "secret"))
+        return str(secret or "")
+
     # Shared state: API keys, dashboard sessions, API mounts (hashes of JSON records by kind)
 
     @inlineCallbacks
@@ -251,6 +258,7 @@ class MemoryStore:
         self.subscribers: Dict[str, List[Callable[[Dict[str, Any]], None]]] = {}
         self.shared_records: Dict[str, Dict[str, str]] = {}
         self.seeded: Set[str] = set()
+        self.secret = ""
         self.failures: Dict[str, Tuple[int, float]] = {}
         self.down = False
 
@@ -324,6 +332,12 @@ class MemoryStore:
 
     def subscribe(self, channel: str, receive: Callable[[Dict[str, Any]], None]) -> None:
         self.subscribers.setdefault(channel, []).append(receive)
+
+    def cluster_secret(self, proposed: str) -> Deferred:
+        failed = self._check()
+        if failed is None:
+            self.secret = self.secret or proposed
+        return failed or succeed(self.secret)
 
     def put_shared(self, kind: str, record_id: str, record: Dict[str, Any]) -> Deferred:
         failed = self._check()

@@ -292,8 +292,10 @@ class OAuthConfig:
 class SyncConfig:
     enabled: bool = setting(False, "Join the cluster through Redis: this node registers itself (heartbeat), "
                             "finds the others, and relays with auto_relay choose and change upstreams there.")
-    nodes: Tuple[str, ...] = setting((), "The nodes of the cluster (host:port).", ListOf(HostPort()),
-                                     implemented=False)
+    nodes: Tuple[str, ...] = setting((), "The nodes of the cluster (host:port), for reference: without "
+                                     "cluster.advertise, the entry naming this machine's host name (or its listen "
+                                     "address) and server.port is this node's address and id. Nodes find each "
+                                     "other in Redis.", ListOf(HostPort()))
     backend: str = setting("redis", "Where shared state lives.", Str(("redis",)))
     status_totals: bool = setting(False, "/status-json.xsl counts every node's listeners of a mount, not only "
                                   "this node's (what directory and player widgets read).")
@@ -329,7 +331,9 @@ class ClusterConfig:
     role: str = setting("standalone", "standalone, primary (has the sources) or relay (pulls from the "
                         "primary).", Str(("standalone", "primary", "relay")))
     advertise: Optional[str] = setting(None, "Address other nodes and listeners reach this node at "
-                                       "(host:port); it is also the node's id in the cluster.", HostPort())
+                                       "(host:port); it is also the node's id in the cluster. Unset: this "
+                                       "node's entry of sync.nodes, else the listen address (or host name) "
+                                       "and server.port.", HostPort())
     primary: Optional[str] = setting(None, "relay: the primary (GoCast or Icecast) whose "
                                      "/admin/streamlist.txt lists the mounts to relay, asked with "
                                      "auth.relay_user and auth.relay_password (Icecast's master mode).",
@@ -339,7 +343,8 @@ class ClusterConfig:
     on_demand: bool = setting(False, "relay: pull a mount of the primary only while it has listeners "
                               "here (Icecast's relays-on-demand).")
     secret: str = setting("", "Shared secret of the cluster: node-to-node pulls carry a token signed with "
-                          "it (never a source or admin password).", secret=True)
+                          "it (never a source or admin password). Empty: the first node makes one and keeps "
+                          "it in Redis for the others.", secret=True)
     region: str = setting("", "Region of this node: relays prefer upstreams of their own region, and a full "
                           "node sends listeners to a sibling of its region.")
     auto_relay: bool = setting(False, "relay: relay every mount the cluster carries (not hidden ones), or "
@@ -367,20 +372,17 @@ class ClusterConfig:
     @property
     def discovery(self) -> bool:
         """Whether this node joins the cluster through Redis."""
-        return self.sync.enabled and self.role != "standalone" and bool(self.secret) and bool(self.advertise)
+        return self.sync.enabled
+
+    @property
+    def node_role(self) -> str:
+        """The role this node has in the cluster: a standalone server that syncs carries its own sources."""
+        return "primary" if self.role == "standalone" else self.role
 
     def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
         if self.role == "relay" and not self.primary and not self.sync.enabled:
             report.error(path, "a relay needs primary (host:port), or sync { enabled true redis_url ... } "
                          "to find its upstreams", at="key")
-        if self.sync.enabled:
-            missing = [what for what, absent in (("role primary or relay", self.role == "standalone"),
-                                                 ("a secret shared by the cluster", not self.secret),
-                                                 ("advertise (host:port other nodes reach this node at)",
-                                                  not self.advertise)) if absent]
-            if missing:
-                report.warning(path, "sync stays off (this node runs standalone) until it has %s"
-                               % ", ".join(missing))
         if self.heartbeat * 2 > self.node_timeout:
             report.error(path, "node_timeout (%gs) must be at least twice heartbeat (%gs)"
                          % (self.node_timeout, self.heartbeat), at="key")

@@ -163,7 +163,8 @@ class ListenerSession:
         now = factory.reactor.seconds()
         node = worker = None
         if wait is None:
-            node = check_token(factory.config.cluster.secret, token, self.home, now)
+            secret = (factory.cluster.secret if factory.cluster is not None else "") or factory.config.cluster.secret
+            node = check_token(secret, token, self.home, now)
             worker = None if node is not None else check_token(factory.worker_secret, token, self.home, now)
         self.worker_pull = worker is not None
         node = node or worker

@@ -23,11 +23,23 @@ class _Ping(protocol.Protocol):
             self.transport.loseConnection()
 
 
+def port_is_free(port, host="127.0.0.1"):
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 class RedisServer:
-    def __init__(self, testcase, reactor):
+    def __init__(self, testcase, reactor, port=None):
+        """On ``port`` (Redis's default 6379, say) when given, else on a free one."""
         self.testcase = testcase
         self.reactor = reactor
-        self.port = free_port()
+        self.port = port or free_port()
         self.folder = testcase.mktemp()
         self.process = None
         testcase.addCleanup(self.stop)

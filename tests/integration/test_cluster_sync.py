@@ -1,16 +1,20 @@
 """
-The cluster as one station, with real processes: three GoCast nodes on
+The cluster as one station, with real processes: GoCast nodes on
 127.0.0.1-3 meeting in a real redis-server, ffmpeg as the source and a
 real webhook receiver. Now-playing set on one relay reaches listeners of
 the primary and of the other relay, and webhooks once; the leader is
 frozen with SIGSTOP, another takes over within the lease, the cluster's
-events go out once, and the old leader wakes as a follower.
+events go out once, and the old leader wakes as a follower; keys, logins,
+API mounts and failed logins are the cluster's; listeners are routed to
+their region (GeoIP test database, X-Forwarded-For from a trusted proxy);
+the roadmap's cluster block runs as written.
 """
 
 import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 import treq
 from twisted.internet import reactor, task
@@ -18,8 +22,8 @@ from twisted.trial.unittest import TestCase
 
 from ..test_geo import geolite2
 from ..test_georouting import BERLIN, NEW_YORK
-from ._process import ServerProcess, eventually, raw_request, wait_for_source
-from ._redis import RedisServer
+from ._process import ServerProcess, eventually, raw_request, start_server, wait_for_source
+from ._redis import RedisServer, port_is_free
 from .test_cluster import KEY, cluster_status, start_node
 from .test_observability import receive_webhooks
 from .test_relay import eventually_async, keeps_receiving, listen, mp3_source, set_title
@@ -228,6 +232,30 @@ class ClusterSyncTests(TestCase):
 
         await eventually_async(blocked_on_c, "the third node refusing the address", timeout=5)
         print("a key revoked on one node was refused on another %.2fs later" % took)
+
+    async def test_the_roadmap_snippet_as_written(self):
+        """The roadmap's cluster { sync { ... } } block, unchanged, on two nodes and the Redis it names."""
+        snippet = (Path(__file__).parent.parent / "roadmap" / "19-cluster.vibe").read_text()
+        self.assertIn('redis_url "redis://localhost:6379"', snippet)
+        if port_is_free(6379):
+            redis = RedisServer(self, reactor, port=6379)
+        else:  # a Redis of this machine's own is there: leave it alone, and change only the port
+            redis = RedisServer(self, reactor)
+            snippet = snippet.replace("localhost:6379", "localhost:%d" % redis.port)
+        await redis.start()
+        (_, a), (_, b) = [await start_server(self, reactor, snippet, host=host)
+                          for host in ("127.0.0.2", "127.0.0.3")]
+
+        async def one_cluster():
+            statuses = [await cluster_status(base) for base in (a, b)]
+            return ([len(s["nodes"]) for s in statuses] == [2, 2] and statuses[0]["leader"] is not None
+                    and statuses[0]["leader"] == statuses[1]["leader"])
+
+        await eventually_async(one_cluster, "two nodes and one leader, from the roadmap's block")
+        status = await cluster_status(a)
+        self.assertEqual((status["id"], status["role"], status["redis"]["connected"]), (a[7:], "primary", True))
+        created = await api_call(a, "POST", "/api/v1/keys", {"name": "ci", "permissions": ["read_stats"]}, 201)
+        self.assertEqual(await key_answers(b, created["key"]), 200)
 
 async def ask(testcase, base, target, address):
     """The head of the answer to a listener at ``address``, behind the trusted proxy (this process)."""
