@@ -80,6 +80,15 @@ class ClusterSyncTests(TestCase):
         deliveries = await delivered()
         self.assertEqual(len(deliveries), 1, deliveries)
         self.assertNotIn("from_node", deliveries[0][1]["data"])
+
+        # The station's count, asked of relay 1 (which has no listener): one on the primary, one on relay 2.
+        async def station_has(count):
+            totals = (await cluster_status(r1))["totals"]
+            return totals["listeners"] == count and totals["mounts"].get("/live", 0) == count
+
+        await eventually_async(lambda: station_has(2), "two listeners on two other nodes")
+        at_relay2.transport.loseConnection()
+        await eventually_async(lambda: station_has(1), "relay 2's listener gone from the total", timeout=10)
         print("metadata from relay 1 reached the primary's and relay 2's listeners in %.2fs" % took)
 
     async def test_leader_frozen_another_takes_over_and_events_go_out_once(self):
