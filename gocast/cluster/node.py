@@ -9,7 +9,15 @@ came through, listeners, bandwidth and capacity), with a time to live of
 relay with ``auto_relay`` decides which mounts to carry and from whom
 (:mod:`gocast.cluster.routing`); when an upstream fails it switches at
 once to the next best, and avoids the failed one until the cluster has had
-time to notice. A full node redirects new listeners to a sibling.
+time to notice. A full node redirects new listeners to a sibling, and
+with ``cluster.routing`` every node sends new listeners to the node of
+their region (:mod:`gocast.cluster.georouting`).
+
+The node also holds what makes the cluster one station: the leader's
+lease and duties (:mod:`gocast.cluster.leader`: membership events once,
+the stats history), one now-playing (:mod:`gocast.cluster.nowplaying`),
+shared keys, logins and mounts (:mod:`gocast.cluster.shared`), and the
+webhook gate that sends each event from one node only.
 
 Redis is where nodes meet, not what keeps audio flowing: when it is down,
 relays keep what they have and the node retries every heartbeat.
@@ -38,15 +46,13 @@ from .georouting import CONTINENTS, Place, Route
 from .georouting import route as georoute
 from .latency import RoundTrips, tcp_rtt_ms
 from .leader import LEASE, LeaderLease
-from .shared import SharedState
+from .nowplaying import NowPlaying
 from .routing import MountRecord, NodeRecord, by_id, choose_upstream, sibling_for, wanted_mounts
+from .shared import SharedState
 
 
 #: The most countries and cities a node tells per mount (the largest).
 PLACES = 50
-#: The pub/sub channel of now-playing updates, and the longest field taken from it.
-METADATA = "metadata"
-MAX_FIELD = 1024
 #: The query parameter a routed request carries (routed once, never again), and what ``?region=`` may name.
 HOP = "gocast_hop"
 REGION_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -112,7 +118,7 @@ class ClusterNode:
         self.shared = SharedState(clock, lambda: self.id)
         relays.failover = self.failover
         registry.route_listener = self.routed_url
-        registry.bus.subscribe(self.share_metadata, ["source.metadata"])
+        self.now_playing = NowPlaying(self)
         registry.elsewhere = lambda: self.elsewhere() if self.enabled else None
 
     @property
@@ -154,7 +160,7 @@ class ClusterNode:
         self._redis_secret = ""
         self._log.info("cluster: joining as {role} {id} (region {region}) through {url}", role=cluster.node_role,
                        id=self.id, region=cluster.region or "-", url=redact_url(cluster.sync.redis_url))
-        self.store.subscribe(METADATA, self.metadata_received)
+        self.now_playing.attach(self.store)
         self.shared.attach(self.store)
         self.lease = LeaderLease(self.store, self._joined_as, self.clock, cluster.node_timeout,
                                  self.registry.bus.publish)
@@ -431,32 +437,6 @@ class ClusterNode:
     @property
     def node_name(self) -> str:
         return self.id if self.enabled else ""
-
-    # Now playing, the same on every node
-
-    def share_metadata(self, event: Event) -> None:
-        """An update made on this node (not one that came from another): tell every node."""
-        mount = self.registry.get(event.mount or "")
-        if not self.enabled or self.store is None or event.data.get("from_node") or mount is None:
-            return
-        if mount.config.hidden:
-            return
-        message = {"node": self.id, "mount": mount.path, "title": mount.title, "artist": mount.artist,
-                   "url": mount.stream_url or ""}
-        self.store.publish(METADATA, message).addErrback(
-            lambda f: self._log.warn("cluster: metadata of {mount} not shared: {why}", mount=mount.path,
-                                     why=f.getErrorMessage()))
-
-    def metadata_received(self, message: Dict[str, Any]) -> None:
-        """Another node's update: applied to the mount here if this node carries it."""
-        node = str(message.get("node", ""))[:MAX_FIELD]
-        mount = self.registry.get(str(message.get("mount", "")))
-        if not self.enabled or not node or node == self.id or mount is None or mount.source is None:
-            return
-        title, artist, url = (str(message.get(key) or "")[:MAX_FIELD] for key in ("title", "artist", "url"))
-        if (title, artist) == (mount.title, mount.artist) and url in ("", mount.stream_url):
-            return
-        mount.set_metadata(title=title, artist=artist, url=url, from_node=node)
 
     # Listeners: geographic routing
 
