@@ -152,3 +152,16 @@ class SeedTests(SynchronousTestCase):
         cluster.heartbeats(1)
         self.assertEqual((a.works(old_a), b.works(old_a)), (True, True))
         self.assertEqual((a.works(old_b), b.works(old_b)), (False, False))  # the cluster's keys are a's
+
+    def test_a_redis_that_lost_its_data_gets_the_keys_back(self):
+        cluster = Cluster(["a:8000", "b:8000"])
+        self.addCleanup(cluster.stop)
+        a, b = (Node(self, n, cluster.clock) for n in cluster.nodes)
+        cluster.heartbeats(1)
+        _, secret, written = a.keys.create("ci", ["read_stats"], None, "")
+        self.successResultOf(written)
+        cluster.store.shared_records.clear()  # restarted without persistence, between two heartbeats
+        cluster.store.seeded.clear()
+        cluster.heartbeats(int(RESYNC_EVERY) + 1)
+        self.assertEqual((a.works(secret), b.works(secret)), (True, True))
+        self.assertIn("keys", cluster.store.shared_records)

@@ -12,7 +12,8 @@ other nodes apply it within the second (a key revoked on one node is
 refused on all); every :data:`RESYNC_EVERY` seconds, and when Redis comes
 back, each node reads the whole hash again, so a missed message costs at
 most that long. The first node to share a collection brings its own
-records (turning the cluster on keeps the keys you had). A delete made
+records (turning the cluster on keeps the keys you had; a Redis restarted
+empty gets them back from the first node to resync). A delete made
 while Redis is away is kept and retried (a revoked key must not come
 back); a creation then fails, and says so.
 
@@ -73,7 +74,6 @@ class SharedState:
         #: Deletes not yet in Redis: (kind, id).
         self.pending: "OrderedDict[Tuple[str, str], None]" = OrderedDict()
         self._synced_at: Optional[float] = None
-        self._seeded: set = set()
         #: Where failed-login blocks from other nodes go (:class:`gocast.core.throttle.AuthFailures`).
         self.failures: Any = None
 
@@ -89,7 +89,6 @@ class SharedState:
         """The node joined a cluster through ``store``: subscribe, and read everything at the next tick."""
         self.store = store
         self._synced_at = None
-        self._seeded = set()
         store.subscribe(STATE, self.received)
 
     def detach(self) -> None:
@@ -123,12 +122,10 @@ class SharedState:
         return d
 
     def _resync(self, store: Any, kind: str) -> Deferred:
+        # Seeding is asked each time: after a Redis that lost its data (restarted without
+        # persistence), the first node to resync brings the records back instead of wiping them.
         collection = self.collections[kind]
-        if kind in self._seeded:
-            d = succeed(None)
-        else:
-            d = store.seed_shared(kind, collection.records())
-            d.addCallback(lambda _: self._seeded.add(kind))
+        d = store.seed_shared(kind, collection.records())
         d.addCallback(lambda _: store.shared(kind))
         d.addCallback(lambda records: self._replace(collection, {i: r for i, r in records.items()
                                                                  if (kind, i) not in self.pending}))
