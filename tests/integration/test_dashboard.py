@@ -15,6 +15,7 @@ from twisted.internet import reactor, task, threads
 from twisted.trial.unittest import TestCase
 
 from ._process import raw_request, spawn_tool, start_server, wait_for_source
+from ._redis import RedisServer
 from .test_browser import open_chromium
 from .test_hls import MP3, TONE
 
@@ -105,6 +106,29 @@ class DashboardTests(TestCase):
         events = await threads.deferToThread(driver.execute_script,
                                              "return document.getElementById('events').textContent")
         self.assertIn("Dashboard Band - Live Song", events)
+
+    async def test_cluster_panel(self):
+        """In a cluster, the panel shows the station's listeners and a row per node, the leader starred."""
+        redis = RedisServer(self, reactor)
+        await redis.start()
+        config = 'cluster { sync { enabled true  redis_url "%s" } }\nmounts { live { } }\n' % redis.url
+        nodes = [await start_server(self, reactor, config, host=host) for host in ("127.0.0.2", "127.0.0.3")]
+        for process, base in nodes:
+            spawn_tool(self, reactor, ["ffmpeg"] + TONE + MP3 + ["icecast://source:hackme@%s/live" % base[7:]])
+            await wait_for_source(reactor, base, "/live", process)
+        (_, a), (_, b) = nodes
+        driver = await threads.deferToThread(open_chromium)
+        self.addCleanup(lambda: threads.deferToThread(driver.quit))
+        await threads.deferToThread(log_in, driver, a)
+        await threads.deferToThread(wait_for_visible, driver, "#cluster-widget")
+        await raw_request(self, reactor, b, b"GET /live HTTP/1.0\r\n\r\n")  # a listener on the other node
+        await threads.deferToThread(wait_for_text, driver, "#cluster-listeners", "1", 10)
+        await threads.deferToThread(wait_for_text, driver, 'tr[data-node="%s"] .num' % b[7:], "1", 5)
+        rows = await threads.deferToThread(driver.execute_script, "return Array.from(document.querySelectorAll("
+                                           "'#node-rows tr')).map(function (r) { return r.cells[0].textContent; })")
+        self.assertEqual(len(rows), 2, rows)
+        self.assertEqual(len([r for r in rows if "★" in r]), 1, rows)
+        self.assertEqual([r for r in rows if r.endswith("(this node)")][0].split()[0], a[7:])
 
     def switch_theme(self, driver):
         from selenium.webdriver.common.by import By
