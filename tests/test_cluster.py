@@ -44,17 +44,26 @@ class TokenTests(SynchronousTestCase):
 
 class RoutingTests(SynchronousTestCase):
     def test_prefers_region_then_hops_then_load(self):
-        me = node("me", "eu")
+        me = node("relay-z", "eu")
         origin = node("origin", "us", {"/live": ["origin"]})
         near = node("near", "eu", {"/live": ["origin", "near"]}, load=0.5)
         near_light = node("light", "eu", {"/live": ["origin", "light"]}, load=0.1)
         nodes = [me, origin, near, near_light]
         self.assertEqual(choose_upstream("/live", me, nodes, 3).id, "light")
         self.assertEqual(choose_upstream("/live", me, [me, origin, near], 3).id, "near")
-        self.assertEqual(choose_upstream("/live", node("me", "us"), nodes, 3).id, "origin")
+        self.assertEqual(choose_upstream("/live", node("relay-z", "us"), nodes, 3).id, "origin")
+
+    def test_two_relays_deciding_at_once_cannot_loop(self):
+        """Both pull from the far origin; each sees the other in its region: only the larger id cascades."""
+        origin = node("origin", "us", {"/live": ["origin"]})
+        r1 = node("eu-1", "eu", {"/live": ["origin", "eu-1"]})
+        r2 = node("eu-2", "eu", {"/live": ["origin", "eu-2"]})
+        nodes = [origin, r1, r2]
+        self.assertEqual(choose_upstream("/live", r1, nodes, 3, current="origin").id, "origin")
+        self.assertEqual(choose_upstream("/live", r2, nodes, 3, current="origin").id, "eu-1")
 
     def test_sticky_while_valid(self):
-        me = node("me")
+        me = node("relay-z")
         a = node("a", mounts={"/live": ["o", "a"]}, load=0.5)
         b = node("b", mounts={"/live": ["o", "b"]}, load=0.1)
         self.assertEqual(choose_upstream("/live", me, [me, a, b], 3, current="a").id, "a")

@@ -90,6 +90,21 @@ class SharedStateTests(SynchronousTestCase):
         self.cluster.heartbeats(int(RESYNC_EVERY) + 1)
         self.assertFalse(self.b.works(secret))
 
+    def test_a_node_asks_redis_for_what_it_has_not_heard_of_yet(self):
+        self.cluster.store.subscribers.clear()  # the announcements are still on their way
+        key, secret = self.create_key(self.a)
+        self.assertIsNone(self.c.keys.find(secret))
+        self.assertEqual(self.successResultOf(self.c.keys.find_shared(secret)).id, key.id)
+        self.assertTrue(self.c.works(secret))
+        self.assertIsNone(self.successResultOf(self.c.keys.find_shared("gck_nobody")))
+        token, csrf = self.a.sessions.open()
+        self.assertIsNone(self.c.sessions.find(token))
+        self.successResultOf(self.c.sessions.known_elsewhere(token))
+        self.assertEqual(self.c.sessions.find(token), csrf)
+        self.assertIsNone(self.c.sessions.known_elsewhere(token))  # known now: nothing to ask
+        self.successResultOf(self.a.keys.revoke(key.id))
+        self.assertIsNone(self.successResultOf(self.a.keys.find_shared(secret)))
+
     def test_dashboard_logins_are_the_clusters(self):
         token, csrf = self.a.sessions.open()
         self.assertEqual(self.c.sessions.find(token), csrf)

@@ -20,6 +20,7 @@ import secrets
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 import attr
+from twisted.internet.defer import succeed
 
 from ..config import Config
 from ..config._schema import PERMISSIONS
@@ -171,7 +172,7 @@ class ApiKeys:
         record = as_record(key)
         written = self.store.put_key(dict(record, last_used=None, requests=0))
         if self._sharing:
-            written.addCallback(lambda _: self.shared.share(self.kind, key.id, record))
+            written.addCallback(lambda _: self.shared.share(self.kind, key.hash, record))
 
         def unsaved(failure: Any) -> Any:
             self.keys.pop(key.id, None)  # a key that is not stored (here and in the cluster) does not work
@@ -182,47 +183,67 @@ class ApiKeys:
         return key, secret, written.addErrback(unsaved)
 
     def revoke(self, key_id: str) -> Any:
-        del self.keys[key_id]
+        key = self.keys.pop(key_id)
         self._reindex()
         self._dirty.discard(key_id)
         if self._sharing:
-            self.shared.unshare(self.kind, key_id)
+            self.shared.unshare(self.kind, key.hash)
         return self.store.delete_key(key_id)
 
-    # Shared with the cluster
+    # Shared with the cluster: records by the key's hash, so a node can look a key up by it
 
     def records(self) -> Dict[str, Dict[str, Any]]:
-        return {key.id: as_record(key) for key in self.keys.values() if key.origin == "api"}
+        return {key.hash: as_record(key) for key in self.keys.values() if key.origin == "api"}
 
-    def received(self, key_id: str, record: Optional[Dict[str, Any]]) -> None:
+    def received(self, hash_: str, record: Optional[Dict[str, Any]]) -> None:
         if record is None:
-            if key_id in self.keys and self.keys[key_id].origin == "api":
-                self.revoke_here(key_id)
+            key = self._by_hash.get(hash_)
+            if key is not None and key.origin == "api":
+                self.revoke_here(key.id)
             return
-        self.take(key_id, record)
+        self.take(hash_, record)
         self._reindex()
 
     def replace(self, records: Dict[str, Dict[str, Any]]) -> None:
-        for key_id in [k for k, key in self.keys.items() if key.origin == "api" and k not in records]:
-            self.revoke_here(key_id)
-        for key_id, record in records.items():
-            self.take(key_id, record)
+        for key in [k for k in self.keys.values() if k.origin == "api" and k.hash not in records]:
+            self.revoke_here(key.id)
+        for hash_, record in records.items():
+            self.take(hash_, record)
         self._reindex()
 
-    def take(self, key_id: str, record: Dict[str, Any]) -> None:
+    def find_shared(self, secret: str) -> Any:
+        """
+        A Deferred of the key ``secret`` is, asking Redis when this node does
+        not know it (yet): a key made on another node works here at once,
+        before its announcement arrives. ``None``: no such key anywhere.
+        """
+        found = self.find(secret)
+        if found is not None or not self._sharing:
+            return succeed(found)
+        hash_ = key_hash(secret)
+
+        def fetched(record: Optional[Dict[str, Any]]) -> Optional[ApiKey]:
+            if record is not None:
+                self.take(hash_, record)
+                self._reindex()
+            return self._by_hash.get(hash_)
+
+        return self.shared.fetch(self.kind, hash_).addCallback(fetched)
+
+    def take(self, hash_: str, record: Dict[str, Any]) -> None:
         """Another node's key (kept in this node's store too, for a restart without Redis)."""
         try:
-            key = from_record(dict(record, id=key_id))
+            key = from_record(record)
         except (KeyError, TypeError, ValueError):
             return
-        old = self.keys.get(key_id)
-        if old is not None and old.origin != "api":
+        old = self.keys.get(key.id)
+        if key.hash != hash_ or (old is not None and old.origin != "api"):
             return
         if old is not None and as_record(old) == as_record(key):
             return
         if old is not None:
             key.last_used, key.requests = old.last_used, old.requests
-        self.keys[key_id] = key
+        self.keys[key.id] = key
         self.store.put_key(dict(as_record(key), last_used=key.last_used, requests=key.requests))
 
     def revoke_here(self, key_id: str) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import unquote
 
 from twisted.internet.defer import maybeDeferred
@@ -80,15 +80,31 @@ class ApiResource(Resource):
             return self.error(request, ApiError(405, "method_not_allowed", "%s takes %s" % (
                 "/api/v1/" + "/".join(rest), ", ".join(allowed))))
         route, params = chosen[0]
+        secret = self.presented_key(request)
+        if secret is not None and self.ctx.keys.find(secret) is None:
+            # In a cluster, a key made on another node a moment ago: look it up before judging.
+            looked_up = self.ctx.keys.find_shared(secret)
+            if not looked_up.called:
+                gone: List[bool] = []
+                request.notifyFinish().addErrback(lambda _: gone.append(True))
+                looked_up.addBoth(lambda _: gone or self.answer_late(request, route, params))
+                return NOT_DONE_YET
+        self.run(request, route, params)
+        return NOT_DONE_YET
+
+    def answer_late(self, request: Request, route: Route, params: Any) -> None:
+        self.run(request, route, params)
+
+    def run(self, request: Request, route: Route, params: Any) -> None:
         try:
             principal = self.authorize(request, route)
             call = Call(params or {}, query_of(request), read_body(request) if route.body else None,
                         getattr(request, "request_id", ""), principal=principal)
         except ApiError as e:
-            return self.error(request, e)
+            self.send(request, e.status, envelope_error(request, e))
+            return
         d = maybeDeferred(route.handler, self.ctx, call)
         d.addCallbacks(lambda data: self.success(request, route, call, data), lambda f: self.failed(request, f))
-        return NOT_DONE_YET
 
     def authorize(self, request: Request, route: Route) -> Any:
         """The principal (an :class:`ApiKey`, or ADMIN) allowed to call ``route``; ApiError if none."""
@@ -115,14 +131,21 @@ class ApiResource(Resource):
                     principal.name, route.permission), {"required": route.permission})
         return principal
 
+    @staticmethod
+    def presented_key(request: Request) -> Optional[str]:
+        """The API key a request presents (Bearer or X-API-Key), if any."""
+        authorization = (request.getHeader(b"authorization") or b"").decode("latin-1")
+        if authorization[:7].lower() == "bearer ":
+            return authorization[7:].strip()
+        secret = request.getHeader(b"x-api-key")
+        return secret.decode("latin-1").strip() if secret else None
+
     def principal(self, request: Request) -> Any:
         """The key presented, ADMIN for the admin's Basic auth, or None."""
+        secret = self.presented_key(request)
+        if secret is not None:
+            return self.ctx.keys.find(secret)
         authorization = (request.getHeader(b"authorization") or b"").decode("latin-1")
-        secret = request.getHeader(b"x-api-key")
-        if authorization[:7].lower() == "bearer ":
-            return self.ctx.keys.find(authorization[7:].strip())
-        if secret:
-            return self.ctx.keys.find(secret.decode("latin-1").strip())
         if authorization[:6].lower() == "basic ":
             return ADMIN if admin_credentials_ok(request.getUser(), request.getPassword(),
                                                  self.ctx.config.auth) else None

@@ -6,8 +6,10 @@ functions of the node records every node publishes in Redis
 
 A relay takes a mount from the healthiest upstream it can: its own region
 first, then fewer hops (the origin is hop 0), then the lighter load. A
-node already relaying through us is never our upstream (no loops), chains
-stay within ``max_hops``, and a node near its capacity takes no more.
+node already relaying through us is never our upstream (no loops), within
+a region a relay cascades only from relays of a smaller id (no two-node
+loop when both decide at once), chains stay within ``max_hops``, and a
+node near its capacity takes no more.
 Once chosen, an upstream is kept while it stays valid, so relays do not
 flap between equals.
 """
@@ -127,6 +129,11 @@ def upstream_candidates(mount: str, me: NodeRecord, nodes: Iterable[NodeRecord],
         if node.id == me.id or node.id in avoid or record is None:
             continue
         if me.id in record.path or record.hops + 1 > max_hops or node.near_capacity:
+            continue
+        if node.region == me.region and record.hops > 0 and node.id > me.id:
+            # Within a region, relays pull only from relays of a smaller id: two that would
+            # each pick the other in the same heartbeat (their records not yet showing it)
+            # cannot loop.
             continue
         found.append(node)
     return sorted(found, key=lambda n: _rank(mount, me, n) + (n.load, n.id))

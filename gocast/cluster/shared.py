@@ -154,6 +154,15 @@ class SharedState:
 
         return d.addErrback(unavailable)
 
+    def fetch(self, kind: str, record_id: str) -> Deferred:
+        """One record as Redis has it now (``None``: none, or Redis away, or a delete of it waits here)."""
+        store = self.store
+        if store is None or (kind, record_id) in self.pending:
+            return succeed(None)
+        d = store.get_shared(kind, record_id)
+        return d.addErrback(lambda f: self._log.warn("cluster: a shared {kind} could not be looked up ({why})",
+                                                     kind=kind, why=f.getErrorMessage()))
+
     def unshare(self, kind: str, record_id: str) -> None:
         """Delete a record everywhere: now if Redis answers, else at a later heartbeat."""
         if self.store is None:

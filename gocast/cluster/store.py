@@ -133,6 +133,11 @@ class RedisStore:
         yield self._call(self.redis.hdel(self.prefix + "shared:" + kind, record_id))
 
     @inlineCallbacks
+    def get_shared(self, kind: str, record_id: str) -> Any:
+        text = yield self._call(self.redis.hget(self.prefix + "shared:" + kind, record_id))
+        return _records({record_id: text}).get(record_id) if text else None
+
+    @inlineCallbacks
     def shared(self, kind: str) -> Any:
         """Every record of ``kind``: {id: record} (unreadable ones left out)."""
         found = yield self._call(self.redis.hgetall(self.prefix + "shared:" + kind))
@@ -353,6 +358,9 @@ class MemoryStore:
 
     def shared(self, kind: str) -> Deferred:
         return self._check() or succeed(_records(self.shared_records.get(kind, {})))
+
+    def get_shared(self, kind: str, record_id: str) -> Deferred:
+        return self._check() or succeed(_records(self.shared_records.get(kind, {})).get(record_id))
 
     def seed_shared(self, kind: str, records: Dict[str, Dict[str, Any]]) -> Deferred:
         failed = self._check()

@@ -29,7 +29,7 @@ import hmac
 import json
 import os
 import secrets
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from twisted.logger import Logger
@@ -124,6 +124,19 @@ class Sessions:
             self._forget(token_hash)
             return None
         return csrf
+
+    def known_elsewhere(self, token: Optional[str]) -> Any:
+        """
+        A Deferred that fires once a login this node does not know was looked
+        up in the cluster (taken here if another node made it): logging in on
+        one node and asking another at once works. ``None`` when there is
+        nothing to look up.
+        """
+        if not token or not self._sharing or self.find(token) is not None:
+            return None
+        token_hash = _hash(token)
+        return self.shared.fetch(self.kind, token_hash).addCallback(
+            lambda record: self._take(token_hash, record) if record is not None else None)
 
     def close(self, token: Optional[str]) -> None:
         if token:
@@ -283,6 +296,23 @@ class DashboardCall(Resource):
         super().__init__()
         self.dashboard = dashboard
         self.name = name
+
+    def render(self, request: Request) -> Any:
+        """In a cluster, a login made on another node is looked up first (then the call runs)."""
+        token = cookie_token(header_text(request, b"cookie"))
+        looking = self.dashboard.access.sessions.known_elsewhere(token) if self.name != "login" else None
+        if looking is None:
+            return super().render(request)
+        gone: List[bool] = []
+        request.notifyFinish().addErrback(lambda _: gone.append(True))
+        looking.addBoth(lambda _: gone or self.answer_late(request))
+        return NOT_DONE_YET
+
+    def answer_late(self, request: Request) -> None:
+        body = super().render(request)
+        if body is not NOT_DONE_YET:
+            request.write(body)
+            request.finish()
 
     def render_GET(self, request: Request) -> Any:
         if self.name == "session":
