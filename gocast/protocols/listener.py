@@ -39,6 +39,8 @@ from ..config._kinds import normalise_mount
 from ..observe.geo import NOWHERE
 from ..core.mount import Chunk, ISubscriber, Mount
 from ..cors import cors_headers
+from ._directwrite import write as direct_write
+from ._directwrite import write_sequence as direct_write_sequence
 from ._http import RequestHead
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -329,12 +331,12 @@ class ListenerSession:
     def send(self, data: bytes) -> None:
         self.sent += len(data)
         if not self.metaint:
-            self.transport.write(data)
+            direct_write(self.transport, data)
             return
         left = self._meta_left
         if len(data) < left:
             self._meta_left = left - len(data)
-            self.transport.write(data)
+            direct_write(self.transport, data)
             return
         parts = []
         pos = 0
@@ -348,12 +350,12 @@ class ListenerSession:
             parts.append(data[pos:])
             left -= end - pos
         self._meta_left = left
-        self.transport.writeSequence(parts)
+        direct_write_sequence(self.transport, parts)
 
     def send_many(self, chunks: List[bytes]) -> None:
         if not self.metaint:
             self.sent += sum(len(c) for c in chunks)
-            self.transport.writeSequence(chunks)
+            direct_write_sequence(self.transport, chunks)
             return
         for data in chunks:
             self.send(data)
