@@ -78,3 +78,28 @@ class DirectWriteTests(SynchronousTestCase):
         write(self.transport, b"to nobody")  # EPIPE: handed to Twisted, which reports the loss its way
         write(self.transport, b"again")
         self.assertEqual(self.transport._tempDataBuffer, [b"to nobody", b"again"])
+
+    def test_lighten_shares_twisteds_strings(self):
+        from gocast.protocols._directwrite import lighten
+
+        other = Server(socket.socketpair()[0], Protocol(), ("127.0.0.2", 2), None, 2, self.reactor)
+        self.addCleanup(other.socket.close)
+        for transport in (self.transport, other):
+            lighten(transport)
+        self.assertIs(self.transport.logstr, other.logstr)
+        lighten(StringTransport())  # anything else is left alone
+
+
+class KeptTests(SynchronousTestCase):
+    def test_a_listener_keeps_only_what_its_access_log_line_needs(self):
+        from .streaming import Harness
+
+        h = Harness("mounts { live { } }")
+        h.source("/live")
+        proto, _ = h.listener("/live?token=x", extra="User-Agent: VLC/3\r\nReferer: https://radio.test/\r\n"
+                                                      "X-Other: y\r\n")
+        session = proto.delegate
+        self.assertEqual(session.head.headers, [("user-agent", "VLC/3"), ("referer", "https://radio.test/")])
+        self.assertEqual((session.head.target, session.head.query), ("/live?token=x", {}))
+        self.assertEqual(session.admission.request.headers, {})  # no credentials kept for an open mount
+        self.assertEqual(session.user_agent, "VLC/3")

@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_directwrite -*-
 """
-Writing a listener's chunk straight to its socket.
+Writing a listener's chunk straight to its socket (and keeping each
+connection's transport small).
 
 Twisted's ``transport.write`` queues the bytes, registers the socket for
 writability with epoll, and sends them when the reactor hears back: for a
@@ -70,3 +71,22 @@ def write_sequence(transport: Any, parts: List[bytes]) -> None:
         sent = 0
     if rest:
         transport.writeSequence(rest)
+
+
+#: What every connection's transport says of itself in Twisted's logs and reprs.
+_LOG_PREFIX = "FrontDoor"
+_REPR = "<FrontDoor connection>"
+
+
+def lighten(transport: Any) -> None:
+    """
+    Share the two strings Twisted builds for each TCP connection (its log
+    prefix and repr, with the session number and peer in them): with tens
+    of thousands of listeners they are a good share of each one's memory,
+    and GoCast's own log lines name the listener and its address anyway.
+    """
+    if isinstance(transport, Connection):
+        transport.logstr = _LOG_PREFIX
+        if hasattr(transport, "repstr"):
+            transport.repstr = _REPR
+

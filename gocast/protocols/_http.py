@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import sys
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -52,6 +53,10 @@ class BadRequest(Exception):
         self.status = status
 
 
+#: The query of a head that kept only what it needs (never changed: shared by all of them).
+_NO_QUERY: Dict[str, List[str]] = {}
+
+
 @attr.s(slots=True, auto_attribs=True)
 class RequestHead:
     method: str
@@ -77,6 +82,11 @@ class RequestHead:
     def arg(self, name: str) -> Optional[str]:
         values = self.query.get(name)
         return values[-1] if values else None
+
+    def keep_only(self, *names: str) -> None:
+        """Forget every header but ``names``, and the parsed query: what a long-lived connection keeps."""
+        self.headers = [pair for pair in self.headers if pair[0] in names]
+        self.query = _NO_QUERY
 
     @property
     def keep_alive(self) -> bool:
@@ -128,6 +138,7 @@ def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
     if len(parts) != 3:
         raise BadRequest("malformed request line")
     method, target, version = parts
+    method, version = sys.intern(method), sys.intern(version)  # one copy each, however many connections
     if version not in ("HTTP/1.0", "HTTP/1.1", "ICE/1.0"):
         raise BadRequest("unsupported protocol %r" % version[:20])
     if not _METHOD.fullmatch(method):

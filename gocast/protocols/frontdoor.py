@@ -35,6 +35,7 @@ from ..config import Config
 from ..core.events import EventBus
 from ..core.registry import MountRegistry
 from ..core.throttle import AuthFailures, address_key
+from ._directwrite import lighten
 from ._http import BadRequest, RequestHead, declares_body, parse_head, reply_version, response_head
 from ..cors import cors_headers
 from ..observe.geo import GeoLocator
@@ -68,7 +69,6 @@ class FrontDoor(Protocol, TimeoutMixin):
 
     def __init__(self, factory: "FrontDoorFactory"):
         self.factory = factory
-        self.callLater = factory.reactor.callLater
         self._buffer = b""
         self.delegate: Optional[Any] = None
         self.peer = ""
@@ -76,7 +76,12 @@ class FrontDoor(Protocol, TimeoutMixin):
         #: The client key this connection is counted under (limits.max_connections_per_ip).
         self.counted_as: Optional[str] = None
 
+    def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """The reactor's (TimeoutMixin asks for it); a method, not a bound method kept per connection."""
+        return self.factory.reactor.callLater(delay, f, *args, **kw)
+
     def connectionMade(self) -> None:
+        lighten(self.transport)
         peer = self.transport.getPeer()
         self.peer = host_of(peer)
         factory = self.factory

@@ -33,7 +33,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ..auth.base import AuthRequest, Decision
-from ..auth.gate import Admission
+from ..auth.gate import ALLOWED, Admission
 from ..cluster.token import HEADER as CLUSTER_HEADER, check_token
 from ..config._kinds import normalise_mount
 from ..observe.geo import NOWHERE
@@ -76,6 +76,11 @@ def cap_send_buffer(transport: Any, size: int) -> None:
             return
 
 
+#: The request an admission keeps when no backend needs it back (see ``admitted``), and the
+#: admission of every listener of an open mount.
+ADMITTED = AuthRequest("", "")
+OPEN = Admission(ADMITTED, ALLOWED)
+
 #: The stream is a source's bytes: a browser must never sniff it as a page,
 #: nor run anything in it if it did.
 STREAM_SAFETY_HEADERS = [
@@ -86,8 +91,11 @@ STREAM_SAFETY_HEADERS = [
 
 @implementer(IPushProducer, ISubscriber)
 class ListenerSession:
-    """One listener connection, after its head was read."""
+    """One listener connection, after its head was read (thousands live at once: slots, not a dict)."""
 
+    __slots__ = ("door", "head", "transport", "home", "mount", "id", "paused", "last_seq", "metaint", "_meta_left",
+                 "_meta_version", "sent", "_settled", "connected_at", "_limit", "_stalled", "admission", "location",
+                 "_gone", "relay_node", "worker_pull")
     _log = Logger()
 
     def __init__(self, door: "FrontDoor", head: RequestHead):
@@ -189,6 +197,10 @@ class ListenerSession:
             challenge = [("WWW-Authenticate", decision.challenge)] if decision.challenge else []
             self.refuse(decision.status, decision.reason, challenge)
             return
+        if admission.authenticator is None:
+            # Nothing to tell a backend when the listener leaves: keep the decision, not the request
+            # (its headers and credentials), which would otherwise live as long as the connection.
+            admission = OPEN if decision is ALLOWED else Admission(ADMITTED, decision)
         self.admission = admission
         if not self.serve():
             admission.left(0.0)
@@ -243,6 +255,7 @@ class ListenerSession:
                                 user_agent=self.user_agent, listeners=mount.listeners,
                                 listener_id=self.listener_id)
         self.schedule_end(mount)
+        self.head.keep_only("user-agent", "referer")  # what the access log needs at the end
         return True
 
     def schedule_end(self, mount: Mount) -> None:
