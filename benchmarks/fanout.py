@@ -2,15 +2,19 @@
 Benchmark: one paced 128 kbps MP3 source, N listeners, GoCast against
 Icecast 2.4 in the same run.
 
-For each server: start it on loopback, stream a 128 kbps MP3 sine with
-ffmpeg (-re), ramp N listeners up at --ramp connections/s, let them settle,
-then measure over --window seconds:
+For each server: start it on loopback, stream a 128 kbps MP3 sine (encoded
+once by ffmpeg, sent at the pace of the audio by benchmarks/latency.py,
+with a marker frame a second), ramp N listeners up at --ramp connections/s,
+let them settle, then measure over --window seconds:
 
 - listeners on time: received at least 95% of the bytes 128 kbps promises;
 - server CPU microseconds per listener-second (from /proc/PID/stat);
 - RSS per listener (VmRSS with N listeners minus VmRSS before any);
 - time to first audio byte of fresh connections opened during the window
-  (p50 and p99).
+  (p50 and p99);
+- source-to-listener latency: from each marker frame sent to its arrival
+  at 20 probe listeners (10 connected before the crowd, 10 after it, so
+  both ends of each fan-out are timed).
 
 The load generator is cheaper than the servers: its listener sockets are
 non-blocking and drained by one sweep every 250 ms; fresh-connection probes
@@ -41,6 +45,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from latency import LatencyProbes, MarkedSource, encode_sine  # noqa: E402  (beside this script)
+
+#: Listeners whose every read is timed, for source-to-listener latency (half before the crowd, half after).
+LATENCY_PROBES = 20
 BITRATE = 128000
 PASSWORD = "hackme"
 #: A listener whose connection is not accepted within this long counts as not on time.
@@ -177,15 +186,6 @@ class Icecast(Server):
                                         stderr=subprocess.DEVNULL, preexec_fn=raise_nofile)
 
 
-def start_source(port: int, mount: str = "/live") -> subprocess.Popen:
-    return subprocess.Popen(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-         "sine=frequency=440:sample_rate=44100", "-c:a", "libmp3lame", "-b:a", "128k", "-f", "mp3",
-         "-content_type", "audio/mpeg",
-         "icecast://source:%s@127.0.0.1:%d%s" % (PASSWORD, port, mount)],
-        stdin=subprocess.DEVNULL)
-
-
 def wait_for_audio(port: int, timeout: float = 20.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -315,25 +315,31 @@ def percentile(values: List[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def measure(server: Server, listeners: int, window: float, ramp: float, settle: float) -> Dict[str, float]:
+def measure(server: Server, listeners: int, window: float, ramp: float, settle: float,
+            frames: List[bytes]) -> Dict[str, float]:
     server.start()
     source = None
     crowd = Listeners(server.port)
+    latency = LatencyProbes(server.port)
     try:
         server.wait_ready()
         for attempt in range(3):  # a server still starting may reset the first source
-            source = start_source(server.port)
+            source = MarkedSource(server.port, PASSWORD, frames)
+            source.start()
             try:
                 wait_for_audio(server.port, timeout=10)
                 break
             except RuntimeError:
-                source.terminate()
-                source.wait()
+                source.stop.set()
+                source.join()
         else:
-            raise RuntimeError("%s never played the source" % server.name)
+            raise RuntimeError("%s never played the source: %s" % (server.name, source.error))
         time.sleep(1.0)
         rss_before = rss_bytes(server.process.pid)
+        latency.add(LATENCY_PROBES // 2)  # first and last of the crowd: the ends of each fan-out
+        latency.start()
         crowd.connect(listeners, ramp)
+        latency.add(LATENCY_PROBES - LATENCY_PROBES // 2)
         crowd.run_for(settle)
         before = list(crowd.received)
         cpu_before = cpu_seconds(server.process.pid)
@@ -352,9 +358,11 @@ def measure(server: Server, listeners: int, window: float, ramp: float, settle: 
 
         thread = threading.Thread(target=probe)
         started = time.time()
+        marked_from = time.perf_counter()
         thread.start()
         crowd.run_for(window)
         elapsed = time.time() - started
+        delays = latency.latencies(source.sent, marked_from)
         cpu = cpu_seconds(server.process.pid) - cpu_before
         rss = rss_bytes(server.process.pid)
         stop.set()
@@ -373,12 +381,17 @@ def measure(server: Server, listeners: int, window: float, ramp: float, settle: 
             "ttfb_p50_ms": round(percentile(probes, 50) * 1000, 1),
             "ttfb_p99_ms": round(percentile(probes, 99) * 1000, 1),
             "probes": len(probes),
+            "latency_p50_ms": round(percentile(delays, 50) * 1000, 1),
+            "latency_p99_ms": round(percentile(delays, 99) * 1000, 1),
+            "latency_max_ms": round(max(delays, default=float("nan")) * 1000, 1),
+            "latency_samples": len(delays),
         }
     finally:
         crowd.close()
+        latency.close()
         if source is not None:
-            source.terminate()
-            source.wait()
+            source.stop.set()
+            source.join()
         server.stop()
 
 
@@ -411,10 +424,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         tmp = args.keep or scratch
         os.chmod(tmp, 0o755)  # Icecast drops root for nobody, who must reach its log folder
+        frames = encode_sine(Path(scratch) / "sine.mp3")
         for name in args.servers.split(","):
             server = server_named(name, Path(tmp) / name, args.listeners)
             server.workdir.mkdir()
-            results[server.name] = measure(server, args.listeners, args.window, args.ramp, args.settle)
+            results[server.name] = measure(server, args.listeners, args.window, args.ramp, args.settle, frames)
             print(server.name, json.dumps(results[server.name]), flush=True)
     if "GoCast" in results and "Icecast" in results:
         g, i = results["GoCast"], results["Icecast"]
