@@ -220,15 +220,20 @@ class ClusterFiguresTests(SynchronousTestCase):
         self.cluster = Cluster(["a:8000", "b:8000"])
         self.addCleanup(self.cluster.stop)
 
-    def test_dashboard_stream_carries_the_station_and_each_node(self):
-        from gocast.dashboard.live import StatsHub
-
+    def listening_on_both(self):
+        """A source on each node, one listener on a and two on b, told in Redis; returns a's harness."""
         a, b = self.cluster.harnesses
         for h, count in ((a, 1), (b, 2)):
             h.source("/live")
             for _ in range(count):
                 h.listener("/live")
         self.cluster.heartbeats(2)
+        return a
+
+    def test_dashboard_stream_carries_the_station_and_each_node(self):
+        from gocast.dashboard.live import StatsHub
+
+        a = self.listening_on_both()
         hub = StatsHub(a.registry, a.bus, self.cluster.clock, self.cluster.clock.seconds, 0.0)
         self.assertNotIn("cluster", hub.server())
         hub.cluster = self.cluster.nodes[0]
@@ -250,16 +255,10 @@ class ClusterFiguresTests(SynchronousTestCase):
         self.cluster.nodes[0].configure(parse_config("").config)  # alone again: no label
         self.assertIn('gocast_mount_listeners{mount="/live"} 0.0', a.metrics.render().decode())
 
-
     def test_geo_breakdown_of_the_station(self):
         from gocast.api.routes import ApiContext, Call, geo_stats
 
-        a, b = self.cluster.harnesses
-        for h, count in ((a, 1), (b, 2)):
-            h.source("/live")
-            for _ in range(count):
-                h.listener("/live")
-        self.cluster.heartbeats(2)
+        a = self.listening_on_both()
         ctx = ApiContext(a.registry, None, None, None, self.cluster.clock.seconds, 0.0, cluster=self.cluster.nodes[0])
         answer = geo_stats(ctx, Call({}, {}, None, "r1"))
         self.assertEqual((answer["listeners_by_country"], answer["cluster"]["listeners_by_country"]),

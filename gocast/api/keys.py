@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterable, Optional, Tuple
 import attr
 from twisted.internet.defer import succeed
 
+from ..cluster.shared import Collection
 from ..config import Config
 from ..config._schema import PERMISSIONS
 from ..core.throttle import AuthFailures
@@ -89,7 +90,7 @@ def _iso(seconds: Optional[float]) -> Optional[str]:
 MAX_API_KEYS = 1000
 
 
-class ApiKeys:
+class ApiKeys(Collection):
     """
     Every key GoCast accepts, with their usage. In a cluster the keys
     created through the API are shared (a :class:`gocast.cluster.shared.Collection`):
@@ -98,8 +99,6 @@ class ApiKeys:
     """
 
     kind = "keys"
-    #: The cluster's shared state, once registered (:class:`gocast.cluster.shared.SharedState`).
-    shared: Any = None
 
     def __init__(self, store: Any, now: Any, failures: Optional[AuthFailures] = None):
         self.store = store
@@ -116,10 +115,6 @@ class ApiKeys:
                 key.last_used, key.requests = record["last_used"], record["requests"]
                 self.keys[key.id] = key
         self._reindex()
-
-    @property
-    def _sharing(self) -> bool:
-        return self.shared is not None and self.shared.active
 
     def configure(self, config: Config) -> None:
         """Take the config file's keys (keeping the usage of keys whose name stays)."""
@@ -171,7 +166,7 @@ class ApiKeys:
         self._reindex()
         record = as_record(key)
         written = self.store.put_key(dict(record, last_used=None, requests=0))
-        if self._sharing:
+        if self.sharing:
             written.addCallback(lambda _: self.shared.share(self.kind, key.hash, record))
 
         def unsaved(failure: Any) -> Any:
@@ -186,7 +181,7 @@ class ApiKeys:
         key = self.keys.pop(key_id)
         self._reindex()
         self._dirty.discard(key_id)
-        if self._sharing:
+        if self.sharing:
             self.shared.unshare(self.kind, key.hash)
         return self.store.delete_key(key_id)
 
@@ -218,7 +213,7 @@ class ApiKeys:
         before its announcement arrives. ``None``: no such key anywhere.
         """
         found = self.find(secret)
-        if found is not None or not self._sharing:
+        if found is not None or not self.sharing:
             return succeed(found)
         hash_ = key_hash(secret)
 

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import attr
 from twisted.logger import Logger
 
+from ..cluster.shared import Collection
 from ..config import Config, MountConfig
 from ..config._kinds import INVALID, MountPath
 from ..config._report import Reporter, dotted
@@ -53,7 +54,7 @@ def validate_mount(name: Any, raw: Any) -> Tuple[str, MountConfig]:
     return path, config
 
 
-class ApiMounts:
+class ApiMounts(Collection):
     """
     In a cluster the API's mounts are shared (a
     :class:`gocast.cluster.shared.Collection`): created, changed or deleted
@@ -66,8 +67,6 @@ class ApiMounts:
 
     _log = Logger()
     kind = "mounts"
-    #: The cluster's shared state, once registered (:class:`gocast.cluster.shared.SharedState`).
-    shared: Any = None
 
     def __init__(self, store: Any, file_config: Callable[[], Config], apply: Callable[[Config], None],
                  now: Callable[[], float]):
@@ -84,10 +83,6 @@ class ApiMounts:
             except MountError:
                 continue  # a schema change made it invalid: left in the store, not used
             self.configs[path], self.raw[path] = config, raw
-
-    @property
-    def _sharing(self) -> bool:
-        return self.shared is not None and self.shared.active
 
     def overlay(self, config: Config) -> Config:
         """``config`` with the API's mounts added (the file's own win)."""
@@ -120,7 +115,7 @@ class ApiMounts:
         del self.configs[path]
         self.raw.pop(path, None)
         written = self.store.delete_mount(path.lstrip("/"))
-        if self._sharing:
+        if self.sharing:
             self.shared.unshare(self.kind, path.lstrip("/"))
         self.apply(self.file_config())
         return written
@@ -144,7 +139,7 @@ class ApiMounts:
         raw_before = self.raw.get(path)
         self.raw[path] = raw
         written = self.store.put_mount(path.lstrip("/"), raw, self.now())
-        if self._sharing:
+        if self.sharing:
             written.addCallback(lambda _: self.shared.share(self.kind, path.lstrip("/"), {"config": raw}))
 
         def unsaved(failure: Any) -> Any:

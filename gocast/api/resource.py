@@ -87,13 +87,10 @@ class ApiResource(Resource):
             if not looked_up.called:
                 gone: List[bool] = []
                 request.notifyFinish().addErrback(lambda _: gone.append(True))
-                looked_up.addBoth(lambda _: gone or self.answer_late(request, route, params))
+                looked_up.addBoth(lambda _: gone or self.run(request, route, params))
                 return NOT_DONE_YET
         self.run(request, route, params)
         return NOT_DONE_YET
-
-    def answer_late(self, request: Request, route: Route, params: Any) -> None:
-        self.run(request, route, params)
 
     def run(self, request: Request, route: Route, params: Any) -> None:
         try:

@@ -9,7 +9,7 @@ has stopped its duties before the lease can pass to another node.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Optional
 
 from twisted.logger import Logger
 
@@ -29,8 +29,6 @@ class LeaderLease:
         self.renewed_at = 0.0
         #: Who holds the lease, as last read (this node included).
         self.current: Optional[str] = None
-        #: Called with True when this node becomes the leader, False when it stops being it.
-        self.watchers: List[Callable[[bool], None]] = []
 
     @property
     def leading(self) -> bool:
@@ -68,8 +66,6 @@ class LeaderLease:
                        holder=self.holder, token=token)
         self.publish("cluster.leader", None, node=self.holder, leading=True, what="leads the cluster",
                      token=token)
-        for watcher in list(self.watchers):
-            watcher(True)
 
     def _holder(self, holder: Optional[str]) -> None:
         self.current = holder
@@ -81,5 +77,3 @@ class LeaderLease:
         self.token = None
         self.publish("cluster.leader", None, node=self.holder, leading=False,
                      what="stopped leading the cluster (%s)" % why)
-        for watcher in list(self.watchers):
-            watcher(False)

@@ -444,7 +444,8 @@ class ClusterNode:
         geo = self.geo
         if geo is None:
             return Place(address)
-        return Place(address, geo.locate(address).country, CONTINENTS.get(geo.continent(address), ""))
+        country, continent = geo.country_and_continent(address)
+        return Place(address, country, CONTINENTS.get(continent, ""))
 
     def route(self, mount: str, address: str, asked_region: Optional[str] = None) -> Optional[Route]:
         """Where a listener at ``address`` should listen to ``mount`` (``None``: not in a cluster)."""

@@ -49,6 +49,13 @@ class Collection:
     """What a shared collection offers (``ApiKeys``, ``Sessions``, ``ApiMounts`` implement it)."""
 
     kind = ""
+    #: The cluster's shared state, once registered (:meth:`SharedState.register`).
+    shared: Any = None
+
+    @property
+    def sharing(self) -> bool:
+        """Whether this node is in a cluster now: changes are to be shared."""
+        return self.shared is not None and self.shared.active
 
     def records(self) -> Dict[str, Dict[str, Any]]:
         """This node's records, to seed an empty cluster with."""
@@ -83,7 +90,7 @@ class SharedState:
 
     def register(self, collection: Collection) -> None:
         self.collections[collection.kind] = collection
-        setattr(collection, "shared", self)
+        collection.shared = self
 
     def attach(self, store: Any) -> None:
         """The node joined a cluster through ``store``: subscribe, and read everything at the next tick."""

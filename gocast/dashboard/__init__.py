@@ -40,6 +40,7 @@ from twisted.web.static import File
 from ..api.routes import iso, listener_data
 from ..auth.address import host_of
 from ..auth.base import credentials
+from ..cluster.shared import Collection
 from ..core.credentials import admin_credentials_ok
 from ..core.operations import (
     find_listener,
@@ -63,7 +64,7 @@ MAX_BODY = 16 * 1024
 MAX_LISTED = 500
 
 
-class Sessions:
+class Sessions(Collection):
     """
     Dashboard logins: a random token (the cookie) to its expiry and CSRF
     token. Kept by the SHA-256 of the token, in memory and in the state
@@ -80,8 +81,6 @@ class Sessions:
 
     _log = Logger()
     kind = "sessions"
-    #: The cluster's shared state, once registered (:class:`gocast.cluster.shared.SharedState`).
-    shared: Any = None
 
     def __init__(self, now: Callable[[], float], lifetime: Callable[[], float], store: Any = None):
         self.now = now
@@ -101,15 +100,11 @@ class Sessions:
         self._sessions[token_hash] = (expires, csrf)
         if self.store is not None:
             self.store.put_dashboard_session(token_hash, expires, csrf).addErrback(self._unsaved)
-        if self._sharing:
+        if self.sharing:
             self.shared.share(self.kind, token_hash, {"expires": expires, "csrf": csrf}).addErrback(
                 lambda f: self._log.warn("dashboard login not shared with the cluster ({why}): it works on this "
                                          "node only", why=f.getErrorMessage()))
         return token, csrf
-
-    @property
-    def _sharing(self) -> bool:
-        return self.shared is not None and self.shared.active
 
     def find(self, token: Optional[str]) -> Optional[str]:
         """The session's CSRF token, if ``token`` is a live session."""
@@ -132,7 +127,7 @@ class Sessions:
         one node and asking another at once works. ``None`` when there is
         nothing to look up.
         """
-        if not token or not self._sharing or self.find(token) is not None:
+        if not token or not self.sharing or self.find(token) is not None:
             return None
         token_hash = _hash(token)
         return self.shared.fetch(self.kind, token_hash).addCallback(
@@ -147,7 +142,7 @@ class Sessions:
             return
         if self.store is not None:
             self.store.delete_dashboard_session(token_hash, self.now()).addErrback(self._unsaved)
-        if everywhere and self._sharing:
+        if everywhere and self.sharing:
             self.shared.unshare(self.kind, token_hash)
 
     # Shared with the cluster
@@ -168,7 +163,7 @@ class Sessions:
             self._forget(token_hash, everywhere=False)
         now = self.now()
         for token_hash, record in records.items():
-            if isinstance(record.get("expires"), (int, float)) and record["expires"] <= now and self._sharing:
+            if isinstance(record.get("expires"), (int, float)) and record["expires"] <= now and self.sharing:
                 self.shared.unshare(self.kind, token_hash)  # expired unused: gone from the cluster too
             self._take(token_hash, record)
 

@@ -84,16 +84,18 @@ class GeoLocator:
             return None
         return found if isinstance(found, dict) else None
 
-    def continent(self, address: str) -> str:
-        """The continent's two-letter code (``EU``, ``NA``...), or "" (for routing listeners to a region)."""
+    def country_and_continent(self, address: str) -> Tuple[str, str]:
+        """The country code and the continent's (``EU``, ``NA``...; "" if unknown), for routing to a region."""
         found = self._record(address)
-        return str((found.get("continent") or {}).get("code") or "") if found is not None else ""
+        if found is None:
+            return UNKNOWN, ""
+        return _country(found), str((found.get("continent") or {}).get("code") or "")
 
     def locate(self, address: str) -> Location:
         found = self._record(address)
         if found is None:
             return NOWHERE
-        country = (found.get("country") or found.get("registered_country") or {}).get("iso_code") or UNKNOWN
+        country = _country(found)
         if self.precision == "country":
             return Location(country)
         subdivisions = found.get("subdivisions") or [{}]
@@ -102,6 +104,11 @@ class GeoLocator:
             return Location(country, region)
         city = ((found.get("city") or {}).get("names") or {}).get("en")
         return Location(country, region, city)
+
+
+def _country(found: Dict[str, Any]) -> str:
+    """The ISO code of a database record's country (or the country it is registered to)."""
+    return (found.get("country") or found.get("registered_country") or {}).get("iso_code") or UNKNOWN
 
 
 def audience(locations: Iterable[Location], most: Optional[int] = None) -> Dict[str, Dict[str, int]]:

@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import math
-from collections import Counter
 from typing import Any, Callable, Dict, List, Optional
 
 import attr
@@ -28,7 +27,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ..core.events import Event
-from .geo import audience, mount_locations
+from .geo import audience, merged, mount_locations
 
 SAMPLE_EVERY = 10.0
 COARSE = 300.0
@@ -46,12 +45,11 @@ class Figures:
     listeners: int = 0
     sent: int = 0
     received: int = 0
-    countries: Counter = attr.Factory(Counter)
-    cities: Counter = attr.Factory(Counter)
+    #: Each node's GeoIP breakdown (:func:`gocast.observe.geo.audience`), added up by :meth:`places`.
+    audiences: List[Dict[str, Dict[str, int]]] = attr.Factory(list)
 
     def places(self) -> Dict[str, Dict[str, int]]:
-        return {"listeners_by_country": dict(self.countries.most_common()),
-                "listeners_by_city": dict(self.cities.most_common())}
+        return merged(self.audiences)
 
 
 class StatsHistory:
@@ -92,18 +90,15 @@ class StatsHistory:
         """Each mount's figures now: this node's, plus the other nodes' as last told in a cluster."""
         found = {}
         for path, mount in self.registry.mounts.items():
-            places = audience(mount_locations(mount)) if mount.listeners else {}
-            found[path] = Figures(mount.listeners, mount.total_bytes_sent, mount.bytes_received,
-                                  Counter(places.get("listeners_by_country", {})),
-                                  Counter(places.get("listeners_by_city", {})))
+            places = [audience(mount_locations(mount))] if mount.listeners else []
+            found[path] = Figures(mount.listeners, mount.total_bytes_sent, mount.bytes_received, places)
         cluster = self.cluster
         for path, record in (cluster.other_mounts() if cluster is not None and cluster.enabled else ()):
             mine = found.setdefault(path, Figures())
             mine.listeners += record.listeners
             mine.sent += record.sent
             mine.received += record.received
-            mine.countries.update(record.places.get("listeners_by_country", {}))
-            mine.cities.update(record.places.get("listeners_by_city", {}))
+            mine.audiences.append(record.places)
         return found
 
     def sample(self) -> Deferred:
