@@ -190,6 +190,16 @@ class RoutedListenerTests(SynchronousTestCase):
         status, headers, _ = self.listen("/live", SYDNEY)
         self.assertEqual(headers["location"], "http://oc1:8000/live?gocast_hop=1")  # region named oceania
 
+    def test_a_mount_only_other_nodes_carry_is_routed_too(self):
+        self.publish(record("eu1:8000", "eu", mounts=("/live", "/talk")), record("oc1:8000", "oceania"))
+        self.h.clock.advance(1)
+        status, headers, _ = self.listen("/talk?token=t", NEW_YORK)
+        self.assertIn("302", status)
+        self.assertEqual(headers["location"], "http://eu1:8000/talk?token=t&gocast_hop=1")
+        status, _, _ = self.listen("/talk?gocast_hop=1", NEW_YORK)
+        self.assertIn("404", status)  # routed once already: not here, and not again
+        self.assertIn("404", self.listen("/nowhere", NEW_YORK)[0])
+
     def test_routed_once_never_again_and_region_asked(self):
         status, _, _ = self.listen("/live?gocast_hop=1", BERLIN)
         self.assertIn("200", status)

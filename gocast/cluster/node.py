@@ -29,7 +29,7 @@ import re
 import secrets
 import socket
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from urllib.parse import parse_qsl, urlencode
 
 import attr
@@ -118,6 +118,9 @@ class ClusterNode:
         self.shared = SharedState(clock, lambda: self.id)
         relays.failover = self.failover
         registry.route_listener = self.routed_url
+        registry.routed_elsewhere = self.routed_elsewhere
+        #: The mounts the other nodes carry, as last read.
+        self.remote_mounts: Set[str] = set()
         self.now_playing = NowPlaying(self)
         registry.elsewhere = lambda: self.elsewhere() if self.enabled else None
 
@@ -229,6 +232,7 @@ class ClusterNode:
             self._log.info("cluster: node {node} joined ({role}, region {region})", node=new, role=nodes[new].role,
                            region=nodes[new].region or "-")
         self.nodes = nodes
+        self.remote_mounts = {path for node_id, record in nodes.items() if node_id != self.id for path in record.mounts}
         if (self.config is not None and self.config.cluster.role == "relay" and self.config.cluster.auto_relay
                 and self.secret):
             self.place_relays()
@@ -473,6 +477,10 @@ class ClusterNode:
         if found is None or not found.redirect or found.node is None:
             return None
         return "http://%s%s?%s" % (found.node.address, path, urlencode(params + [(HOP, "1")]))
+
+    def routed_elsewhere(self, mount: str) -> bool:
+        """A mount only other nodes carry is still a listener's path here: routing sends them there."""
+        return self.enabled and self.config.cluster.routing.enabled and mount in self.remote_mounts
 
     def measured(self, country: str, transport: Any) -> None:
         """A listener started here: its round trip counts towards this node's nearness to its country."""

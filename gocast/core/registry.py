@@ -47,6 +47,8 @@ class MountRegistry:
         #: Where a new listener of a mount should go instead, by its address and request target
         #: (``cluster.routing``): a URL, or ``None`` to serve it here.
         self.route_listener: Callable[[str, str, str], Optional[str]] = lambda mount, address, target: None
+        #: Whether a mount this server does not have is one the cluster routes listeners of to another node.
+        self.routed_elsewhere: Callable[[str], bool] = lambda mount: False
         #: Disconnects a listener a worker process serves: ``(mount, id) -> found``.
         self.remote_kick: Callable[[str, str], bool] = lambda mount, listener: False
         #: Bytes sent and received by mounts since forgotten (dynamic mounts that went idle).

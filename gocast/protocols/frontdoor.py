@@ -211,7 +211,8 @@ class FrontDoor(Protocol, TimeoutMixin):
 
     def is_listener_path(self, path: str) -> bool:
         registry = self.factory.registry
-        return registry.get(path) is not None or registry.is_configured(path) or path in registry.on_demand
+        return (registry.get(path) is not None or registry.is_configured(path) or path in registry.on_demand
+                or registry.routed_elsewhere(path))
 
     def hand_over(self, handler: Any, rest: bytes) -> None:
         self.setTimeout(None)
