@@ -158,6 +158,32 @@ class MetadataTests(SynchronousTestCase):
         news[0].set_metadata(song="Bulletin")
         self.assertEqual([m.song for m in news], ["Bulletin", "", ""])
 
+    def test_a_node_that_was_away_catches_up_without_undoing_newer_titles(self):
+        a, b, c = self.mounts()
+        store = self.cluster.store
+        receivers = store.subscribers["metadata"]
+        away = receivers.pop(2)  # c's subscription dropped: pub/sub gives it nothing
+        b.set_metadata(song="Missed - Song")
+        self.assertEqual([m.song for m in (a, c)], ["Missed - Song", ""])
+        self.cluster.clock.advance(1)
+        receivers.append(away)
+        store.resubscribed()  # c subscribed again
+        self.assertEqual(c.song, "Missed - Song")
+        self.assertEqual([e.data.get("from_node") for e in self.cluster.harnesses[2].events
+                          if e.name == "source.metadata"], ["b:8000"])
+
+        receivers.remove(away)
+        self.cluster.clock.advance(1)
+        b.set_metadata(song="Older - Song")
+        self.cluster.clock.advance(1)
+        c.set_metadata(song="Newer - Local")  # made on c while away, after b's
+        receivers.append(away)
+        store.resubscribed()
+        self.assertEqual(c.song, "Newer - Local")
+        self.assertEqual([m.song for m in (a, b)], ["Newer - Local"] * 2)  # its own update was still shared
+        store.resubscribed()  # nothing new: nothing applied again
+        self.assertEqual(len([e for e in self.cluster.harnesses[0].events if e.name == "source.metadata"]), 3)
+
     def test_hostile_messages_are_bounded_or_ignored(self):
         a, b, c = self.mounts()
         self.cluster.store.publish("metadata", {"node": "x", "mount": "/live", "title": "T" * 5000 + "\r\nX"})

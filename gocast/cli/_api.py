@@ -273,9 +273,11 @@ def cluster_status(status: Dict[str, Any], out: TextIO, as_json: bool) -> None:
         return
     redis = status.get("redis") or {}
     if status.get("enabled"):
+        state = "connected" if redis.get("connected") else redis.get("error") or "not connected"
+        if redis.get("connected") and not redis.get("subscribed", True):
+            state += " (not subscribed yet: updates from other nodes wait)"
         out.write("cluster: node %s (%s, region %s); Redis %s: %s\n" % (
-            status.get("id"), status.get("role"), status.get("region") or "-", redis.get("url"),
-            "connected" if redis.get("connected") else redis.get("error") or "not connected"))
+            status.get("id"), status.get("role"), status.get("region") or "-", redis.get("url"), state))
         out.write("leader: %s%s\n" % (status.get("leader") or "none yet", " (this node)" if status.get("is_leader")
                                        else ""))
     else:

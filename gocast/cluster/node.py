@@ -423,6 +423,7 @@ class ClusterNode:
                 "region": cluster.region if cluster else "",
                 "redis": {"url": redact_url(self._store_url) if self._store_url else None,
                           "connected": bool(self._store_url) and not self.redis_error and bool(self.nodes),
+                          "subscribed": bool(getattr(self.store, "subscribed", False)),
                           "error": self.redis_error or None},
                 "nodes": nodes, "totals": self.totals() if self.enabled else None}
 

@@ -6,6 +6,10 @@ source's in-band titles) is published on Redis (``gocast:metadata``) and
 applied by every node carrying the mount, within the second. The copies
 carry ``from_node`` in their ``source.metadata`` event: they are neither
 published again nor sent to webhooks a second time.
+
+Pub/sub keeps nothing for a node that is not subscribed (Redis restarted,
+its connection dropped), so each update is also kept as the mount's last
+word, and a node that subscribes again applies those newer than its own.
 """
 
 from __future__ import annotations
@@ -25,24 +29,27 @@ class NowPlaying:
     _log = Logger()
 
     def __init__(self, node: Any):
-        """:param node: the :class:`gocast.cluster.node.ClusterNode` (its id, store and registry)."""
+        """:param node: the :class:`gocast.cluster.node.ClusterNode` (its id, store, clock and registry)."""
         self.node = node
+        #: Mount: when its now-playing last changed here (wall clock, compared with other nodes' updates).
+        self.changed: Dict[str, float] = {}
         node.registry.bus.subscribe(self.share, ["source.metadata"])
 
     def attach(self, store: Any) -> None:
-        store.subscribe(METADATA, self.received)
+        store.subscribe(METADATA, self.received, subscribed=self.catch_up)
 
     def share(self, event: Event) -> None:
         """An update made on this node (not one that came from another): tell every node."""
         node = self.node
         mount = node.registry.get(event.mount or "")
-        if not node.enabled or node.store is None or event.data.get("from_node") or mount is None:
+        if mount is None:
             return
-        if mount.config.hidden:
+        self.changed[mount.path] = node.now()
+        if not node.enabled or node.store is None or event.data.get("from_node") or mount.config.hidden:
             return
         message = {"node": node.id, "mount": mount.path, "title": mount.title, "artist": mount.artist,
-                   "url": mount.stream_url or ""}
-        node.store.publish(METADATA, message).addErrback(
+                   "url": mount.stream_url or "", "at": self.changed[mount.path]}
+        node.store.publish(METADATA, message, latest=mount.path).addErrback(
             lambda f: self._log.warn("cluster: metadata of {mount} not shared: {why}", mount=mount.path,
                                      why=f.getErrorMessage()))
 
@@ -57,3 +64,19 @@ class NowPlaying:
         if (title, artist) == (mount.title, mount.artist) and url in ("", mount.stream_url):
             return
         mount.set_metadata(title=title, artist=artist, url=url, from_node=sender)
+
+    def catch_up(self) -> None:
+        """Subscribed (again): apply each mount's last update made elsewhere after this node's own."""
+        node = self.node
+        if not node.enabled or node.store is None:
+            return
+        self.changed = {path: at for path, at in self.changed.items() if node.registry.get(path) is not None}
+
+        def apply(latest: Dict[str, Dict[str, Any]]) -> None:
+            for path, message in latest.items():
+                at = message.get("at")
+                if isinstance(at, (int, float)) and at > self.changed.get(path, 0.0):
+                    self.received(message)
+
+        node.store.latest(METADATA).addCallbacks(apply, lambda f: self._log.warn(
+            "cluster: now-playing not caught up: {why}", why=f.getErrorMessage()))

@@ -21,6 +21,10 @@ from twisted.logger import Logger
 PREFIX = "gocast:"
 #: The most one Redis call may take.
 TIMEOUT = 3.0
+#: The longest wait between two attempts to reach Redis again (txredisapi's default is 10 s).
+RECONNECT_AT_MOST = 2.0
+#: How long a channel's last messages are kept for subscribers that were away (renewed by each one).
+LATEST_KEPT = 24 * 3600.0
 
 
 def redis_address(url: str) -> Dict[str, Any]:
@@ -44,8 +48,12 @@ class RedisStore:
         self.url = url
         self._subscriber: Any = None
         self._subscriptions: Dict[str, Callable[[Dict[str, Any]], None]] = {}
+        self._on_subscribed: List[Callable[[], None]] = []
+        #: Whether the subscription connection is up and subscribed (messages published now arrive).
+        self.subscribed = False
         self.redis = txredisapi.lazyConnection(reconnect=True, connectTimeout=TIMEOUT, replyTimeout=TIMEOUT,
                                                convertNumbers=False, **redis_address(url))
+        self.redis._factory.maxDelay = RECONNECT_AT_MOST
 
     def _call(self, d: Deferred) -> Deferred:
         return d.addTimeout(TIMEOUT, self.clock)
@@ -112,8 +120,26 @@ class RedisStore:
         joined, left = found
         return list(joined or []), list(left or [])
 
-    def publish(self, channel: str, message: Dict[str, Any]) -> Deferred:
-        return self._call(self.redis.publish(self.prefix + channel, json.dumps(message)))
+    @inlineCallbacks
+    def publish(self, channel: str, message: Dict[str, Any], latest: str = "") -> Any:
+        """
+        Send ``message`` to the channel's subscribers; with ``latest``, also
+        keep it as that key's last word, for a subscriber that was away
+        (:meth:`latest`).
+        """
+        text = json.dumps(message)
+        if latest:
+            key = self.prefix + "latest:" + channel
+            yield self._call(self.redis.hset(key, latest, text))
+            yield self._call(self.redis.expire(key, int(LATEST_KEPT)))
+        count = yield self._call(self.redis.publish(self.prefix + channel, text))
+        return count
+
+    @inlineCallbacks
+    def latest(self, channel: str) -> Any:
+        """The last message published on ``channel`` for each key: {key: message}."""
+        found = yield self._call(self.redis.hgetall(self.prefix + "latest:" + channel))
+        return _records(found or {})
 
     @inlineCallbacks
     def cluster_secret(self, proposed: str) -> Any:
@@ -159,17 +185,27 @@ class RedisStore:
         count = yield self._call(self.redis.eval(_COUNT, [key], [int(window * 1000)]))
         return int(count)
 
-    def subscribe(self, channel: str, receive: Callable[[Dict[str, Any]], None]) -> None:
+    def subscribe(self, channel: str, receive: Callable[[Dict[str, Any]], None],
+                  subscribed: Optional[Callable[[], None]] = None) -> None:
         """
         Call ``receive`` with each message published on ``channel`` (one
-        receiver per channel and store). A subscribed connection can do
-        nothing else, so it is a second one, which subscribes again each
-        time it reconnects. Subscribe before the first message matters:
-        channels are sent when that connection is made.
+        receiver per channel and store), and ``subscribed`` each time the
+        subscription is made, first or again: what was published while it
+        was away is lost, so that is when to catch up. A subscribed
+        connection can do nothing else, so it is a second one, which
+        subscribes again each time it reconnects. Subscribe before the first
+        message matters: channels are sent when that connection is made.
         """
         self._subscriptions[self.prefix + channel] = receive
+        if subscribed is not None:
+            self._on_subscribed.append(subscribed)
         if self._subscriber is None:
-            self._subscriber = _subscriber(self.url, self._subscriptions)
+            self._subscriber = _subscriber(self)
+
+    def _subscription_made(self) -> None:
+        self.subscribed = True
+        for subscribed in list(self._on_subscribed):
+            subscribed()
 
     def close(self) -> Any:
         if self._subscriber is not None:
@@ -189,7 +225,7 @@ def _records(found: Dict[str, str]) -> Dict[str, Dict[str, Any]]:
     return records
 
 
-def _subscriber(url: str, subscriptions: Dict[str, Callable[[Dict[str, Any]], None]]) -> Any:
+def _subscriber(store: RedisStore) -> Any:
     import txredisapi
     from twisted.internet import reactor
     from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
@@ -202,10 +238,15 @@ def _subscriber(url: str, subscriptions: Dict[str, Callable[[Dict[str, Any]], No
         def connectionMade(self) -> Any:
             yield txredisapi.SubscriberProtocol.connectionMade(self)
             if self.connected:
-                yield self.subscribe(list(subscriptions))
+                yield self.subscribe(list(store._subscriptions))
+                store._subscription_made()
+
+        def connectionLost(self, why: Any) -> None:
+            store.subscribed = False
+            txredisapi.SubscriberProtocol.connectionLost(self, why)
 
         def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
-            receive = subscriptions.get(channel)
+            receive = store._subscriptions.get(channel)
             try:
                 data = json.loads(message)
             except ValueError:
@@ -215,10 +256,11 @@ def _subscriber(url: str, subscriptions: Dict[str, Callable[[Dict[str, Any]], No
                 return
             receive(data)
 
-    where = redis_address(url)
+    where = redis_address(store.url)
     factory = txredisapi.RedisFactory(None, where["dbid"], 1, True, txredisapi.ConnectionHandler, "utf-8",
                                       where["password"], None, False, where["username"])
     factory.protocol = Subscriber
+    factory.maxDelay = RECONNECT_AT_MOST
     endpoint = HostnameEndpoint(reactor, where["host"], where["port"], timeout=TIMEOUT)
     if where["ssl_context_factory"]:
         endpoint = wrapClientTLS(optionsForClientTLS(where["host"]), endpoint)
@@ -261,6 +303,9 @@ class MemoryStore:
         self.members: Set[str] = set()
         #: Channel: the receivers of every store sharing this one (nodes in tests share a store).
         self.subscribers: Dict[str, List[Callable[[Dict[str, Any]], None]]] = {}
+        self.on_subscribed: List[Callable[[], None]] = []
+        self.latest_messages: Dict[str, Dict[str, str]] = {}
+        self.subscribed = True
         self.shared_records: Dict[str, Dict[str, str]] = {}
         self.seeded: Set[str] = set()
         self.secret = ""
@@ -328,15 +373,29 @@ class MemoryStore:
         self.members = set(live)
         return succeed((joined, left))
 
-    def publish(self, channel: str, message: Dict[str, Any]) -> Deferred:
+    def publish(self, channel: str, message: Dict[str, Any], latest: str = "") -> Deferred:
         failed = self._check()
         if failed is None:
+            if latest:
+                self.latest_messages.setdefault(channel, {})[latest] = json.dumps(message)
             for receive in list(self.subscribers.get(channel, [])):
                 receive(json.loads(json.dumps(message)))
         return failed or succeed(len(self.subscribers.get(channel, [])))
 
-    def subscribe(self, channel: str, receive: Callable[[Dict[str, Any]], None]) -> None:
+    def latest(self, channel: str) -> Deferred:
+        return self._check() or succeed(_records(self.latest_messages.get(channel, {})))
+
+    def subscribe(self, channel: str, receive: Callable[[Dict[str, Any]], None],
+                  subscribed: Optional[Callable[[], None]] = None) -> None:
         self.subscribers.setdefault(channel, []).append(receive)
+        if subscribed is not None:
+            self.on_subscribed.append(subscribed)
+            subscribed()
+
+    def resubscribed(self) -> None:
+        """As after Redis came back: every subscriber catches up."""
+        for subscribed in list(self.on_subscribed):
+            subscribed()
 
     def cluster_secret(self, proposed: str) -> Deferred:
         failed = self._check()

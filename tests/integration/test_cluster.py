@@ -160,7 +160,11 @@ class ClusterTests(TestCase):
             status = await cluster_status(base)
             return status["redis"]["connected"] and len(status["nodes"]) == 2
 
+        async def subscribed():
+            return all([(await cluster_status(b))["redis"]["subscribed"] for b in (origin, base)])
+
         await eventually_async(back, "both nodes back in Redis", timeout=30)
+        await eventually_async(subscribed, "both nodes subscribed again (now-playing reaches them)", timeout=15)
         await eventually_async(one_leader, "one leader again after Redis came back (its lease was lost with it)")
         await keeps_receiving(listener, 1)
 
