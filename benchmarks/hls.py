@@ -20,11 +20,13 @@ its own GoCast with the defaults otherwise:
 Requests per second (wrk, 2 threads, 64 connections, 10 s each): the live
 playlist and one 6 s segment from GoCast's memory, and the same two files
 served from disk by nginx (one worker, like GoCast's one process, sendfile
-on), in the same run.
+on), in the same run, each writing its access log (GoCast's to its log,
+nginx's to a file).
 
 Run: .venv/bin/python benchmarks/hls.py   (needs ffmpeg, chromium,
 chromium-driver, wrk and nginx-light; ./dev setup installs all but the last
-two). Record the printed figures in docs/performance.md.
+two); ``--throughput-only`` runs the wrk part alone. Record the printed
+figures in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import base64
 import http.server
+import os
 import re
 import shutil
 import socket
@@ -239,6 +242,19 @@ def wrk(url: str, seconds: int, headers: Tuple[str, ...] = ()) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (/proc)."""
+    fields = Path("/proc/%d/stat" % pid).read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk_with_cpu(url: str, seconds: int, pid: int) -> Tuple[float, float]:
+    """Requests per second, and the share of one core the server used meanwhile."""
+    before, started = cpu_seconds(pid), time.monotonic()
+    rate = wrk(url, seconds)
+    return rate, (cpu_seconds(pid) - before) / (time.monotonic() - started)
+
+
 class Nginx:
     def __init__(self, workdir: Path, folder: Path):
         self.port = free_port()
@@ -250,7 +266,7 @@ error_log %(dir)s/nginx-error.log;
 events { worker_connections 1024; }
 http {
     types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
-    access_log off;
+    access_log %(dir)s/nginx-access.log;
     sendfile on;
     tcp_nopush on;
     client_body_temp_path %(dir)s; proxy_temp_path %(dir)s; fastcgi_temp_path %(dir)s;
@@ -261,6 +277,11 @@ http {
         self.process = subprocess.Popen([shutil.which("nginx") or "/usr/sbin/nginx", "-c", str(conf)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.5)
+
+    def worker_pid(self) -> int:
+        """The one worker process, which serves every request (the master only supervises)."""
+        children = Path("/proc/%d/task/%d/children" % (self.process.pid, self.process.pid)).read_text().split()
+        return int(children[0])
 
     def stop(self) -> None:
         self.process.terminate()
@@ -275,8 +296,9 @@ def summary(values: List[float]) -> str:
         statistics.median(ordered), ordered[0], ordered[-1], len(ordered))
 
 
-def run_mode(workdir: Path, frames: List[bytes], pages: Pages, low_latency: bool, seconds: float,
+def run_mode(workdir: Path, frames: List[bytes], pages: Optional[Pages], low_latency: bool, seconds: float,
              wrk_seconds: int) -> None:
+    """Latency figures (unless ``pages`` is None: throughput only), and throughput in standard mode."""
     name = "LL-HLS (part 0.5 s, segment 6 s)" if low_latency else "standard HLS (segment 6 s)"
     server = GoCast(workdir, "low_latency %s" % ("true" if low_latency else "false"))
     source = PacedSource(server.port, "/live", frames)
@@ -289,12 +311,16 @@ def run_mode(workdir: Path, frames: List[bytes], pages: Pages, low_latency: bool
                 break
             except OSError:
                 time.sleep(0.2)
-        delays = availability(server, source, low_latency, seconds)
-        print("%s: source to listed, from the last frame: %s" % (name, summary(delays["last"])))
-        print("%s: source to listed, from the first frame: %s" % (name, summary(delays["first"])))
-        ages, latencies = player_latency(server, pages, seconds)
-        print("%s: hls.js in Chromium, age of the sample playing: %s" % (name, summary(ages)))
-        print("%s: hls.js in Chromium, hls.latency: %s" % (name, summary(latencies)))
+        if pages is not None:
+            delays = availability(server, source, low_latency, seconds)
+            print("%s: source to listed, from the last frame: %s" % (name, summary(delays["last"])))
+            print("%s: source to listed, from the first frame: %s" % (name, summary(delays["first"])))
+            ages, latencies = player_latency(server, pages, seconds)
+            print("%s: hls.js in Chromium, age of the sample playing: %s" % (name, summary(ages)))
+            print("%s: hls.js in Chromium, hls.latency: %s" % (name, summary(latencies)))
+        else:
+            while not re.search(rb"segment_\d+\.ts", get(server.base + "/hls/live/playlist.m3u8")):
+                time.sleep(0.5)
         if not low_latency and wrk_seconds:
             throughput(workdir, server, wrk_seconds)
     finally:
@@ -313,9 +339,11 @@ def throughput(workdir: Path, server: GoCast, seconds: int) -> None:
     try:
         size = (folder / segment).stat().st_size
         for label, path in (("playlist", "playlist.m3u8"), ("segment (%d KB)" % (size // 1024), segment)):
-            ours = wrk("%s/hls/live/%s" % (server.base, path), seconds)
-            theirs = wrk("http://127.0.0.1:%d/%s" % (nginx.port, path), seconds)
-            print("requests/s, %s: GoCast %.0f, nginx from disk %.0f (%.2fx)" % (label, ours, theirs, ours / theirs))
+            ours, our_cpu = wrk_with_cpu("%s/hls/live/%s" % (server.base, path), seconds, server.process.pid)
+            theirs, their_cpu = wrk_with_cpu("http://127.0.0.1:%d/%s" % (nginx.port, path), seconds,
+                                             nginx.worker_pid())
+            print("requests/s, %s: GoCast %.0f (CPU %.0f%%), nginx from disk %.0f (CPU %.0f%%): %.2fx"
+                  % (label, ours, 100 * our_cpu, theirs, 100 * their_cpu, ours / theirs))
     finally:
         nginx.stop()
 
@@ -324,14 +352,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="measurement time per figure")
     parser.add_argument("--wrk-seconds", type=int, default=10, help="wrk duration per URL (0 skips)")
+    parser.add_argument("--throughput-only", action="store_true", help="only requests per second against nginx")
     args = parser.parse_args()
-    for tool in ("ffmpeg", "chromium", "chromedriver") + (("wrk", "nginx") if args.wrk_seconds else ()):
+    browser = () if args.throughput_only else ("chromium", "chromedriver")
+    for tool in ("ffmpeg",) + browser + (("wrk", "nginx") if args.wrk_seconds else ()):
         if not shutil.which(tool) and not Path("/usr/sbin", tool).exists():
             sys.exit("benchmarks/hls.py needs %s (apt-get install %s)" % (
                 tool, {"chromedriver": "chromium-driver", "nginx": "nginx-light"}.get(tool, tool)))
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         frames = aac_frames(workdir, int(args.seconds * 2 + 60))
+        if args.throughput_only:
+            run_mode(workdir, frames, None, False, args.seconds, args.wrk_seconds)
+            return
         pages = Pages()
         pages.start()
         try:

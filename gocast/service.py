@@ -138,7 +138,9 @@ class GocastService(MultiService):
         self.metrics.state.cluster_nodes = lambda: len(self.cluster.nodes) if self.cluster.enabled else None
         self.metrics.node = lambda: self.cluster.node_name
         self.log_output = log_output
-        self.log_observer = SwitchableObserver(build_observer(config.logging, default_output=log_output))
+        self.log_observer = SwitchableObserver(build_observer(config.logging, default_output=log_output,
+                                                              clock=reactor))
+        self.front_door.access_log = AccessLog(config.logging, self.log_observer.access_line, reactor)
         self.reloader = Reloader(lambda: self.loaded, self.apply, self.publish,
                                  run_in_thread or self._in_thread,
                                  restore=lambda previous: self.apply(previous, certificates=False))
@@ -234,8 +236,9 @@ class GocastService(MultiService):
         self._apply_mounts(config)
         self.api_keys.configure(config)
         reopen_logs()
-        self.log_observer.observer = build_observer(config.logging, default_output=self.log_output)
-        access_log = AccessLog(config.logging)
+        self.log_observer.observer = build_observer(config.logging, default_output=self.log_output,
+                                                    clock=self.reactor)
+        access_log = AccessLog(config.logging, self.log_observer.access_line, self.reactor)
         self.front_door.access_log = self.site.access_log = access_log
         self.stats_factory.server = config.server.product
         self.webhooks.configure(config.webhooks)

@@ -70,3 +70,24 @@ class KeepAliveTests(SynchronousTestCase):
         self.h.clock.advance(0)
         self.assertEqual(responses(transport.value()), [b"HTTP/1.1 200 OK"])
         self.assertTrue(transport.disconnecting)
+
+    def test_each_head_has_its_full_deadline_with_one_timer(self):
+        """The deadline moves with each request; the connection keeps one timer for it, not one per request."""
+        source, _ = self.h.source()
+        feed_frames(source, 3)
+        proto, transport = self.h.connect()
+
+        def timers():
+            return [c for c in self.h.clock.getDelayedCalls() if getattr(c.func, "__self__", None) is proto]
+
+        for _ in range(3):  # a request every 4 s: never 5 s idle
+            proto.dataReceived(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(len(timers()), 1)
+            self.h.clock.advance(4)
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(responses(transport.value()), [b"HTTP/1.1 200 OK"] * 3)
+        self.h.clock.advance(0.9)  # 4.9 s since the last request
+        self.assertFalse(transport.disconnecting)
+        self.h.clock.advance(0.2)
+        self.assertTrue(transport.disconnecting)
+        self.assertIn(b"request head not received in time", transport.value())

@@ -100,6 +100,20 @@ class PlaylistTests(SynchronousTestCase):
         self.assertEqual(lines[-1], '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part_3_%d.m4s"' % (parts + 1))
         self.assertEqual(lines.count("#EXT-X-MAP:URI=\"init_0.mp4\""), 1)
 
+    def test_playlist_rendered_once_per_change(self):
+        segmenter = fed(7.2, playlist_length=3)
+        first = segmenter.playlist()
+        self.assertIs(segmenter.playlist(), first)  # asked again: the same text, not rendered again
+        newest = segmenter.newest()
+        while segmenter.newest() == newest:  # until the next part is cut
+            segmenter.add(adts_frame(), 1024 / 44100, 1700000010.0)
+        again = segmenter.playlist()
+        self.assertNotEqual(again, first)
+        self.assertEqual(again, segmenter.render_playlist())
+        segmenter.discontinuity()
+        self.assertIn("#EXT-X-DISCONTINUITY", segmenter.playlist())
+        self.assertEqual(segmenter.playlist(), segmenter.render_playlist())
+
     def test_parts_only_for_the_last_three_target_durations(self):
         segmenter = fed(30.0, playlist_length=6)
         text = segmenter.playlist()
@@ -163,7 +177,7 @@ class BlockingReloadTests(SynchronousTestCase):
         status, _, body = split_response(transport.value())
         self.assertIn(" 200 ", status)
         self.assertIn(b'URI="part_%d_%d.m4s"' % (sequence, part + 1), body)
-        self.assertEqual(self.h.hls.output("/live")._waiters, [])
+        self.assertEqual(self.h.hls.output("/live")._waiters, {})
 
     def feed_until_answered(self, transport, ready):
         """Feed frame by frame: no answer while not ``ready()``, an answer once it is."""
@@ -197,7 +211,7 @@ class BlockingReloadTests(SynchronousTestCase):
         proto, _ = self.h.connect(b"GET /hls/live/playlist.m3u8?_HLS_msn=2 HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertEqual(len(self.h.hls.output("/live")._waiters), 1)
         close(proto)
-        self.assertEqual(self.h.hls.output("/live")._waiters, [])
+        self.assertEqual(self.h.hls.output("/live")._waiters, {})
         self.assertEqual(self.h.clock.getDelayedCalls(), [c for c in self.h.clock.getDelayedCalls()
                                                          if c.active()])
 
@@ -216,6 +230,18 @@ class BlockingReloadTests(SynchronousTestCase):
         for _ in range(2):
             self.request("/hls/live/playlist.m3u8?_HLS_msn=2")
         self.assertIn(" 503 ", self.h.get("/hls/live/playlist.m3u8?_HLS_msn=2")[0])
+
+    def test_hundreds_waiting_are_released_together(self):
+        sequence, part = self.segmenter.newest()
+        target = "/hls/live/playlist.m3u8?_HLS_msn=%d&_HLS_part=%d" % (sequence, part + 1)
+        transports = [self.h.connect(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target).encode(),
+                                     "10.1.%d.%d" % divmod(i, 250))[1] for i in range(900)]
+        early = self.request("/hls/live/playlist.m3u8?_HLS_msn=%d&_HLS_part=%d" % (sequence + 1, 0))
+        self.feed_until_answered(transports[0], lambda: self.segmenter.has(sequence, part + 1))
+        self.assertEqual({split_response(t.value())[0] for t in transports}, {"HTTP/1.1 200 OK"})
+        self.assertEqual(early.value(), b"")  # a later part: still waiting
+        self.assertEqual(list(self.h.hls.output("/live")._waiters.values())[0][0](), False)
+        self.assertEqual(len(self.h.hls.output("/live")._waiters), 1)
 
     def test_standard_mode_ignores_blocking_parameters(self):
         h = Harness("mounts { live { hls { enabled true segment_duration 2 } } }")

@@ -197,6 +197,62 @@ class AccessLogTests(SynchronousTestCase):
         self.assertRegex(line, r'^10\.0\.0\.5 - - \[[^]]+\] "GET /live HTTP/1\.1" 200 \d+ "http://x/" "mpv" 12$')
 
 
+class AccessFastPathTests(SynchronousTestCase):
+    """Access lines reach a text server log without a log event, flushed in batches, under the level rule."""
+
+    class Counted(io.StringIO):
+        flushes = 0
+
+        def flush(self):
+            self.flushes += 1
+
+    def access_log(self, text=""):
+        out, clock = self.Counted(), MemoryReactorClock()
+        observer = logs.SwitchableObserver(build_observer(logging_config(text), out, clock=clock))
+        return AccessLog(logging_config(text), observer.access_line, clock), out, clock
+
+    def test_same_line_as_the_event_path_flushed_once_per_batch(self):
+        access, out, clock = self.access_log()
+        for client in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+            access.record(client, "GET", "/hls/live/playlist.m3u8?token=secret", "HTTP/1.1", 200, 10, "", "hls.js",
+                          0.0, "r1")
+        lines = out.getvalue().splitlines()
+        self.assertEqual(len(lines), 3)
+        self.assertRegex(lines[0], r'^\S+ \[gocast\.access#info\] 10\.0\.0\.1 - - \[[^]]+\] '
+                                   r'"GET /hls/live/playlist\.m3u8\?token=<redacted> HTTP/1\.1" 200 10 "-" "hls\.js" 0$')
+        self.assertEqual(out.flushes, 0)
+        clock.advance(logs.SoonFlushed.DELAY)
+        self.assertEqual(out.flushes, 1)  # one flush for the three lines
+        access.record("10.0.0.4", "GET", "/", "HTTP/1.1", 200, 1, "", "", 0.0, "r2")
+        clock.advance(logs.SoonFlushed.DELAY)
+        self.assertEqual(out.flushes, 2)
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        AccessLog(logging_config()).record("10.0.0.1", "GET", "/hls/live/playlist.m3u8?token=secret", "HTTP/1.1",
+                                           200, 10, "", "hls.js", 0.0, "r1")
+        [line] = [e["access_line"] for e in events if "access_line" in e]
+        self.assertEqual(lines[0].split("] ", 1)[1], line)  # what the event path logs
+
+    def test_above_info_access_lines_are_not_logged(self):
+        access, out, _ = self.access_log("level warn")
+        access.record("10.0.0.1", "GET", "/", "HTTP/1.1", 200, 1, "", "", 0.0, "r1")
+        self.assertEqual(out.getvalue(), "")
+
+    def test_json_logs_still_get_every_field(self):
+        access, out, _ = self.access_log("format json")
+        access.record("10.0.0.1", "GET", "/live", "HTTP/1.1", 200, 1, "", "mpv", 0.0, "r1", "/live")
+        self.assertEqual(out.getvalue(), "")  # a JSON log takes events: the line went to the publisher
+
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        access.record("10.0.0.1", "GET", "/live", "HTTP/1.1", 200, 1, "", "mpv", 0.0, "r1", "/live")
+        [event] = [e for e in events if "access_line" in e]
+        self.assertEqual((event["client"], event["mount"], event["user_agent"]), ("10.0.0.1", "/live", "mpv"))
+
+
 class SecretsTests(SynchronousTestCase):
     def test_no_secret_in_any_log_line(self):
         secrets = ["s3cretSource", "adm1nPass", "t0kenValue"]

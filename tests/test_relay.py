@@ -279,9 +279,11 @@ class OnDemandTests(SynchronousTestCase):
         self.assertEqual(self.h.registry.get("/ondemand").listeners, 1)
 
     def test_unreachable_upstream_answers_404(self):
-        _, listener = self.h.listener("/ondemand")
+        proto, listener = self.h.listener("/ondemand")
         self.net.refuse()
         self.assertTrue(listener.value().startswith(b"HTTP/1.0 404 Not Found"), listener.value())
+        self.assertTrue(listener.disconnecting)
+        close(proto)
         self.assertEqual(self.relay.state, "idle")  # nobody is waiting: no retries
         self.assertEqual(self.h.clock.getDelayedCalls(), [])
 

@@ -30,6 +30,8 @@ def address_key(host: str) -> str:
     /64 (one home or phone is given a whole /64, and picks addresses in it
     at will), anything else as it is.
     """
+    if ":" not in host:
+        return host  # IPv4 (or a name): itself, without parsing it on every request
     try:
         address = ipaddress.ip_address(host)
     except ValueError:

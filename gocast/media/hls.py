@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from datetime import datetime, timezone
-from typing import Deque, List, Optional, Tuple
+from typing import Any, Deque, List, Optional, Tuple
 
 import attr
 
@@ -38,7 +38,29 @@ class Segment:
     discontinuities: int
 
 
-class Segmenter:
+class RenderedPlaylist:
+    """
+    A segmenter's playlist, rendered once per change rather than once per
+    request (every player asks every few seconds, LL-HLS ones every part):
+    :meth:`playlist_key` says what it depends on.
+    """
+
+    _rendered: Tuple[Any, str] = (None, "")
+
+    def playlist_key(self) -> Any:
+        raise NotImplementedError
+
+    def render_playlist(self) -> str:
+        raise NotImplementedError
+
+    def playlist(self) -> str:
+        key = self.playlist_key()
+        if self._rendered[0] != key:
+            self._rendered = (key, self.render_playlist())
+        return self._rendered[1]
+
+
+class Segmenter(RenderedPlaylist):
     """Cuts MPEG-TS segments for standard HLS."""
 
     low_latency = False
@@ -130,7 +152,11 @@ class Segmenter:
     def live(self) -> List[Segment]:
         return list(self.segments)[-self.playlist_length:]
 
-    def playlist(self) -> str:
+    def playlist_key(self) -> Any:
+        # The text changes with each segment cut, and only then (or when a reload changes the settings).
+        return self.next_sequence, self.playlist_length, self.segment_duration
+
+    def render_playlist(self) -> str:
         """The live media playlist; segment URIs are relative (``segment_N.ts``)."""
         live = self.live()
         target = self.target_duration()

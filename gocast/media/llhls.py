@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 import attr
 
 from . import fmp4
-from .hls import KEEP_EXTRA, program_date_time
+from .hls import KEEP_EXTRA, RenderedPlaylist, program_date_time
 from .mpegts import id3_tag
 
 #: Seconds of decode time before the first sample (players dislike 0).
@@ -63,7 +63,7 @@ class PartedSegment:
         return b"".join(part.data for part in self.parts)
 
 
-class PartSegmenter:
+class PartSegmenter(RenderedPlaylist):
     """Cuts CMAF parts and segments for LL-HLS."""
 
     low_latency = True
@@ -235,7 +235,11 @@ class PartSegmenter:
     def live(self) -> List[PartedSegment]:
         return list(self.segments)[-self.playlist_length:]
 
-    def playlist(self) -> str:
+    def playlist_key(self) -> Any:
+        return (self.next_sequence, len(self.parts), self._map_id, self._discontinuity_next, self._started_at,
+                self.playlist_length, self.segment_duration, self.part_duration)
+
+    def render_playlist(self) -> str:
         live = self.live()
         target = self.target_duration()
         part_target = self.part_target()

@@ -181,6 +181,8 @@ class Metrics:
                                            buckets=DURATION_BUCKETS, registry=self.registry)
         self.http_requests = Counter("gocast_http_requests_total", "HTTP responses by status class.",
                                      ["class"], registry=self.registry)
+        #: Status code (the server's own, so a few dozen at most): its class's counter.
+        self._response_counters: Dict[int, Any] = {}
         self.webhook_deliveries = Counter("gocast_webhook_deliveries_total",
                                           "Webhook deliveries by webhook and result.",
                                           ["webhook", "result"], registry=self.registry)
@@ -216,7 +218,11 @@ class Metrics:
             self.webhook_deliveries.labels(webhook, result)
 
     def count_response(self, code: int) -> None:
-        self.http_requests.labels(status_class(code)).inc()
+        # Every request is counted: the labelled child is looked up once per status class, not per request.
+        child = self._response_counters.get(code)
+        if child is None:
+            child = self._response_counters[code] = self.http_requests.labels(status_class(code))
+        child.inc()
 
     def render(self) -> bytes:
         node = self.node()

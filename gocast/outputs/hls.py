@@ -67,7 +67,8 @@ class HlsOutput:
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.segmenter: Optional[AnySegmenter] = None
-        self._waiters: List[Tuple[Callable[[], bool], Deferred, Any]] = []
+        #: Blocked requests: each one's Deferred, what it waits for and its deadline (found and dropped at once).
+        self._waiters: Dict[Deferred, Tuple[Callable[[], bool], Any]] = {}
         self.transcoder: Optional[AACTranscoder] = None
         self._generation = -1
         #: The stream the transcoder's output belongs to (a new one is a discontinuity).
@@ -215,7 +216,7 @@ class HlsOutput:
 
         d: Deferred = Deferred(forget)
         timer = self.clock.callLater(timeout, self._expire, d)
-        self._waiters.append((ready, d, timer))
+        self._waiters[d] = (ready, timer)
         return d
 
     def _expire(self, d: Deferred) -> None:
@@ -223,21 +224,19 @@ class HlsOutput:
         d.callback(False)
 
     def _drop(self, d: Deferred) -> None:
-        for waiter in self._waiters:
-            if waiter[1] is d:
-                self._waiters.remove(waiter)
-                if waiter[2].active():
-                    waiter[2].cancel()
-                return
+        waiter = self._waiters.pop(d, None)
+        if waiter is not None and waiter[1].active():
+            waiter[1].cancel()
 
     def _wake(self) -> None:
+        """Release every blocked request whose part or segment is there (thousands at once, in one pass)."""
         if not self._waiters:
             return
-        ready = [w for w in self._waiters if w[0]()]
-        for waiter in ready:
-            self._waiters.remove(waiter)
-            waiter[2].cancel()
-            waiter[1].callback(True)
+        ready = [d for d, (is_ready, _) in self._waiters.items() if is_ready()]
+        for d in ready:
+            _, timer = self._waiters.pop(d)
+            timer.cancel()
+            d.callback(True)
 
     def transcode(self, chunk: Chunk, input_format: str) -> None:
         """

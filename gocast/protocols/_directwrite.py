@@ -20,6 +20,21 @@ from __future__ import annotations
 from typing import Any, List
 
 from twisted.internet.tcp import Connection
+from twisted.protocols.policies import ProtocolWrapper
+
+
+def _queued_in(transport: Connection) -> bool:
+    return bool(transport._tempDataBuffer) or len(transport.dataBuffer) > transport.offset
+
+
+def queued(transport: Any) -> bool:
+    """
+    Whether Twisted holds bytes for this connection that the kernel has not
+    taken yet (seen through a PROXY-protocol wrapper; other transports say no).
+    """
+    while isinstance(transport, ProtocolWrapper):
+        transport = transport.transport
+    return isinstance(transport, Connection) and _queued_in(transport)
 
 
 def _idle_socket(transport: Any) -> Any:
@@ -27,7 +42,7 @@ def _idle_socket(transport: Any) -> Any:
     if not isinstance(transport, Connection):
         return None
     if (not transport.connected or transport.disconnecting or transport._writeDisconnected
-            or transport._tempDataBuffer or len(transport.dataBuffer) > transport.offset):
+            or _queued_in(transport)):
         return None
     return transport.socket
 

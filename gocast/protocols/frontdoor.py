@@ -7,6 +7,8 @@ would refuse ``ICE/1.0`` and buffer a never-ending source body), then routes:
 
 - ``SOURCE`` or ``PUT``: source ingestion (:mod:`gocast.protocols.source`);
 - ``GET``/``HEAD`` on a mount: an ICY listener (:mod:`gocast.protocols.listener`);
+- ``GET``/``HEAD`` of an HLS playlist, segment or part, on a plain
+  connection: answered here (:mod:`gocast.protocols.doorrequest`);
 - ``OPTIONS``: answered here, as libshout and browsers expect;
 - anything else: handed, with the bytes read so far, to a twisted.web
   ``HTTPChannel`` built from the site (admin, status, health, API).
@@ -23,13 +25,12 @@ import re
 from typing import Any, Callable, Dict, Optional, Set
 
 from twisted.internet.defer import maybeDeferred
-from twisted.internet.interfaces import IAddress
+from twisted.internet.interfaces import IAddress, ISSLTransport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from ..auth.address import client_address, host_of, in_networks, parse_ip
+from ..auth.address import client_address, host_of, in_networks, normalise, parse_ip
 from ..auth.gate import ListenerGate
 from ..config import Config
 from ..core.events import EventBus
@@ -42,6 +43,7 @@ from ..observe.geo import GeoLocator
 from ..observe.logs import AccessLog
 from ..outbound import OutboundHttp
 from ..resources.site import request_id_from
+from .doorrequest import DoorRequest
 from .listener import ListenerSession
 from .source import SourceSession
 
@@ -59,7 +61,57 @@ _CRLF = re.compile(rb"\r?\n")
 PLAYLIST_SUFFIXES = (".m3u", ".pls", ".xspf")
 
 
-class FrontDoor(Protocol, TimeoutMixin):
+class LazyTimeout:
+    """
+    ``TimeoutMixin.setTimeout`` without a new timer for each call: a
+    kept-alive connection sets and clears its deadline at every request, so
+    the deadline is a number, and one timer, when it fires, either acts or
+    waits again for what is left. Calls :meth:`timeoutConnection`.
+    """
+
+    _deadline: Optional[float] = None
+    _timer: Any = None
+
+    def setTimeout(self, seconds: Optional[float]) -> None:
+        if seconds is None:
+            self._deadline = None
+            return
+        now = self.seconds()
+        self._deadline = now + seconds
+        if self._timer is None:
+            self._timer = self.callLater(seconds, self._deadline_reached)
+        elif self._timer.getTime() > self._deadline:
+            self._timer.reset(seconds)
+
+    def _deadline_reached(self) -> None:
+        self._timer = None
+        if self._deadline is None:
+            return
+        left = self._deadline - self.seconds()
+        if left > 0:
+            self._timer = self.callLater(left, self._deadline_reached)
+            return
+        self._deadline = None
+        self.timeoutConnection()
+
+    def stop_timeout(self) -> None:
+        """No deadline, and no timer left behind (the connection is gone)."""
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def seconds(self) -> float:
+        raise NotImplementedError
+
+    def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        raise NotImplementedError
+
+    def timeoutConnection(self) -> None:
+        raise NotImplementedError
+
+
+class FrontDoor(Protocol, LazyTimeout):
     """Reads one request head, then hands the connection to its handler."""
 
     _log = Logger()
@@ -73,12 +125,16 @@ class FrontDoor(Protocol, TimeoutMixin):
         self.delegate: Optional[Any] = None
         self.peer = ""
         self.request_id = ""
+        self._reading = False
         #: The client key this connection is counted under (limits.max_connections_per_ip).
         self.counted_as: Optional[str] = None
 
     def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        """The reactor's (TimeoutMixin asks for it); a method, not a bound method kept per connection."""
+        """The reactor's; a method, not a bound method kept per connection."""
         return self.factory.reactor.callLater(delay, f, *args, **kw)
+
+    def seconds(self) -> float:
+        return self.factory.reactor.seconds()
 
     def connectionMade(self) -> None:
         lighten(self.transport)
@@ -146,28 +202,40 @@ class FrontDoor(Protocol, TimeoutMixin):
             self.delegate.dataReceived(data)
             return
         self._buffer += data
+        if self._reading:
+            return  # a request answered at once hands back what followed it: the loop below reads it
+        self._reading = True
+        try:
+            # Pipelined requests are read one after the other here, not by recursion.
+            while (self.delegate is None and self._buffer and not self.transport.disconnecting
+                   and self.read_head()):
+                pass
+        finally:
+            self._reading = False
+
+    def read_head(self) -> bool:
+        """Route the request whose head is at the start of the buffer; False until it is whole."""
         try:
             parsed = parse_head(self._buffer)
         except BadRequest as e:
             self.reply(e.status, str(e))
-            return
+            return False
         if parsed is None:
-            return
+            return False
         head, body_start = parsed
         self.request_id = request_id_from(head.get("x-request-id"))
         self.peer = self.client_address(head)
         if not self.count_address():
-            return
+            return False
         limits = self.factory.config.limits
         if (self.factory.connections + self.factory.remote_connections > limits.max_clients
                 and not self.may_use_reserve(head.path)):
             self.reply(503, "server full: too many clients", reply_version(head), [("Retry-After", "10")])
-            return
-        # twisted.web reads only CRLF lines: a head that came with bare LFs (which
-        # GoCast accepts, as Icecast does) is handed over with CRLFs.
-        raw, rest = _CRLF.sub(b"\r\n", self._buffer[:body_start]), self._buffer[body_start:]
+            return False
+        raw, rest = self._buffer[:body_start], self._buffer[body_start:]
         self._buffer = b""
         self.route(head, raw, rest)
+        return True
 
     def may_use_reserve(self, path: str) -> bool:
         """The admin, API, dashboard, metrics and health checks get in when listeners filled the rest."""
@@ -176,29 +244,35 @@ class FrontDoor(Protocol, TimeoutMixin):
                    for prefix in ("/health", "/api", "/admin.cgi", config.server.admin_root, config.metrics.path))
 
     def client_address(self, head: RequestHead) -> str:
-        peer = self.transport.getPeer()
-        return client_address(host_of(peer), head.all("forwarded"), head.all("x-forwarded-for"),
-                              self.factory.config.server.trusted_proxies)
+        trusted = self.factory.config.server.trusted_proxies
+        peer = host_of(self.transport.getPeer())
+        if not trusted:
+            return normalise(peer)  # no proxy vouches for anyone: the headers are not even read
+        return client_address(peer, head.all("forwarded"), head.all("x-forwarded-for"), trusted)
 
     def route(self, head: RequestHead, raw: bytes, rest: bytes) -> None:
         method = head.method
         # PUT is Icecast's source method, except on the REST API.
         source = method == "SOURCE" or (method == "PUT" and not head.path.startswith("/api/"))
-        streaming = source or (method in ("GET", "HEAD") and self.is_listener_path(head.path))
-        if streaming and self.factory.draining:
+        listener = not source and method in ("GET", "HEAD") and self.is_listener_path(head.path)
+        if (source or listener) and self.factory.draining:
             self.reply(503, "server is shutting down", reply_version(head), [("Retry-After", "10")])
             return
         if source:
             self.hand_over(SourceSession(self, head), rest)
-        elif method in ("GET", "HEAD") and self.is_listener_path(head.path):
+        elif listener:
             self.hand_over(ListenerSession(self, head), rest)
+        elif method in ("GET", "HEAD") and self.serve_hls(head, rest):
+            return
         elif method == "OPTIONS" and head.target == "*":
             self.write_head(200, [("Content-Length", "0")], reply_version(head))
             self.next_request(head, rest)
         elif method == "OPTIONS" and head.get("origin"):
             self.preflight(head, rest)
         else:
-            self.to_web(raw + rest)
+            # twisted.web reads only CRLF lines: a head that came with bare LFs (which
+            # GoCast accepts, as Icecast does) is handed over with CRLFs.
+            self.to_web(_CRLF.sub(b"\r\n", raw) + rest)
 
     def preflight(self, head: RequestHead, rest: bytes) -> None:
         """A browser's CORS preflight, for any path: streams, status, metrics, API."""
@@ -213,6 +287,22 @@ class FrontDoor(Protocol, TimeoutMixin):
         registry = self.factory.registry
         return (registry.get(path) is not None or registry.is_configured(path) or path in registry.on_demand
                 or registry.routed_elsewhere(path))
+
+    def serve_hls(self, head: RequestHead, rest: bytes) -> bool:
+        """
+        Answer an HLS request here, as twisted.web would but without it;
+        False when ``head`` is not one, or comes over TLS (whose buffering
+        the wait for a slow reader cannot see: twisted.web answers those).
+        """
+        root = getattr(self.factory.site, "resource", None)
+        target = root.hls_target(head.path) if root is not None else None
+        if target is None or ISSLTransport.providedBy(self.transport):
+            return False
+        self.setTimeout(None)
+        request = DoorRequest(self, head, rest)
+        self.delegate = request
+        request.serve(root.hls, *target)
+        return True
 
     def hand_over(self, handler: Any, rest: bytes) -> None:
         self.setTimeout(None)
@@ -279,7 +369,7 @@ class FrontDoor(Protocol, TimeoutMixin):
             self.transport.loseConnection()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.setTimeout(None)
+        self.stop_timeout()
         self.uncount_address()
         self.factory.connections -= 1
         self.factory.open.discard(self)

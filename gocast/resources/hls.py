@@ -258,14 +258,19 @@ class HlsResource(Resource):
         return data
 
     def for_path(self, path: str) -> Optional[Resource]:
+        """The resource for ``path`` under a mount's own ``hls.path`` prefix, if any."""
+        found = self.locate(path)
+        return _PrefixedHls(self, *found) if found is not None else None
+
+    def locate(self, path: str) -> Optional[Tuple[str, str]]:
         """
-        The resource for ``path`` under a mount's own ``hls.path`` prefix
-        (read from the running config, so a reload moves it), if any.
+        ``(mount, file)`` for ``path`` under a mount's own ``hls.path``
+        prefix (read from the running config, so a reload moves it), if any.
         """
         for mount, config in self.registry.config.mounts.items():
             prefix = config.hls.path.rstrip("/")
             if config.hls.enabled and prefix and path.startswith(prefix + "/"):
-                return _PrefixedHls(self, mount, path[len(prefix) + 1:])
+                return mount, path[len(prefix) + 1:]
         return None
 
     @staticmethod

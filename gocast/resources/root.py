@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from twisted.web.resource import Resource
 from twisted.web.server import Request
@@ -40,6 +40,22 @@ class Root(Resource):
             if mount is not None:
                 return Playlist(mount, found[1], self.registry.config)
         return Resource.getChild(self, path, request)
+
+    def hls_target(self, path: str) -> Optional[Tuple[str, str]]:
+        """
+        The HLS ``(mount, file)`` a GET of ``path`` asks for, routed as this
+        tree routes it (``/hls/...``, then a mount's own ``hls.path``, which
+        never shadows a named child); ``None`` when the path is not HLS.
+        """
+        if self.hls is None:
+            return None
+        first, _, rest = path[1:].partition("/")
+        if first == "hls":
+            parts = rest.split("/")
+            return ("/" + "/".join(parts[:-1]), parts[-1]) if len(parts) >= 2 else None
+        if first.encode("utf-8", "replace") in self.children:
+            return None
+        return self.hls.locate(path)
 
 
 def put_at(root: Resource, path: str, child: Resource) -> None:
