@@ -44,6 +44,14 @@ def percentile(values: List[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def playlist_or_nothing(base: str) -> bytes:
+    """The playlist, or nothing while the source's first part is not cut (404)."""
+    try:
+        return get(base + "/hls/live/playlist.m3u8")
+    except OSError:
+        return b""
+
+
 def connect(port: int, count: int) -> List[socket.socket]:
     clients = []
     for _ in range(count):
@@ -119,7 +127,7 @@ def main() -> None:
         clients: List[socket.socket] = []
         try:
             deadline = time.time() + 30
-            while not _HINT.search(get(server.base + "/hls/live/playlist.m3u8")):
+            while not _HINT.search(playlist_or_nothing(server.base)):
                 if time.time() > deadline:
                     raise RuntimeError("no LL-HLS playlist")
                 time.sleep(0.2)
