@@ -126,7 +126,7 @@ class WorkerNode:
         door.request_id = str(message.get("request_id") or "")
         session = ListenerSession(door, request)
         session.id = listener
-        door.setTimeout(None)
+        door.stop_timeout()  # the listener has it for good
         door.delegate = session  # admitted by the main process already: no gate here
         auth = AuthRequest.build(home, door.peer, dict(request.headers), None, str(listener))
         session.admitted(Admission(auth, Decision.allow(message.get("listener_id"), message.get("expires"))))

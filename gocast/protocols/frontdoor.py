@@ -95,7 +95,7 @@ class LazyTimeout:
         self.timeoutConnection()
 
     def stop_timeout(self) -> None:
-        """No deadline, and no timer left behind (the connection is gone)."""
+        """No deadline, and no timer left behind (the connection is gone, or handed over for good)."""
         self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
@@ -305,7 +305,8 @@ class FrontDoor(Protocol, LazyTimeout):
         return True
 
     def hand_over(self, handler: Any, rest: bytes) -> None:
-        self.setTimeout(None)
+        """The connection is the handler's for good (a listener, a source): its timer goes now, not later."""
+        self.stop_timeout()
         self.delegate = handler
         handler.start(rest)
 
