@@ -4,7 +4,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.config import parse_config
 from gocast.core.events import EventBus
-from gocast.core.mount import CHUNK_SECONDS, FANOUT_SLICE, Mount, MountInUse, SourceInfo, icy_metadata
+from gocast.core.mount import (
+    CHUNK_SECONDS, FANOUT_SLICE, LATENCY_BUDGET, MIN_CHUNK_SECONDS, Mount, MountInUse, SourceInfo, chunk_seconds_for,
+    icy_metadata,
+)
 
 from .media_builders import mp3_frame, opus_stream
 
@@ -249,6 +252,37 @@ class SlicedFanOutTests(SynchronousTestCase):
         for _ in range(10):
             self.clock.advance(0)
         self.assertEqual([c.seq for c in late.chunks], [1])
+
+    def test_chunks_shorten_while_fan_outs_take_long_and_grow_back(self):
+        from gocast.core.events import EventBus
+
+        mount = Mount("/live", self.mount.config, self.mount.limits, EventBus(self.clock.seconds),
+                      lambda f: self.clock.callLater(0.004, f))  # each slice of 500 takes 4 ms
+        mount.start_source(SourceInfo("audio/mpeg"))
+        crowd = [Recorder() for _ in range(FANOUT_SLICE * 20)]  # 10,000: a chunk takes 76 ms to reach all
+        for subscriber in crowd:
+            mount.add_subscriber(subscriber)
+        for _ in range(40):
+            for _ in range(int(mount.chunk_seconds / (1152 / 44100)) + 1):
+                mount.feed(mp3_frame())
+            self.clock.pump([0.004] * 75)
+        self.assertAlmostEqual(mount.fanout_seconds, 0.076, places=3)  # the first slice at once, 19 more
+        self.assertAlmostEqual(mount.chunk_seconds, LATENCY_BUDGET - 0.076, places=3)
+        self.assertLess(crowd[-1].chunks[-1].duration, CHUNK_SECONDS - 0.02)  # the chunks did shorten
+        for subscriber in crowd[FANOUT_SLICE:]:
+            mount.remove_subscriber(subscriber)
+        for _ in range(40):  # a small audience again: chunks go out at once
+            mount.feed(mp3_frame())
+            self.clock.pump([0.004] * 8)
+        self.assertEqual(mount.chunk_seconds, CHUNK_SECONDS)
+
+    def test_chunk_length_by_fan_out_time(self):
+        self.assertEqual(chunk_seconds_for(0.0), CHUNK_SECONDS)
+        self.assertEqual(chunk_seconds_for(0.02), CHUNK_SECONDS)  # a thousand listeners
+        self.assertAlmostEqual(chunk_seconds_for(0.12), LATENCY_BUDGET - 0.12)  # ten thousand
+        self.assertAlmostEqual(chunk_seconds_for(0.15), 0.15 / 0.75)  # latency no longer worth the CPU
+        self.assertEqual(chunk_seconds_for(0.5), CHUNK_SECONDS)
+        self.assertGreaterEqual(min(chunk_seconds_for(x / 100) for x in range(100)), MIN_CHUNK_SECONDS)
 
     def test_a_failing_subscriber_is_cut_off_alone(self):
         bad = self.subscribers[FANOUT_SLICE + 3]

@@ -59,6 +59,10 @@ class EventBus:
         self.dropped = 0
         self._subscribers: List[Tuple[Optional[FrozenSet[str]], Subscriber]] = []
 
+    def now(self) -> float:
+        """The clock events are stamped with."""
+        return self._now()
+
     def subscribe(self, subscriber: Subscriber, names: Optional[List[str]] = None) -> Callable[[], None]:
         """
         Call ``subscriber`` with every event (or those named in ``names``).

@@ -4,7 +4,9 @@ A mount: one stream, its current source, and the frame stream its
 subscribers share.
 
 The source's bytes go through the codec framer; whole frames are gathered
-into chunks of about :data:`CHUNK_SECONDS` and kept in a bounded ring of
+into chunks of about :data:`CHUNK_SECONDS` (shorter when a fan-out to
+thousands takes long enough to matter, see :func:`chunk_seconds_for`)
+and kept in a bounded ring of
 immutable ``bytes`` (``limits.queue_size``). Every subscriber (ICY listener,
 later HLS segmenter, recorder, WebSocket client) receives the same chunk
 object; a subscriber that falls out of the ring is dropped, and nobody else
@@ -33,6 +35,15 @@ _log = Logger()
 #: writes per listener, at the cost of this much latency. At 0.1 s the
 #: fan-out benchmark spent 162 us of CPU per listener-second; at 0.25 s, 95.
 CHUNK_SECONDS = 0.25
+#: How far behind the source a listener should be at most: the wait for a
+#: chunk to fill plus its place in the chunk's fan-out. With thousands of
+#: listeners the fan-out itself takes a good part of it (about 12 us a
+#: listener, mostly the ``send``), so chunks shorten to stay within it...
+LATENCY_BUDGET = 0.28
+#: ...never below this...
+MIN_CHUNK_SECONDS = 0.1
+#: ...nor so short that fan-outs would take more than this share of the time.
+FANOUT_SHARE = 0.75
 #: A chunk never grows past this, whatever the bitrate.
 CHUNK_BYTES = 64 * 1024
 #: ICY metadata is at most 255 blocks of 16 bytes.
@@ -41,6 +52,17 @@ ICY_MAX = 255 * 16
 #: in the reactor's next turns, so a new listener's first burst (or a
 #: source's bytes) never waits behind the fan-out to ten thousand.
 FANOUT_SLICE = 500
+
+
+def chunk_seconds_for(fanout_seconds: float) -> float:
+    """
+    How much audio a chunk should gather when fanning one out takes
+    ``fanout_seconds``: :data:`CHUNK_SECONDS` while that is short, less as
+    it grows (to hold :data:`LATENCY_BUDGET`), and back up once keeping the
+    budget would cost more than :data:`FANOUT_SHARE` of the time.
+    """
+    return min(CHUNK_SECONDS, max(MIN_CHUNK_SECONDS, LATENCY_BUDGET - fanout_seconds,
+                                  fanout_seconds / FANOUT_SHARE))
 
 
 @attr.s(slots=True, frozen=True, auto_attribs=True)
@@ -124,9 +146,12 @@ class Mount:
         """
         self.path = path
         self.later = later
-        #: Chunks still going out: (chunk, the subscribers it goes to, how many were told).
+        #: Chunks still going out: (chunk, the subscribers it goes to, how many were told, when it was cut).
         self._fanout: Deque[List[Any]] = deque()
         self._fanout_scheduled = False
+        #: How long a chunk takes to reach every subscriber (smoothed), and so how long chunks are.
+        self.fanout_seconds = 0.0
+        self.chunk_seconds = CHUNK_SECONDS
         self.config = config
         self.limits = limits
         self.bus = bus
@@ -231,7 +256,7 @@ class Mount:
             self._pending.append(packet.data)
             self._pending_seconds += packet.duration
             self._pending_bytes += len(packet.data)
-            if (self._pending_seconds >= CHUNK_SECONDS or self._pending_bytes >= CHUNK_BYTES
+            if (self._pending_seconds >= self.chunk_seconds or self._pending_bytes >= CHUNK_BYTES
                     or not packet.duration):
                 self._flush()
         metadata = self.framer.take_metadata()
@@ -270,8 +295,9 @@ class Mount:
             self.ring_bytes -= len(ring.popleft().data)
         if self.later is None or (len(self.subscribers) <= FANOUT_SLICE and not self._fanout):
             self._tell_each(lambda subscriber: subscriber.chunk(chunk))
+            self._fanned_out(0.0)  # at once
             return
-        self._fanout.append([chunk, list(self.subscribers), 0])
+        self._fanout.append([chunk, list(self.subscribers), 0, self.bus.now()])
         if not self._fanout_scheduled:
             self._fan_out()
 
@@ -281,18 +307,28 @@ class Mount:
         budget = FANOUT_SLICE
         while self._fanout and budget:
             entry = self._fanout[0]
-            chunk, subscribers, told = entry
+            chunk, subscribers, told, cut = entry
             end = min(len(subscribers), told + budget)
+            current = self.subscribers
             for subscriber in subscribers[told:end]:
-                if subscriber in self.subscribers:  # not gone or moved since
-                    self._tell(subscriber, lambda s: s.chunk(chunk))
+                if subscriber in current:  # not gone or moved since
+                    try:
+                        subscriber.chunk(chunk)  # not through _tell: this loop runs for every listener
+                    except Exception:
+                        self._cut_off(subscriber)
             budget -= end - told
             entry[2] = end
             if end >= len(subscribers):
                 self._fanout.popleft()
+                self._fanned_out(self.bus.now() - cut)
         if self._fanout and self.later is not None:
             self._fanout_scheduled = True
             self.later(self._fan_out)
+
+    def _fanned_out(self, seconds: float) -> None:
+        """A chunk reached everyone ``seconds`` after it was cut: the next chunks' length follows."""
+        self.fanout_seconds += (seconds - self.fanout_seconds) / 4
+        self.chunk_seconds = chunk_seconds_for(self.fanout_seconds)
 
     # Subscribers
 
@@ -308,12 +344,16 @@ class Mount:
         try:
             tell(subscriber)
         except Exception:
-            _log.failure("{mount}: a subscriber failed and was cut off", mount=self.path)
-            self.remove_subscriber(subscriber)
-            try:
-                subscriber.detach("internal error")
-            except Exception:
-                _log.failure("{mount}: and failed to close", mount=self.path)
+            self._cut_off(subscriber)
+
+    def _cut_off(self, subscriber: Any) -> None:
+        """Log the exception being handled, and let the subscriber that raised it go (alone)."""
+        _log.failure("{mount}: a subscriber failed and was cut off", mount=self.path)
+        self.remove_subscriber(subscriber)
+        try:
+            subscriber.detach("internal error")
+        except Exception:
+            _log.failure("{mount}: and failed to close", mount=self.path)
 
     def add_subscriber(self, subscriber: Any) -> None:
         """
