@@ -55,6 +55,7 @@ class DoorRequestTests(SynchronousTestCase):
                                            "/hls/live/segment_99.ts"], extra="X-Request-ID: abc-1\r\n")
         answers = responses(transport.value())
         self.assertEqual([a[0] for a in answers], ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK", "HTTP/1.1 404 Not Found"])
+        self.assertIn(b"\r\nContent-Type: application/vnd.apple.mpegurl\r\nCache-Control: ", transport.value())
         playlist, segment, missing = answers
         self.assertIn(b"segment_1.ts", playlist[2])
         self.assertEqual(segment[2], self.h.hls.output("/live").segmenter.lookup("segment_1.ts")[1])

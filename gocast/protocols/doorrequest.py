@@ -37,6 +37,8 @@ _log = Logger()
 
 #: The Server and Date headers, made once a second: (second, product, header lines).
 _common: Tuple[int, str, bytes] = (0, "", b"")
+#: Header names as written (the few HLS sets), by their lower-case form.
+_CANONICAL: Dict[bytes, bytes] = {}
 #: Status lines by version and code.
 _status_lines: Dict[Tuple[bytes, int], bytes] = {}
 
@@ -123,6 +125,16 @@ class DoorRequest:
     def setHeader(self, name: bytes, value: bytes) -> None:
         self.headers[name.lower()] = value
 
+    @staticmethod
+    def header_name(name: bytes) -> bytes:
+        """``content-type`` as ``Content-Type``, the way twisted.web writes names."""
+        canonical = _CANONICAL.get(name)
+        if canonical is None:
+            canonical = b"-".join(part.capitalize() for part in name.split(b"-"))
+            if len(_CANONICAL) < 100:
+                _CANONICAL[name] = canonical
+        return canonical
+
     def notifyFinish(self) -> Deferred:
         """Fires when the answer is sent; fails if the client leaves first."""
         d: Deferred = Deferred()
@@ -168,7 +180,7 @@ class DoorRequest:
                  common_headers(config.server.product),
                  b"X-Request-ID: %s\r\n" % door.request_id.encode("ascii")]
         for name, value in headers.items():
-            lines.append(b"%s: %s\r\n" % (name, value))
+            lines.append(b"%s: %s\r\n" % (self.header_name(name), value))
         origin = self.head.get("origin")
         if origin:
             for name, text in cors_headers(config.cors, origin):
