@@ -65,14 +65,15 @@ class RequestHead:
     headers: List[Tuple[str, str]]
     path: str = ""
     query: Dict[str, List[str]] = attr.Factory(dict)
+    #: Each header's last value by name, made at the first lookup (a request asks for several).
+    _index: Optional[Dict[str, str]] = attr.ib(default=None, init=False, repr=False, eq=False)
 
     def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
         """The last value of header ``name`` (case-insensitive)."""
-        name = name.lower()
-        for key, value in reversed(self.headers):
-            if key == name:
-                return value
-        return default
+        index = self._index
+        if index is None:
+            index = self._index = dict(self.headers)  # a repeated header: its last value
+        return index.get(name.lower(), default)
 
     def all(self, name: str) -> List[str]:
         """Every value of header ``name`` (case-insensitive), in order."""
@@ -87,6 +88,7 @@ class RequestHead:
         """Forget every header but ``names``, and the parsed query: what a long-lived connection keeps."""
         self.headers = [pair for pair in self.headers if pair[0] in names]
         self.query = _NO_QUERY
+        self._index = None
 
     @property
     def keep_alive(self) -> bool:
@@ -145,10 +147,14 @@ def parse_head(buf: bytes) -> Optional[Tuple[RequestHead, int]]:
         # Methods are case-sensitive; twisted.web, which answers the web side, reads them as sent.
         raise BadRequest("malformed method: upper-case letters only, such as GET or SOURCE")
     headers = parse_header_lines(lines[1:])
-    split = urlsplit(target)
-    head = RequestHead(method, target, version, headers,
-                       unquote(split.path) if target != "*" else "*",
-                       parse_qs(split.query, keep_blank_values=True))
+    if target.startswith("/") and not target.startswith("//") and "#" not in target:
+        raw_path, _, query = target.partition("?")  # origin form, nearly every request: urlsplit's answer
+    else:
+        split = urlsplit(target)
+        raw_path, query = split.path, split.query
+    path = unquote(raw_path) if "%" in raw_path else raw_path
+    head = RequestHead(method, target, version, headers, path if target != "*" else "*",
+                       parse_qs(query, keep_blank_values=True) if query else {})
     return head, body
 
 
@@ -177,7 +183,13 @@ class ResponseHead:
     reason: str
     headers: List[Tuple[str, str]]
 
-    get = RequestHead.get
+    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        """The last value of header ``name`` (case-insensitive)."""
+        name = name.lower()
+        for key, value in reversed(self.headers):
+            if key == name:
+                return value
+        return default
 
 
 #: ``HTTP/1.x 200 OK``, or SHOUTcast's ``ICY 200 OK``.

@@ -91,6 +91,7 @@ class DoorRequest:
         self.code = 200
         self.headers: Dict[bytes, bytes] = {}
         self.private_cache = False
+        self.hls_session: Optional[str] = None
         self.sentLength = 0
         self.started = time.monotonic()
         self.finished = False

@@ -56,13 +56,18 @@ class _PrefixedHls(Resource):
 
 
 def session_key(request: Request) -> str:
-    """One HLS listener: the ``session`` query parameter, else address and user agent."""
+    """One HLS listener: the ``session`` query parameter, else address and user agent (worked out once)."""
+    key = getattr(request, "hls_session", None)
+    if key is not None:
+        return key
     session = request.args.get(b"session")
     if session:
-        return "s:" + session[-1].decode("utf-8", "replace")[:128]
-    peer = request.getClientAddress()
-    agent = (request.getHeader(b"user-agent") or b"").decode("latin-1", "replace")[:256]
-    return "c:%s|%s" % (host_of(peer), agent)
+        key = "s:" + session[-1].decode("utf-8", "replace")[:128]
+    else:
+        agent = (request.getHeader(b"user-agent") or b"").decode("latin-1", "replace")[:256]
+        key = "c:%s|%s" % (host_of(request.getClientAddress()), agent)
+    request.hls_session = key  # type: ignore[attr-defined]
+    return key
 
 
 class HlsResource(Resource):
