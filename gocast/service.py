@@ -10,6 +10,7 @@ configuration (hot reload) and the graceful shutdown (drain, then stop).
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import sqlite3
@@ -59,6 +60,7 @@ from .observe.metrics import Metrics
 from .observe.webhooks import Webhooks, treq_post
 from .outbound import OutboundHttp
 from .outputs.hls import HlsOutputs
+from .outputs.recorder import Recorders
 from .outputs.transcode import ffmpeg_missing
 from .protocols.frontdoor import FrontDoorFactory
 from .protocols.shoutcast import ShoutcastFactory
@@ -102,6 +104,7 @@ class GocastService(MultiService):
         self.bus = EventBus(time.time, lambda deliver: reactor.callLater(0, deliver))
         log_events(self.bus)
         self.hls = HlsOutputs(time.time, reactor)
+        self.recorders = Recorders(time.time, lambda path: os.path.join(self.data_dir, os.path.expanduser(path)))
         self.state = open_state(state_path(data_dir, config.server.state_db), run_in_thread or self._in_thread)
         #: Failed logins per address: sources, the admin, the API, the dashboard.
         self.auth_failures = AuthFailures(reactor.seconds)
@@ -109,7 +112,7 @@ class GocastService(MultiService):
         self.api_keys.configure(config)
         self.api_mounts = ApiMounts(self.state, lambda: self.loaded.config, self._apply_mounts, time.time)
         self.registry = MountRegistry(self.api_mounts.overlay(config), self.bus, FilePlayers(reactor),
-                                      self.hls.attach, later=lambda f: reactor.callLater(0, f))
+                                      self.attach_outputs, later=lambda f: reactor.callLater(0, f))
         self.gate = ListenerGate(self.bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater,
                                  run_in_thread or self._in_thread, self.auth_failures)
         self.gate.configure(self.registry.config)  # AuthSetupError: the server does not start
@@ -414,10 +417,16 @@ class GocastService(MultiService):
         if self.reactor.running:
             self.reactor.stop()
 
+    def attach_outputs(self, mount: Any) -> None:
+        """A mount was made or reconfigured: its HLS output and its recorder follow its config."""
+        self.hls.attach(mount)
+        self.recorders.attach(mount)
+
     def stopService(self) -> Any:
         if not self.draining:
             sd_notify("STOPPING=1")
         self.draining = self.health.draining = True
+        self.recorders.close_all()  # every recording file closed and given its name
         if self._usage_flush.running:
             self._usage_flush.stop()
         self.history.stop()

@@ -68,3 +68,16 @@ class ClusterGuideTests(SynchronousTestCase):
         self.assertTrue(primary.cluster.discovery)
         self.assertTrue(relay.cluster.discovery and relay.cluster.auto_relay)
         self.assertEqual(relay.cluster.max_bandwidth, 100 * 1024 * 1024)
+
+
+class RecordingGuideTests(SynchronousTestCase):
+    """docs/recording.md's config is accepted as written, without warnings."""
+
+    def test_snippet_parses(self):
+        text = (_DOC.parent / "recording.md").read_text()
+        [block] = re.findall(r"```vibe\n(.*?)```", text, re.S)
+        loaded = parse_config(block)
+        self.assertEqual(loaded.warnings, ())
+        recording = loaded.config.mounts["/live"].recording
+        self.assertEqual((recording.enabled, recording.rotation, recording.timezone),
+                         (True, "hourly", "Europe/Paris"))

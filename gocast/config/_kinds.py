@@ -122,7 +122,7 @@ class Str(Kind):
         elif self.choices:
             self.expected = "one of " + ", ".join(self.choices)
         else:
-            self.expected = "text"
+            self.expected = vars(type(self)).get("expected", "text")  # a subclass's own words
 
     def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
         if isinstance(raw, (int, float)) and not isinstance(raw, bool) and not self.choices:

@@ -146,17 +146,66 @@ class Rotation(Str):
         return {"type": "string", "pattern": "^(?:hourly|daily|size:.+)$", "description": self.expected}
 
 
+class TimeZone(Str):
+    """An IANA time zone name such as ``Europe/Paris`` (or ``UTC``)."""
+
+    expected = "an IANA time zone name such as UTC or Europe/Paris"
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if isinstance(raw, str) and raw and ".." not in raw and not raw.startswith("/"):
+            try:
+                ZoneInfo(raw)
+                return raw
+            except (ZoneInfoNotFoundError, ValueError):
+                pass
+        return self.fail(raw, path, report)
+
+
+class FileTemplate(Str):
+    """A recording's file name: ``{mount}``, ``{start:<strftime>}`` and ``{ext}``; never a path."""
+
+    expected = "a file name with {mount}, {start:%Y%m%d-%H%M%S} and {ext}, without / or .."
+
+    def parse(self, raw: Any, path: Path, report: Reporter) -> Any:
+        from datetime import datetime, timezone
+
+        if not isinstance(raw, str) or not raw or "/" in raw or "\\" in raw or raw.startswith("."):
+            return self.fail(raw, path, report)
+        try:
+            raw.format(mount="m", start=datetime.now(timezone.utc), ext="mp3")
+        except (KeyError, IndexError, ValueError, AttributeError):
+            return self.fail(raw, path, report)
+        return raw
+
+
 @attr.frozen
 class RecordingConfig:
-    enabled: bool = setting(False, "Record this mount continuously.")
+    enabled: bool = setting(False, "Record this mount continuously while it has a source.")
     path: str = setting("recordings", "Folder for recordings (relative paths are under server.data_dir).",
                         operator=True)
-    format: str = setting("source", "Keep the source's format, or transcode to one.",
+    format: str = setting("source", "Keep the source's format, or transcode to one (only source so far: "
+                          "other formats are recorded as the source sends them, with a warning).",
                           Str(("source",) + AUDIO_FORMATS))
-    rotation: str = setting("hourly", "Start a new file hourly, daily, or at a size (size:100MB).", Rotation())
-    max_age: float = setting(0.0, "Delete recordings older than this; 0 keeps them.", Duration())
-    max_size: int = setting(0, "Delete the oldest recordings past this total; 0 is no limit.", Size())
-    upload: UploadConfig = setting(UploadConfig, "Copy finished recordings to object storage.")
+    rotation: str = setting("hourly", "Start a new file hourly, daily (at the boundary in timezone), or at "
+                            "a size (size:100MB).", Rotation())
+    timezone: str = setting("UTC", "Time zone of hourly and daily rotation and of file names.", TimeZone())
+    template: str = setting("{mount}-{start:%Y%m%d-%H%M%S}.{ext}", "File name: {mount}, {start:<strftime>} "
+                            "and {ext}.", FileTemplate())
+    record_fallback: bool = setting(False, "Keep recording what listeners hear from a fallback while the "
+                                    "source is away (otherwise the file closes with the source).")
+    max_age: float = setting(0.0, "Delete recordings older than this; 0 keeps them.", Duration(),
+                             implemented=False)
+    max_size: int = setting(0, "Delete the oldest recordings past this total; 0 is no limit.", Size(),
+                            implemented=False)
+    upload: UploadConfig = setting(UploadConfig, "Copy finished recordings to object storage.",
+                                   implemented=False)
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if self.format != "source":
+            report.warning(path + ("format",), "format %s is not implemented yet: recordings keep the "
+                           "source's format" % self.format, at="value")
 
 
 @attr.frozen
@@ -282,7 +331,7 @@ class MountConfig:
                              "with ffmpeg).")
     dash: DashConfig = setting(DashConfig, "MPEG-DASH output.", implemented=False)
     auth: ListenerAuthConfig = setting(ListenerAuthConfig, "Listener authentication (docs/auth.md).")
-    recording: RecordingConfig = setting(RecordingConfig, "Recording and archiving.", implemented=False)
+    recording: RecordingConfig = setting(RecordingConfig, "Recording and archiving (docs/recording.md).")
     transcoding: TranscodingConfig = setting(TranscodingConfig, "Extra outputs transcoded from this mount.",
                                              implemented=False)
     schedule: Dict[str, ScheduleEntry] = setting(

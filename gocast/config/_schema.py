@@ -58,6 +58,9 @@ EVENT_NAMES = (
     "cluster.node_joined",
     "cluster.node_left",
     "cluster.leader",
+    "recording.started",
+    "recording.finished",
+    "recording.failed",
 )
 
 #: What a webhook sends unless told: everything but the per-listener events.

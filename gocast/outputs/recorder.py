@@ -1,0 +1,236 @@
+# -*- test-case-name: tests.test_recorder -*-
+"""
+Recordings: a subscriber of the mount's frame stream (so it never touches
+listeners) that writes what the source sends to files.
+
+``recording { enabled true }`` records continuously while the mount has a
+source. Files rotate ``hourly`` or ``daily`` at the wall-clock boundary in
+the recording's ``timezone``, or at a size (``size:100MB``), always between
+two chunks of whole frames; an Ogg file starts with the stream's header
+pages, so every file plays on its own. A file is written under a ``.part``
+name and renamed when closed. When the source leaves, the file is closed
+(with ``record_fallback true`` the recorder follows listeners to the
+fallback and keeps recording it). A file that cannot be written (disk full,
+a read-only folder) stops the recording with a ``recording.failed`` event;
+streaming goes on, and the next chunk after :data:`RETRY_AFTER` tries a new
+file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, time as dt_time, timedelta, timezone
+from typing import Any, Callable, Dict, Optional
+from zoneinfo import ZoneInfo
+
+from twisted.logger import Logger
+
+from ..config._kinds import parse_size
+from ..core.mount import Chunk, Mount
+
+#: After a failed write, how long before the recorder tries a new file.
+RETRY_AFTER = 30.0
+#: File extensions by the source's content type.
+EXTENSIONS = {"audio/mpeg": "mp3", "audio/aac": "aac", "audio/aacp": "aac", "audio/ogg": "ogg",
+              "application/ogg": "ogg", "audio/opus": "opus", "audio/flac": "flac", "audio/webm": "webm"}
+#: What a template's {mount} may contain: the mount path with anything but letters, digits, - and _ replaced.
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def file_name(template: str, mount: str, start: datetime, extension: str) -> str:
+    """``{mount}-{start:%Y%m%d-%H%M%S}.{ext}`` filled in; never a path (separators become ``_``)."""
+    name = template.format(mount=_UNSAFE.sub("_", mount).strip("_") or "root", start=start, ext=extension)
+    return name.replace(os.sep, "_").replace("/", "_").lstrip(".") or "recording." + extension
+
+
+def next_boundary(rotation: str, start: datetime) -> Optional[datetime]:
+    """
+    When a file started at ``start`` (aware, in the recording's time zone)
+    ends by the clock: the next top of the hour, or the next midnight
+    there (across a DST change too); ``None`` when files rotate by size.
+    """
+    if rotation == "hourly":
+        top = start.replace(minute=0, second=0, microsecond=0)
+        return (top.astimezone(timezone.utc) + timedelta(hours=1)).astimezone(start.tzinfo)
+    if rotation == "daily":
+        midnight = datetime.combine(start.date() + timedelta(days=1), dt_time(0), tzinfo=start.tzinfo)
+        return midnight.astimezone(timezone.utc).astimezone(start.tzinfo)
+    return None
+
+
+class RecordingFile:
+    """One file being written: its ``.part`` name, the final name, what it holds."""
+
+    def __init__(self, folder: str, name: str, started: float, ends: Optional[float]):
+        self.final = os.path.join(folder, name)
+        self.part = self.final + ".part"
+        self.started = started
+        self.ends = ends
+        self.size = 0
+        self.handle = open(self.part, "xb")
+
+    def write(self, data: bytes) -> None:
+        """Write and flush: a chunk is a quarter second, and a crash should lose no more."""
+        self.handle.write(data)
+        self.handle.flush()
+        self.size += len(data)
+
+    def close(self) -> str:
+        """Close and take the final name (a name already taken gets a counter)."""
+        self.handle.close()
+        final, counter = self.final, 1
+        while os.path.exists(final):
+            base, dot, ext = self.final.rpartition(".")
+            final = "%s-%d.%s" % (base, counter, ext) if dot else "%s-%d" % (self.final, counter)
+            counter += 1
+        os.rename(self.part, final)
+        return final
+
+
+class Recorder:
+    """Records one mount (its ``home``): a subscriber of the stream that feeds it, not a listener."""
+
+    is_listener = False
+    _log = Logger()
+
+    def __init__(self, home: Mount, folder: str, now: Callable[[], float]):
+        self._home = home
+        #: The mount whose stream is being recorded: home, or a fallback with ``record_fallback``.
+        self.mount = home
+        self.folder = folder
+        self.now = now
+        self.file: Optional[RecordingFile] = None
+        self.failed_until = 0.0
+
+    @property
+    def home(self) -> str:
+        return self._home.path
+
+    @property
+    def config(self) -> Any:
+        return self._home.config.recording
+
+    @property
+    def follows_fallback(self) -> bool:
+        return bool(self.config.record_fallback)
+
+    def reconfigured(self, home: Mount, folder: str) -> None:
+        self._home = home
+        self.folder = folder
+
+    # ISubscriber
+
+    def chunk(self, chunk: Chunk) -> None:
+        if chunk.header:
+            self.close()  # new codec headers: a new file that starts with them
+            return
+        now = self.now()
+        if self.file is not None and self.rotate_now(now):
+            self.close()
+        if self.file is None:
+            if now < self.failed_until or not self.open(now):
+                return
+        self.write(chunk.data)
+
+    def metadata_changed(self) -> None:
+        """Titles go with the file when it closes (a later step)."""
+
+    def moved(self, mount: Mount) -> None:
+        """Following a fallback (or home again): what comes next is another stream, in its own file."""
+        self.close()
+        self.mount = mount
+
+    def detach(self, reason: str) -> None:
+        self.close()
+
+    def source_stopped(self) -> None:
+        if not self.follows_fallback:
+            self.close()
+
+    # Files
+
+    def rotate_now(self, now: float) -> bool:
+        assert self.file is not None
+        if self.file.ends is not None and now >= self.file.ends:
+            return True
+        rotation = self.config.rotation
+        return rotation.startswith("size:") and self.file.size >= parse_size(rotation[5:])
+
+    def open(self, now: float) -> bool:
+        config = self.config
+        zone = ZoneInfo(config.timezone)
+        start = datetime.fromtimestamp(now, zone)
+        source = self.mount.source
+        extension = EXTENSIONS.get(source.content_type if source is not None else "", "bin")
+        name = file_name(config.template, self.home, start, extension)
+        boundary = next_boundary(config.rotation, start)
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+            self.file = RecordingFile(self.folder, name, now, boundary.timestamp() if boundary else None)
+            if self.mount.header_pages:
+                self.file.write(self.mount.header_pages)
+        except OSError as e:
+            self.failed(str(e))
+            return False
+        self.mount.bus.publish("recording.started", self.home, file=os.path.basename(self.file.final))
+        return True
+
+    def write(self, data: bytes) -> None:
+        assert self.file is not None
+        try:
+            self.file.write(data)
+        except OSError as e:
+            self.failed(str(e))
+
+    def close(self) -> None:
+        recording, self.file = self.file, None
+        if recording is None:
+            return
+        try:
+            final = recording.close()
+        except OSError as e:
+            self.failed(str(e))
+            return
+        self.mount.bus.publish("recording.finished", self.home, file=os.path.basename(final),
+                               size=recording.size, duration=round(self.now() - recording.started, 3))
+
+    def failed(self, why: str) -> None:
+        """Writing failed: this file is given up; streaming is untouched; a new file is tried later."""
+        recording, self.file = self.file, None
+        if recording is not None:
+            try:
+                recording.handle.close()
+            except OSError:
+                pass
+        self.failed_until = self.now() + RETRY_AFTER
+        self._log.error("{mount}: recording failed: {why}", mount=self.home, why=why)
+        self.mount.bus.publish("recording.failed", self.home, reason=why)
+
+
+class Recorders:
+    """A :class:`Recorder` on every mount whose config enables recording."""
+
+    def __init__(self, now: Callable[[], float], folder_for: Callable[[str], str]):
+        """:param folder_for: a configured ``recording.path`` as a folder (relative ones under the data dir)."""
+        self.now = now
+        self.folder_for = folder_for
+        self.recorders: Dict[str, Recorder] = {}
+
+    def attach(self, mount: Mount) -> None:
+        recorder = self.recorders.get(mount.path)
+        config = mount.config.recording
+        if config.enabled and recorder is None:
+            recorder = self.recorders[mount.path] = Recorder(mount, self.folder_for(config.path), self.now)
+            mount.add_subscriber(recorder)
+        elif recorder is not None and not config.enabled:
+            del self.recorders[mount.path]
+            recorder.close()
+            recorder.mount.remove_subscriber(recorder)
+        elif recorder is not None:
+            recorder.reconfigured(mount, self.folder_for(config.path))
+
+    def close_all(self) -> None:
+        """Shutting down: every open file is closed and renamed."""
+        for recorder in self.recorders.values():
+            recorder.close()

@@ -1,0 +1,180 @@
+"""
+Recordings (gocast.outputs.recorder): a subscriber writing what the source
+sends, in files named from a template, rotated by size or at the
+wall-clock hour or midnight of a time zone (DST included), written under a
+.part name and renamed when closed; Ogg files each start with the stream's
+headers; a folder that cannot be written stops the recording, not the
+stream.
+"""
+
+import os
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from gocast.config import ConfigError, parse_config
+from gocast.core.events import EventBus
+from gocast.core.mount import Mount, SourceInfo
+from gocast.outputs.recorder import RETRY_AFTER, Recorder, Recorders, file_name, next_boundary
+
+from .media_builders import mp3_frame, opus_stream
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+class Time:
+    def __init__(self, start):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+
+class RecorderTests(SynchronousTestCase):
+    def setUp(self):
+        self.folder = self.mktemp()
+        self.time = Time(datetime(2026, 12, 3, 10, 59, 0, tzinfo=PARIS).timestamp())
+
+    def mount(self, recording="enabled true", content_type="audio/mpeg"):
+        config = parse_config("mounts { live { recording { %s } } }" % recording).config
+        self.events = []
+        bus = EventBus(self.time)
+        bus.subscribe(self.events.append)
+        mount = Mount("/live", config.mounts["/live"], config.limits, bus)
+        recorders = Recorders(self.time, lambda path: self.folder)
+        recorders.attach(mount)
+        mount.start_source(SourceInfo(content_type))
+        return mount, recorders.recorders["/live"]
+
+    def files(self):
+        return sorted(os.listdir(self.folder))
+
+    def content(self, name):
+        with open(os.path.join(self.folder, name), "rb") as f:
+            return f.read()
+
+    def test_records_the_source_as_it_came_under_a_part_name_until_closed(self):
+        mount, recorder = self.mount('enabled true timezone "Europe/Paris"')
+        audio = mp3_frame() * 40
+        mount.feed(audio)
+        self.assertEqual(self.files(), ["live-20261203-105900.mp3.part"])
+        mount.stop_source()
+        recorder.source_stopped()
+        self.assertEqual(self.files(), ["live-20261203-105900.mp3"])
+        self.assertEqual(self.content("live-20261203-105900.mp3"), audio[:len(self.content(self.files()[0]))])
+        self.assertEqual([e.name for e in self.events if e.name.startswith("recording.")],
+                         ["recording.started", "recording.finished"])
+        finished = [e for e in self.events if e.name == "recording.finished"][0]
+        self.assertEqual(finished.data["file"], "live-20261203-105900.mp3")
+        self.assertTrue(audio.startswith(self.content("live-20261203-105900.mp3")))
+
+    def test_hourly_rotation_at_the_top_of_the_hour_in_the_time_zone(self):
+        mount, _ = self.mount('enabled true rotation hourly timezone "Europe/Paris"')
+        for _ in range(4):  # 10:59:00 to 11:01:00, a chunk every 30 s
+            mount.feed(mp3_frame() * 10)
+            self.time.now += 30
+        self.assertEqual(self.files(), ["live-20261203-105900.mp3", "live-20261203-110000.mp3.part"])
+
+    def test_size_rotation_between_chunks(self):
+        mount, _ = self.mount("enabled true rotation size:10KB")
+        audio = [mp3_frame() * 10 for _ in range(12)]  # 12 chunks of 4.2 KB
+        for chunk in audio:
+            mount.feed(chunk)
+            self.time.now += 1
+        names = self.files()
+        self.assertEqual(len(names), 4)  # three files of three chunks, the fourth still open
+        self.assertTrue(names[-1].endswith(".part"))
+        recorded = b"".join(self.content(name) for name in names)
+        self.assertEqual(recorded, b"".join(audio)[:len(recorded)])
+        self.assertTrue(all(10 * 1024 <= len(self.content(n)) < 14 * 1024 for n in names[:-1]))
+
+    def test_each_ogg_file_starts_with_the_stream_headers(self):
+        mount, _ = self.mount("enabled true rotation size:2KB", content_type="application/ogg")
+        headers, pages = opus_stream(pages=150)
+        mount.feed(headers)
+        for page in pages:
+            mount.feed(page)
+            self.time.now += 0.02
+        names = self.files()
+        self.assertGreater(len(names), 2)
+        for name in names:
+            self.assertTrue(name.endswith((".ogg", ".ogg.part")))
+            self.assertTrue(self.content(name).startswith(headers), name)
+
+    def test_an_unwritable_folder_stops_the_recording_not_the_stream(self):
+        with open(self.folder, "w"):
+            pass  # a file where the folder should be
+        mount, recorder = self.mount()
+        listener = Listener()
+        mount.add_subscriber(listener)
+        mount.feed(mp3_frame() * 40)
+        self.assertEqual([e.name for e in self.events if e.name.startswith("recording.")], ["recording.failed"])
+        self.assertTrue(listener.chunks)  # the stream goes on
+        self.assertEqual(len(self.flushLoggedErrors()), 0)
+        os.remove(self.folder)
+        mount.feed(mp3_frame() * 40)
+        self.assertFalse(os.path.exists(self.folder))  # not before RETRY_AFTER
+        self.time.now += RETRY_AFTER
+        mount.feed(mp3_frame() * 40)
+        self.assertEqual(len(os.listdir(self.folder)), 1)
+
+    def test_record_fallback_follows_listeners(self):
+        mount, recorder = self.mount("enabled true record_fallback true")
+        self.assertTrue(recorder.follows_fallback)
+        mount.feed(mp3_frame() * 40)
+        recorder.source_stopped()
+        self.assertTrue(self.files()[0].endswith(".part"))  # still recording (what the fallback plays next)
+        other, _ = self.mount("enabled true")
+        recorder.moved(other)
+        self.assertFalse(self.files()[0].endswith(".part"))  # a new stream: a new file
+
+
+class Listener:
+    is_listener = True
+
+    def __init__(self):
+        self.chunks = []
+
+    def chunk(self, chunk):
+        self.chunks.append(chunk)
+
+
+class NamesAndBoundariesTests(SynchronousTestCase):
+    def test_file_names_are_never_paths(self):
+        start = datetime(2026, 12, 3, 10, 0, 0, tzinfo=PARIS)
+        self.assertEqual(file_name("{mount}-{start:%Y%m%d-%H%M%S}.{ext}", "/radio/live", start, "mp3"),
+                         "radio_live-20261203-100000.mp3")
+        self.assertEqual(file_name("{mount}.{ext}", "/../../etc/passwd", start, "mp3"), "etc_passwd.mp3")
+
+    def test_hourly_and_daily_across_dst(self):
+        spring = datetime(2026, 3, 29, 1, 30, tzinfo=PARIS)  # 02:00 does not exist that night
+        self.assertEqual(next_boundary("hourly", spring).timestamp() - spring.timestamp(), 1800)
+        self.assertEqual(next_boundary("hourly", spring).strftime("%H:%M %z"), "03:00 +0200")
+        autumn = datetime(2026, 10, 25, 2, 30, tzinfo=PARIS)  # the first 02:30 (summer time)
+        following = next_boundary("hourly", autumn)
+        self.assertEqual(following.timestamp() - autumn.timestamp(), 1800)
+        self.assertEqual(following.strftime("%H:%M %z"), "02:00 +0100")  # the second 02:00
+        day = datetime(2026, 3, 29, 0, 0, tzinfo=PARIS)
+        self.assertEqual(next_boundary("daily", day).timestamp() - day.timestamp(), 23 * 3600)
+        self.assertEqual(next_boundary("daily", day).strftime("%Y-%m-%d %H:%M"), "2026-03-30 00:00")
+        self.assertIsNone(next_boundary("size:100MB", day))
+
+
+class RecordingConfigTests(SynchronousTestCase):
+    def test_checked_settings(self):
+        for text, message in (('timezone "Mars/Olympus"', "IANA time zone"),
+                              ('template "../{mount}.{ext}"', "without / or .."),
+                              ('template "{nope}.{ext}"', "without / or .."),
+                              ("rotation weekly", "hourly, daily or size")):
+            with self.assertRaises(ConfigError) as raised:
+                parse_config("mounts { live { recording { %s } } }" % text)
+            self.assertIn(message, str(raised.exception), text)
+        warned = parse_config("mounts { live { recording { enabled true format mp3 } } }")
+        self.assertIn("not implemented yet", " ".join(i.message for i in warned.warnings))
+        self.assertEqual(warned.config.mounts["/live"].recording.format, "mp3")
+
+
+class RecorderUnitTests(SynchronousTestCase):
+    def test_not_a_listener(self):
+        self.assertFalse(Recorder.is_listener)
