@@ -75,9 +75,10 @@ class RecordingGuideTests(SynchronousTestCase):
 
     def test_snippet_parses(self):
         text = (_DOC.parent / "recording.md").read_text()
-        [block] = re.findall(r"```vibe\n(.*?)```", text, re.S)
-        loaded = parse_config(block)
-        self.assertEqual(loaded.warnings, ())
-        recording = loaded.config.mounts["/live"].recording
+        continuous, retention = [parse_config(block) for block in re.findall(r"```vibe\n(.*?)```", text, re.S)]
+        self.assertEqual(continuous.warnings + retention.warnings, ())
+        recording = continuous.config.mounts["/live"].recording
         self.assertEqual((recording.enabled, recording.rotation, recording.timezone),
                          (True, "hourly", "Europe/Paris"))
+        kept = retention.config.mounts["/live"].recording
+        self.assertEqual((kept.max_age, kept.max_size), (30 * 86400, 50 * 1024 ** 3))

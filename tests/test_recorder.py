@@ -11,12 +11,15 @@ import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.config import ConfigError, parse_config
 from gocast.core.events import EventBus
 from gocast.core.mount import Mount, SourceInfo
-from gocast.outputs.recorder import RETRY_AFTER, Recorder, Recorders, file_name, next_boundary
+from gocast.outputs.recorder import (
+    RETENTION_EVERY, RETRY_AFTER, Recorder, Recorders, expired, file_name, next_boundary,
+)
 
 from .media_builders import mp3_frame, opus_stream
 
@@ -128,6 +131,55 @@ class RecorderTests(SynchronousTestCase):
         other, _ = self.mount("enabled true")
         recorder.moved(other)
         self.assertFalse(self.files()[0].endswith(".part"))  # a new stream: a new file
+
+
+class RetentionTests(SynchronousTestCase):
+    def setUp(self):
+        self.folder = self.mktemp()
+        os.makedirs(self.folder)
+        self.now = 1_800_000_000.0
+        # Three of /live's recordings a day apart (one renamed with a counter), /news's, another file, one open.
+        for name, days_old, size in (("live-20270112-100000.mp3", 3, 3000), ("live-20270113-100000.mp3", 2.2, 2000),
+                                     ("live-20270113-100000-1.mp3", 1.5, 1500), ("live-20270114-100000.mp3", 1, 1000),
+                                     ("news-20270101-100000.mp3", 30, 5000), ("notes.txt", 30, 10),
+                                     ("live-20270115-100000.mp3.part", 40, 10)):
+            path = os.path.join(self.folder, name)
+            with open(path, "wb") as f:
+                f.write(b"x" * size)
+            os.utime(path, (self.now - days_old * 86400,) * 2)
+
+    def recorders(self, recording):
+        config = parse_config('mounts { live { recording { enabled true path "%s" %s } } }'
+                              % (self.folder, recording)).config
+        mount = Mount("/live", config.mounts["/live"], config.limits, EventBus(lambda: self.now))
+        clock = Clock()
+        recorders = Recorders(lambda: self.now, lambda path: path, clock)
+        recorders.attach(mount)  # retention at start
+        return recorders, clock
+
+    def test_max_age_at_start_and_hourly_touches_only_the_mounts_closed_files(self):
+        recorders, clock = self.recorders("max_age 2d")
+        self.assertEqual(sorted(os.listdir(self.folder)), [
+            "live-20270113-100000-1.mp3", "live-20270114-100000.mp3", "live-20270115-100000.mp3.part",
+            "news-20270101-100000.mp3", "notes.txt"])
+        self.now += 86400 * 0.6
+        clock.advance(RETENTION_EVERY)
+        self.assertNotIn("live-20270113-100000-1.mp3", os.listdir(self.folder))
+        self.assertIn("live-20270114-100000.mp3", os.listdir(self.folder))
+        recorders.close_all()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_max_size_deletes_the_oldest_first(self):
+        self.recorders("max_size 3000")
+        self.assertEqual(sorted(n for n in os.listdir(self.folder) if n.startswith("live")), [
+            "live-20270113-100000-1.mp3", "live-20270114-100000.mp3", "live-20270115-100000.mp3.part"])
+
+    def test_expired(self):
+        recordings = [("a", 10.0, 5), ("b", 20.0, 5), ("c", 30.0, 5)]
+        self.assertEqual(expired(recordings, 0, 0, 100.0), [])
+        self.assertEqual(expired(recordings, 85, 0, 100.0), ["a"])
+        self.assertEqual(expired(recordings, 0, 10, 100.0), ["a"])
+        self.assertEqual(expired(recordings, 85, 5, 100.0), ["a", "b"])
 
 
 class Listener:

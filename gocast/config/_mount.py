@@ -195,10 +195,9 @@ class RecordingConfig:
                             "and {ext}.", FileTemplate())
     record_fallback: bool = setting(False, "Keep recording what listeners hear from a fallback while the "
                                     "source is away (otherwise the file closes with the source).")
-    max_age: float = setting(0.0, "Delete recordings older than this; 0 keeps them.", Duration(),
-                             implemented=False)
-    max_size: int = setting(0, "Delete the oldest recordings past this total; 0 is no limit.", Size(),
-                            implemented=False)
+    max_age: float = setting(0.0, "Delete this mount's recordings older than this (at start and hourly); "
+                             "0 keeps them.", Duration())
+    max_size: int = setting(0, "Delete this mount's oldest recordings past this total; 0 is no limit.", Size())
     upload: UploadConfig = setting(UploadConfig, "Copy finished recordings to object storage.",
                                    implemented=False)
 

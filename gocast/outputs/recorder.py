@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import os
 import re
+import string
 from datetime import datetime, time as dt_time, timedelta, timezone
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from zoneinfo import ZoneInfo
 
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ..config._kinds import parse_size
@@ -31,6 +33,8 @@ from ..core.mount import Chunk, Mount
 
 #: After a failed write, how long before the recorder tries a new file.
 RETRY_AFTER = 30.0
+#: How often retention looks for recordings to delete.
+RETENTION_EVERY = 3600.0
 #: File extensions by the source's content type.
 EXTENSIONS = {"audio/mpeg": "mp3", "audio/aac": "aac", "audio/aacp": "aac", "audio/ogg": "ogg",
               "application/ogg": "ogg", "audio/opus": "opus", "audio/flac": "flac", "audio/webm": "webm"}
@@ -57,6 +61,57 @@ def next_boundary(rotation: str, start: datetime) -> Optional[datetime]:
         midnight = datetime.combine(start.date() + timedelta(days=1), dt_time(0), tzinfo=start.tzinfo)
         return midnight.astimezone(timezone.utc).astimezone(start.tzinfo)
     return None
+
+
+def template_pattern(template: str, mount: str) -> "re.Pattern[str]":
+    """What the names of ``mount``'s recordings look like (retention touches nothing else in a shared folder)."""
+    parts = []
+    for literal, field, _, _ in string.Formatter().parse(template):
+        parts.append(re.escape(literal))
+        if field == "mount":
+            parts.append(re.escape(_UNSAFE.sub("_", mount).strip("_") or "root"))
+        elif field == "start":
+            parts.append(".+?")
+        elif field == "ext":
+            parts.append("[A-Za-z0-9]+")
+    return re.compile("".join(parts))
+
+
+def recordings_of(folder: str, template: str, mount: str) -> List[Tuple[str, float, int]]:
+    """``mount``'s closed recordings in ``folder``: (name, modified, size), oldest first."""
+    pattern = template_pattern(template, mount)
+    found = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    for name in names:
+        if name.endswith(".part") or not pattern.fullmatch(_COUNTER.sub("", name)):
+            continue
+        try:
+            info = os.stat(os.path.join(folder, name))
+        except OSError:
+            continue
+        found.append((name, info.st_mtime, info.st_size))
+    return sorted(found, key=lambda item: (item[1], item[0]))
+
+
+def expired(recordings: List[Tuple[str, float, int]], max_age: float, max_size: int, now: float) -> List[str]:
+    """The recordings (oldest first) that ``max_age`` and ``max_size`` say to delete; 0 is no limit."""
+    doomed = [name for name, modified, _ in recordings if max_age and modified < now - max_age]
+    if max_size:
+        total = sum(size for name, _, size in recordings if name not in doomed)
+        for name, _, size in recordings:
+            if total <= max_size:
+                break
+            if name not in doomed:
+                doomed.append(name)
+                total -= size
+    return doomed
+
+
+#: The "-2" a name already taken is given, before its extension.
+_COUNTER = re.compile(r"-\d+(?=\.[^.]+$)")
 
 
 class RecordingFile:
@@ -209,13 +264,46 @@ class Recorder:
 
 
 class Recorders:
-    """A :class:`Recorder` on every mount whose config enables recording."""
+    """
+    A :class:`Recorder` on every mount whose config enables recording, and
+    retention: each mount's ``max_age`` and ``max_size`` applied to its own
+    closed files when it starts recording and every :data:`RETENTION_EVERY`.
+    """
 
-    def __init__(self, now: Callable[[], float], folder_for: Callable[[str], str]):
-        """:param folder_for: a configured ``recording.path`` as a folder (relative ones under the data dir)."""
+    _log = Logger()
+
+    def __init__(self, now: Callable[[], float], folder_for: Callable[[str], str], clock: Any = None):
+        """
+        :param folder_for: a configured ``recording.path`` as a folder (relative ones under the data dir).
+        :param clock: runs retention every hour (without one, only when a recorder starts).
+        """
         self.now = now
         self.folder_for = folder_for
         self.recorders: Dict[str, Recorder] = {}
+        self._retention: Any = None
+        if clock is not None:
+            self._retention = LoopingCall(self.apply_retention)
+            self._retention.clock = clock
+            self._retention.start(RETENTION_EVERY, now=False)
+
+    def apply_retention(self) -> None:
+        for recorder in list(self.recorders.values()):
+            self.retain(recorder)
+
+    def retain(self, recorder: Recorder) -> None:
+        """Delete what ``recorder``'s mount keeps no longer: too old, or past its size, oldest first."""
+        config = recorder.config
+        if not (config.max_age or config.max_size):
+            return
+        recordings = recordings_of(recorder.folder, config.template, recorder.home)
+        for name in expired(recordings, config.max_age, config.max_size, self.now()):
+            try:
+                os.remove(os.path.join(recorder.folder, name))
+            except OSError as e:
+                self._log.warn("{mount}: recording {name} not deleted: {why}", mount=recorder.home, name=name,
+                               why=str(e))
+                continue
+            self._log.info("{mount}: recording {name} deleted (retention)", mount=recorder.home, name=name)
 
     def attach(self, mount: Mount) -> None:
         recorder = self.recorders.get(mount.path)
@@ -223,6 +311,7 @@ class Recorders:
         if config.enabled and recorder is None:
             recorder = self.recorders[mount.path] = Recorder(mount, self.folder_for(config.path), self.now)
             mount.add_subscriber(recorder)
+            self.retain(recorder)
         elif recorder is not None and not config.enabled:
             del self.recorders[mount.path]
             recorder.close()
@@ -232,5 +321,7 @@ class Recorders:
 
     def close_all(self) -> None:
         """Shutting down: every open file is closed and renamed."""
+        if self._retention is not None and self._retention.running:
+            self._retention.stop()
         for recorder in self.recorders.values():
             recorder.close()
