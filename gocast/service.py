@@ -151,7 +151,8 @@ class GocastService(MultiService):
         self.history = StatsHistory(self.registry, self.state, self.bus, reactor, reactor.seconds)
         self.history.cluster = self.cluster
         api = ApiContext(self.registry, self.reloader, self.api_keys, self.api_mounts, reactor.seconds,
-                         reactor.seconds(), lambda: self.draining, self.history, self.cluster, self.relays)
+                         reactor.seconds(), lambda: self.draining, self.history, self.cluster, self.relays,
+                         recorders=self.recorders)
         self.hub = StatsHub(self.registry, self.bus, reactor, reactor.seconds, reactor.seconds())
         self.hub.cluster = self.cluster
         sessions = Sessions(reactor.seconds, lambda: self.config.admin.session_timeout, self.state)
@@ -277,6 +278,7 @@ class GocastService(MultiService):
         set_component = getattr(parent, "setComponent", None)
         if set_component is not None:
             set_component(ILogObserver, self.log_observer)
+            self.log_observer.installed = True  # twistd logs through it: access lines may go to it directly
 
     def startService(self) -> None:
         self._log.info(

@@ -209,6 +209,7 @@ class AccessFastPathTests(SynchronousTestCase):
     def access_log(self, text=""):
         out, clock = self.Counted(), MemoryReactorClock()
         observer = logs.SwitchableObserver(build_observer(logging_config(text), out, clock=clock))
+        observer.installed = True  # as under twistd
         return AccessLog(logging_config(text), observer.access_line, clock), out, clock
 
     def test_same_line_as_the_event_path_flushed_once_per_batch(self):
@@ -234,6 +235,17 @@ class AccessFastPathTests(SynchronousTestCase):
                                            200, 10, "", "hls.js", 0.0, "r1")
         [line] = [e["access_line"] for e in events if "access_line" in e]
         self.assertEqual(lines[0].split("] ", 1)[1], line)  # what the event path logs
+
+    def test_an_observer_twistd_does_not_use_gets_events(self):
+        out = self.Counted()
+        observer = logs.SwitchableObserver(build_observer(logging_config(), out, clock=MemoryReactorClock()))
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        AccessLog(logging_config(), observer.access_line).record("10.0.0.1", "GET", "/", "HTTP/1.1", 200, 1, "",
+                                                                 "", 0.0, "r1")
+        self.assertEqual(out.getvalue(), "")
+        self.assertEqual(len([e for e in events if "access_line" in e]), 1)
 
     def test_above_info_access_lines_are_not_logged(self):
         access, out, _ = self.access_log("level warn")

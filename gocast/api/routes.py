@@ -38,6 +38,7 @@ from .schemas import (
     KEY_CREATED,
     LISTENER,
     MOUNT,
+    RECORDING,
     RELOAD,
     ROUTE,
     SERVER_STATUS,
@@ -77,6 +78,8 @@ class ApiContext:
     relays: Any = None
     #: The worker processes (:class:`gocast.cluster.workers.WorkerPool`), with ``server.workers`` above 1.
     workers: Any = None
+    #: The recorders (:class:`gocast.outputs.recorder.Recorders`).
+    recorders: Any = None
 
     @property
     def config(self) -> Config:
@@ -447,6 +450,45 @@ def cluster_route(ctx: ApiContext, call: Call) -> Dict[str, Any]:
             "reason": found.reason}
 
 
+# Recordings
+
+
+def list_recordings(ctx: ApiContext, call: Call) -> List[Dict[str, Any]]:
+    """Newest first; by mount and by time (``since``/``until``, Unix seconds), in pages."""
+    mount = call.query.get("mount")
+    since = int_query(call, "since", 0, 0, 2 ** 40)
+    until = int_query(call, "until", 2 ** 40, 0, 2 ** 40)
+    limit = int_query(call, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = int_query(call, "cursor", 0, 0, 2 ** 31)
+    wanted = normalise_mount(mount) if mount else None
+    found = [e for e in (ctx.recorders.catalog() if ctx.recorders is not None else [])
+             if (wanted is None or e["mount"] == wanted) and since <= e["modified"] <= until]
+    page = found[offset:offset + limit]
+    call.meta["pagination"] = {"limit": limit,
+                               "next_cursor": str(offset + limit) if len(found) > offset + limit else None}
+    return [recording_data(e) for e in page]
+
+
+def recording_data(entry: Dict[str, Any]) -> Dict[str, Any]:
+    return {"id": entry["id"], "mount": entry["mount"], "size": entry["size"], "started": iso(entry["started"]),
+            "modified": iso(entry["modified"]), "recording": entry["recording"]}
+
+
+def delete_recording(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    recording_id = call.params["id"]
+    if ctx.recorders is None:
+        raise ApiError(404, "not_found", "no recording %s" % recording_id[:200])
+    try:
+        entry = ctx.recorders.delete(recording_id)
+    except KeyError:
+        raise ApiError(404, "not_found", "no recording %s" % recording_id[:200])
+    except ValueError as e:
+        raise ApiError(409, "recording", str(e))
+    except OSError as e:
+        raise ApiError(500, "delete_failed", "%s was not deleted: %s" % (recording_id[:200], e.strerror))
+    return {"deleted": entry["id"]}
+
+
 def not_built(feature: str) -> Callable[[ApiContext, Call], Any]:
     def handler(ctx: ApiContext, call: Call) -> Any:
         raise ApiError(501, "not_implemented", "%s is not built yet" % feature)
@@ -558,14 +600,19 @@ ROUTES: Tuple[Route, ...] = (
           query=(("ip", {"type": "string", "maxLength": 64}, "The listener's address."),
                  ("mount", {"type": "string", "maxLength": 200}, "The mount (live or /live)."),
                  ("region", {"type": "string", "maxLength": 32}, "Decide the region instead of GeoIP."))),
-    Route("GET", "/recordings", "manage_recordings", "List recordings", not_built("recording"), built=False,
-          tag="recordings"),
+    Route("GET", "/recordings", "manage_recordings", "List recordings, newest first (closed files and those "
+          "being written)", list_recordings, data=array(RECORDING), tag="recordings",
+          query=(("mount", {"type": "string", "maxLength": 200}, "Only this mount (live or /live)."),
+                 ("since", {"type": "integer", "minimum": 0}, "Only files last written at or after (Unix time)."),
+                 ("until", {"type": "integer", "minimum": 0}, "Only files last written at or before (Unix time)."),
+                 ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Per page (default 100)."),
+                 ("cursor", {"type": "string"}, "next_cursor of the previous page."))),
     Route("POST", "/recordings/start", "manage_recordings", "Start recording a mount", not_built("recording"),
           built=False, tag="recordings"),
     Route("POST", "/recordings/stop", "manage_recordings", "Stop recording a mount", not_built("recording"),
           built=False, tag="recordings"),
-    Route("DELETE", "/recordings/{id}", "manage_recordings", "Delete a recording", not_built("recording"),
-          built=False, tag="recordings"),
+    Route("DELETE", "/recordings/{id}", "manage_recordings", "Delete a closed recording", delete_recording,
+          data=obj({"deleted": {"type": "string"}}), tag="recordings"),
     Route("GET", "/keys", "manage_keys", "List API keys with their usage", list_keys, data=array(KEY),
           tag="keys"),
     Route("POST", "/keys", "manage_keys", "Create an API key (its secret is shown once)", create_key,

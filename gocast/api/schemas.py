@@ -145,3 +145,6 @@ ERROR = obj({"success": {"type": "boolean", "enum": [False]},
 def envelope(data: Dict[str, Any]) -> Dict[str, Any]:
     return obj({"success": {"type": "boolean", "enum": [True]}, "data": data, "meta": META},
                ["success", "data", "meta"])
+
+RECORDING = obj({"id": STRING, "mount": STRING, "size": {"type": "integer"}, "started": nullable("string"),
+                 "modified": STRING, "recording": {"type": "boolean"}})

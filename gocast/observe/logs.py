@@ -271,13 +271,15 @@ class SwitchableObserver:
 
     def __init__(self, observer: ILogObserver):
         self.observer = observer
+        #: Whether twistd logs through this observer (else, in tests, log events go elsewhere).
+        self.installed = False
 
     def __call__(self, event: Dict[str, Any]) -> None:
         self.observer(event)
 
     def access_line(self, line: str, fields: Callable[[], Dict[str, Any]]) -> None:
-        """An access line for the server log: straight to a text log, else as a log event."""
-        fast = getattr(self.observer, "access_line", None)
+        """An access line for the server log: straight to a text log this observer writes, else as a log event."""
+        fast = getattr(self.observer, "access_line", None) if self.installed else None
         if fast is not None:
             fast(line, fields)
         else:

@@ -319,6 +319,43 @@ class Recorders:
         elif recorder is not None:
             recorder.reconfigured(mount, self.folder_for(config.path))
 
+    def catalog(self) -> List[Dict[str, Any]]:
+        """
+        Every recording of the recording mounts, newest first: closed files
+        (``id`` is the file name) and the files being written (``recording``).
+        """
+        entries: List[Dict[str, Any]] = []
+        seen = set()
+        for recorder in self.recorders.values():
+            config = recorder.config
+            for name, modified, size in recordings_of(recorder.folder, config.template, recorder.home):
+                if name not in seen:
+                    seen.add(name)
+                    entries.append({"id": name, "mount": recorder.home, "size": size, "started": None,
+                                    "modified": modified, "recording": False, "folder": recorder.folder})
+            current = recorder.file
+            if current is not None:
+                entries.append({"id": os.path.basename(current.final), "mount": recorder.home, "size": current.size,
+                                "started": current.started, "modified": self.now(), "recording": True,
+                                "folder": recorder.folder})
+        return sorted(entries, key=lambda e: (e["modified"], e["id"]), reverse=True)
+
+    def delete(self, recording_id: str) -> Dict[str, Any]:
+        """
+        Delete a closed recording named in the catalog (a name is never
+        joined to a folder unless the folder's listing has it).
+
+        :raises KeyError: no such recording. :raises ValueError: it is being written.
+        """
+        for entry in self.catalog():
+            if entry["id"] == recording_id:
+                if entry["recording"]:
+                    raise ValueError("%s is being recorded: it can be deleted once closed" % recording_id)
+                os.remove(os.path.join(entry["folder"], entry["id"]))
+                self._log.info("{mount}: recording {name} deleted", mount=entry["mount"], name=entry["id"])
+                return entry
+        raise KeyError(recording_id)
+
     def close_all(self) -> None:
         """Shutting down: every open file is closed and renamed."""
         if self._retention is not None and self._retention.running:

@@ -135,6 +135,8 @@ class ApiTests(TestCase):
         self.assertIn("Error: /live comes from the config file", out)
         self.assertIn("→ Edit the config file, then: gocast config reload", out)
         code, out = await self.gocast("record", "list")
+        self.assertEqual(code, 0, out)  # no mount records here: nothing to list
+        code, out = await self.gocast("record", "start", "/live")
         self.assertEqual(code, 1)
         self.assertIn("not built yet", out)
         code, out = await self.gocast("source", "kill", "/live", key="gck_integration-reader-key-0123")

@@ -1,0 +1,63 @@
+"""
+The recordings API: closed files and the ones being written, newest first,
+by mount and in pages; deleting a closed file by its id, never anything an
+id could name outside the recordings folder; manage_recordings needed.
+"""
+
+import os
+
+from .media_builders import mp3_frame
+from .test_api import CONFIG_KEY, ApiTestCase
+
+
+class RecordingsApiTests(ApiTestCase):
+    extra = "news { recording { enabled true path recordings rotation size:8KB } }"
+
+    def setUp(self):
+        super().setUp()
+        self.folder = os.path.join(self.data, "recordings")
+        source, _ = self.h.source("/news")
+        for _ in range(8):
+            source.dataReceived(mp3_frame() * 10)  # 4.2 KB a chunk: files of two chunks
+
+    def listing(self, query=""):
+        status, _, body = self.h.api("GET", "/api/v1/recordings" + query, admin=True)
+        self.assertEqual(status, 200, body)
+        return body
+
+    def test_list_filter_and_pages(self):
+        body = self.listing()
+        entries = body["data"]
+        closed = sorted(n for n in os.listdir(self.folder) if not n.endswith(".part"))
+        self.assertEqual(sorted(e["id"] for e in entries if not e["recording"]), closed)
+        self.assertEqual(len(closed), 3)
+        [current] = [e for e in entries if e["recording"]]
+        self.assertEqual(entries[0], current)  # newest first
+        self.assertEqual({e["mount"] for e in entries}, {"/news"})
+        self.assertTrue(all(e["size"] > 8 * 1024 for e in entries if not e["recording"]))
+        self.assertEqual(self.listing("?mount=live")["data"], [])
+        first = self.listing("?limit=2")
+        self.assertEqual(len(first["data"]), 2)
+        second = self.listing("?limit=2&cursor=" + first["meta"]["pagination"]["next_cursor"])
+        self.assertEqual([e["id"] for e in first["data"] + second["data"]], [e["id"] for e in entries])
+
+    def test_delete_closed_files_only(self):
+        entries = self.listing()["data"]
+        closed = [e["id"] for e in entries if not e["recording"]]
+        current = [e["id"] for e in entries if e["recording"]][0]
+        status, _, body = self.h.api("DELETE", "/api/v1/recordings/" + closed[0], admin=True)
+        self.assertEqual((status, body["data"]), (200, {"deleted": closed[0]}))
+        self.assertNotIn(closed[0], os.listdir(self.folder))
+        self.assertEqual(self.h.api("DELETE", "/api/v1/recordings/" + closed[0], admin=True)[0], 404)
+        status, _, body = self.h.api("DELETE", "/api/v1/recordings/" + current, admin=True)
+        self.assertEqual((status, body["error"]["code"]), (409, "recording"))
+        with open(os.path.join(self.data, "precious"), "w"):
+            pass
+        for hostile in ("..%2Fprecious", "%2E%2E%2F%2E%2E%2Fprecious", "precious"):
+            self.assertEqual(self.h.api("DELETE", "/api/v1/recordings/" + hostile, admin=True)[0], 404, hostile)
+        self.assertTrue(os.path.exists(os.path.join(self.data, "precious")))
+
+    def test_needs_manage_recordings(self):
+        self.assertEqual(self.h.api("GET", "/api/v1/recordings", key=CONFIG_KEY)[0], 403)
+        key = self.new_key(["manage_recordings"])["key"]
+        self.assertEqual(self.h.api("GET", "/api/v1/recordings", key=key)[0], 200)
