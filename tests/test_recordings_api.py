@@ -61,3 +61,12 @@ class RecordingsApiTests(ApiTestCase):
         self.assertEqual(self.h.api("GET", "/api/v1/recordings", key=CONFIG_KEY)[0], 403)
         key = self.new_key(["manage_recordings"])["key"]
         self.assertEqual(self.h.api("GET", "/api/v1/recordings", key=key)[0], 200)
+
+    def test_metrics(self):
+        status, _, body = self.h.request("GET", "/metrics")
+        self.assertIn(" 200 ", status)
+        text = body.decode()
+        self.assertIn('gocast_recordings_active{mount="/news"} 1.0', text)
+        self.assertIn('gocast_recording_failures_total{mount="/news"} 0.0', text)
+        written = sum(os.path.getsize(os.path.join(self.folder, n)) for n in os.listdir(self.folder))
+        self.assertIn('gocast_recording_bytes_total{mount="/news"} %.1f' % written, text)

@@ -50,6 +50,8 @@ class StateCollector:
         #: nodes of its cluster as last read from Redis (``None``: not in a cluster).
         self.relays: Callable[[], Iterable[Any]] = lambda: ()
         self.cluster_nodes: Callable[[], Any] = lambda: None
+        #: The recorders (:class:`gocast.outputs.recorder.Recorder`), read at scrape time.
+        self.recorders: Callable[[], Iterable[Any]] = lambda: ()
 
     def collect(self) -> Iterator[Any]:
         now = self.now()
@@ -105,12 +107,28 @@ class StateCollector:
         yield from gauges.values()
         yield from counters.values()
         yield from self.relay_metrics(shown)
+        yield from self.recording_metrics()
         by_country = GaugeMetricFamily("gocast_listeners_by_country", "Listeners now, by country (GeoIP).",
                                        labels=["country"])
         countries = audience_of(shown.values())["listeners_by_country"]
         for country, count in sorted((countries or {UNKNOWN: 0}).items()):
             by_country.add_metric([country], count)
         yield by_country
+
+    def recording_metrics(self) -> Iterator[Any]:
+        active = GaugeMetricFamily("gocast_recordings_active", "1 while a mount's recording file is being "
+                                   "written.", labels=["mount"])
+        written = CounterMetricFamily("gocast_recording_bytes", "Bytes written to recordings.", labels=["mount"])
+        failures = CounterMetricFamily("gocast_recording_failures", "Recording files given up because they "
+                                       "could not be written.", labels=["mount"])
+        for recorder in sorted(self.recorders(), key=lambda r: r.home):
+            labels = [recorder.home]
+            active.add_metric(labels, 1 if recorder.file is not None else 0)
+            written.add_metric(labels, recorder.bytes_written)
+            failures.add_metric(labels, recorder.failures)
+        yield active
+        yield written
+        yield failures
 
     def relay_metrics(self, shown: Dict[str, Any]) -> Iterator[Any]:
         connected = GaugeMetricFamily("gocast_relay_connected", "1 while a relay's upstream feeds its mount.",

@@ -157,6 +157,9 @@ class Recorder:
         self.now = now
         self.file: Optional[RecordingFile] = None
         self.failed_until = 0.0
+        #: For the metrics: bytes written, and files given up.
+        self.bytes_written = 0
+        self.failures = 0
 
     @property
     def home(self) -> str:
@@ -225,6 +228,7 @@ class Recorder:
             self.file = RecordingFile(self.folder, name, now, boundary.timestamp() if boundary else None)
             if self.mount.header_pages:
                 self.file.write(self.mount.header_pages)
+                self.bytes_written += len(self.mount.header_pages)
         except OSError as e:
             self.failed(str(e))
             return False
@@ -237,6 +241,8 @@ class Recorder:
             self.file.write(data)
         except OSError as e:
             self.failed(str(e))
+            return
+        self.bytes_written += len(data)
 
     def close(self) -> None:
         recording, self.file = self.file, None
@@ -259,6 +265,7 @@ class Recorder:
             except OSError:
                 pass
         self.failed_until = self.now() + RETRY_AFTER
+        self.failures += 1
         self._log.error("{mount}: recording failed: {why}", mount=self.home, why=why)
         self.mount.bus.publish("recording.failed", self.home, reason=why)
 
