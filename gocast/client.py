@@ -219,7 +219,7 @@ class GoCastClient:
         return Stats(data["total_listeners"], data["sources"], data["uptime"],
                      tuple(_build(MountStats, m) for m in data["mounts"]))
 
-    # Recordings (the server answers not_implemented until recording exists)
+    # Recordings
 
     def recordings(self) -> List[Dict[str, Any]]:
         return self.call("GET", "/recordings")[0]

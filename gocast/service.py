@@ -114,6 +114,7 @@ class GocastService(MultiService):
         self.api_mounts = ApiMounts(self.state, lambda: self.loaded.config, self._apply_mounts, time.time)
         self.registry = MountRegistry(self.api_mounts.overlay(config), self.bus, FilePlayers(reactor),
                                       self.attach_outputs, later=lambda f: reactor.callLater(0, f))
+        self.recorders.mounts = lambda: self.registry.mounts.values()
         self.gate = ListenerGate(self.bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater,
                                  run_in_thread or self._in_thread, self.auth_failures)
         self.gate.configure(self.registry.config)  # AuthSetupError: the server does not start

@@ -70,3 +70,25 @@ class RecordingsApiTests(ApiTestCase):
         self.assertIn('gocast_recording_failures_total{mount="/news"} 0.0', text)
         written = sum(os.path.getsize(os.path.join(self.folder, n)) for n in os.listdir(self.folder))
         self.assertIn('gocast_recording_bytes_total{mount="/news"} %.1f' % written, text)
+
+    def test_manual_start_and_stop(self):
+        status, _, body = self.h.api("POST", "/api/v1/recordings/start", {"mount": "live"}, admin=True)
+        self.assertEqual((status, body["data"]["mount"], body["data"]["manual"]), (200, "/live", True))
+        status, _, body = self.h.api("POST", "/api/v1/recordings/start", {"mount": "/live"}, admin=True)
+        self.assertEqual((status, body["error"]["code"]), (409, "recording"))
+        source, _ = self.h.source("/live")
+        source.dataReceived(mp3_frame() * 20)
+        live = [e for e in self.listing("?mount=live")["data"]]
+        self.assertEqual([e["recording"] for e in live], [True])
+        self.h.rewrite(self.h.file.getContent().decode().replace("shoutcast", "# reloaded\nshoutcast"))
+        self.assertEqual(self.h.api("POST", "/api/v1/server/reload", admin=True)[0], 200)
+        self.assertEqual([e["recording"] for e in self.listing("?mount=live")["data"]], [True])  # kept
+        status, _, body = self.h.api("POST", "/api/v1/recordings/stop", {"mount": "/live"}, admin=True)
+        self.assertEqual((status, body["data"]["file"]), (200, live[0]["id"]))
+        self.assertEqual([e["recording"] for e in self.listing("?mount=live")["data"]], [False])
+        status, _, body = self.h.api("POST", "/api/v1/recordings/stop", {"mount": "/live"}, admin=True)
+        self.assertEqual((status, body["error"]["code"]), (409, "not_recording"))
+        status, _, body = self.h.api("POST", "/api/v1/recordings/stop", {"mount": "/news"}, admin=True)
+        self.assertEqual((status, body["error"]["code"]), (409, "recording"))  # the config's
+        self.assertEqual(self.h.api("POST", "/api/v1/recordings/start", {"mount": "/nowhere"}, admin=True)[0], 404)
+        self.assertEqual(self.h.api("POST", "/api/v1/recordings/start", {}, admin=True)[0], 422)

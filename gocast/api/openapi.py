@@ -10,12 +10,10 @@ from ..config import MountConfig
 from ..config._section import Section
 from .schemas import ERROR, ERROR_CODES, envelope
 
-#: The tag of operations that answer 501 for now.
-NOT_BUILT = "not built yet"
 _REASONS = {200: "OK", 201: "Created", 400: "Bad request", 401: "No valid credentials",
             403: "The key lacks the permission", 404: "Not found", 409: "Conflict",
             413: "Body too large", 415: "Body not JSON", 422: "A field is wrong",
-            429: "Too many failed authentications", 501: "Not built yet"}
+            429: "Too many failed authentications"}
 
 
 def openapi_document(routes: Tuple[Any, ...]) -> Dict[str, Any]:
@@ -28,20 +26,17 @@ def openapi_document(routes: Tuple[Any, ...]) -> Dict[str, Any]:
                       for name in route.segments if name.startswith("{")]
         parameters += [{"name": name, "in": "query", "required": False, "schema": schema, "description": text}
                        for name, schema, text in route.query]
-        responses: Dict[str, Any] = {}
-        if route.built:
-            responses[str(route.status)] = {"description": _REASONS[route.status], "content": {
-                "application/json": {"schema": envelope(route.data or {})}}}
-            if route.csv:
-                responses[str(route.status)]["content"]["text/csv"] = {"schema": {"type": "string"}}
-        errors = [401, 403, 429] + ([400, 404, 409, 413, 415, 422] if route.built else [501])
-        for status in errors:
+        responses: Dict[str, Any] = {str(route.status): {"description": _REASONS[route.status], "content": {
+            "application/json": {"schema": envelope(route.data or {})}}}}
+        if route.csv:
+            responses[str(route.status)]["content"]["text/csv"] = {"schema": {"type": "string"}}
+        for status in (401, 403, 429, 400, 404, 409, 413, 415, 422):
             responses[str(status)] = {"$ref": "#/components/responses/Error%d" % status}
         operation: Dict[str, Any] = {
-            "summary": route.summary + ("" if route.built else " (not built yet: answers 501)"),
+            "summary": route.summary,
             "operationId": "%s_%s" % (route.method.lower(), route.path.strip("/").replace("/", "_")
                                       .replace("{", "").replace("}", "")),
-            "tags": [route.tag] + ([] if route.built else [NOT_BUILT]),
+            "tags": [route.tag],
             "description": "Needs the permission `%s`." % route.permission,
             "x-permission": route.permission,
             "parameters": parameters,

@@ -12,6 +12,7 @@ Deferred of it); they raise :class:`ApiError` for 4xx/5xx answers.
 from __future__ import annotations
 
 import ipaddress
+import os
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -48,6 +49,10 @@ from .schemas import (
     nullable,
     obj,
 )
+
+RECORDING_BODY = obj({"mount": {"type": "string", "maxLength": 200, "description": "live or /live"}}, ["mount"])
+RECORDING_STATE = obj({"mount": {"type": "string"}, "recording": {"type": "boolean"},
+                       "manual": {"type": "boolean"}, "file": nullable("string")})
 
 #: The latest expiry a key may have: the end of year 9999.
 LATEST = 253402300799
@@ -111,8 +116,6 @@ class Route:
     data: Optional[Dict[str, Any]] = None
     body: Optional[Dict[str, Any]] = None
     query: Tuple[Tuple[str, Dict[str, Any], str], ...] = ()
-    #: Answers 501 until the feature exists.
-    built: bool = True
     tag: str = "server"
     #: Also answers text/csv (with ``?format=csv``), outside the envelope.
     csv: bool = False
@@ -489,11 +492,29 @@ def delete_recording(ctx: ApiContext, call: Call) -> Dict[str, Any]:
     return {"deleted": entry["id"]}
 
 
-def not_built(feature: str) -> Callable[[ApiContext, Call], Any]:
-    def handler(ctx: ApiContext, call: Call) -> Any:
-        raise ApiError(501, "not_implemented", "%s is not built yet" % feature)
+def start_recording(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    mount = mount_named(ctx, string_field(body_object(call), "mount", required=True) or "")
+    if ctx.recorders is None:
+        raise ApiError(409, "recording", "this server does not record")
+    try:
+        recorder = ctx.recorders.start(mount)
+    except ValueError as e:
+        raise ApiError(409, "recording", str(e))
+    return {"mount": mount.path, "recording": True, "manual": True,
+            "file": os.path.basename(recorder.file.final) if recorder.file is not None else None}
 
-    return handler
+
+def stop_recording(ctx: ApiContext, call: Call) -> Dict[str, Any]:
+    mount = mount_named(ctx, string_field(body_object(call), "mount", required=True) or "")
+    if ctx.recorders is None:
+        raise ApiError(409, "recording", "this server does not record")
+    try:
+        closed = ctx.recorders.stop(mount.path)
+    except KeyError:
+        raise ApiError(409, "not_recording", "%s is not being recorded" % mount.path)
+    except ValueError as e:
+        raise ApiError(409, "recording", str(e))
+    return {"mount": mount.path, "recording": False, "file": closed}
 
 
 # API keys
@@ -607,10 +628,10 @@ ROUTES: Tuple[Route, ...] = (
                  ("until", {"type": "integer", "minimum": 0}, "Only files last written at or before (Unix time)."),
                  ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "Per page (default 100)."),
                  ("cursor", {"type": "string"}, "next_cursor of the previous page."))),
-    Route("POST", "/recordings/start", "manage_recordings", "Start recording a mount", not_built("recording"),
-          built=False, tag="recordings"),
-    Route("POST", "/recordings/stop", "manage_recordings", "Stop recording a mount", not_built("recording"),
-          built=False, tag="recordings"),
+    Route("POST", "/recordings/start", "manage_recordings", "Start recording a mount (until stopped)",
+          start_recording, data=RECORDING_STATE, body=RECORDING_BODY, tag="recordings"),
+    Route("POST", "/recordings/stop", "manage_recordings", "Stop a recording started with start",
+          stop_recording, data=RECORDING_STATE, body=RECORDING_BODY, tag="recordings"),
     Route("DELETE", "/recordings/{id}", "manage_recordings", "Delete a closed recording", delete_recording,
           data=obj({"deleted": {"type": "string"}}), tag="recordings"),
     Route("GET", "/keys", "manage_keys", "List API keys with their usage", list_keys, data=array(KEY),

@@ -20,9 +20,12 @@ ERROR_CODES = {
     "operator_setting": "Files on the server and URLs it fetches are set in the config file only.",
     "no_source": "The mount has no source.",
     "invalid_config": "The config file has errors; the running config stays.",
-    "not_implemented": "The feature is not built yet.",
     "not_in_cluster": "The endpoint needs the server in a cluster.",
     "cluster_unavailable": "In a cluster, Redis could not be reached to share the change; nothing was saved.",
+    "recording": "The mount is being recorded already, the recording is the config's, or the file is still "
+                 "being written.",
+    "not_recording": "The mount is not being recorded.",
+    "delete_failed": "The file could not be deleted (the reason says why).",
     "internal_error": "A bug in GoCast; the request ID is in its log.",
 }
 

@@ -39,7 +39,6 @@ _HINTS = {
     "not_found": ["Check the name: gocast mount list"],
     "config_file_mount": ["Edit the config file, then: gocast config reload"],
     "no_source": ["Nothing is streaming to this mount right now"],
-    "not_implemented": ["This GoCast version does not have that feature yet"],
 }
 
 

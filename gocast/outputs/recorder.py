@@ -22,7 +22,7 @@ import os
 import re
 import string
 from datetime import datetime, time as dt_time, timedelta, timezone
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from zoneinfo import ZoneInfo
 
 from twisted.internet.task import LoopingCall
@@ -149,8 +149,10 @@ class Recorder:
     is_listener = False
     _log = Logger()
 
-    def __init__(self, home: Mount, folder: str, now: Callable[[], float]):
+    def __init__(self, home: Mount, folder: str, now: Callable[[], float], manual: bool = False):
+        """:param manual: started through the API (until stopped), not by ``recording.enabled``."""
         self._home = home
+        self.manual = manual
         #: The mount whose stream is being recorded: home, or a fallback with ``record_fallback``.
         self.mount = home
         self.folder = folder
@@ -244,17 +246,19 @@ class Recorder:
             return
         self.bytes_written += len(data)
 
-    def close(self) -> None:
+    def close(self) -> Optional[str]:
+        """Close the file being written, if any; its final name."""
         recording, self.file = self.file, None
         if recording is None:
-            return
+            return None
         try:
-            final = recording.close()
+            final = os.path.basename(recording.close())
         except OSError as e:
             self.failed(str(e))
-            return
-        self.mount.bus.publish("recording.finished", self.home, file=os.path.basename(final),
+            return None
+        self.mount.bus.publish("recording.finished", self.home, file=final,
                                size=recording.size, duration=round(self.now() - recording.started, 3))
+        return final
 
     def failed(self, why: str) -> None:
         """Writing failed: this file is given up; streaming is untouched; a new file is tried later."""
@@ -287,6 +291,8 @@ class Recorders:
         self.now = now
         self.folder_for = folder_for
         self.recorders: Dict[str, Recorder] = {}
+        #: Every mount (the registry's), so recordings of mounts that record no more are listed too.
+        self.mounts: Callable[[], Iterable[Mount]] = lambda: ()
         self._retention: Any = None
         if clock is not None:
             self._retention = LoopingCall(self.apply_retention)
@@ -316,30 +322,66 @@ class Recorders:
         recorder = self.recorders.get(mount.path)
         config = mount.config.recording
         if config.enabled and recorder is None:
-            recorder = self.recorders[mount.path] = Recorder(mount, self.folder_for(config.path), self.now)
-            mount.add_subscriber(recorder)
-            self.retain(recorder)
-        elif recorder is not None and not config.enabled:
-            del self.recorders[mount.path]
-            recorder.close()
-            recorder.mount.remove_subscriber(recorder)
+            self._add(mount, manual=False)
+        elif recorder is not None and not config.enabled and not recorder.manual:
+            self._remove(recorder)
         elif recorder is not None:
+            recorder.manual = recorder.manual and not config.enabled  # now the config's to keep
             recorder.reconfigured(mount, self.folder_for(config.path))
+
+    def _add(self, mount: Mount, manual: bool) -> Recorder:
+        recorder = Recorder(mount, self.folder_for(mount.config.recording.path), self.now, manual)
+        self.recorders[mount.path] = recorder
+        mount.add_subscriber(recorder)
+        self.retain(recorder)
+        return recorder
+
+    def _remove(self, recorder: Recorder) -> Optional[str]:
+        del self.recorders[recorder.home]
+        closed = recorder.close()
+        recorder.mount.remove_subscriber(recorder)
+        return closed
+
+    def start(self, mount: Mount) -> Recorder:
+        """
+        Record ``mount`` until :meth:`stop` (its ``recording`` settings, enabled or not).
+
+        :raises ValueError: it is being recorded already.
+        """
+        if mount.path in self.recorders:
+            raise ValueError("%s is being recorded already" % mount.path)
+        return self._add(mount, manual=True)
+
+    def stop(self, path: str) -> Optional[str]:
+        """
+        Stop a recording started with :meth:`start`; the file it closed, if any.
+
+        :raises KeyError: nothing records ``path``. :raises ValueError: the config records it.
+        """
+        recorder = self.recorders[path]
+        if not recorder.manual:
+            raise ValueError("%s is recorded continuously (recording { enabled true }): change the config to stop"
+                             % path)
+        return self._remove(recorder)
 
     def catalog(self) -> List[Dict[str, Any]]:
         """
-        Every recording of the recording mounts, newest first: closed files
-        (``id`` is the file name) and the files being written (``recording``).
+        Every recording of every mount, newest first: closed files (``id``
+        is the file name), whether or not the mount records now, and the
+        files being written (``recording``).
         """
+        places = {mount.path: (self.folder_for(mount.config.recording.path), mount.config.recording.template)
+                  for mount in self.mounts()}
+        places.update({path: (r.folder, r.config.template) for path, r in self.recorders.items()})
         entries: List[Dict[str, Any]] = []
         seen = set()
+        for path, (folder, template) in sorted(places.items()):
+            for name, modified, size in recordings_of(folder, template, path):
+                if (folder, name) not in seen:
+                    seen.add((folder, name))
+                    entries.append({"id": name, "mount": path, "size": size, "started": None,
+                                    "modified": modified, "recording": False, "folder": folder})
         for recorder in self.recorders.values():
-            config = recorder.config
-            for name, modified, size in recordings_of(recorder.folder, config.template, recorder.home):
-                if name not in seen:
-                    seen.add(name)
-                    entries.append({"id": name, "mount": recorder.home, "size": size, "started": None,
-                                    "modified": modified, "recording": False, "folder": recorder.folder})
             current = recorder.file
             if current is not None:
                 entries.append({"id": os.path.basename(current.final), "mount": recorder.home, "size": current.size,

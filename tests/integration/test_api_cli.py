@@ -137,8 +137,13 @@ class ApiTests(TestCase):
         code, out = await self.gocast("record", "list")
         self.assertEqual(code, 0, out)  # no mount records here: nothing to list
         code, out = await self.gocast("record", "start", "/live")
-        self.assertEqual(code, 1)
-        self.assertIn("not built yet", out)
+        self.assertEqual(code, 0, out)
+        code, out = await self.gocast("record", "start", "/live")
+        self.assertEqual(code, 1)  # already
+        self.assertIn("/live is being recorded already", out)
+        code, out = await self.gocast("record", "stop", "/live")
+        self.assertEqual(code, 0, out)
+        self.assertIn("/live", out)
         code, out = await self.gocast("source", "kill", "/live", key="gck_integration-reader-key-0123")
         self.assertEqual(code, 4)
         self.assertIn("→ The key needs the permission manage_sources", out)
