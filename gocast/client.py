@@ -170,19 +170,30 @@ class GoCastClient:
             self.headers["Authorization"] = "Basic " + token
         self.mounts = Mounts(self)
         self.keys = Keys(self)
+        self.recordings = Recordings(self)
 
     def call(self, method: str, path: str, body: Any = None,
              query: Optional[Dict[str, Any]] = None) -> Tuple[Any, Dict[str, Any]]:
         """One API call: (data, meta); GoCastError on an error answer."""
+        with self._open(method, path, body, query) as response:
+            try:
+                document = json.loads(response.read())
+            except (OSError, ValueError) as e:
+                raise ConnectionFailed(self.url, str(getattr(e, "reason", e)))
+        return document.get("data"), document.get("meta", {})
+
+    def _open(self, method: str, path: str, body: Any = None, query: Optional[Dict[str, Any]] = None,
+              headers: Optional[Dict[str, str]] = None) -> Any:
+        """The HTTP response of an API call, to read; GoCastError on an error answer."""
         url = self.url + "/api/v1" + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
         data = json.dumps(body).encode("utf-8") if body is not None else None
-        headers = dict(self.headers, **({"Content-Type": "application/json"} if data is not None else {}))
-        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        sent = dict(self.headers, **({"Content-Type": "application/json"} if data is not None else {}),
+                    **(headers or {}))
+        request = urllib.request.Request(url, data=data, method=method, headers=sent)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                document = json.loads(response.read())
+            return urllib.request.urlopen(request, timeout=self.timeout)
         except urllib.error.HTTPError as e:
             raw = e.read()
             try:
@@ -193,7 +204,6 @@ class GoCastClient:
             raise GoCastError(e.code, error.get("code", ""), error.get("message", ""), error.get("details"))
         except (OSError, ValueError) as e:
             raise ConnectionFailed(self.url, str(getattr(e, "reason", e)))
-        return document.get("data"), document.get("meta", {})
 
     # Server
 
@@ -218,18 +228,6 @@ class GoCastClient:
         data = self.call("GET", "/stats")[0]
         return Stats(data["total_listeners"], data["sources"], data["uptime"],
                      tuple(_build(MountStats, m) for m in data["mounts"]))
-
-    # Recordings
-
-    def recordings(self) -> List[Dict[str, Any]]:
-        return self.call("GET", "/recordings")[0]
-
-    def start_recording(self, mount: str) -> Dict[str, Any]:
-        return self.call("POST", "/recordings/start", {"mount": mount})[0]
-
-    def stop_recording(self, mount: str) -> Dict[str, Any]:
-        return self.call("POST", "/recordings/stop", {"mount": mount})[0]
-
 
 class Mounts:
     def __init__(self, client: GoCastClient):
@@ -299,3 +297,38 @@ class Keys:
 
     def revoke(self, key_id: str) -> None:
         self.client.call("DELETE", "/keys/" + key_id)
+
+
+class Recordings:
+    """``client.recordings``: list, start, stop, download, delete."""
+
+    def __init__(self, client: GoCastClient):
+        self.client = client
+
+    def list(self, mount: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Recordings, newest first (the first page of 1,000)."""
+        return self.client.call("GET", "/recordings", query={"mount": mount, "limit": 1000})[0]
+
+    def start(self, mount: str) -> Dict[str, Any]:
+        return self.client.call("POST", "/recordings/start", {"mount": mount})[0]
+
+    def stop(self, mount: str) -> Dict[str, Any]:
+        return self.client.call("POST", "/recordings/stop", {"mount": mount})[0]
+
+    def delete(self, recording_id: str) -> Dict[str, Any]:
+        return self.client.call("DELETE", "/recordings/" + urllib.parse.quote(recording_id, safe=""))[0]
+
+    def download(self, recording_id: str, destination: Any) -> int:
+        """Write a closed recording to ``destination`` (a binary file); the bytes written."""
+        written = 0
+        path = "/recordings/" + urllib.parse.quote(recording_id, safe="")
+        with self.client._open("GET", path) as response:
+            while True:
+                try:
+                    block = response.read(64 * 1024)
+                except OSError as e:
+                    raise ConnectionFailed(self.client.url, str(e))
+                if not block:
+                    return written
+                destination.write(block)
+                written += len(block)

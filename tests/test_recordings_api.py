@@ -41,6 +41,14 @@ class RecordingsApiTests(ApiTestCase):
         second = self.listing("?limit=2&cursor=" + first["meta"]["pagination"]["next_cursor"])
         self.assertEqual([e["id"] for e in first["data"] + second["data"]], [e["id"] for e in entries])
 
+    def test_download_refusals(self):
+        """(The download itself, with Range, is in tests/integration/test_recording.py: it needs a reactor.)"""
+        current = [e["id"] for e in self.listing()["data"] if e["recording"]][0]
+        status, _, body = self.h.api("GET", "/api/v1/recordings/" + current, admin=True)
+        self.assertEqual((status, body["error"]["code"]), (409, "recording"))
+        self.assertEqual(self.h.api("GET", "/api/v1/recordings/..%2Fgocast.db", admin=True)[0], 404)
+        self.assertEqual(self.h.api("GET", "/api/v1/recordings/nothing.mp3", key=CONFIG_KEY)[0], 403)
+
     def test_delete_closed_files_only(self):
         entries = self.listing()["data"]
         closed = [e["id"] for e in entries if not e["recording"]]

@@ -23,6 +23,7 @@ from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.static import File
 
 from ..auth.address import host_of
 from ..core.credentials import admin_credentials_ok
@@ -31,7 +32,7 @@ from .docs import SwaggerDocs
 from .keys import ApiKey
 from .openapi import openapi_document
 from ..cluster.shared import ClusterUnavailable
-from .routes import ROUTES, ApiContext, ApiError, Call, RawAnswer, Route
+from .routes import ROUTES, ApiContext, ApiError, Call, FileAnswer, RawAnswer, Route
 
 #: The largest JSON body the API reads.
 MAX_BODY = 64 * 1024
@@ -151,6 +152,15 @@ class ApiResource(Resource):
     # Answers
 
     def success(self, request: Request, route: Route, call: Call, data: Any) -> None:
+        if isinstance(data, FileAnswer):
+            if request.finished or request._disconnected:
+                return
+            request.setHeader(b"cache-control", b"no-store")
+            request.setHeader(b"content-disposition", b'attachment; filename="%s"' % data.filename.encode())
+            file = File(data.path)
+            file.type, file.encoding = data.content_type, None  # twisted.web answers Range (206) and HEAD
+            file.render(request)
+            return
         if isinstance(data, RawAnswer):
             if request.finished or request._disconnected:
                 return

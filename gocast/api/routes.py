@@ -24,6 +24,7 @@ from ..config._kinds import normalise_mount
 from ..config._section import Section
 from ..cluster.node import REGION_NAME
 from ..core.mount import Mount
+from ..outputs.recorder import CONTENT_TYPES
 from ..core.operations import find_listener, kick_listener, kill_source, listener_sessions, update_metadata
 from ..observe.geo import audience, audience_of, merged, mount_locations
 from ..observe.history import as_document, to_csv
@@ -119,6 +120,8 @@ class Route:
     tag: str = "server"
     #: Also answers text/csv (with ``?format=csv``), outside the envelope.
     csv: bool = False
+    #: Answers a file (a recording), outside the envelope.
+    download: bool = False
 
     @property
     def segments(self) -> List[str]:
@@ -388,6 +391,15 @@ class RawAnswer:
     filename: str = ""
 
 
+@attr.s(auto_attribs=True, frozen=True)
+class FileAnswer:
+    """A file sent as it is (a recording), with Range requests answered."""
+
+    path: str
+    content_type: str
+    filename: str
+
+
 def stats_history(ctx: ApiContext, call: Call) -> Any:
     """Listeners, peak and rates per mount over the last hour (10 s samples) or day (5 min averages)."""
     span = call.query.get("range", "1h")
@@ -475,6 +487,23 @@ def list_recordings(ctx: ApiContext, call: Call) -> List[Dict[str, Any]]:
 def recording_data(entry: Dict[str, Any]) -> Dict[str, Any]:
     return {"id": entry["id"], "mount": entry["mount"], "size": entry["size"], "started": iso(entry["started"]),
             "modified": iso(entry["modified"]), "recording": entry["recording"]}
+
+
+def closed_recording(ctx: ApiContext, recording_id: str) -> Dict[str, Any]:
+    if ctx.recorders is None:
+        raise ApiError(404, "not_found", "no recording %s" % recording_id[:200])
+    try:
+        return ctx.recorders.closed(recording_id)
+    except KeyError:
+        raise ApiError(404, "not_found", "no recording %s" % recording_id[:200])
+    except ValueError as e:
+        raise ApiError(409, "recording", str(e))
+
+
+def download_recording(ctx: ApiContext, call: Call) -> FileAnswer:
+    entry = closed_recording(ctx, call.params["id"])
+    extension = entry["id"].rpartition(".")[2].lower()
+    return FileAnswer(entry["path"], CONTENT_TYPES.get(extension, "application/octet-stream"), entry["id"])
 
 
 def delete_recording(ctx: ApiContext, call: Call) -> Dict[str, Any]:
@@ -632,6 +661,8 @@ ROUTES: Tuple[Route, ...] = (
           start_recording, data=RECORDING_STATE, body=RECORDING_BODY, tag="recordings"),
     Route("POST", "/recordings/stop", "manage_recordings", "Stop a recording started with start",
           stop_recording, data=RECORDING_STATE, body=RECORDING_BODY, tag="recordings"),
+    Route("GET", "/recordings/{id}", "manage_recordings", "Download a closed recording (Range requests "
+          "answered with 206)", download_recording, tag="recordings", download=True),
     Route("DELETE", "/recordings/{id}", "manage_recordings", "Delete a closed recording", delete_recording,
           data=obj({"deleted": {"type": "string"}}), tag="recordings"),
     Route("GET", "/keys", "manage_keys", "List API keys with their usage", list_keys, data=array(KEY),

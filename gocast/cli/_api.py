@@ -104,7 +104,13 @@ def add_commands(commands: Any) -> None:
     for name, text in (("start", "start recording a mount"), ("stop", "stop recording a mount")):
         action = record_actions.add_parser(name, parents=[common], help=text)
         action.add_argument("mount")
-    record_actions.add_parser("list", parents=[common], help="list recordings")
+    listing = record_actions.add_parser("list", parents=[common], help="list recordings, newest first")
+    listing.add_argument("mount", nargs="?", help="only this mount's")
+    download = record_actions.add_parser("download", parents=[common], help="download a closed recording")
+    download.add_argument("id", help="the recording's id (its file name), from gocast record list")
+    download.add_argument("-o", "--output", help="file to write (default: the id, in this folder)")
+    delete = record_actions.add_parser("delete", parents=[common], help="delete a closed recording")
+    delete.add_argument("id")
 
 
 COMMANDS = ("mount", "listeners", "kick", "source", "stats", "cluster", "record")
@@ -226,11 +232,31 @@ def _dispatch(client: GoCastClient, args: Any, out: TextIO, sleep: Callable[[flo
         cluster_status(client.cluster(), out, args.json)
     elif command == "record":
         if action == "list":
-            show(client.recordings(), None)
+            show(client.recordings.list(args.mount), None)
         elif action == "start":
-            show(client.start_recording(args.mount), None)
+            show(client.recordings.start(args.mount), None)
+        elif action == "stop":
+            show(client.recordings.stop(args.mount), None)
+        elif action == "delete":
+            show(client.recordings.delete(args.id), None)
         else:
-            show(client.stop_recording(args.mount), None)
+            return download_recording(client, args, out)
+    return 0
+
+
+def download_recording(client: GoCastClient, args: Any, out: TextIO) -> int:
+    """Into ``--output``, or a file named as the recording here (never a path the server chose)."""
+    target = args.output or os.path.basename(args.id.replace("\\", "/")) or "recording"
+    partial = target + ".part"
+    try:
+        with open(partial, "wb") as destination:
+            written = client.recordings.download(args.id, destination)
+        os.replace(partial, target)
+    except BaseException:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise
+    out.write("%s: %d bytes\n" % (target, written))
     return 0
 
 

@@ -35,6 +35,9 @@ from ..core.mount import Chunk, Mount
 RETRY_AFTER = 30.0
 #: How often retention looks for recordings to delete.
 RETENTION_EVERY = 3600.0
+#: Content types of downloads, by extension.
+CONTENT_TYPES = {"mp3": "audio/mpeg", "aac": "audio/aac", "ogg": "audio/ogg", "opus": "audio/ogg",
+                 "flac": "audio/flac", "webm": "audio/webm"}
 #: File extensions by the source's content type.
 EXTENSIONS = {"audio/mpeg": "mp3", "audio/aac": "aac", "audio/aacp": "aac", "audio/ogg": "ogg",
               "application/ogg": "ogg", "audio/opus": "opus", "audio/flac": "flac", "audio/webm": "webm"}
@@ -389,21 +392,27 @@ class Recorders:
                                 "folder": recorder.folder})
         return sorted(entries, key=lambda e: (e["modified"], e["id"]), reverse=True)
 
-    def delete(self, recording_id: str) -> Dict[str, Any]:
+    def closed(self, recording_id: str) -> Dict[str, Any]:
         """
-        Delete a closed recording named in the catalog (a name is never
-        joined to a folder unless the folder's listing has it).
+        The closed recording ``recording_id`` names in the catalog, with its
+        ``path``: a name is never joined to a folder unless the folder's
+        listing has it, so an id cannot name anything else.
 
         :raises KeyError: no such recording. :raises ValueError: it is being written.
         """
         for entry in self.catalog():
             if entry["id"] == recording_id:
                 if entry["recording"]:
-                    raise ValueError("%s is being recorded: it can be deleted once closed" % recording_id)
-                os.remove(os.path.join(entry["folder"], entry["id"]))
-                self._log.info("{mount}: recording {name} deleted", mount=entry["mount"], name=entry["id"])
-                return entry
+                    raise ValueError("%s is being recorded: it is available once closed" % recording_id)
+                return dict(entry, path=os.path.join(entry["folder"], entry["id"]))
         raise KeyError(recording_id)
+
+    def delete(self, recording_id: str) -> Dict[str, Any]:
+        """Delete a closed recording (see :meth:`closed` for what ``recording_id`` may name)."""
+        entry = self.closed(recording_id)
+        os.remove(entry["path"])
+        self._log.info("{mount}: recording {name} deleted", mount=entry["mount"], name=entry["id"])
+        return entry
 
     def close_all(self) -> None:
         """Shutting down: every open file is closed and renamed."""

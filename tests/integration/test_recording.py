@@ -6,12 +6,17 @@ broken first frame: every Ogg file starts with its headers, every MP3 file
 with a whole frame).
 """
 
+import json
 import os
+import sys
 
+import treq
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from ._process import eventually, spawn_tool, start_server
+from ._process import ServerProcess, eventually, spawn_tool, start_server
+
+KEY = "gck_recording-archive-key-0123"
 
 SOURCES = {
     "mp3": ["-c:a", "libmp3lame", "-b:a", "128k", "-content_type", "audio/mpeg", "-f", "mp3"],
@@ -24,8 +29,9 @@ class RecordingTests(TestCase):
 
     async def record(self, kind, seconds=7):
         folder = os.path.abspath(self.mktemp())
-        process, base = await start_server(self, reactor, 'mounts { live { recording { enabled true path "%s" '
-                                                          'rotation size:24KB } } }' % folder)
+        config = ('api_keys { archive { key "%s" permissions [manage_recordings] } }\n'
+                  'mounts { live { recording { enabled true path "%s" rotation size:24KB } } }' % (KEY, folder))
+        process, base = self.process, self.base = await start_server(self, reactor, config)
         url = "icecast://source:hackme@%s/live" % base[len("http://"):]
         source = spawn_tool(self, reactor, ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
                                             "-i", "sine=frequency=440:duration=%d" % seconds] + SOURCES[kind] + [url])
@@ -49,7 +55,42 @@ class RecordingTests(TestCase):
         return folder, names
 
     async def test_mp3_recording_rotates_and_every_file_decodes(self):
-        await self.record("mp3")
+        folder, names = await self.record("mp3")
+        # Downloaded through the API, whole and by Range.
+        with open(os.path.join(folder, names[0]), "rb") as f:
+            content = f.read()
+        url = "%s/api/v1/recordings/%s" % (self.base, names[0])
+        response = await treq.get(url, auth=("admin", "hackme"), reactor=reactor, persistent=False)
+        self.assertEqual((response.code, await response.content()), (200, content))
+        self.assertEqual(response.headers.getRawHeaders("content-type"), ["audio/mpeg"])
+        response = await treq.get(url, auth=("admin", "hackme"), headers={"Range": "bytes=10-19"}, reactor=reactor,
+                                  persistent=False)
+        self.assertEqual((response.code, await response.content()), (206, content[10:20]))
+        self.assertEqual(response.headers.getRawHeaders("content-range"), ["bytes 10-19/%d" % len(content)])
+
+        # The command line, with an API key that may manage recordings.
+        code, out = await self.gocast("record", "list", "live", "--json")
+        self.assertEqual((code, sorted(e["id"] for e in json.loads(out))), (0, names), out)
+        target = os.path.abspath(self.mktemp())
+        code, out = await self.gocast("record", "download", names[0], "-o", target)
+        self.assertEqual(code, 0, out)
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), content)
+        code, out = await self.gocast("record", "delete", names[0])
+        self.assertEqual(code, 0, out)
+        self.assertNotIn(names[0], os.listdir(folder))
+        code, out = await self.gocast("record", "download", "../../etc/passwd")
+        self.assertEqual(code, 1, out)
+        self.assertIn("no recording", out)
+
+    async def gocast(self, *argv):
+        env = dict(os.environ, GOCAST_URL=self.base, GOCAST_API_KEY=KEY, GOCAST_CLIENT_CONFIG="/nonexistent")
+        where = os.path.abspath(self.mktemp())
+        os.makedirs(where)
+        process = ServerProcess.spawn(reactor, [sys.executable, "-m", "gocast.cli"] + list(argv), env=env, cwd=where)
+        self.addCleanup(process.stop)
+        code, _ = await process.ended
+        return code, process.output.decode("utf-8")
 
     async def test_ogg_opus_files_each_start_with_the_headers(self):
         folder, names = await self.record("ogg")
