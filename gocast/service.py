@@ -105,7 +105,7 @@ class GocastService(MultiService):
         log_events(self.bus)
         self.hls = HlsOutputs(time.time, reactor)
         self.recorders = Recorders(time.time, lambda path: os.path.join(self.data_dir, os.path.expanduser(path)),
-                                   reactor)
+                                   reactor, run_in_thread or self._in_thread)
         self.state = open_state(state_path(data_dir, config.server.state_db), run_in_thread or self._in_thread)
         #: Failed logins per address: sources, the admin, the API, the dashboard.
         self.auth_failures = AuthFailures(reactor.seconds)

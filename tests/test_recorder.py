@@ -7,10 +7,13 @@ headers; a folder that cannot be written stops the recording, not the
 stream.
 """
 
+import json
 import os
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import mutagen
+from mutagen.id3 import ID3
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -51,26 +54,47 @@ class RecorderTests(SynchronousTestCase):
         return mount, recorders.recorders["/live"]
 
     def files(self):
-        return sorted(os.listdir(self.folder))
+        """The recordings (their track lists aside)."""
+        return sorted(n for n in os.listdir(self.folder) if not n.endswith(".tracks.json"))
+
+    def tracks(self, name):
+        with open(os.path.join(self.folder, name + ".tracks.json")) as f:
+            return json.load(f)
+
+    def audio(self, name):
+        """An MP3 recording's frames, after its ID3 tag."""
+        content = self.content(name)
+        return content[content.index(b"\xff\xfb"):]
 
     def content(self, name):
         with open(os.path.join(self.folder, name), "rb") as f:
             return f.read()
 
     def test_records_the_source_as_it_came_under_a_part_name_until_closed(self):
-        mount, recorder = self.mount('enabled true timezone "Europe/Paris"')
+        mount, recorder = self.mount('enabled true timezone "Europe/Paris" format source')
+        mount.set_metadata(song="Artist - First")
         audio = mp3_frame() * 40
-        mount.feed(audio)
+        mount.feed(audio[:len(audio) // 2])
+        self.time.now += 12.5
+        mount.set_metadata(song="Artist - Second")
+        mount.feed(audio[len(audio) // 2:])
         self.assertEqual(self.files(), ["live-20261203-105900.mp3.part"])
+        self.time.now += 30
         mount.stop_source()
         recorder.source_stopped()
-        self.assertEqual(self.files(), ["live-20261203-105900.mp3"])
-        self.assertEqual(self.content("live-20261203-105900.mp3"), audio[:len(self.content(self.files()[0]))])
+        name = "live-20261203-105900.mp3"
+        self.assertEqual(self.files(), [name])
+        self.assertTrue(audio.startswith(self.audio(name)))  # the source's bytes, whole frames
+        tags = ID3(os.path.join(self.folder, name))
+        self.assertEqual(str(tags["TIT2"]), "/live 2026-12-03 10:59:00-10:59:42")
+        self.assertEqual((str(tags["TPE1"]), str(tags["TALB"]), str(tags["TDRC"])), ("/live", "/live", "2026-12-03"))
+        self.assertEqual(str(tags.getall("COMM")[0]), "last title: Artist - Second")
+        self.assertEqual(self.tracks(name)["tracks"], [{"offset": 0.0, "title": "Artist - First"},
+                                                      {"offset": 12.5, "title": "Artist - Second"}])
         self.assertEqual([e.name for e in self.events if e.name.startswith("recording.")],
                          ["recording.started", "recording.finished"])
         finished = [e for e in self.events if e.name == "recording.finished"][0]
-        self.assertEqual(finished.data["file"], "live-20261203-105900.mp3")
-        self.assertTrue(audio.startswith(self.content("live-20261203-105900.mp3")))
+        self.assertEqual(finished.data["file"], name)
 
     def test_hourly_rotation_at_the_top_of_the_hour_in_the_time_zone(self):
         mount, _ = self.mount('enabled true rotation hourly timezone "Europe/Paris"')
@@ -88,9 +112,9 @@ class RecorderTests(SynchronousTestCase):
         names = self.files()
         self.assertEqual(len(names), 4)  # three files of three chunks, the fourth still open
         self.assertTrue(names[-1].endswith(".part"))
-        recorded = b"".join(self.content(name) for name in names)
+        recorded = b"".join(self.audio(name) for name in names[:-1])
         self.assertEqual(recorded, b"".join(audio)[:len(recorded)])
-        self.assertTrue(all(10 * 1024 <= len(self.content(n)) < 14 * 1024 for n in names[:-1]))
+        self.assertTrue(all(10 * 1024 <= len(self.audio(n)) < 14 * 1024 for n in names[:-1]))
 
     def test_each_ogg_file_starts_with_the_stream_headers(self):
         mount, _ = self.mount("enabled true rotation size:2KB", content_type="application/ogg")
@@ -101,9 +125,12 @@ class RecorderTests(SynchronousTestCase):
             self.time.now += 0.02
         names = self.files()
         self.assertGreater(len(names), 2)
+        opus_head = headers[:headers.index(b"OggS", 4)]  # the first page; the next, OpusTags, gets the tags
         for name in names:
             self.assertTrue(name.endswith((".ogg", ".ogg.part")))
-            self.assertTrue(self.content(name).startswith(headers), name)
+            self.assertTrue(self.content(name).startswith(opus_head), name)
+        tagged = mutagen.File(os.path.join(self.folder, names[0]))
+        self.assertEqual(tagged.tags["album"], ["/live"])
 
     def test_an_unwritable_folder_stops_the_recording_not_the_stream(self):
         with open(self.folder, "w"):
@@ -230,3 +257,26 @@ class RecordingConfigTests(SynchronousTestCase):
 class RecorderUnitTests(SynchronousTestCase):
     def test_not_a_listener(self):
         self.assertFalse(Recorder.is_listener)
+
+
+class FinishingTests(SynchronousTestCase):
+    def test_a_file_that_cannot_be_finished_does_not_stop_the_next(self):
+        from twisted.internet.defer import fail
+
+        folder = self.mktemp()
+        config = parse_config("mounts { live { recording { enabled true rotation size:4KB } } }").config
+        events = []
+        bus = EventBus(lambda: 1000.0)
+        bus.subscribe(events.append)
+        mount = Mount("/live", config.mounts["/live"], config.limits, bus)
+        recorders = Recorders(lambda: 1000.0, lambda path: folder,
+                              run_in_thread=lambda f, *args: fail(OSError(28, "No space left on device")))
+        recorders.attach(mount)
+        mount.start_source(SourceInfo("audio/mpeg"))
+        for _ in range(3):
+            mount.feed(mp3_frame() * 10)
+        recorder = recorders.recorders["/live"]
+        self.assertIsNotNone(recorder.file)  # the current file goes on
+        self.assertEqual(recorder.failures, 2)  # two files closed, neither finished
+        self.assertIn("No space left on device", [e for e in events if e.name == "recording.failed"][0].data["reason"])
+        self.assertEqual(len(self.flushLoggedErrors()), 0)

@@ -28,7 +28,7 @@ class RecordingsApiTests(ApiTestCase):
     def test_list_filter_and_pages(self):
         body = self.listing()
         entries = body["data"]
-        closed = sorted(n for n in os.listdir(self.folder) if not n.endswith(".part"))
+        closed = sorted(n for n in os.listdir(self.folder) if n.endswith(".mp3"))
         self.assertEqual(sorted(e["id"] for e in entries if not e["recording"]), closed)
         self.assertEqual(len(closed), 3)
         [current] = [e for e in entries if e["recording"]]
@@ -56,6 +56,7 @@ class RecordingsApiTests(ApiTestCase):
         status, _, body = self.h.api("DELETE", "/api/v1/recordings/" + closed[0], admin=True)
         self.assertEqual((status, body["data"]), (200, {"deleted": closed[0]}))
         self.assertNotIn(closed[0], os.listdir(self.folder))
+        self.assertNotIn(closed[0] + ".tracks.json", os.listdir(self.folder))  # its track list with it
         self.assertEqual(self.h.api("DELETE", "/api/v1/recordings/" + closed[0], admin=True)[0], 404)
         status, _, body = self.h.api("DELETE", "/api/v1/recordings/" + current, admin=True)
         self.assertEqual((status, body["error"]["code"]), (409, "recording"))
@@ -76,8 +77,8 @@ class RecordingsApiTests(ApiTestCase):
         text = body.decode()
         self.assertIn('gocast_recordings_active{mount="/news"} 1.0', text)
         self.assertIn('gocast_recording_failures_total{mount="/news"} 0.0', text)
-        written = sum(os.path.getsize(os.path.join(self.folder, n)) for n in os.listdir(self.folder))
-        self.assertIn('gocast_recording_bytes_total{mount="/news"} %.1f' % written, text)
+        received = self.h.service.registry.get("/news").bytes_received
+        self.assertIn('gocast_recording_bytes_total{mount="/news"} %.1f' % received, text)  # every byte of it
 
     def test_manual_start_and_stop(self):
         status, _, body = self.h.api("POST", "/api/v1/recordings/start", {"mount": "live"}, admin=True)

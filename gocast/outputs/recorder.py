@@ -25,11 +25,13 @@ from datetime import datetime, time as dt_time, timedelta, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from zoneinfo import ZoneInfo
 
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ..config._kinds import parse_size
 from ..core.mount import Chunk, Mount
+from .recording_tags import SIDECAR, FileInfo, finish_file
 
 #: After a failed write, how long before the recorder tries a new file.
 RETRY_AFTER = 30.0
@@ -89,7 +91,7 @@ def recordings_of(folder: str, template: str, mount: str) -> List[Tuple[str, flo
     except OSError:
         return []
     for name in names:
-        if name.endswith(".part") or not pattern.fullmatch(_COUNTER.sub("", name)):
+        if name.endswith((".part", SIDECAR)) or not pattern.fullmatch(_COUNTER.sub("", name)):
             continue
         try:
             info = os.stat(os.path.join(folder, name))
@@ -117,15 +119,35 @@ def expired(recordings: List[Tuple[str, float, int]], max_age: float, max_size: 
 _COUNTER = re.compile(r"-\d+(?=\.[^.]+$)")
 
 
+def remove_recording(path: str) -> None:
+    """Delete a recording and its track list."""
+    os.remove(path)
+    try:
+        os.remove(path + SIDECAR)
+    except FileNotFoundError:
+        pass
+
+
 class RecordingFile:
-    """One file being written: its ``.part`` name, the final name, what it holds."""
+    """
+    One file being written under its ``.part`` name. The final name is
+    chosen when it opens (a name already taken, or about to be, gets a
+    counter), so files closing one after the other never collide.
+    """
 
     def __init__(self, folder: str, name: str, started: float, ends: Optional[float]):
-        self.final = os.path.join(folder, name)
-        self.part = self.final + ".part"
+        final, counter = os.path.join(folder, name), 1
+        while os.path.exists(final) or os.path.exists(final + ".part"):
+            base, dot, ext = os.path.join(folder, name).rpartition(".")
+            final = "%s-%d.%s" % (base, counter, ext) if dot else "%s-%d" % (os.path.join(folder, name), counter)
+            counter += 1
+        self.final = final
+        self.part = final + ".part"
         self.started = started
         self.ends = ends
         self.size = 0
+        #: The stream titles heard in the file: (seconds from its start, title).
+        self.tracks: List[Tuple[float, str]] = []
         self.handle = open(self.part, "xb")
 
     def write(self, data: bytes) -> None:
@@ -134,16 +156,9 @@ class RecordingFile:
         self.handle.flush()
         self.size += len(data)
 
-    def close(self) -> str:
-        """Close and take the final name (a name already taken gets a counter)."""
-        self.handle.close()
-        final, counter = self.final, 1
-        while os.path.exists(final):
-            base, dot, ext = self.final.rpartition(".")
-            final = "%s-%d.%s" % (base, counter, ext) if dot else "%s-%d" % (self.final, counter)
-            counter += 1
-        os.rename(self.part, final)
-        return final
+    def title(self, at: float, title: str) -> None:
+        if title and (not self.tracks or self.tracks[-1][1] != title):
+            self.tracks.append((round(max(0.0, at - self.started), 3), title))
 
 
 class Recorder:
@@ -152,9 +167,14 @@ class Recorder:
     is_listener = False
     _log = Logger()
 
-    def __init__(self, home: Mount, folder: str, now: Callable[[], float], manual: bool = False):
-        """:param manual: started through the API (until stopped), not by ``recording.enabled``."""
+    def __init__(self, home: Mount, folder: str, now: Callable[[], float], manual: bool = False,
+                 run_in_thread: Callable[..., Deferred] = maybeDeferred):
+        """
+        :param manual: started through the API (until stopped), not by ``recording.enabled``.
+        :param run_in_thread: runs the closing of a file (tags, rename) off the reactor thread.
+        """
         self._home = home
+        self.run_in_thread = run_in_thread
         self.manual = manual
         #: The mount whose stream is being recorded: home, or a fallback with ``record_fallback``.
         self.mount = home
@@ -197,7 +217,9 @@ class Recorder:
         self.write(chunk.data)
 
     def metadata_changed(self) -> None:
-        """Titles go with the file when it closes (a later step)."""
+        """A new stream title: noted with its time, for the file's track list and tags."""
+        if self.file is not None:
+            self.file.title(self.now(), self.mount.song)
 
     def moved(self, mount: Mount) -> None:
         """Following a fallback (or home again): what comes next is another stream, in its own file."""
@@ -237,6 +259,7 @@ class Recorder:
         except OSError as e:
             self.failed(str(e))
             return False
+        self.file.title(now, self.mount.song)
         self.mount.bus.publish("recording.started", self.home, file=os.path.basename(self.file.final))
         return True
 
@@ -250,18 +273,42 @@ class Recorder:
         self.bytes_written += len(data)
 
     def close(self) -> Optional[str]:
-        """Close the file being written, if any; its final name."""
+        """
+        Close the file being written, if any, and return its final name: its
+        tags and track list are written, and the ``.part`` name dropped, by
+        :func:`finish_file` in a thread (tagging an MP3 rewrites the file).
+        """
         recording, self.file = self.file, None
         if recording is None:
             return None
         try:
-            final = os.path.basename(recording.close())
+            recording.handle.close()
         except OSError as e:
             self.failed(str(e))
             return None
-        self.mount.bus.publish("recording.finished", self.home, file=final,
-                               size=recording.size, duration=round(self.now() - recording.started, 3))
+        final = os.path.basename(recording.final)
+        ended = self.now()
+        info = FileInfo(self.home, self._station(), recording.started, ended, self.config.timezone,
+                        list(recording.tracks), self.config.format == "source")
+        size, duration = recording.size, round(ended - recording.started, 3)
+
+        def finished(_: Any) -> None:
+            self.mount.bus.publish("recording.finished", self.home, file=final, size=size, duration=duration)
+
+        def not_finished(failure: Any) -> None:
+            # The file being written now, if any, is not this one: it goes on.
+            why = "%s not finished: %s" % (final, failure.getErrorMessage())
+            self.failures += 1
+            self._log.error("{mount}: recording failed: {why}", mount=self.home, why=why)
+            self.mount.bus.publish("recording.failed", self.home, reason=why)
+
+        self.run_in_thread(finish_file, recording.part, recording.final, info).addCallbacks(finished, not_finished)
         return final
+
+    def _station(self) -> str:
+        source = self.mount.source
+        ice = source.ice if source is not None else {}
+        return (self._home.config.stream_name or ice.get("ice-name") or ice.get("icy-name") or self.home)[:200]
 
     def failed(self, why: str) -> None:
         """Writing failed: this file is given up; streaming is untouched; a new file is tried later."""
@@ -286,12 +333,15 @@ class Recorders:
 
     _log = Logger()
 
-    def __init__(self, now: Callable[[], float], folder_for: Callable[[str], str], clock: Any = None):
+    def __init__(self, now: Callable[[], float], folder_for: Callable[[str], str], clock: Any = None,
+                 run_in_thread: Callable[..., Deferred] = maybeDeferred):
         """
         :param folder_for: a configured ``recording.path`` as a folder (relative ones under the data dir).
         :param clock: runs retention every hour (without one, only when a recorder starts).
+        :param run_in_thread: where closed files get their tags (in place, without one: tests).
         """
         self.now = now
+        self.run_in_thread = run_in_thread
         self.folder_for = folder_for
         self.recorders: Dict[str, Recorder] = {}
         #: Every mount (the registry's), so recordings of mounts that record no more are listed too.
@@ -314,7 +364,7 @@ class Recorders:
         recordings = recordings_of(recorder.folder, config.template, recorder.home)
         for name in expired(recordings, config.max_age, config.max_size, self.now()):
             try:
-                os.remove(os.path.join(recorder.folder, name))
+                remove_recording(os.path.join(recorder.folder, name))
             except OSError as e:
                 self._log.warn("{mount}: recording {name} not deleted: {why}", mount=recorder.home, name=name,
                                why=str(e))
@@ -333,7 +383,7 @@ class Recorders:
             recorder.reconfigured(mount, self.folder_for(config.path))
 
     def _add(self, mount: Mount, manual: bool) -> Recorder:
-        recorder = Recorder(mount, self.folder_for(mount.config.recording.path), self.now, manual)
+        recorder = Recorder(mount, self.folder_for(mount.config.recording.path), self.now, manual, self.run_in_thread)
         self.recorders[mount.path] = recorder
         mount.add_subscriber(recorder)
         self.retain(recorder)
@@ -410,7 +460,7 @@ class Recorders:
     def delete(self, recording_id: str) -> Dict[str, Any]:
         """Delete a closed recording (see :meth:`closed` for what ``recording_id`` may name)."""
         entry = self.closed(recording_id)
-        os.remove(entry["path"])
+        remove_recording(entry["path"])
         self._log.info("{mount}: recording {name} deleted", mount=entry["mount"], name=entry["id"])
         return entry
 

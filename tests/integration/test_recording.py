@@ -10,6 +10,7 @@ import json
 import os
 import sys
 
+import mutagen
 import treq
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
@@ -43,14 +44,22 @@ class RecordingTests(TestCase):
             return names and not any(name.endswith(".part") for name in names)
 
         await eventually(reactor, closed, timeout=20, what="every recording closed after the source left")
-        names = sorted(os.listdir(folder))
+        names = sorted(n for n in os.listdir(folder) if not n.endswith(".tracks.json"))
         self.assertGreater(len(names), 2, names)  # rotated
+        self.assertEqual(sorted(os.listdir(folder)), sorted(names + [n + ".tracks.json" for n in names]))
         self.assertTrue(all(name.startswith("live-") and name.endswith("." + kind) for name in names), names)
         for name in names:
             player = spawn_tool(self, reactor, ["ffmpeg", "-hide_banner", "-v", "error", "-i",
                                                 os.path.join(folder, name), "-f", "null", "-"])
             code, _ = await player.ended
             self.assertEqual((code, player.output.decode()), (0, ""), name)  # decodes, without one error
+            probe = spawn_tool(self, reactor, ["ffprobe", "-v", "error", "-show_entries", "format_tags=title,album",
+                                               "-of", "json", os.path.join(folder, name)])
+            code, _ = await probe.ended
+            tags = {k.lower(): v for k, v in json.loads(probe.output)["format"].get("tags", {}).items()}
+            if kind == "mp3":  # (ffprobe shows an Ogg stream's comments per stream, not here)
+                self.assertEqual(tags.get("album"), "/live", probe.output)
+                self.assertTrue(tags.get("title", "").startswith("/live 20"), probe.output)
         self.assertIn(b"recording.finished", process.output)
         return folder, names
 
@@ -98,3 +107,4 @@ class RecordingTests(TestCase):
             with open(os.path.join(folder, name), "rb") as f:
                 start = f.read(64)
             self.assertTrue(start.startswith(b"OggS") and b"OpusHead" in start, name)
+            self.assertEqual(mutagen.File(os.path.join(folder, name)).tags["album"], ["/live"], name)
