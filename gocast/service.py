@@ -143,6 +143,7 @@ class GocastService(MultiService):
         self.metrics.state.cluster_nodes = lambda: len(self.cluster.nodes) if self.cluster.enabled else None
         self.metrics.node = lambda: self.cluster.node_name
         self.metrics.state.recorders = lambda: self.recorders.recorders.values()
+        self.recorders.leads = lambda: not self.cluster.enabled or self.cluster.leads()  # schedules: one node
         self.log_output = log_output
         self.log_observer = SwitchableObserver(build_observer(config.logging, default_output=log_output,
                                                               clock=reactor))

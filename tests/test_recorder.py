@@ -280,3 +280,80 @@ class FinishingTests(SynchronousTestCase):
         self.assertEqual(recorder.failures, 2)  # two files closed, neither finished
         self.assertIn("No space left on device", [e for e in events if e.name == "recording.failed"][0].data["reason"])
         self.assertEqual(len(self.flushLoggedErrors()), 0)
+
+
+class ScheduleTests(SynchronousTestCase):
+    """Scheduled recordings on a Clock: started at the cron time of the time zone, stopped after duration."""
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(datetime(2026, 12, 3, 17, 59, 0, tzinfo=PARIS).timestamp())
+        self.folder = self.mktemp()
+
+    def recorders(self, schedule='evening { cron "0 18 * * 1-5" duration 1h }', leads=True):
+        config = parse_config('mounts { live { recording { timezone "Europe/Paris" schedule { %s } } } }'
+                              % schedule).config
+        self.events = []
+        bus = EventBus(self.clock.seconds)
+        bus.subscribe(self.events.append)
+        self.mount = Mount("/live", config.mounts["/live"], config.limits, bus)
+        recorders = Recorders(self.clock.seconds, lambda path: self.folder, self.clock)
+        recorders.mounts = lambda: [self.mount]
+        recorders.leads = lambda: leads
+        recorders.attach(self.mount)
+        self.mount.start_source(SourceInfo("audio/mpeg"))
+        self.addCleanup(recorders.close_all)
+        return recorders
+
+    def starts(self):
+        """The armed starts of scheduled recordings."""
+        return [call for call in self.clock.getDelayedCalls() if getattr(call.func, "__name__", "") == "_due"]
+
+    def feed_for(self, seconds):
+        for _ in range(int(seconds)):
+            self.mount.feed(mp3_frame() * 38)  # about a second of 128 kbps
+            self.clock.advance(1)
+
+    def test_starts_at_the_cron_time_and_stops_after_its_duration(self):
+        recorders = self.recorders()
+        self.feed_for(30)
+        self.assertEqual(recorders.recorders, {})  # 17:59:30: not yet
+        self.feed_for(60)
+        recorder = recorders.recorders["/live"]
+        self.assertEqual(recorder.schedule_name, "evening")
+        self.assertEqual(os.listdir(self.folder), ["live-20261203-180000.mp3.part"])
+        self.clock.advance(3600)
+        self.assertEqual(recorders.recorders, {})
+        self.assertEqual(sorted(os.listdir(self.folder)),
+                         ["live-20261203-180000.mp3", "live-20261203-180000.mp3.tracks.json"])
+        [next_day] = [call.getTime() for call in self.starts()]
+        self.assertEqual(datetime.fromtimestamp(next_day, PARIS), datetime(2026, 12, 4, 18, 0, tzinfo=PARIS))
+
+    def test_only_on_the_leader(self):
+        recorders = self.recorders(leads=False)
+        self.feed_for(90)
+        self.assertEqual(recorders.recorders, {})
+
+    def test_a_reload_rearms_and_a_removed_entry_is_forgotten(self):
+        recorders = self.recorders()
+        config = parse_config('mounts { live { recording { schedule { } } } }').config
+        self.mount.reconfigure(config.mounts["/live"], config.limits)
+        recorders.attach(self.mount)
+        self.feed_for(90)
+        self.assertEqual(recorders.recorders, {})
+        self.assertEqual(self.starts(), [])
+
+    def test_across_a_dst_change(self):
+        from gocast.outputs.recorder import next_start
+
+        before = datetime(2026, 3, 28, 18, 0, tzinfo=PARIS).timestamp()
+        self.assertEqual(next_start("0 18 * * *", before, "Europe/Paris") - before, 23 * 3600)
+        autumn = datetime(2026, 10, 24, 18, 0, tzinfo=PARIS).timestamp()
+        self.assertEqual(next_start("0 18 * * *", autumn, "Europe/Paris") - autumn, 25 * 3600)
+
+    def test_schedule_settings_are_checked(self):
+        with self.assertRaises(ConfigError) as raised:
+            parse_config('mounts { live { recording { schedule { x { duration 1h } } } } }')
+        self.assertIn("cron is required", str(raised.exception))
+        with self.assertRaises(ConfigError):
+            parse_config('mounts { live { recording { schedule { x { cron "61 * * * *" } } } } }')

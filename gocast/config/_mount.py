@@ -181,6 +181,16 @@ class FileTemplate(Str):
 
 
 @attr.frozen
+class RecordingSchedule:
+    cron: str = setting("", "When the recording starts: a cron expression, in the recording's timezone.", Cron())
+    duration: float = setting(3600.0, "How long it records.", Duration(positive=True))
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if "cron" not in raw:
+            report.error(path, 'cron is required: when to start, such as "0 18 * * 1-5"', at="key")
+
+
+@attr.frozen
 class RecordingConfig:
     enabled: bool = setting(False, "Record this mount continuously while it has a source.")
     path: str = setting("recordings", "Folder for recordings (relative paths are under server.data_dir).",
@@ -195,6 +205,9 @@ class RecordingConfig:
                             "and {ext}.", FileTemplate())
     record_fallback: bool = setting(False, "Keep recording what listeners hear from a fallback while the "
                                     "source is away (otherwise the file closes with the source).")
+    schedule: Dict[str, RecordingSchedule] = setting(
+        dict, "Scheduled recordings: NAME { cron \"0 18 * * 1-5\" duration 2h } (the cluster's leader runs them).",
+        MapOf(Section(RecordingSchedule)))
     max_age: float = setting(0.0, "Delete this mount's recordings older than this (at start and hourly); "
                              "0 keeps them.", Duration())
     max_size: int = setting(0, "Delete this mount's oldest recordings past this total; 0 is no limit.", Size())

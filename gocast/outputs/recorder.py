@@ -68,6 +68,13 @@ def next_boundary(rotation: str, start: datetime) -> Optional[datetime]:
     return None
 
 
+def next_start(cron: str, now: float, timezone_name: str) -> float:
+    """When ``cron`` next fires after ``now``, read in ``timezone_name`` (DST-correct), as Unix time."""
+    from croniter import croniter
+
+    return croniter(cron, datetime.fromtimestamp(now, ZoneInfo(timezone_name))).get_next(datetime).timestamp()
+
+
 def template_pattern(template: str, mount: str) -> "re.Pattern[str]":
     """What the names of ``mount``'s recordings look like (retention touches nothing else in a shared folder)."""
     parts = []
@@ -176,6 +183,8 @@ class Recorder:
         self._home = home
         self.run_in_thread = run_in_thread
         self.manual = manual
+        #: The ``recording.schedule`` entry that started it, if one did (it stops itself after its duration).
+        self.schedule_name = ""
         #: The mount whose stream is being recorded: home, or a fallback with ``record_fallback``.
         self.mount = home
         self.folder = folder
@@ -346,6 +355,12 @@ class Recorders:
         self.recorders: Dict[str, Recorder] = {}
         #: Every mount (the registry's), so recordings of mounts that record no more are listed too.
         self.mounts: Callable[[], Iterable[Mount]] = lambda: ()
+        #: Whether this node runs scheduled recordings (in a cluster, the leader only).
+        self.leads: Callable[[], bool] = lambda: True
+        self.clock = clock
+        #: The next start of each scheduled recording, by (mount, name); and when each one running ends.
+        self._starts: Dict[Tuple[str, str], Any] = {}
+        self._ends: Dict[str, Any] = {}
         self._retention: Any = None
         if clock is not None:
             self._retention = LoopingCall(self.apply_retention)
@@ -372,6 +387,7 @@ class Recorders:
             self._log.info("{mount}: recording {name} deleted (retention)", mount=recorder.home, name=name)
 
     def attach(self, mount: Mount) -> None:
+        self.schedule(mount)
         recorder = self.recorders.get(mount.path)
         config = mount.config.recording
         if config.enabled and recorder is None:
@@ -391,6 +407,9 @@ class Recorders:
 
     def _remove(self, recorder: Recorder) -> Optional[str]:
         del self.recorders[recorder.home]
+        end = self._ends.pop(recorder.home, None)
+        if end is not None and end.active():
+            end.cancel()
         closed = recorder.close()
         recorder.mount.remove_subscriber(recorder)
         return closed
@@ -407,7 +426,7 @@ class Recorders:
 
     def stop(self, path: str) -> Optional[str]:
         """
-        Stop a recording started with :meth:`start`; the file it closed, if any.
+        Stop a recording started with :meth:`start` or by a schedule; the file it closed, if any.
 
         :raises KeyError: nothing records ``path``. :raises ValueError: the config records it.
         """
@@ -464,8 +483,56 @@ class Recorders:
         self._log.info("{mount}: recording {name} deleted", mount=entry["mount"], name=entry["id"])
         return entry
 
+    # Scheduled recordings
+
+    def schedule(self, mount: Mount) -> None:
+        """Arm (again) the next start of each of ``mount``'s scheduled recordings, as its config says now."""
+        for key in [key for key in self._starts if key[0] == mount.path]:
+            timer = self._starts.pop(key)
+            if timer.active():
+                timer.cancel()
+        if self.clock is None:
+            return
+        for name in sorted(mount.config.recording.schedule):
+            self._arm(mount, name)
+
+    def _arm(self, mount: Mount, name: str) -> None:
+        config = mount.config.recording
+        now = self.now()
+        due = next_start(config.schedule[name].cron, now, config.timezone)
+        self._starts[(mount.path, name)] = self.clock.callLater(max(0.0, due - now), self._due, mount.path, name)
+
+    def _due(self, path: str, name: str) -> None:
+        self._starts.pop((path, name), None)
+        mount = next((m for m in self.mounts() if m.path == path), None)
+        entry = mount.config.recording.schedule.get(name) if mount is not None else None
+        if mount is None or entry is None:
+            return
+        self._arm(mount, name)
+        if not self.leads():
+            return  # another node of the cluster records it
+        if path in self.recorders:
+            self._log.info("{mount}: scheduled recording {name} not started: the mount is recorded already",
+                           mount=path, name=name)
+            return
+        recorder = self._add(mount, manual=True)
+        recorder.schedule_name = name
+        self._ends[path] = self.clock.callLater(entry.duration, self._scheduled_end, recorder)
+        self._log.info("{mount}: scheduled recording {name} for {seconds} s", mount=path, name=name,
+                       seconds=int(entry.duration))
+
+    def _scheduled_end(self, recorder: Recorder) -> None:
+        self._ends.pop(recorder.home, None)
+        if self.recorders.get(recorder.home) is recorder:
+            self._remove(recorder)
+
     def close_all(self) -> None:
         """Shutting down: every open file is closed and renamed."""
+        for timer in list(self._starts.values()) + list(self._ends.values()):
+            if timer.active():
+                timer.cancel()
+        self._starts.clear()
+        self._ends.clear()
         if self._retention is not None and self._retention.running:
             self._retention.stop()
         for recorder in self.recorders.values():
