@@ -101,3 +101,14 @@ class RecordingsApiTests(ApiTestCase):
         self.assertEqual((status, body["error"]["code"]), (409, "recording"))  # the config's
         self.assertEqual(self.h.api("POST", "/api/v1/recordings/start", {"mount": "/nowhere"}, admin=True)[0], 404)
         self.assertEqual(self.h.api("POST", "/api/v1/recordings/start", {}, admin=True)[0], 422)
+
+    def test_the_admin_paths_of_the_roadmap(self):
+        status, _, body = self.h.api("GET", "/admin/recordings", admin=True)
+        self.assertEqual((status, [e["id"] for e in body["data"]]), (200, [e["id"] for e in self.listing()["data"]]))
+        closed = [e["id"] for e in body["data"] if not e["recording"]][0]
+        self.assertEqual(self.h.api("DELETE", "/admin/recordings/" + closed, admin=True)[0], 200)
+        self.assertEqual(self.h.api("POST", "/admin/recordings/start", {"mount": "/live"}, admin=True)[0], 200)
+        self.assertEqual(self.h.api("POST", "/admin/recordings/stop", {"mount": "/live"}, admin=True)[0], 200)
+        self.assertEqual(self.h.api("GET", "/admin/recordings")[0], 401)
+        self.assertEqual(self.h.api("GET", "/admin/recordings/x/y", admin=True)[0], 404)
+        self.assertEqual(self.h.api("GET", "/admin/keys", admin=True)[0], 404)  # only recordings here

@@ -250,3 +250,19 @@ def read_body(request: Request) -> Any:
     except UnicodeEncodeError:
         raise ApiError(400, "invalid_body", "the body has text that is not valid Unicode (a lone surrogate)")
     return body
+
+
+class AdminRecordings(ApiResource):
+    """
+    ``<admin_root>/recordings``: the roadmap's admin paths for recordings
+    (``GET /admin/recordings[/:id]``, ``DELETE /admin/recordings/:id``,
+    ``POST /admin/recordings/start|stop``), the same as the API's
+    ``/api/v1/recordings`` routes, with the same credentials and answers.
+    """
+
+    def __init__(self, ctx: ApiContext):
+        super().__init__(ctx, None, tuple(route for route in ROUTES if route.tag == "recordings"))
+
+    def render(self, request: Request) -> Any:
+        request.postpath = [b"v1", b"recordings"] + list(request.postpath)
+        return super().render(request)

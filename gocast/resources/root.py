@@ -9,7 +9,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from ..api.docs import SwaggerDocs
-from ..api.resource import ApiResource
+from ..api.resource import AdminRecordings, ApiResource
 from ..core.registry import MountRegistry
 from ..observe.metrics import Metrics
 from .admin import AdminContext, AdminResource, ShoutcastAdmin
@@ -100,4 +100,5 @@ def build_root(registry: MountRegistry, health: HealthState, clock: Any,
         root.putChild(b"hls", hls_resource)
     if api is not None:
         root.putChild(b"api", ApiResource(api, SwaggerDocs()))
+        admin.putChild(b"recordings", AdminRecordings(api))
     return root
