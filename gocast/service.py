@@ -61,6 +61,7 @@ from .observe.webhooks import Webhooks, treq_post
 from .outbound import OutboundHttp
 from .outputs.hls import HlsOutputs
 from .outputs.recorder import Recorders
+from .outputs.recording_encoder import spawn_encoder
 from .outputs.transcode import ffmpeg_missing
 from .protocols.frontdoor import FrontDoorFactory
 from .protocols.shoutcast import ShoutcastFactory
@@ -105,7 +106,8 @@ class GocastService(MultiService):
         log_events(self.bus)
         self.hls = HlsOutputs(time.time, reactor)
         self.recorders = Recorders(time.time, lambda path: os.path.join(self.data_dir, os.path.expanduser(path)),
-                                   reactor, run_in_thread or self._in_thread)
+                                   reactor, run_in_thread or self._in_thread,
+                                   lambda encoder, fmt, bitrate: spawn_encoder(reactor, encoder, fmt, bitrate))
         self.state = open_state(state_path(data_dir, config.server.state_db), run_in_thread or self._in_thread)
         #: Failed logins per address: sources, the admin, the API, the dashboard.
         self.auth_failures = AuthFailures(reactor.seconds)

@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo
 
 import mutagen
 from mutagen.id3 import ID3
+from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.config import ConfigError, parse_config
@@ -25,6 +27,7 @@ from gocast.outputs.recorder import (
 )
 
 from .media_builders import mp3_frame, opus_stream
+from .test_transcode import FakeProcessTransport
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -249,9 +252,10 @@ class RecordingConfigTests(SynchronousTestCase):
             with self.assertRaises(ConfigError) as raised:
                 parse_config("mounts { live { recording { %s } } }" % text)
             self.assertIn(message, str(raised.exception), text)
-        warned = parse_config("mounts { live { recording { enabled true format mp3 } } }")
-        self.assertIn("not implemented yet", " ".join(i.message for i in warned.warnings))
-        self.assertEqual(warned.config.mounts["/live"].recording.format, "mp3")
+        loaded = parse_config("mounts { live { recording { enabled true format mp3 bitrate 96k } } }")
+        self.assertEqual(loaded.warnings, ())
+        self.assertEqual((loaded.config.mounts["/live"].recording.format,
+                          loaded.config.mounts["/live"].recording.bitrate), ("mp3", 96000))
 
 
 class RecorderUnitTests(SynchronousTestCase):
@@ -357,3 +361,62 @@ class ScheduleTests(SynchronousTestCase):
         self.assertIn("cron is required", str(raised.exception))
         with self.assertRaises(ConfigError):
             parse_config('mounts { live { recording { schedule { x { cron "61 * * * *" } } } } }')
+
+
+class TranscodingTests(SynchronousTestCase):
+    """format mp3|aac|opus: one ffmpeg a file, fed the chunks, its output the file; a file ends when it exits."""
+
+    def setUp(self):
+        self.folder = self.mktemp()
+        self.spawned = []
+
+    def spawn(self, encoder, fmt, bitrate):
+        encoder.makeConnection(FakeProcessTransport())
+        self.spawned.append((encoder, fmt, bitrate))
+
+    def recorder(self, recording, content_type="application/ogg"):
+        config = parse_config("mounts { live { recording { enabled true %s } } }" % recording).config
+        self.events = []
+        bus = EventBus(lambda: 1000.0)
+        bus.subscribe(self.events.append)
+        mount = Mount("/live", config.mounts["/live"], config.limits, bus)
+        recorders = Recorders(lambda: 1000.0, lambda path: self.folder, spawn=self.spawn)
+        recorders.attach(mount)
+        mount.start_source(SourceInfo(content_type))
+        return mount, recorders.recorders["/live"]
+
+    def test_each_file_is_its_own_ffmpeg_stream(self):
+        mount, recorder = self.recorder("format opus bitrate 64k rotation size:1KB")
+        headers, pages = opus_stream(pages=30)
+        mount.feed(headers)
+        mount.feed(b"".join(pages[:15]))
+        [(first, fmt, bitrate)] = self.spawned
+        self.assertEqual((fmt, bitrate), ("opus", 64000))
+        self.assertTrue(first.transport.written.startswith(headers))  # ffmpeg reads the Ogg headers first
+        first.outReceived(b"OggS encoded" * 100)  # ffmpeg's output: 1.2 KB, past the size
+        self.assertEqual(os.listdir(self.folder), ["live-19700101-001640.opus.part"])
+        mount.feed(b"".join(pages[15:]))  # the next chunk: a new file, a new ffmpeg; the first one flushes
+        self.assertTrue(first.transport.stdin_closed)
+        self.assertEqual(len(self.spawned), 2)
+        self.assertTrue(self.spawned[1][0].transport.written.startswith(headers))
+        first.outReceived(b" tail")
+        first.processEnded(Failure(ProcessDone(0)))
+        names = sorted(os.listdir(self.folder))
+        self.assertEqual(names, ["live-19700101-001640-1.opus.part", "live-19700101-001640.opus",
+                                 "live-19700101-001640.opus.tracks.json"])
+        with open(os.path.join(self.folder, "live-19700101-001640.opus"), "rb") as f:
+            self.assertTrue(f.read().endswith(b"encoded tail"))  # (mutagen could not tag this fake; logged)
+        self.flushLoggedErrors()
+
+    def test_an_ffmpeg_that_dies_keeps_its_output_and_starts_again(self):
+        mount, recorder = self.recorder("format mp3", content_type="audio/mpeg")
+        mount.feed(mp3_frame() * 10)
+        [(encoder, _, _)] = self.spawned
+        encoder.outReceived(mp3_frame() * 3)
+        encoder.errReceived(b"Error while encoding\n")
+        encoder.processEnded(Failure(ProcessTerminated(1)))
+        self.assertEqual([e.data["reason"] for e in self.events if e.name == "recording.failed"],
+                         ["ffmpeg stopped: Error while encoding"])
+        self.assertIn("live-19700101-001640.mp3", os.listdir(self.folder))  # what it made is kept
+        self.assertIsNone(recorder.file)
+        self.assertEqual(len(self.flushLoggedErrors()), 0)

@@ -195,9 +195,9 @@ class RecordingConfig:
     enabled: bool = setting(False, "Record this mount continuously while it has a source.")
     path: str = setting("recordings", "Folder for recordings (relative paths are under server.data_dir).",
                         operator=True)
-    format: str = setting("source", "Keep the source's format, or transcode to one (only source so far: "
-                          "other formats are recorded as the source sends them, with a warning).",
-                          Str(("source",) + AUDIO_FORMATS))
+    format: str = setting("source", "Keep the source's bytes, or transcode with ffmpeg to mp3, aac, opus, "
+                          "vorbis or flac.", Str(("source", "mp3", "aac", "opus", "vorbis", "ogg", "flac")))
+    bitrate: int = setting(128000, "Bitrate of a transcoded recording.", Bitrate())
     rotation: str = setting("hourly", "Start a new file hourly, daily (at the boundary in timezone), or at "
                             "a size (size:100MB).", Rotation())
     timezone: str = setting("UTC", "Time zone of hourly and daily rotation and of file names.", TimeZone())
@@ -214,10 +214,6 @@ class RecordingConfig:
     upload: UploadConfig = setting(UploadConfig, "Copy finished recordings to object storage.",
                                    implemented=False)
 
-    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
-        if self.format != "source":
-            report.warning(path + ("format",), "format %s is not implemented yet: recordings keep the "
-                           "source's format" % self.format, at="value")
 
 
 @attr.frozen

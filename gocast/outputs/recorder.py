@@ -31,10 +31,13 @@ from twisted.logger import Logger
 
 from ..config._kinds import parse_size
 from ..core.mount import Chunk, Mount
+from .recording_encoder import FORMATS, Encoder
 from .recording_tags import SIDECAR, FileInfo, finish_file
 
 #: After a failed write, how long before the recorder tries a new file.
 RETRY_AFTER = 30.0
+#: After an ffmpeg died mid-file, how long before the recorder starts a new file (and a new ffmpeg).
+ENCODER_RETRY = 2.0
 #: How often retention looks for recordings to delete.
 RETENTION_EVERY = 3600.0
 #: Content types of downloads, by extension.
@@ -175,7 +178,8 @@ class Recorder:
     _log = Logger()
 
     def __init__(self, home: Mount, folder: str, now: Callable[[], float], manual: bool = False,
-                 run_in_thread: Callable[..., Deferred] = maybeDeferred):
+                 run_in_thread: Callable[..., Deferred] = maybeDeferred,
+                 spawn: Optional[Callable[[Encoder, str, int], None]] = None):
         """
         :param manual: started through the API (until stopped), not by ``recording.enabled``.
         :param run_in_thread: runs the closing of a file (tags, rename) off the reactor thread.
@@ -185,6 +189,11 @@ class Recorder:
         self.manual = manual
         #: The ``recording.schedule`` entry that started it, if one did (it stops itself after its duration).
         self.schedule_name = ""
+        #: Starts the ffmpeg of a transcoded file (``recording.format`` other than source); None: no transcoding.
+        self.spawn = spawn
+        self.encoder: Optional[Encoder] = None
+        #: Transcoded files whose ffmpeg is flushing: their file, and when they ended.
+        self._finishing: Dict[Encoder, Tuple[RecordingFile, float]] = {}
         #: The mount whose stream is being recorded: home, or a fallback with ``record_fallback``.
         self.mount = home
         self.folder = folder
@@ -256,28 +265,46 @@ class Recorder:
         zone = ZoneInfo(config.timezone)
         start = datetime.fromtimestamp(now, zone)
         source = self.mount.source
-        extension = EXTENSIONS.get(source.content_type if source is not None else "", "bin")
+        transcoding = config.format != "source" and self.spawn is not None
+        if transcoding:
+            extension = FORMATS[config.format][2]
+        else:
+            extension = EXTENSIONS.get(source.content_type if source is not None else "", "bin")
         name = file_name(config.template, self.home, start, extension)
         boundary = next_boundary(config.rotation, start)
         try:
             os.makedirs(self.folder, exist_ok=True)
             self.file = RecordingFile(self.folder, name, now, boundary.timestamp() if boundary else None)
-            if self.mount.header_pages:
-                self.file.write(self.mount.header_pages)
-                self.bytes_written += len(self.mount.header_pages)
         except OSError as e:
             self.failed(str(e))
             return False
-        self.file.title(now, self.mount.song)
-        self.mount.bus.publish("recording.started", self.home, file=os.path.basename(self.file.final))
+        recording = self.file
+        if transcoding:
+            self.encoder = Encoder(lambda data: self.encoded(recording, data), self.encoder_ended)
+            assert self.spawn is not None
+            self.spawn(self.encoder, config.format, config.bitrate)
+        if self.mount.header_pages:
+            self.write(self.mount.header_pages)  # an Ogg stream's headers start every file (or ffmpeg's input)
+        recording.title(now, self.mount.song)
+        self.mount.bus.publish("recording.started", self.home, file=os.path.basename(recording.final))
         return True
 
     def write(self, data: bytes) -> None:
+        if self.encoder is not None:
+            self.encoder.feed(data)
+            return
         assert self.file is not None
+        self.encoded(self.file, data)
+
+    def encoded(self, recording: RecordingFile, data: bytes) -> None:
+        """Bytes for ``recording``: the source's, or what its ffmpeg made of them."""
+        if recording.handle.closed:
+            return  # given up after a failure
         try:
-            self.file.write(data)
+            recording.write(data)
         except OSError as e:
-            self.failed(str(e))
+            if recording is self.file:
+                self.failed(str(e))
             return
         self.bytes_written += len(data)
 
@@ -285,18 +312,43 @@ class Recorder:
         """
         Close the file being written, if any, and return its final name: its
         tags and track list are written, and the ``.part`` name dropped, by
-        :func:`finish_file` in a thread (tagging an MP3 rewrites the file).
+        :func:`finish_file` in a thread (tagging an MP3 rewrites the file);
+        a transcoded file first waits for its ffmpeg to flush and exit.
         """
         recording, self.file = self.file, None
+        encoder, self.encoder = self.encoder, None
         if recording is None:
             return None
+        ended = self.now()
+        if encoder is not None:
+            self._finishing[encoder] = (recording, ended)
+            encoder.finish()
+        else:
+            self._finish(recording, ended)
+        return os.path.basename(recording.final)
+
+    def encoder_ended(self, encoder: Encoder, failure: Any, errors: str) -> None:
+        finishing = self._finishing.pop(encoder, None)
+        if finishing is None and encoder is self.encoder:
+            # ffmpeg died with its file current: keep what it made, and start again soon.
+            assert self.file is not None
+            finishing, self.file, self.encoder = (self.file, self.now()), None, None
+            self.failed_until = self.now() + ENCODER_RETRY
+            self.failures += 1
+            why = "ffmpeg stopped: %s" % (errors or (failure.getErrorMessage() if failure else "exited"))
+            self._log.error("{mount}: recording failed: {why}", mount=self.home, why=why)
+            self.mount.bus.publish("recording.failed", self.home, reason=why)
+        if finishing is not None:
+            self._finish(*finishing)
+
+    def _finish(self, recording: RecordingFile, ended: float) -> None:
         try:
             recording.handle.close()
         except OSError as e:
-            self.failed(str(e))
-            return None
+            self._log.error("{mount}: recording {file} not closed: {why}", mount=self.home,
+                            file=os.path.basename(recording.final), why=str(e))
+            return
         final = os.path.basename(recording.final)
-        ended = self.now()
         info = FileInfo(self.home, self._station(), recording.started, ended, self.config.timezone,
                         list(recording.tracks), self.config.format == "source")
         size, duration = recording.size, round(ended - recording.started, 3)
@@ -312,7 +364,6 @@ class Recorder:
             self.mount.bus.publish("recording.failed", self.home, reason=why)
 
         self.run_in_thread(finish_file, recording.part, recording.final, info).addCallbacks(finished, not_finished)
-        return final
 
     def _station(self) -> str:
         source = self.mount.source
@@ -322,6 +373,9 @@ class Recorder:
     def failed(self, why: str) -> None:
         """Writing failed: this file is given up; streaming is untouched; a new file is tried later."""
         recording, self.file = self.file, None
+        encoder, self.encoder = self.encoder, None
+        if encoder is not None:
+            encoder.finish()  # its ending finds no file to finish
         if recording is not None:
             try:
                 recording.handle.close()
@@ -343,14 +397,17 @@ class Recorders:
     _log = Logger()
 
     def __init__(self, now: Callable[[], float], folder_for: Callable[[str], str], clock: Any = None,
-                 run_in_thread: Callable[..., Deferred] = maybeDeferred):
+                 run_in_thread: Callable[..., Deferred] = maybeDeferred,
+                 spawn: Optional[Callable[[Encoder, str, int], None]] = None):
         """
         :param folder_for: a configured ``recording.path`` as a folder (relative ones under the data dir).
         :param clock: runs retention every hour (without one, only when a recorder starts).
         :param run_in_thread: where closed files get their tags (in place, without one: tests).
+        :param spawn: starts an ffmpeg for a transcoded recording (:func:`spawn_encoder`).
         """
         self.now = now
         self.run_in_thread = run_in_thread
+        self.spawn = spawn
         self.folder_for = folder_for
         self.recorders: Dict[str, Recorder] = {}
         #: Every mount (the registry's), so recordings of mounts that record no more are listed too.
@@ -399,7 +456,8 @@ class Recorders:
             recorder.reconfigured(mount, self.folder_for(config.path))
 
     def _add(self, mount: Mount, manual: bool) -> Recorder:
-        recorder = Recorder(mount, self.folder_for(mount.config.recording.path), self.now, manual, self.run_in_thread)
+        recorder = Recorder(mount, self.folder_for(mount.config.recording.path), self.now, manual, self.run_in_thread,
+                            self.spawn)
         self.recorders[mount.path] = recorder
         mount.add_subscriber(recorder)
         self.retain(recorder)

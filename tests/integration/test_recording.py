@@ -28,10 +28,10 @@ SOURCES = {
 class RecordingTests(TestCase):
     timeout = 120
 
-    async def record(self, kind, seconds=7):
+    async def record(self, kind, seconds=7, recording="rotation size:24KB", extension=None):
         folder = os.path.abspath(self.mktemp())
         config = ('api_keys { archive { key "%s" permissions [manage_recordings] } }\n'
-                  'mounts { live { recording { enabled true path "%s" rotation size:24KB } } }' % (KEY, folder))
+                  'mounts { live { recording { enabled true path "%s" %s } } }' % (KEY, folder, recording))
         process, base = self.process, self.base = await start_server(self, reactor, config)
         url = "icecast://source:hackme@%s/live" % base[len("http://"):]
         source = spawn_tool(self, reactor, ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
@@ -47,7 +47,8 @@ class RecordingTests(TestCase):
         names = sorted(n for n in os.listdir(folder) if not n.endswith(".tracks.json"))
         self.assertGreater(len(names), 2, names)  # rotated
         self.assertEqual(sorted(os.listdir(folder)), sorted(names + [n + ".tracks.json" for n in names]))
-        self.assertTrue(all(name.startswith("live-") and name.endswith("." + kind) for name in names), names)
+        self.assertTrue(all(name.startswith("live-") and name.endswith("." + (extension or kind)) for name in names),
+                        names)
         for name in names:
             player = spawn_tool(self, reactor, ["ffmpeg", "-hide_banner", "-v", "error", "-i",
                                                 os.path.join(folder, name), "-f", "null", "-"])
@@ -57,9 +58,11 @@ class RecordingTests(TestCase):
                                                "-of", "json", os.path.join(folder, name)])
             code, _ = await probe.ended
             tags = {k.lower(): v for k, v in json.loads(probe.output)["format"].get("tags", {}).items()}
-            if kind == "mp3":  # (ffprobe shows an Ogg stream's comments per stream, not here)
+            if (extension or kind) == "mp3":  # (ffprobe shows an Ogg stream's comments per stream, not here)
                 self.assertEqual(tags.get("album"), "/live", probe.output)
                 self.assertTrue(tags.get("title", "").startswith("/live 20"), probe.output)
+            else:
+                self.assertEqual(mutagen.File(os.path.join(folder, name)).tags["album"], ["/live"], name)
         self.assertIn(b"recording.finished", process.output)
         return folder, names
 
@@ -101,10 +104,18 @@ class RecordingTests(TestCase):
         code, _ = await process.ended
         return code, process.output.decode("utf-8")
 
+    async def test_an_mp3_source_recorded_as_opus(self):
+        folder, names = await self.record("mp3", recording="format opus bitrate 64k rotation size:12KB",
+                                          extension="opus")
+        for name in names:
+            probe = spawn_tool(self, reactor, ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name",
+                                               "-of", "csv=p=0", os.path.join(folder, name)])
+            code, _ = await probe.ended
+            self.assertEqual((code, probe.output.decode().strip()), (0, "opus"), name)
+
     async def test_ogg_opus_files_each_start_with_the_headers(self):
         folder, names = await self.record("ogg")
         for name in names:
             with open(os.path.join(folder, name), "rb") as f:
                 start = f.read(64)
             self.assertTrue(start.startswith(b"OggS") and b"OpusHead" in start, name)
-            self.assertEqual(mutagen.File(os.path.join(folder, name)).tags["album"], ["/live"], name)
