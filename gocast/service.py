@@ -62,6 +62,7 @@ from .outbound import OutboundHttp
 from .outputs.hls import HlsOutputs
 from .outputs.recorder import Recorders
 from .outputs.recording_encoder import spawn_encoder
+from .outputs.uploader import Uploads
 from .outputs.transcode import ffmpeg_missing
 from .protocols.frontdoor import FrontDoorFactory
 from .protocols.shoutcast import ShoutcastFactory
@@ -108,6 +109,7 @@ class GocastService(MultiService):
         self.recorders = Recorders(time.time, lambda path: os.path.join(self.data_dir, os.path.expanduser(path)),
                                    reactor, run_in_thread or self._in_thread,
                                    lambda encoder, fmt, bitrate: spawn_encoder(reactor, encoder, fmt, bitrate))
+        self.recorders.uploads = Uploads(reactor, run_in_thread or self._in_thread, self.bus.publish)
         self.state = open_state(state_path(data_dir, config.server.state_db), run_in_thread or self._in_thread)
         #: Failed logins per address: sources, the admin, the API, the dashboard.
         self.auth_failures = AuthFailures(reactor.seconds)
@@ -145,6 +147,7 @@ class GocastService(MultiService):
         self.metrics.state.cluster_nodes = lambda: len(self.cluster.nodes) if self.cluster.enabled else None
         self.metrics.node = lambda: self.cluster.node_name
         self.metrics.state.recorders = lambda: self.recorders.recorders.values()
+        self.metrics.state.uploads = lambda: self.recorders.uploads
         self.recorders.leads = lambda: not self.cluster.enabled or self.cluster.leads()  # schedules: one node
         self.log_output = log_output
         self.log_observer = SwitchableObserver(build_observer(config.logging, default_output=log_output,

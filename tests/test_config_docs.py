@@ -75,9 +75,10 @@ class RecordingGuideTests(SynchronousTestCase):
 
     def test_snippet_parses(self):
         text = (_DOC.parent / "recording.md").read_text()
-        continuous, retention, scheduled = [parse_config(block)
-                                            for block in re.findall(r"```vibe\n(.*?)```", text, re.S)]
-        self.assertEqual(continuous.warnings + scheduled.warnings + retention.warnings, ())
+        continuous, retention, scheduled, uploaded = [parse_config(block)
+                                                      for block in re.findall(r"```vibe\n(.*?)```", text, re.S)]
+        self.assertEqual(continuous.warnings + scheduled.warnings + retention.warnings + uploaded.warnings, ())
+        self.assertEqual(uploaded.config.mounts["/live"].recording.upload.bucket, "my-radio-archive")
         shows = scheduled.config.mounts["/live"].recording.schedule
         self.assertEqual((shows["evening_show"].cron, shows["sunday_mass"].duration), ("0 18 * * 1-5", 5400.0))
         recording = continuous.config.mounts["/live"].recording

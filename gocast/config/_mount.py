@@ -120,13 +120,25 @@ class ListenerAuthConfig:
 
 @attr.frozen
 class UploadConfig:
-    type: str = setting("s3", "Object store: s3, gcs or b2.", Str(("s3", "gcs", "b2")))
-    bucket: str = setting("", "Bucket name.")
+    type: str = setting("s3", "Object store: s3, or gcs and b2 through their S3-compatible endpoints.",
+                        Str(("s3", "gcs", "b2")))
+    bucket: str = setting("", "Bucket name; empty: no upload.")
     region: str = setting("", "Bucket region.")
-    endpoint: Optional[str] = setting(None, "Endpoint URL for S3-compatible stores.", URL(), operator=True)
-    prefix: str = setting("", "Key prefix for uploaded files.")
-    access_key: str = setting("", "Access key id.", secret=True)
+    endpoint: Optional[str] = setting(None, "Endpoint URL of an S3-compatible store (needed for gcs and b2).",
+                                      URL(), operator=True)
+    prefix: str = setting("", "Key prefix: objects are PREFIX/MOUNT/FILE.")
+    access_key: str = setting("", "Access key id (else boto3's usual sources: environment, files, role).",
+                              secret=True)
     secret_key: str = setting("", "Secret access key.", secret=True)
+    delete_after_upload: bool = setting(False, "Delete the local file once it is uploaded and checked.")
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if not self.bucket and self != UploadConfig():  # (config show writes the empty block: no upload)
+            report.error(path, "bucket is required to upload", at="key")
+        if self.type != "s3" and not self.endpoint:
+            report.error(path + ("type",), "%s is reached through its S3-compatible endpoint: set endpoint "
+                         "(GCS: https://storage.googleapis.com; B2: https://s3.<region>.backblazeb2.com)"
+                         % self.type, at="value")
 
 
 class Rotation(Str):
@@ -211,8 +223,8 @@ class RecordingConfig:
     max_age: float = setting(0.0, "Delete this mount's recordings older than this (at start and hourly); "
                              "0 keeps them.", Duration())
     max_size: int = setting(0, "Delete this mount's oldest recordings past this total; 0 is no limit.", Size())
-    upload: UploadConfig = setting(UploadConfig, "Copy finished recordings to object storage.",
-                                   implemented=False)
+    upload: UploadConfig = setting(UploadConfig, "Copy finished recordings to object storage (S3, or GCS "
+                                   "and B2 through their S3-compatible endpoints).")
 
 
 

@@ -61,6 +61,8 @@ EVENT_NAMES = (
     "recording.started",
     "recording.finished",
     "recording.failed",
+    "recording.uploaded",
+    "recording.upload_failed",
 )
 
 #: What a webhook sends unless told: everything but the per-listener events.

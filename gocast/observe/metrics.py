@@ -50,8 +50,9 @@ class StateCollector:
         #: nodes of its cluster as last read from Redis (``None``: not in a cluster).
         self.relays: Callable[[], Iterable[Any]] = lambda: ()
         self.cluster_nodes: Callable[[], Any] = lambda: None
-        #: The recorders (:class:`gocast.outputs.recorder.Recorder`), read at scrape time.
+        #: The recorders (:class:`gocast.outputs.recorder.Recorder`) and their uploads, read at scrape time.
         self.recorders: Callable[[], Iterable[Any]] = lambda: ()
+        self.uploads: Callable[[], Any] = lambda: None
 
     def collect(self) -> Iterator[Any]:
         now = self.now()
@@ -129,6 +130,13 @@ class StateCollector:
         yield active
         yield written
         yield failures
+        uploads = self.uploads()
+        if uploads is not None:
+            tries = CounterMetricFamily("gocast_recording_uploads", "Uploads of recordings tried, by result.",
+                                        labels=["result"])
+            for result, count in sorted(uploads.results.items()):
+                tries.add_metric([result], count)
+            yield tries
 
     def relay_metrics(self, shown: Dict[str, Any]) -> Iterator[Any]:
         connected = GaugeMetricFamily("gocast_relay_connected", "1 while a relay's upstream feeds its mount.",

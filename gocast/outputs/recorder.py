@@ -33,6 +33,7 @@ from ..config._kinds import parse_size
 from ..core.mount import Chunk, Mount
 from .recording_encoder import FORMATS, Encoder
 from .recording_tags import SIDECAR, FileInfo, finish_file
+from .uploader import PENDING, Uploads, pending_uploads
 
 #: After a failed write, how long before the recorder tries a new file.
 RETRY_AFTER = 30.0
@@ -101,7 +102,7 @@ def recordings_of(folder: str, template: str, mount: str) -> List[Tuple[str, flo
     except OSError:
         return []
     for name in names:
-        if name.endswith((".part", SIDECAR)) or not pattern.fullmatch(_COUNTER.sub("", name)):
+        if name.endswith((".part", SIDECAR, PENDING)) or not pattern.fullmatch(_COUNTER.sub("", name)):
             continue
         try:
             info = os.stat(os.path.join(folder, name))
@@ -130,12 +131,13 @@ _COUNTER = re.compile(r"-\d+(?=\.[^.]+$)")
 
 
 def remove_recording(path: str) -> None:
-    """Delete a recording and its track list."""
+    """Delete a recording, its track list and its upload marker (an upload waiting for it gives up)."""
     os.remove(path)
-    try:
-        os.remove(path + SIDECAR)
-    except FileNotFoundError:
-        pass
+    for beside in (path + SIDECAR, path + PENDING):
+        try:
+            os.remove(beside)
+        except FileNotFoundError:
+            pass
 
 
 class RecordingFile:
@@ -192,6 +194,8 @@ class Recorder:
         #: Starts the ffmpeg of a transcoded file (``recording.format`` other than source); None: no transcoding.
         self.spawn = spawn
         self.encoder: Optional[Encoder] = None
+        #: Where closed files go when ``recording.upload`` names a bucket (:class:`Uploads`).
+        self.uploads: Any = None
         #: Transcoded files whose ffmpeg is flushing: their file, and when they ended.
         self._finishing: Dict[Encoder, Tuple[RecordingFile, float]] = {}
         #: The mount whose stream is being recorded: home, or a fallback with ``record_fallback``.
@@ -354,7 +358,11 @@ class Recorder:
         size, duration = recording.size, round(ended - recording.started, 3)
 
         def finished(_: Any) -> None:
-            self.mount.bus.publish("recording.finished", self.home, file=final, size=size, duration=duration)
+            upload = self.config.upload
+            self.mount.bus.publish("recording.finished", self.home, file=final, size=size, duration=duration,
+                                   upload="queued" if upload.bucket and self.uploads is not None else "none")
+            if upload.bucket and self.uploads is not None:
+                self.uploads.add(self.home, upload, recording.final, upload.delete_after_upload)
 
         def not_finished(failure: Any) -> None:
             # The file being written now, if any, is not this one: it goes on.
@@ -408,6 +416,10 @@ class Recorders:
         self.now = now
         self.run_in_thread = run_in_thread
         self.spawn = spawn
+        #: Uploads of closed recordings (set by the service, with its clock and bus).
+        self.uploads: Optional[Uploads] = None
+        #: Folders whose waiting uploads were queued again after a start.
+        self._resumed: set = set()
         self.folder_for = folder_for
         self.recorders: Dict[str, Recorder] = {}
         #: Every mount (the registry's), so recordings of mounts that record no more are listed too.
@@ -433,7 +445,8 @@ class Recorders:
         config = recorder.config
         if not (config.max_age or config.max_size):
             return
-        recordings = recordings_of(recorder.folder, config.template, recorder.home)
+        recordings = [r for r in recordings_of(recorder.folder, config.template, recorder.home)
+                      if not os.path.exists(os.path.join(recorder.folder, r[0] + PENDING))]  # not uploaded yet
         for name in expired(recordings, config.max_age, config.max_size, self.now()):
             try:
                 remove_recording(os.path.join(recorder.folder, name))
@@ -458,6 +471,8 @@ class Recorders:
     def _add(self, mount: Mount, manual: bool) -> Recorder:
         recorder = Recorder(mount, self.folder_for(mount.config.recording.path), self.now, manual, self.run_in_thread,
                             self.spawn)
+        recorder.uploads = self.uploads
+        self.resume_uploads(mount)
         self.recorders[mount.path] = recorder
         mount.add_subscriber(recorder)
         self.retain(recorder)
@@ -541,6 +556,17 @@ class Recorders:
         self._log.info("{mount}: recording {name} deleted", mount=entry["mount"], name=entry["id"])
         return entry
 
+    def resume_uploads(self, mount: Mount) -> None:
+        """Queue again the uploads a previous run left waiting in ``mount``'s folder (once a folder)."""
+        upload = mount.config.recording.upload
+        folder = self.folder_for(mount.config.recording.path)
+        if self.uploads is None or not upload.bucket or folder in self._resumed:
+            return
+        self._resumed.add(folder)
+        for path, owner in sorted(pending_uploads(folder).items()):
+            if owner in (None, mount.path):
+                self.uploads.add(mount.path, upload, path, upload.delete_after_upload)
+
     # Scheduled recordings
 
     def schedule(self, mount: Mount) -> None:
@@ -591,6 +617,8 @@ class Recorders:
                 timer.cancel()
         self._starts.clear()
         self._ends.clear()
+        if self.uploads is not None:
+            self.uploads.stop()
         if self._retention is not None and self._retention.running:
             self._retention.stop()
         for recorder in self.recorders.values():
