@@ -9,10 +9,11 @@ with a whole frame).
 import json
 import os
 import sys
+from pathlib import Path
 
 import mutagen
 import treq
-from twisted.internet import reactor
+from twisted.internet import reactor, task
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
@@ -163,6 +164,41 @@ class UploadTests(TestCase):
         self.assertIn(b"recording.uploaded", process.output)
         self.assertNotIn(SECRET_KEY.encode(), process.output)
         self.assertNotIn(ACCESS_KEY.encode(), process.output)
+
+    async def test_the_roadmap_snippet_as_written(self):
+        """tests/roadmap/13-mounts-recording.vibe, with a local path and the test S3 endpoint (and its keys)."""
+        moto = MotoServer(self, reactor)
+        await moto.start()
+        s3 = moto.client()
+        await deferToThread(s3.create_bucket, Bucket="my-radio-archive")
+        folder = os.path.abspath(self.mktemp())
+        snippet = (Path(__file__).resolve().parent.parent / "roadmap" / "13-mounts-recording.vibe").read_text()
+        config = snippet.replace("/var/gocast/recordings", '"%s"' % folder).replace(
+            "region us-east-1", 'region us-east-1 endpoint "%s" access_key "%s" secret_key "%s"'
+            % (moto.url, ACCESS_KEY, SECRET_KEY))
+        self.assertNotEqual(config, snippet)
+        process, base = await start_server(self, reactor, config)
+        url = "icecast://source:hackme@%s/live" % base[len("http://"):]
+        source = spawn_tool(self, reactor, ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
+                                            "-i", "sine=frequency=440:duration=4"] + SOURCES["ogg"] + [url])
+        code, _ = await source.ended
+        self.assertEqual(code, 0, source.output.decode())
+
+        async def in_the_bucket():
+            listing = await deferToThread(s3.list_objects_v2, Bucket="my-radio-archive")
+            return [item["Key"] for item in listing.get("Contents", [])]
+
+        deadline = reactor.seconds() + 30
+        while not await in_the_bucket():
+            self.assertLess(reactor.seconds(), deadline, process.output.decode()[-2000:])
+            await task.deferLater(reactor, 0.5, lambda: None)
+        [key] = await in_the_bucket()
+        self.assertTrue(key.startswith("live/live-") and key.endswith(".mp3"), key)  # format mp3: transcoded
+        [name] = [n for n in os.listdir(folder) if n.endswith(".mp3")]
+        player = spawn_tool(self, reactor, ["ffmpeg", "-hide_banner", "-v", "error", "-i",
+                                            os.path.join(folder, name), "-f", "null", "-"])
+        code, _ = await player.ended
+        self.assertEqual((code, player.output.decode()), (0, ""))
 
     async def test_a_large_file_goes_up_in_parts_and_is_checked(self):
         moto = MotoServer(self, reactor)
