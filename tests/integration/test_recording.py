@@ -31,6 +31,15 @@ SOURCES = {
 }
 
 
+async def stream(testcase, base, kind, seconds):
+    """A real ffmpeg source sends ``seconds`` of a sine to /live, in ``kind`` (mp3 or ogg), and leaves."""
+    url = "icecast://source:hackme@%s/live" % base[len("http://"):]
+    source = spawn_tool(testcase, reactor, ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
+                                            "-i", "sine=frequency=440:duration=%d" % seconds] + SOURCES[kind] + [url])
+    code, _ = await source.ended
+    testcase.assertEqual(code, 0, source.output.decode())
+
+
 class RecordingTests(TestCase):
     timeout = 120
 
@@ -39,11 +48,7 @@ class RecordingTests(TestCase):
         config = ('api_keys { archive { key "%s" permissions [manage_recordings] } }\n'
                   'mounts { live { recording { enabled true path "%s" %s } } }' % (KEY, folder, recording))
         process, base = self.process, self.base = await start_server(self, reactor, config)
-        url = "icecast://source:hackme@%s/live" % base[len("http://"):]
-        source = spawn_tool(self, reactor, ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
-                                            "-i", "sine=frequency=440:duration=%d" % seconds] + SOURCES[kind] + [url])
-        code, _ = await source.ended
-        self.assertEqual(code, 0, source.output.decode())
+        await stream(self, base, kind, seconds)
 
         def closed():
             names = os.listdir(folder) if os.path.isdir(folder) else []
@@ -132,21 +137,22 @@ class UploadTests(TestCase):
 
     timeout = 120
 
-    async def test_recordings_uploaded_and_checked(self):
+    async def s3_with(self, bucket):
+        """moto's server, with ``bucket``: (the server, a boto3 client of it)."""
         moto = MotoServer(self, reactor)
         await moto.start()
         s3 = moto.client()
-        await deferToThread(s3.create_bucket, Bucket="archive")
+        await deferToThread(s3.create_bucket, Bucket=bucket)
+        return moto, s3
+
+    async def test_recordings_uploaded_and_checked(self):
+        moto, s3 = await self.s3_with("archive")
         folder = os.path.abspath(self.mktemp())
         config = ('mounts { live { recording { enabled true path "%s" rotation size:24KB upload { endpoint "%s" '
                   'bucket archive region us-east-1 prefix shows access_key "%s" secret_key "%s" } } } }'
                   % (folder, moto.url, ACCESS_KEY, SECRET_KEY))
         process, base = await start_server(self, reactor, config)
-        url = "icecast://source:hackme@%s/live" % base[len("http://"):]
-        source = spawn_tool(self, reactor, ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
-                                            "-i", "sine=frequency=440:duration=6"] + SOURCES["mp3"] + [url])
-        code, _ = await source.ended
-        self.assertEqual(code, 0, source.output.decode())
+        await stream(self, base, "mp3", 6)
 
         def uploaded():
             names = os.listdir(folder) if os.path.isdir(folder) else []
@@ -167,10 +173,7 @@ class UploadTests(TestCase):
 
     async def test_the_roadmap_snippet_as_written(self):
         """tests/roadmap/13-mounts-recording.vibe, with a local path and the test S3 endpoint (and its keys)."""
-        moto = MotoServer(self, reactor)
-        await moto.start()
-        s3 = moto.client()
-        await deferToThread(s3.create_bucket, Bucket="my-radio-archive")
+        moto, s3 = await self.s3_with("my-radio-archive")
         folder = os.path.abspath(self.mktemp())
         snippet = (Path(__file__).resolve().parent.parent / "roadmap" / "13-mounts-recording.vibe").read_text()
         config = snippet.replace("/var/gocast/recordings", '"%s"' % folder).replace(
@@ -178,11 +181,7 @@ class UploadTests(TestCase):
             % (moto.url, ACCESS_KEY, SECRET_KEY))
         self.assertNotEqual(config, snippet)
         process, base = await start_server(self, reactor, config)
-        url = "icecast://source:hackme@%s/live" % base[len("http://"):]
-        source = spawn_tool(self, reactor, ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
-                                            "-i", "sine=frequency=440:duration=4"] + SOURCES["ogg"] + [url])
-        code, _ = await source.ended
-        self.assertEqual(code, 0, source.output.decode())
+        await stream(self, base, "ogg", 4)
 
         async def in_the_bucket():
             listing = await deferToThread(s3.list_objects_v2, Bucket="my-radio-archive")
@@ -201,10 +200,7 @@ class UploadTests(TestCase):
         self.assertEqual((code, player.output.decode()), (0, ""))
 
     async def test_a_large_file_goes_up_in_parts_and_is_checked(self):
-        moto = MotoServer(self, reactor)
-        await moto.start()
-        s3 = moto.client()
-        await deferToThread(s3.create_bucket, Bucket="archive")
+        moto, s3 = await self.s3_with("archive")
         upload = parse_config('mounts { live { recording { upload { endpoint "%s" bucket archive region us-east-1 '
                               'access_key "%s" secret_key "%s" } } } }' % (moto.url, ACCESS_KEY, SECRET_KEY)
                               ).config.mounts["/live"].recording.upload
