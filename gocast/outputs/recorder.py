@@ -14,6 +14,14 @@ fallback and keeps recording it). A file that cannot be written (disk full,
 a read-only folder) stops the recording with a ``recording.failed`` event;
 streaming goes on, and the next chunk after :data:`RETRY_AFTER` tries a new
 file.
+
+Besides ``enabled``, a recording starts by hand (:meth:`Recorders.start`)
+or on a schedule (cron, :meth:`Recorders.schedule`). Other formats than the
+source's go through one ffmpeg a file (:mod:`.recording_encoder`); closed
+files get tags and a track list (:mod:`.recording_tags`) and, with
+``upload``, go to object storage (:mod:`.uploader`). :class:`Recorders`
+also applies retention and lists, serves and deletes recordings for the
+API.
 """
 
 from __future__ import annotations
