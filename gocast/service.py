@@ -172,7 +172,8 @@ class GocastService(MultiService):
         live.putChild(b"stats", LiveStatsResource(self.stats_factory))
         root = build_root(self.registry, self.health, reactor, self.metrics, self.reloader, self.hls, api,
                           self.gate, self.geo, {b"dashboard": Dashboard(access, self.registry, self.history,
-                                                                        self.api_keys), b"ws": live},
+                                                                        self.api_keys, self.recorders),
+                                                b"ws": live},
                           self.auth_failures)
         self._usage_flush = LoopingCall(self.api_keys.flush_usage)
         self._usage_flush.clock = reactor

@@ -45,6 +45,15 @@ class DashboardTests(SynchronousTestCase):
         self.assertIn("Path=/admin", cookie)
         return cookie.split(";")[0].split("=", 1)[1], json.loads(payload)["csrf"]
 
+    def test_recordings_listed_to_a_session_and_never_by_path(self):
+        self.assertEqual(self.call("GET", "recordings")[0], 401)
+        self.assertEqual(self.call("GET", "recording?id=x.mp3")[0], 401)
+        cookie, _ = self.log_in()
+        status, _, payload = self.call("GET", "recordings", cookie=cookie)
+        self.assertEqual((status, json.loads(payload)), (200, {"recordings": []}))
+        for hostile in ("..%2Fgocast.db", "%2Fetc%2Fpasswd", ""):
+            self.assertEqual(self.call("GET", "recording?id=" + hostile, cookie=cookie)[0], 404, hostile)
+
     def test_page_is_served_with_a_content_security_policy(self):
         status, headers, page = self.call("GET", "")
         self.assertEqual(status, 200)

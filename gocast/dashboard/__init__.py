@@ -51,6 +51,7 @@ from ..core.operations import (
     update_metadata,
 )
 from ..observe.geo import NOWHERE
+from ..outputs.recorder import CONTENT_TYPES
 from ..observe.history import as_document, to_csv
 from ..resources.site import header_text, request_arg
 
@@ -240,22 +241,29 @@ class DashboardAccess:
         return None
 
 
+#: Recordings the panel lists, newest first.
+MAX_RECORDINGS_LISTED = 50
+
+
 class Dashboard(Resource):
     """``<admin_root>/dashboard``: the page, and the children below it."""
 
-    def __init__(self, access: DashboardAccess, registry: Any, history: Any, keys: Any):
+    def __init__(self, access: DashboardAccess, registry: Any, history: Any, keys: Any, recorders: Any = None):
         super().__init__()
         self.access = access
         self.registry = registry
         self.history = history
         self.keys = keys
+        #: The recorders (:class:`gocast.outputs.recorder.Recorders`), for the recordings panel.
+        self.recorders = recorders
         self.putChild(b"static", File(STATIC))
         self.putChild(b"vendor", File(VENDOR) if os.path.isdir(VENDOR) else Missing())
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"":
             return self
-        if path in (b"login", b"logout", b"session", b"history", b"listeners", b"action"):
+        if path in (b"login", b"logout", b"session", b"history", b"listeners", b"action", b"recordings",
+                    b"recording"):
             return DashboardCall(self, path.decode())
         return Resource.getChild(self, path, request)
 
@@ -317,7 +325,39 @@ class DashboardCall(Resource):
             return self.history(request)
         if self.name == "listeners":
             return self.listeners(request)
+        if self.name == "recordings":
+            return self.recordings(request)
+        if self.name == "recording":
+            return self.recording(request)
         return reply(request, 405, {"error": "use POST"})
+
+    def recordings(self, request: Request) -> bytes:
+        """The recordings panel: the newest recordings of every mount (the one being written marked)."""
+        if self.session(request) is None:
+            return reply(request, 401, {"error": "log in"})
+        recorders = self.dashboard.recorders
+        found = recorders.catalog()[:MAX_RECORDINGS_LISTED] if recorders is not None else []
+        return reply(request, 200, {"recordings": [
+            {"id": e["id"], "mount": e["mount"], "size": e["size"], "modified": e["modified"],
+             "recording": e["recording"]} for e in found]})
+
+    def recording(self, request: Request) -> Any:
+        """A closed recording, downloaded (Range answered): found among the listed ones, never by path."""
+        if self.session(request) is None:
+            return reply(request, 401, {"error": "log in"})
+        recorders = self.dashboard.recorders
+        try:
+            entry = recorders.closed(request_arg(request, b"id") or "") if recorders is not None else None
+        except (KeyError, ValueError):
+            entry = None
+        if entry is None:
+            return reply(request, 404, {"error": "no such closed recording"})
+        request.setHeader(b"content-disposition", b'attachment; filename="%s"' % entry["id"].encode())
+        request.setHeader(b"cache-control", b"no-store")
+        file = File(entry["path"])
+        file.type, file.encoding = CONTENT_TYPES.get(entry["id"].rpartition(".")[2].lower(),
+                                                     "application/octet-stream"), None
+        return file.render(request)
 
     def listeners(self, request: Request) -> bytes:
         if self.session(request) is None:

@@ -107,6 +107,39 @@ class DashboardTests(TestCase):
                                              "return document.getElementById('events').textContent")
         self.assertIn("Dashboard Band - Live Song", events)
 
+    async def test_recordings_panel(self):
+        folder = os.path.abspath(self.mktemp())
+        server, base = await start_server(self, reactor, 'mounts { live { recording { enabled true path "%s" '
+                                                         'rotation size:16KB } } }\n' % folder)
+        spawn_tool(self, reactor, ["ffmpeg"] + TONE + MP3 + ["icecast://source:hackme@%s/live" % base[7:]])
+        await wait_for_source(reactor, base, "/live", server)
+        driver = await threads.deferToThread(open_chromium)
+        self.addCleanup(lambda: threads.deferToThread(driver.quit))
+        await threads.deferToThread(log_in, driver, base)
+        found = await threads.deferToThread(self.recordings_listed, driver, 15)
+        self.assertTrue(any(r.startswith("● recording live-") for r in found), found)  # the file being written
+        closed = [r for r in found if not r.startswith("●")]
+        self.assertTrue(closed, found)
+        status, length = await threads.deferToThread(driver.execute_async_script, """
+            var done = arguments[arguments.length - 1];
+            var link = document.querySelector('#recording-rows a');
+            fetch(link.href).then(function (r) { return r.arrayBuffer().then(function (b) {
+                done([r.status, b.byteLength]); }); });""")
+        self.assertEqual((status, length), (200, os.path.getsize(os.path.join(folder, closed[0]))))
+
+    @staticmethod
+    def recordings_listed(driver, timeout):
+        """The recordings panel's file cells, once it shows a closed file and the one being written."""
+        from selenium.webdriver.common.by import By
+
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            cells = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#recording-rows td:nth-child(2)")]
+            if any(c.startswith("●") for c in cells) and any(not c.startswith("●") for c in cells):
+                return cells
+            time.sleep(0.2)
+        raise AssertionError("the recordings panel shows %r" % cells)
+
     async def test_cluster_panel(self):
         """In a cluster, the panel shows the station's listeners and a row per node, the leader starred."""
         redis = RedisServer(self, reactor)

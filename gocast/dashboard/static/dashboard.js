@@ -416,6 +416,31 @@
     act({action: "move", mount: $("move-from").value, destination: $("move-to").value});
   });
 
+  // Recordings: the newest of every mount, the ones being written marked; closed ones link to a download
+
+  function size(bytes) {
+    return bytes >= 1048576 ? (bytes / 1048576).toFixed(1) + " MB" : Math.round(bytes / 1024) + " KB";
+  }
+
+  function loadRecordings() {
+    request("GET", "recordings").then(function (answer) {
+      if (answer.status !== 200) { return; }
+      var rows = $("recording-rows");
+      while (rows.firstChild) { rows.removeChild(rows.firstChild); }
+      var found = answer.data.recordings || [];
+      found.forEach(function (r) {
+        var file = r.recording
+          ? element("span", {"class": "recording-now", text: "● recording " + r.id})
+          : element("a", {href: "recording?id=" + encodeURIComponent(r.id), download: r.id, text: r.id});
+        rows.appendChild(element("tr", {"data-recording": r.id}, [
+          element("td", {text: r.mount}), element("td", {}, [file]),
+          element("td", {"class": "num", text: size(r.size)}),
+          element("td", {text: new Date(r.modified * 1000).toLocaleString()})]));
+      });
+      $("recordings-hint").hidden = found.length > 0;
+    });
+  }
+
   // Logging in and out
 
   function start(token) {
@@ -427,6 +452,8 @@
     makeRatesChart();
     loadHistory();
     setInterval(loadHistory, 60000);
+    loadRecordings();
+    setInterval(loadRecordings, 5000);
   }
 
   $("login").addEventListener("submit", function (event) {
