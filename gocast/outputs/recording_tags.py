@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_recorder -*-
 """
 What a recording gets when it closes, off the reactor thread (tagging an
-MP3 rewrites the file): tags written with mutagen (title: the station and
+MP3 rewrites the file): tags written with mutagen (title: the mount and
 the time range; artist: the station; album: the mount; date; and for a
 recording in the source's format, the last stream title as a comment),
 a track list beside it (``NAME.tracks.json``: each stream title with its
@@ -44,7 +44,7 @@ def title_of(info: FileInfo) -> str:
     zone = ZoneInfo(info.timezone)
     start, end = datetime.fromtimestamp(info.started, zone), datetime.fromtimestamp(info.ended, zone)
     same_day = start.date() == end.date()
-    return "%s %s-%s" % (info.station, start.strftime("%Y-%m-%d %H:%M:%S"),
+    return "%s %s-%s" % (info.mount, start.strftime("%Y-%m-%d %H:%M:%S"),
                          end.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S"))
 
 
