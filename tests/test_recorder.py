@@ -199,6 +199,19 @@ class RetentionTests(SynchronousTestCase):
         recorders.close_all()
         self.assertEqual(clock.getDelayedCalls(), [])
 
+    def test_hourly_also_for_a_mount_that_records_no_more(self):
+        config = parse_config('mounts { live { recording { path "%s" max_age 2d } } }' % self.folder).config
+        mount = Mount("/live", config.mounts["/live"], config.limits, EventBus(lambda: self.now))
+        clock = Clock()
+        recorders = Recorders(lambda: self.now, lambda path: path, clock)
+        recorders.mounts = lambda: [mount]
+        recorders.attach(mount)  # not enabled: no recorder, but schedules or a hand might have recorded it
+        self.assertIn("live-20270112-100000.mp3", os.listdir(self.folder))
+        clock.advance(RETENTION_EVERY)
+        self.assertNotIn("live-20270112-100000.mp3", os.listdir(self.folder))
+        self.assertIn("live-20270114-100000.mp3", os.listdir(self.folder))
+        recorders.close_all()
+
     def test_max_size_deletes_the_oldest_first(self):
         self.recorders("max_size 3000")
         self.assertEqual(sorted(n for n in os.listdir(self.folder) if n.startswith("live")), [

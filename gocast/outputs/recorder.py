@@ -407,7 +407,8 @@ class Recorders:
     """
     A :class:`Recorder` on every mount whose config enables recording, and
     retention: each mount's ``max_age`` and ``max_size`` applied to its own
-    closed files when it starts recording and every :data:`RETENTION_EVERY`.
+    closed files when it starts recording and, recording or not, every
+    :data:`RETENTION_EVERY`.
     """
 
     _log = Logger()
@@ -445,24 +446,25 @@ class Recorders:
             self._retention.start(RETENTION_EVERY, now=False)
 
     def apply_retention(self) -> None:
+        """Every mount's retention, whether it records now or not (its files stay where its config says)."""
+        for mount in list(self.mounts()):
+            self.retain(mount.path, self.folder_for(mount.config.recording.path), mount.config.recording)
         for recorder in list(self.recorders.values()):
-            self.retain(recorder)
+            self.retain(recorder.home, recorder.folder, recorder.config)
 
-    def retain(self, recorder: Recorder) -> None:
-        """Delete what ``recorder``'s mount keeps no longer: too old, or past its size, oldest first."""
-        config = recorder.config
+    def retain(self, path: str, folder: str, config: Any) -> None:
+        """Delete what mount ``path`` keeps no longer: too old, or past its size, oldest first."""
         if not (config.max_age or config.max_size):
             return
-        recordings = [r for r in recordings_of(recorder.folder, config.template, recorder.home)
-                      if not os.path.exists(os.path.join(recorder.folder, r[0] + PENDING))]  # not uploaded yet
+        recordings = [r for r in recordings_of(folder, config.template, path)
+                      if not os.path.exists(os.path.join(folder, r[0] + PENDING))]  # not uploaded yet
         for name in expired(recordings, config.max_age, config.max_size, self.now()):
             try:
-                remove_recording(os.path.join(recorder.folder, name))
+                remove_recording(os.path.join(folder, name))
             except OSError as e:
-                self._log.warn("{mount}: recording {name} not deleted: {why}", mount=recorder.home, name=name,
-                               why=str(e))
+                self._log.warn("{mount}: recording {name} not deleted: {why}", mount=path, name=name, why=str(e))
                 continue
-            self._log.info("{mount}: recording {name} deleted (retention)", mount=recorder.home, name=name)
+            self._log.info("{mount}: recording {name} deleted (retention)", mount=path, name=name)
 
     def attach(self, mount: Mount) -> None:
         self.schedule(mount)
@@ -483,7 +485,7 @@ class Recorders:
         self.resume_uploads(mount)
         self.recorders[mount.path] = recorder
         mount.add_subscriber(recorder)
-        self.retain(recorder)
+        self.retain(recorder.home, recorder.folder, recorder.config)
         return recorder
 
     def _remove(self, recorder: Recorder) -> Optional[str]:
