@@ -43,7 +43,6 @@ class Encoder(ProcessProtocol):
         self.output = output
         self.ended = ended
         self.errors = b""
-        self.stopping = False
 
     def outReceived(self, data: bytes) -> None:
         self.output(data)
@@ -57,7 +56,6 @@ class Encoder(ProcessProtocol):
 
     def finish(self) -> None:
         """No more input: ffmpeg flushes what it holds and exits."""
-        self.stopping = True
         if self.transport is not None:
             self.transport.closeStdin()
 
