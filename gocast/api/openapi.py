@@ -31,9 +31,10 @@ def openapi_document(routes: Tuple[Any, ...]) -> Dict[str, Any]:
         if route.csv:
             responses[str(route.status)]["content"]["text/csv"] = {"schema": {"type": "string"}}
         if route.download:
-            responses[str(route.status)] = {"description": "The file (a Range request gets 206 and that part)",
-                                            "content": {"application/octet-stream": {
-                                                "schema": {"type": "string", "format": "binary"}}}}
+            binary = {kind: {"schema": {"type": "string", "format": "binary"}} for kind in route.download}
+            responses[str(route.status)] = {"description": "The file", "content": binary}
+            responses["206"] = {"description": "The part a Range request asked for", "content": binary}
+            responses["416"] = {"description": "The Range asked for lies outside the file"}
         for status in (401, 403, 429, 400, 404, 409, 413, 415, 422):
             responses[str(status)] = {"$ref": "#/components/responses/Error%d" % status}
         operation: Dict[str, Any] = {

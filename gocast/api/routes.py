@@ -54,6 +54,8 @@ from .schemas import (
 RECORDING_BODY = obj({"mount": {"type": "string", "maxLength": 200, "description": "live or /live"}}, ["mount"])
 RECORDING_STATE = obj({"mount": {"type": "string"}, "recording": {"type": "boolean"},
                        "manual": {"type": "boolean"}, "file": nullable("string")})
+#: What a recording's download may be answered as: its format's type, or bytes of a kind not known.
+RECORDING_TYPES = tuple(sorted(set(CONTENT_TYPES.values()))) + ("application/octet-stream",)
 
 #: The latest expiry a key may have: the end of year 9999.
 LATEST = 253402300799
@@ -120,8 +122,8 @@ class Route:
     tag: str = "server"
     #: Also answers text/csv (with ``?format=csv``), outside the envelope.
     csv: bool = False
-    #: Answers a file (a recording), outside the envelope.
-    download: bool = False
+    #: Answers a file (a recording) of one of these content types, outside the envelope.
+    download: Tuple[str, ...] = ()
 
     @property
     def segments(self) -> List[str]:
@@ -662,7 +664,7 @@ ROUTES: Tuple[Route, ...] = (
     Route("POST", "/recordings/stop", "manage_recordings", "Stop a recording started with start",
           stop_recording, data=RECORDING_STATE, body=RECORDING_BODY, tag="recordings"),
     Route("GET", "/recordings/{id}", "manage_recordings", "Download a closed recording (Range requests "
-          "answered with 206)", download_recording, tag="recordings", download=True),
+          "answered with 206)", download_recording, tag="recordings", download=RECORDING_TYPES),
     Route("DELETE", "/recordings/{id}", "manage_recordings", "Delete a closed recording", delete_recording,
           data=obj({"deleted": {"type": "string"}}), tag="recordings"),
     Route("GET", "/keys", "manage_keys", "List API keys with their usage", list_keys, data=array(KEY),

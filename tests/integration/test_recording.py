@@ -87,6 +87,10 @@ class RecordingTests(TestCase):
         response = await treq.get(url, auth=("admin", "hackme"), reactor=reactor, persistent=False)
         self.assertEqual((response.code, await response.content()), (200, content))
         self.assertEqual(response.headers.getRawHeaders("content-type"), ["audio/mpeg"])
+        response = await treq.get(self.base + "/api/v1/openapi.json", reactor=reactor, persistent=False)
+        documented = (await response.json())["paths"]["/api/v1/recordings/{id}"]["get"]["responses"]
+        self.assertIn("audio/mpeg", documented["200"]["content"])  # as answered: schemathesis checks it
+        self.assertIn("audio/mpeg", documented["206"]["content"])
         response = await treq.get(url, auth=("admin", "hackme"), headers={"Range": "bytes=10-19"}, reactor=reactor,
                                   persistent=False)
         self.assertEqual((response.code, await response.content()), (206, content[10:20]))
