@@ -30,7 +30,7 @@ class ProcessClock(Clock):
         super().__init__()
         self.spawned = []
 
-    def spawnProcess(self, protocol, executable, args, env=None):
+    def spawnProcess(self, protocol, executable, args, env=None, childFDs=None):
         transport = FakeProcessTransport()
         protocol.makeConnection(transport)
         self.spawned.append((protocol, args))

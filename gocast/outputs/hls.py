@@ -21,9 +21,8 @@ from ..media import Packet, media_type
 from ..media._sync import adts_header
 from ..media.hls import Segmenter
 from ..media.llhls import PartSegmenter
-from ..media.oggchain import OggSplicer
 from ..observe.geo import NOWHERE, Location
-from .transcode import AACTranscoder, ffmpeg_argv
+from .transcode import AACTranscoder, StreamFeed, ffmpeg_argv
 
 _CODECS = {"audio/mpeg": "mp3", "audio/mp3": "mp3", "audio/mpeg3": "mp3", "audio/aac": "aac",
            "audio/aacp": "aac", "audio/x-aac": "aac", "audio/x-aacp": "aac", "audio/adts": "aac"}
@@ -73,10 +72,8 @@ class HlsOutput:
         self._generation = -1
         #: The stream the transcoder's output belongs to (a new one is a discontinuity).
         self._transcoded_generation = -1
-        #: The last input stream sent to the transcoder: its generation and source.
-        self._input: Tuple[int, Any] = (-1, None)
-        #: Joins a source's chained Ogg streams into the one ffmpeg is reading.
-        self.splicer = OggSplicer()
+        #: What the transcoder reads: the feeding mount's chunks, chained Ogg streams spliced.
+        self.feed = StreamFeed(lambda: self.feeding)
         #: HLS clients by (address, user agent) or session parameter: when last
         #: seen, least recently seen first (so the ones that left are at the front).
         self.sessions: "OrderedDict[str, float]" = OrderedDict()
@@ -239,34 +236,17 @@ class HlsOutput:
             d.callback(True)
 
     def transcode(self, chunk: Chunk, input_format: str) -> None:
-        """
-        Through an ffmpeg child process to AAC. A new source restarts
-        ffmpeg, which is sent the new codec headers first. A chained Ogg
-        stream from the same source (Liquidsoap and ices start one at every
-        track) with the same codec setup is spliced into the stream ffmpeg
-        is reading: no restart, no gap, no discontinuity at each new track.
-        """
+        """Through an ffmpeg child process to AAC (see :class:`StreamFeed`): a new stream is a discontinuity."""
         if self.reactor is None:
             return
         if self.transcoder is None or self.transcoder.argv != ffmpeg_argv(input_format):
             if self.transcoder is not None:
                 self.transcoder.stop()
-            self.transcoder = AACTranscoder(self.reactor, self.transcoded,
-                                            lambda: self.splicer.begin(self.feeding.header_pages),
+            self.transcoder = AACTranscoder(self.reactor, self.transcoded, self.feed.headers,
                                             "%s HLS" % self.mount.path, ffmpeg_argv(input_format))
-            self._input = (-1, None)
-        ogg = input_format == "ogg"
-        if chunk.generation != self._input[0]:
-            same_source = self._input[1] is self.feeding.source
-            self._input = (chunk.generation, self.feeding.source)
-            if not (ogg and chunk.header and same_source and self.transcoder.running
-                    and self.splicer.chain(chunk.data)):
-                self._transcoded_generation = chunk.generation
-                self.transcoder.stop()
-                self.transcoder.start()
-            if chunk.header:
-                return  # sent to ffmpeg as it started, or spliced
-        self.transcoder.feed(self.splicer.audio(chunk.data) if ogg else chunk.data)
+            self.feed.forget()
+        if self.feed.feed(self.transcoder, chunk, input_format == "ogg"):
+            self._transcoded_generation = chunk.generation
 
     def transcoded(self, packet: Packet) -> None:
         """
@@ -287,7 +267,7 @@ class HlsOutput:
         """Now fed by ``mount`` (a fallback, or home again): a discontinuity, a new transcoder stream."""
         self.feeding = mount
         self._generation = self._transcoded_generation = -1
-        self._input = (-1, None)
+        self.feed.forget()
 
     def detach(self, reason: str) -> None:  # pragma: no cover - outputs are never detached
         """Outputs stay with their mount when no fallback is live."""

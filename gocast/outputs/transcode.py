@@ -1,20 +1,23 @@
 # -*- test-case-name: tests.test_transcode -*-
 """
-An ffmpeg child process that turns a mount's Ogg (Vorbis, Opus, FLAC)
-stream, or MP3 for low-latency HLS, into ADTS AAC, for HLS. It is started when a source's stream begins
-and stopped when it ends; if ffmpeg dies it is logged and restarted with
+ffmpeg child processes fed a mount's stream: the AAC transcoder that turns
+a mount's Ogg (Vorbis, Opus, FLAC) stream, or MP3 for low-latency HLS,
+into ADTS AAC for HLS, and the transcoding ladder's encoder
+(:mod:`gocast.outputs.ladder`). Each is started when a stream begins and
+stopped when it ends; if ffmpeg dies it is logged and restarted with
 backoff (1, 2, 4... up to 30 s).
 """
 
 from __future__ import annotations
 
 import shutil
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
 from ..media import ADTSFramer, Packet, sync_codec
+from ..media.oggchain import OggSplicer
 
 MAX_BACKOFF = 30.0
 
@@ -52,14 +55,20 @@ def ffmpeg_argv(input_format: str = "ogg", bitrate: int = 128000) -> List[str]:
 
 
 class _FFmpeg(ProcessProtocol):
-    def __init__(self, owner: "AACTranscoder"):
+    def __init__(self, owner: "FFmpegChild"):
         self.owner = owner
-        self.framer = ADTSFramer()
         self.errors = b""
 
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD == 2:
+            self.errReceived(data)
+            return
+        output = self.owner.outputs.get(childFD)
+        if output is not None and self.owner.process is self:
+            output(data)
+
     def outReceived(self, data: bytes) -> None:
-        for packet in self.framer.feed(data):
-            self.owner.output(packet)
+        self.childDataReceived(1, data)
 
     def errReceived(self, data: bytes) -> None:
         self.errors = (self.errors + data)[-2000:]
@@ -68,23 +77,30 @@ class _FFmpeg(ProcessProtocol):
         self.owner.ended(self, reason, self.errors.decode("utf-8", "replace").strip())
 
 
-class AACTranscoder:
+class FFmpegChild:
     """
-    Feeds Ogg (or MP3) bytes to ffmpeg, hands back whole AAC frames.
+    An ffmpeg reading a stream on its stdin and writing to one or more
+    pipes, restarted with backoff when it dies while wanted.
 
-    :param output: called with each :class:`Packet` of ADTS frames.
-    :param headers: the current Ogg codec headers, sent again after a restart.
+    :param outputs: what to do with the bytes ffmpeg writes, by file
+        descriptor (1 for ``pipe:1``, 3 for ``pipe:3``...).
+    :param headers: the bytes a new process must read first (the current
+        Ogg codec headers), sent again after a restart.
+    :param restarted: called after each restart that follows a death.
     """
 
     _log = Logger()
+    #: What the log calls this child.
+    role = "transcoder"
 
-    def __init__(self, reactor: Any, output: Callable[[Packet], None], headers: Callable[[], bytes],
-                 label: str, argv: Optional[List[str]] = None):
+    def __init__(self, reactor: Any, argv: List[str], outputs: Dict[int, Callable[[bytes], None]],
+                 headers: Callable[[], bytes], label: str, restarted: Callable[[], None] = lambda: None):
         self.reactor = reactor
-        self.output = output
+        self.argv = argv
+        self.outputs = outputs
         self.headers = headers
         self.label = label
-        self.argv = argv or ffmpeg_argv()
+        self.restarted = restarted
         self.process: Optional[_FFmpeg] = None
         self.wanted = False
         self.failures = 0
@@ -99,7 +115,9 @@ class AACTranscoder:
         self._restart = None
         executable = shutil.which(self.argv[0]) or self.argv[0]
         protocol = _FFmpeg(self)
-        self.reactor.spawnProcess(protocol, executable, self.argv, env=None)
+        fds: Dict[int, Any] = {0: "w", 2: "r"}
+        fds.update((fd, "r") for fd in self.outputs)
+        self.reactor.spawnProcess(protocol, executable, self.argv, env=None, childFDs=fds)
         self.process = protocol
         headers = self.headers()
         if headers:
@@ -109,6 +127,10 @@ class AACTranscoder:
     def running(self) -> bool:
         """An ffmpeg is up and reading (not stopped, not waiting to be restarted)."""
         return self.process is not None and self.process.transport is not None
+
+    @property
+    def pid(self) -> Optional[int]:
+        return getattr(self.process.transport, "pid", None) if self.process is not None else None
 
     def feed(self, data: bytes) -> None:
         if self.running:
@@ -131,6 +153,74 @@ class AACTranscoder:
             return
         self.failures += 1
         delay = min(2.0 ** (self.failures - 1), MAX_BACKOFF)
-        self._log.warn("{label}: the AAC transcoder (ffmpeg) died ({why}); restarting in {delay}s",
-                       label=self.label, why=errors or reason.getErrorMessage(), delay=delay)
-        self._restart = self.reactor.callLater(delay, self._spawn)
+        self._log.warn("{label}: the {role} (ffmpeg) died ({why}); restarting in {delay}s",
+                       label=self.label, role=self.role, why=errors or reason.getErrorMessage(), delay=delay)
+        self._restart = self.reactor.callLater(delay, self._respawn)
+
+    def _respawn(self) -> None:
+        self._spawn()
+        self.restarted()
+
+
+class AACTranscoder(FFmpegChild):
+    """
+    Feeds Ogg (or MP3) bytes to ffmpeg, hands back whole AAC frames.
+
+    :param output: called with each :class:`Packet` of ADTS frames.
+    """
+
+    role = "AAC transcoder"
+
+    def __init__(self, reactor: Any, output: Callable[[Packet], None], headers: Callable[[], bytes],
+                 label: str, argv: Optional[List[str]] = None):
+        framer = ADTSFramer()
+
+        def frames(data: bytes) -> None:
+            for packet in framer.feed(data):
+                output(packet)
+
+        super().__init__(reactor, argv or ffmpeg_argv(), {1: frames}, headers, label)
+
+
+class StreamFeed:
+    """
+    A mount's chunks into an :class:`FFmpegChild`. A new stream (a new
+    source, a fallback, a chain whose codec setup differs) restarts ffmpeg,
+    which reads the new codec headers first; a chained Ogg stream from the
+    same source (Liquidsoap and ices start one at every track) with the same
+    codec setup is spliced into the stream ffmpeg is reading: no restart,
+    no gap.
+
+    :param feeding: the mount whose chunks arrive now.
+    """
+
+    def __init__(self, feeding: Callable[[], Any]):
+        self.feeding = feeding
+        #: Joins a source's chained Ogg streams into the one ffmpeg is reading.
+        self.splicer = OggSplicer()
+        #: The last input stream sent to ffmpeg: its generation and source.
+        self._input: Tuple[int, Any] = (-1, None)
+
+    def headers(self) -> bytes:
+        """What a new ffmpeg reads first: the feeding mount's Ogg headers (nothing for MP3 and AAC)."""
+        return self.splicer.begin(self.feeding().header_pages)
+
+    def forget(self) -> None:
+        """The next chunk starts a new stream (the feeding mount changed)."""
+        self._input = (-1, None)
+
+    def feed(self, child: FFmpegChild, chunk: Any, ogg: bool) -> bool:
+        """Send ``chunk`` to ``child``; whether that (re)started it for a new stream."""
+        restarted = False
+        if chunk.generation != self._input[0]:
+            source = self.feeding().source
+            same_source = self._input[1] is source
+            self._input = (chunk.generation, source)
+            if not (ogg and chunk.header and same_source and child.running and self.splicer.chain(chunk.data)):
+                child.stop()
+                child.start()
+                restarted = True
+            if chunk.header:
+                return restarted  # sent to ffmpeg as it started, or spliced
+        child.feed(self.splicer.audio(chunk.data) if ogg else chunk.data)
+        return restarted
