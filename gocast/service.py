@@ -42,7 +42,7 @@ from .api.keys import USAGE_FLUSH, ApiKeys
 from .api.mounts import ApiMounts
 from .api.routes import ApiContext
 from .auth.gate import ListenerGate
-from .config import Config, LoadedConfig
+from .config import Config, LoadedConfig, with_transcoding_outputs
 from .core.events import EventBus
 from .core.registry import MountRegistry
 from .core.throttle import AuthFailures
@@ -60,6 +60,7 @@ from .observe.metrics import Metrics
 from .observe.webhooks import Webhooks, treq_post
 from .outbound import OutboundHttp
 from .outputs.hls import HlsOutputs
+from .outputs.ladder import Ladders
 from .outputs.recorder import Recorders
 from .outputs.recording_encoder import spawn_encoder
 from .outputs.uploader import Uploads
@@ -116,8 +117,12 @@ class GocastService(MultiService):
         self.api_keys = ApiKeys(self.state, reactor.seconds, self.auth_failures)
         self.api_keys.configure(config)
         self.api_mounts = ApiMounts(self.state, lambda: self.loaded.config, self._apply_mounts, time.time)
-        self.registry = MountRegistry(self.api_mounts.overlay(config), self.bus, FilePlayers(reactor),
+        self.ladders = Ladders(reactor)
+        self.registry = MountRegistry(self.mount_config(config), self.bus, FilePlayers(reactor),
                                       self.attach_outputs, later=lambda f: reactor.callLater(0, f))
+        self.ladders.registry = self.registry
+        for mount in list(self.registry.mounts.values()):
+            self.ladders.attach(mount)  # made before the registry was there to give them
         self.recorders.mounts = lambda: self.registry.mounts.values()
         self.gate = ListenerGate(self.bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater,
                                  run_in_thread or self._in_thread, self.auth_failures)
@@ -148,6 +153,7 @@ class GocastService(MultiService):
         self.metrics.node = lambda: self.cluster.node_name
         self.metrics.state.recorders = lambda: self.recorders.recorders.values()
         self.metrics.state.uploads = lambda: self.recorders.uploads
+        self.metrics.state.ladders = lambda: self.ladders.ladders.values()
         self.recorders.leads = lambda: not self.cluster.enabled or self.cluster.leads()  # schedules: one node
         self.log_output = log_output
         self.log_observer = SwitchableObserver(build_observer(config.logging, default_output=log_output,
@@ -160,7 +166,7 @@ class GocastService(MultiService):
         self.history.cluster = self.cluster
         api = ApiContext(self.registry, self.reloader, self.api_keys, self.api_mounts, reactor.seconds,
                          reactor.seconds(), lambda: self.draining, self.history, self.cluster, self.relays,
-                         recorders=self.recorders)
+                         recorders=self.recorders, ladders=self.ladders)
         self.hub = StatsHub(self.registry, self.bus, reactor, reactor.seconds, reactor.seconds())
         self.hub.cluster = self.cluster
         sessions = Sessions(reactor.seconds, lambda: self.config.admin.session_timeout, self.state)
@@ -271,7 +277,7 @@ class GocastService(MultiService):
         (a ValueError) before anything changed when a key or users file is
         unusable.
         """
-        mounts = self.api_mounts.overlay(config)
+        mounts = self.mount_config(config)
         self.gate.configure(mounts)
         self.registry.configure(mounts)
 
@@ -429,16 +435,22 @@ class GocastService(MultiService):
         if self.reactor.running:
             self.reactor.stop()
 
+    def mount_config(self, config: Config) -> Config:
+        """The mounts in force: the file's, the API's, and a mount for each transcoding output."""
+        return with_transcoding_outputs(self.api_mounts.overlay(config))
+
     def attach_outputs(self, mount: Any) -> None:
-        """A mount was made or reconfigured: its HLS output and its recorder follow its config."""
+        """A mount was made or reconfigured: its HLS output, recorder and transcoders follow its config."""
         self.hls.attach(mount)
         self.recorders.attach(mount)
+        self.ladders.attach(mount)
 
     def stopService(self) -> Any:
         if not self.draining:
             sd_notify("STOPPING=1")
         self.draining = self.health.draining = True
         self.recorders.close_all()  # every recording file closed and given its name
+        self.ladders.stop()
         if self._usage_flush.running:
             self._usage_flush.stop()
         self.history.stop()

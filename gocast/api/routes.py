@@ -88,6 +88,8 @@ class ApiContext:
     workers: Any = None
     #: The recorders (:class:`gocast.outputs.recorder.Recorders`).
     recorders: Any = None
+    #: The transcoding ladders (:class:`gocast.outputs.ladder.Ladders`).
+    ladders: Any = None
 
     @property
     def config(self) -> Config:
@@ -184,13 +186,19 @@ def source_data(mount: Mount, now: float) -> Optional[Dict[str, Any]]:
 
 def mount_data(ctx: ApiContext, mount: Mount) -> Dict[str, Any]:
     config = mount.config
+    parent = ctx.registry.transcoded.get(mount.path)
+    origin = ctx.mounts.origin(mount.path)
+    if parent is not None and origin == "dynamic":
+        origin = ctx.mounts.origin(parent)  # made from its parent's transcoding block
+    ladder = ctx.ladders.of(mount.path) if ctx.ladders is not None else None
     return {
-        "path": mount.path, "name": mount.path.lstrip("/"), "origin": ctx.mounts.origin(mount.path),
+        "path": mount.path, "name": mount.path.lstrip("/"), "origin": origin,
         "live": mount.source is not None, "content_type": mount.content_type if mount.source else None,
         "listeners": mount.listeners, "peak_listeners": mount.peak_listeners,
         "max_listeners": config.max_listeners, "title": mount.title or None, "artist": mount.artist or None,
         "bytes_sent": mount.total_bytes_sent, "public": config.public, "hidden": config.hidden,
         "hls": config.hls.enabled, "source": source_data(mount, ctx.now()),
+        "transcoded_from": parent, "transcoding": ladder.describe() if ladder is not None else [],
     }
 
 

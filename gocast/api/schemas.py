@@ -48,18 +48,29 @@ def nullable(kind: str) -> Dict[str, Any]:
 
 STRING = {"type": "string"}
 INTEGER = {"type": "integer"}
+BOOLEAN = {"type": "boolean"}
 
 SOURCE = obj({"content_type": STRING, "ip": nullable("string"), "user_agent": nullable("string"),
               "connected_at": nullable("string"), "connected_seconds": INTEGER, "bitrate": nullable("string"),
               "bytes_received": INTEGER, "name": nullable("string")},
              ["content_type", "connected_seconds"])
 
+TRANSCODE_OUTPUT = obj({"mount": STRING, "format": {"type": "string", "enum": ["mp3", "aac", "opus", "vorbis"]},
+                       "bitrate": INTEGER, "sample_rate": nullable("integer"), "channels": nullable("integer"),
+                       "on_demand": {"type": "boolean"},
+                       "running": dict(BOOLEAN, description="Its ffmpeg encodes now."),
+                       "live": dict(BOOLEAN, description="Its mount has audio.")},
+                      ["mount", "format", "bitrate", "running", "live"])
+
 MOUNT = obj({"path": STRING, "name": STRING, "origin": {"type": "string", "enum": ["config", "api", "dynamic"]},
              "live": {"type": "boolean"}, "content_type": nullable("string"), "listeners": INTEGER,
              "peak_listeners": INTEGER, "max_listeners": INTEGER, "title": nullable("string"),
              "artist": nullable("string"), "bytes_sent": INTEGER, "public": dict(nullable("boolean"), description="Unset: as the source says."),
              "hidden": {"type": "boolean"}, "hls": {"type": "boolean"},
-             "source": dict(SOURCE, nullable=True)},
+             "source": dict(SOURCE, nullable=True),
+             "transcoded_from": dict(nullable("string"), description="The mount this one is a transcoding "
+                                                                     "output of."),
+             "transcoding": array(TRANSCODE_OUTPUT)},
             ["path", "name", "origin", "live", "listeners"])
 
 LISTENER = obj({"id": STRING, "ip": STRING, "user_agent": nullable("string"), "connected_at": nullable("string"),

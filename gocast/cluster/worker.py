@@ -24,7 +24,7 @@ from twisted.logger import Logger
 
 from ..auth.base import AuthRequest, Decision
 from ..auth.gate import Admission
-from ..config import Config, default_config, load_config
+from ..config import Config, default_config, load_config, with_transcoding_outputs
 from ..config._kinds import normalise_mount
 from ..core.events import EventBus
 from ..core.registry import MountRegistry
@@ -164,8 +164,9 @@ class WorkerNode:
             self.channel.send({"type": "counts", "mounts": mounts, "last_id": self.last_id})
 
     def read_config(self) -> Config:
-        """The main process's config file (its embedded defaults when it has none)."""
-        return load_config(self.config_path).config if self.config_path else default_config()
+        """The main process's config file (its embedded defaults when it has none), with transcoding outputs' mounts."""
+        return with_transcoding_outputs(load_config(self.config_path).config if self.config_path
+                                        else default_config())
 
     def reconfigure(self) -> None:
         try:

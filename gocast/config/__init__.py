@@ -12,6 +12,7 @@ from ._load import (
     parse_config,
     render_issues,
 )
+from ._ladder import transcoding_outputs, with_transcoding_outputs
 from ._locate import ConfigChoice, find_config
 from ._mount import MountConfig
 from ._report import ConfigError, Issue
@@ -36,4 +37,6 @@ __all__ = [
     "load_config",
     "parse_config",
     "render_issues",
+    "transcoding_outputs",
+    "with_transcoding_outputs",
 ]

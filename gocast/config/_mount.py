@@ -228,24 +228,54 @@ class RecordingConfig:
 
 
 
+#: What a transcoding output may be encoded as.
+TRANSCODE_FORMATS = ("mp3", "aac", "opus", "vorbis")
+
+
 @attr.frozen
 class TranscodeOutput:
-    path: str = setting("", "Mount the transcoded stream is published on.", MountPath())
-    format: str = setting("mp3", "Output codec.", Str(AUDIO_FORMATS))
+    path: str = setting("", "Mount the transcoded stream is published on (a mount of its own: listeners, "
+                        "HLS, stats; configure it under mounts to set more).", MountPath())
+    format: str = setting("mp3", "Output codec: mp3, aac (ADTS), opus or vorbis (both in Ogg).",
+                          Str(TRANSCODE_FORMATS))
     bitrate: int = setting(128000, "Output bitrate.", Bitrate())
-    samplerate: int = setting(0, "Output sample rate in Hz; 0 keeps the source's.", Int(0, 192000))
-    channels: int = setting(0, "Output channels; 0 keeps the source's.", Int(0, 2))
+    sample_rate: int = setting(0, "Output sample rate in Hz; 0 keeps the source's (Opus is always 48000).",
+                               Int(0, 192000))
+    channels: int = setting(0, "Output channels (1 or 2); 0 keeps the source's.", Int(0, 2))
+    quality: Optional[int] = setting(None, "Encoder effort from 0 (fastest) to 10 (best) for mp3 and opus; "
+                                     "unset uses the encoder's default.", Int(0, 10))
+    on_demand: bool = setting(False, "Encode only while the output has listeners (its own ffmpeg, started "
+                              "by the first listener, stopped a while after the last).")
 
     def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
         if "path" not in raw:
             report.error(path, "path is required: the mount this output is published on", at="key")
+        if self.quality is not None and self.format not in ("mp3", "opus"):
+            report.error(path + ("quality",), "quality is the mp3 and opus encoders' effort; the %s encoder "
+                         "has none: remove it and set bitrate" % self.format, at="key")
 
 
 @attr.frozen
 class TranscodingConfig:
-    enabled: bool = setting(False, "Transcode this mount into the outputs below.")
+    enabled: bool = setting(False, "Transcode this mount into the outputs below (one ffmpeg decodes once and "
+                            "encodes them all).")
     outputs: Dict[str, TranscodeOutput] = setting(dict, "Named outputs, each published on its own mount.",
                                                   MapOf(Section(TranscodeOutput)))
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if self.enabled and not self.outputs:
+            report.error(path, "transcoding is enabled with no outputs: add outputs { NAME { path /live-64 "
+                         "format aac bitrate 64k } }", at="key")
+        seen: Dict[str, str] = {}
+        for name, output in self.outputs.items():
+            if output.path in seen:
+                report.error(path + ("outputs", name, "path"), "outputs %s and %s are both published on %s"
+                             % (seen[output.path], name, output.path))
+            seen[output.path] = name
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and bool(self.outputs)
 
 
 @attr.frozen
@@ -352,8 +382,8 @@ class MountConfig:
     dash: DashConfig = setting(DashConfig, "MPEG-DASH output.", implemented=False)
     auth: ListenerAuthConfig = setting(ListenerAuthConfig, "Listener authentication (docs/auth.md).")
     recording: RecordingConfig = setting(RecordingConfig, "Recording and archiving (docs/recording.md).")
-    transcoding: TranscodingConfig = setting(TranscodingConfig, "Extra outputs transcoded from this mount.",
-                                             implemented=False)
+    transcoding: TranscodingConfig = setting(TranscodingConfig, "Extra outputs transcoded from this mount "
+                                             "(docs/transcoding.md).")
     schedule: Dict[str, ScheduleEntry] = setting(
         dict, "Scheduled switching: a cron expression per entry.",
         MapOf(Section(ScheduleEntry), key=Cron()),

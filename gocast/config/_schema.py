@@ -63,6 +63,8 @@ EVENT_NAMES = (
     "recording.failed",
     "recording.uploaded",
     "recording.upload_failed",
+    "transcoder.started",
+    "transcoder.restarted",
 )
 
 #: What a webhook sends unless told: everything but the per-listener events.
@@ -468,6 +470,7 @@ class Config:
         self._check_mount_limits(report, names)
         self._check_fallbacks(report, names)
         self._check_relays(report)
+        self._check_transcoding(report, names)
         if self.ssl.enabled and self.ssl.port == self.server.port:
             report.error(("ssl", "port"), "ssl.port must differ from server.port (%d)" % self.server.port)
         if self.shoutcast.enabled and self.shoutcast.port == self.server.port:
@@ -499,6 +502,29 @@ class Config:
                 report.error(("relays", name), "relays %s and %s both feed %s" % (fed[mount], name, mount),
                              at="key")
             fed[mount] = name
+
+    def _check_transcoding(self, report: Reporter, names: Dict[Optional[str], str]) -> None:
+        """Each output mount is fed by one transcoder, and by nothing else."""
+        fed: Dict[str, str] = {}
+        relayed = {relay.local_mount for relay in self.relays.values() if relay.url}
+        for mount, cfg in sorted(self.mounts.items()):
+            if not cfg.transcoding.enabled:
+                continue
+            for name, output in cfg.transcoding.outputs.items():
+                where = ("mounts", names.get(mount, mount), "transcoding", "outputs", name, "path")
+                target = output.path
+                other = self.mounts.get(target)
+                if target == mount:
+                    report.error(where, "%s cannot be its own transcoding output" % mount)
+                elif target in fed and fed[target] != mount:
+                    report.error(where, "%s is already the transcoding output of %s" % (target, fed[target]))
+                elif other is not None and other.transcoding.enabled:
+                    report.error(where, "%s transcodes too: an output cannot have outputs of its own" % target)
+                elif target in relayed:
+                    report.error(where, "a relay feeds %s: publish this output on another mount" % target)
+                elif target == "/" or is_reserved(target, self.server.admin_root):
+                    report.error(where, "%s is one of GoCast's own URLs; choose another mount name" % target)
+                fed[target] = mount
 
     def _check_fallbacks(self, report: Reporter, names: Dict[Optional[str], str]) -> None:
         for mount, cfg in self.mounts.items():

@@ -112,6 +112,9 @@ class SourceInfo:
     disconnect: Callable[[], None] = lambda: None
     #: The upstream's URL (no password) when the source is a relay.
     relay: str = ""
+    #: Whether titles inside the stream (Ogg comments) are the mount's now-playing; not for a
+    #: transcoder's output, whose now-playing is copied from the mount it transcodes.
+    inband_metadata: bool = True
 
     def audio_info(self) -> Dict[str, str]:
         """``ice-audio-info: bitrate=128;samplerate=44100`` as a dict."""
@@ -260,7 +263,7 @@ class Mount:
                     or not packet.duration):
                 self._flush()
         metadata = self.framer.take_metadata()
-        if metadata:
+        if metadata and self.source is not None and self.source.inband_metadata:
             self.set_metadata(title=metadata.get("title", ""), artist=metadata.get("artist", ""))
 
     def stop_source(self) -> Optional[SourceInfo]:

@@ -10,14 +10,18 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import attr
 
-from ..config import Config, MountConfig
+from ..config import Config, MountConfig, transcoding_outputs
 from ..config._mount import FallbackConfig
 from .events import EventBus
-from .mount import Mount
+from .mount import Mount, MountInUse
 
 
 class MountNotAllowed(Exception):
     """The config restricts sources to its listed mounts."""
+
+
+class TranscodedMount(MountInUse):
+    """The mount is a transcoding output: its transcoder is its only source."""
 
 
 class MountRegistry:
@@ -59,6 +63,8 @@ class MountRegistry:
     def configure(self, config: Config) -> None:
         """Create or update the configured mounts (unknown ones stay until idle)."""
         self.config = config
+        #: The mount each transcoding output is made from, by the output's mount.
+        self.transcoded = {path: parent for path, (parent, _, _) in transcoding_outputs(config).items()}
         for path, mount_config in config.mounts.items():
             mount = self.mounts.get(path)
             if mount is None:
@@ -90,7 +96,11 @@ class MountRegistry:
         The mount a source on ``path`` streams to, created on demand.
 
         :raises MountNotAllowed: if ``server.restrict_mounts`` and ``path`` is not listed.
+        :raises TranscodedMount: ``path`` is a transcoding output.
         """
+        if path in self.transcoded:
+            raise TranscodedMount("%s is a transcoding output of %s: its transcoder is its source"
+                                  % (path, self.transcoded[path]))
         mount = self.mounts.get(path)
         if mount is not None and (self.is_configured(path) or not self.config.server.restrict_mounts):
             return mount

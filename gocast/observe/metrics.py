@@ -53,6 +53,8 @@ class StateCollector:
         #: The recorders (:class:`gocast.outputs.recorder.Recorder`) and their uploads, read at scrape time.
         self.recorders: Callable[[], Iterable[Any]] = lambda: ()
         self.uploads: Callable[[], Any] = lambda: None
+        #: The transcoding ladders (:class:`gocast.outputs.ladder.Ladder`), read at scrape time.
+        self.ladders: Callable[[], Iterable[Any]] = lambda: ()
 
     def collect(self) -> Iterator[Any]:
         now = self.now()
@@ -109,6 +111,7 @@ class StateCollector:
         yield from counters.values()
         yield from self.relay_metrics(shown)
         yield from self.recording_metrics()
+        yield from self.transcoder_metrics()
         by_country = GaugeMetricFamily("gocast_listeners_by_country", "Listeners now, by country (GeoIP).",
                                        labels=["country"])
         countries = audience_of(shown.values())["listeners_by_country"]
@@ -137,6 +140,22 @@ class StateCollector:
             for result, count in sorted(uploads.results.items()):
                 tries.add_metric([result], count)
             yield tries
+
+    def transcoder_metrics(self) -> Iterator[Any]:
+        restarts = CounterMetricFamily("gocast_transcoder_restarts", "Times a mount's transcoder (ffmpeg) died "
+                                       "and was started again.", labels=["mount"])
+        cpu = CounterMetricFamily("gocast_transcoder_cpu_seconds", "CPU time a mount's transcoders (ffmpeg) used, "
+                                  "from /proc.", labels=["mount"])
+        running = GaugeMetricFamily("gocast_transcoder_outputs_running", "A mount's transcoding outputs being "
+                                    "encoded now.", labels=["mount"])
+        for ladder in sorted(self.ladders(), key=lambda ladder: ladder.home):
+            labels = [ladder.home]
+            restarts.add_metric(labels, ladder.restarts)
+            cpu.add_metric(labels, ladder.cpu_seconds())
+            running.add_metric(labels, sum(1 for output in ladder.describe() if output["running"]))
+        yield restarts
+        yield cpu
+        yield running
 
     def relay_metrics(self, shown: Dict[str, Any]) -> Iterator[Any]:
         connected = GaugeMetricFamily("gocast_relay_connected", "1 while a relay's upstream feeds its mount.",

@@ -31,7 +31,7 @@ from ..config.files import append_to_setting_file, describe
 from ..core.credentials import source_credentials_ok
 from ..core.throttle import TOO_MANY, retry_after
 from ..core.mount import Mount, MountInUse, SourceInfo
-from ..core.registry import MountNotAllowed
+from ..core.registry import MountNotAllowed, TranscodedMount
 from ..media import normalise_content_type
 from ._http import BadRequest, ChunkedDecoder, RequestHead, basic_credentials, reply_version
 
@@ -115,6 +115,9 @@ class SourceSession:
             mount.start_source(self.source_info(content_type))
         except MountNotAllowed:
             door.reply(404, "mount %s is not in the configuration" % path, version)
+            return
+        except TranscodedMount as e:
+            door.reply(409, str(e), version)
             return
         except MountInUse:
             door.reply(409, "mount %s is in use by another source" % path, version)
