@@ -9,6 +9,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.config import ConfigError, parse_config, with_transcoding_outputs
+from gocast.dashboard.live import mount_figures
 from gocast.outputs.ladder import ON_DEMAND_LINGER, Ladders, encoder_args, ladder_argv
 
 from .media_builders import adts_frame, mp3_frame, opus_stream
@@ -171,6 +172,9 @@ class LadderTests(SynchronousTestCase):
                                                                                  "320"))
         self.assertIn(mp3_frame(320) * 20, body)
         self.assertIn("transcoder.started", self.h.event_names())
+        # The dashboard's row for the output says where it comes from.
+        figures = mount_figures(self.t.mount("/live-64"))
+        self.assertEqual((figures["transcoded_from"], figures["bitrate"]), ("/live", "64"))
 
     def test_now_playing_is_the_parents_on_every_output(self):
         source, _ = self.h.source()

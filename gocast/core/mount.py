@@ -112,6 +112,8 @@ class SourceInfo:
     disconnect: Callable[[], None] = lambda: None
     #: The upstream's URL (no password) when the source is a relay.
     relay: str = ""
+    #: The mount whose transcoding output this source is (its transcoder), else empty.
+    transcoded_from: str = ""
     #: Whether titles inside the stream (Ogg comments) are the mount's now-playing; not for a
     #: transcoder's output, whose now-playing is copied from the mount it transcodes.
     inband_metadata: bool = True

@@ -65,6 +65,8 @@ def mount_figures(mount: Any) -> Dict[str, Any]:
             "source_ip": source.peer if source is not None else None,
             "source_since": getattr(source, "connected_at", None) if source is not None else None,
             "relay": getattr(source, "relay", "") or None if source is not None else None,
+            "transcoded_from": getattr(source, "transcoded_from", "") or None if source is not None else None,
+            "bitrate": source.audio_info().get("bitrate") if source is not None else None,
             "listeners_by_country": audience(mount_locations(mount))["listeners_by_country"]}
 
 

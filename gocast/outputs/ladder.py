@@ -289,7 +289,8 @@ class Ladder:
             ";samplerate=%d" % output.sample_rate if output.sample_rate and output.format != "opus" else "") + (
             ";channels=%d" % output.channels if output.channels else "")
         info = SourceInfo(CONTENT_TYPES[output.format], "transcoder", "GoCast transcoder (ffmpeg)",
-                          self.reactor.seconds(), ice, disconnect=self.restart, inband_metadata=False)
+                          self.reactor.seconds(), ice, disconnect=self.restart, transcoded_from=self.home,
+                          inband_metadata=False)
         mount.start_source(info)
         self.sources[mount.path] = info
         self.copy_metadata(mount)

@@ -157,7 +157,11 @@
         element("td", {}, [element("span", {"class": "dot" + (m.live ? " on" : ""),
                                              title: m.live ? "live" : "no source"})].concat(
           m.relay ? [element("span", {"class": "relay", title: "relayed from " + m.relay,
-                                      text: "relay ← " + m.relay.replace(/^https?:\/\//, "")})] : [])),
+                                      text: "relay ← " + m.relay.replace(/^https?:\/\//, "")})] : []).concat(
+          m.transcoded_from ? [element("span", {"class": "relay", title: "transcoded from " + m.transcoded_from,
+                                                text: "transcoded ← " + m.transcoded_from + " · " +
+                                                      (m.content_type || "").replace(/^audio\//, "") +
+                                                      (m.bitrate ? " " + m.bitrate + "k" : "")})] : [])),
         element("td", {"class": "num listeners", text: m.listeners}),
         element("td", {"class": "now-playing", text: m.song || "–"}),
         element("td", {"class": "num", text: bits(m.send_bps)}),
