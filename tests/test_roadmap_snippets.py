@@ -51,6 +51,14 @@ class RoadmapSnippetTests(SynchronousTestCase):
              % (_HERE / "roadmap" / "02-mounts-dash.vibe")],
         )
 
+    def test_transcoding_is_built(self):
+        [path] = [p for p in _SNIPPETS if "transcoding" in p.read_text("utf-8")]
+        loaded = load_config(str(path))
+        self.assertEqual(loaded.warnings, ())
+        outputs = loaded.config.mounts["/live"].transcoding.outputs
+        self.assertEqual(sorted((o.path, o.format, o.bitrate) for o in outputs.values()),
+                         [("/live-128", "mp3", 128000), ("/live-320", "mp3", 320000), ("/live-64", "aac", 64000)])
+
     def test_snippets_match_roadmap(self):
         require(_ROADMAP)
         blocks = re.findall(r"```vibe\n(.*?)```", _ROADMAP.read_text("utf-8"), re.S)

@@ -10,6 +10,7 @@ source leaves.
 import os
 import re
 import signal
+from pathlib import Path
 
 import treq
 from twisted.internet import reactor
@@ -142,6 +143,14 @@ class TranscodingTests(TestCase):
                              what="the fallback's audio on %s" % mount)
             self.assertFalse(client.closed.called)
         await self.decodes("/live-64")
+
+    async def test_the_roadmaps_snippet_as_written(self):
+        snippet = Path(__file__).resolve().parent.parent / "roadmap" / "14-mounts-transcoding.vibe"
+        self.server, self.base = await start_server(self, reactor, snippet.read_text())
+        self.source("aac")
+        for mount in ("/live-320", "/live-128", "/live-64"):
+            await wait_for_source(reactor, self.base, mount, self.server, timeout=30)
+            await self.decodes(mount)
 
     async def test_aac_source_ladder(self):
         await self.ladder("aac")
