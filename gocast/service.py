@@ -121,6 +121,7 @@ class GocastService(MultiService):
         self.registry = MountRegistry(self.mount_config(config), self.bus, FilePlayers(reactor),
                                       self.attach_outputs, later=lambda f: reactor.callLater(0, f))
         self.ladders.registry = self.registry
+        self.hls.variants = lambda: self.registry.variants
         for mount in list(self.registry.mounts.values()):
             self.ladders.attach(mount)  # made before the registry was there to give them
         self.recorders.mounts = lambda: self.registry.mounts.values()

@@ -12,13 +12,14 @@ from ._load import (
     parse_config,
     render_issues,
 )
-from ._ladder import transcoding_outputs, with_transcoding_outputs
+from ._ladder import all_variants, hls_variants, transcoding_outputs, with_transcoding_outputs
 from ._locate import ConfigChoice, find_config
 from ._mount import MountConfig
 from ._report import ConfigError, Issue
 from ._schema import DEFAULT_PASSWORD, EVENT_NAMES, PERMISSIONS, Config, LimitsConfig, is_reserved
 
 __all__ = [
+    "all_variants",
     "Config",
     "ConfigChoice",
     "ConfigError",
@@ -33,6 +34,7 @@ __all__ = [
     "dump_config",
     "find_config",
     "format_for",
+    "hls_variants",
     "is_reserved",
     "load_config",
     "parse_config",

@@ -46,6 +46,29 @@ def output_mount(parent: MountConfig, output: TranscodeOutput, own: Optional[Mou
                        hls=attr.evolve(parent.hls, path=""), dash=attr.evolve(parent.dash, path=""))
 
 
+def hls_variants(config: Config, path: str) -> Tuple[str, ...]:
+    """
+    The variants of ``path``'s master playlist: its ``hls.variants``, else
+    its transcoding outputs that serve HLS, highest bitrate first (``config``
+    with the outputs' mounts, see :func:`with_transcoding_outputs`).
+    """
+    mount = config.mounts.get(path)
+    if mount is None or not mount.hls.enabled:
+        return ()
+    if mount.hls.variants:
+        return mount.hls.variants
+    if not mount.transcoding.active:
+        return ()
+    outputs = sorted(mount.transcoding.outputs.values(), key=lambda output: -output.bitrate)
+    return tuple(output.path for output in outputs
+                 if output.path in config.mounts and config.mounts[output.path].hls.enabled)
+
+
+def all_variants(config: Config) -> frozenset:
+    """Every mount some master playlist lists."""
+    return frozenset(variant for path in config.mounts for variant in hls_variants(config, path))
+
+
 def with_transcoding_outputs(config: Config) -> Config:
     """``config`` with a mount for every transcoding output (the file's own settings kept, see above)."""
     outputs = transcoding_outputs(config)

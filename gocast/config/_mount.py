@@ -46,8 +46,14 @@ class HlsConfig:
                                    Duration(minimum=0.1))
     path: str = setting("", "Another URL prefix for the playlist and segments (outside /hls/); "
                         "/hls/<mount> always works.")
+    variants: Tuple[str, ...] = setting((), "Mounts listed in this mount's master playlist (master.m3u8) for "
+                                        "adaptive bitrate; empty: its transcoding outputs, if any.",
+                                        ListOf(MountPath()))
 
     def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if self.variants and not self.enabled:
+            report.error(path + ("variants",), "variants makes a master playlist: set enabled true too",
+                         at="key")
         if self.low_latency and (self.part_duration > 2.0 or self.part_duration * 2 > self.segment_duration):
             where = path + ("part_duration",) if "part_duration" in raw else path
             report.error(where, "part_duration must be at most 2s and at most half of segment_duration (%gs)"

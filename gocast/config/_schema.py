@@ -525,6 +525,11 @@ class Config:
                 elif target == "/" or is_reserved(target, self.server.admin_root):
                     report.error(where, "%s is one of GoCast's own URLs; choose another mount name" % target)
                 fed[target] = mount
+        for mount, cfg in sorted(self.mounts.items()):
+            for variant in cfg.hls.variants:
+                if variant not in self.mounts and variant not in fed:
+                    report.error(("mounts", names.get(mount, mount), "hls", "variants"),
+                                 "%s is not a mount of this config (nor a transcoding output)" % variant)
 
     def _check_fallbacks(self, report: Reporter, names: Dict[Optional[str], str]) -> None:
         for mount, cfg in self.mounts.items():

@@ -73,6 +73,7 @@ class Chunk:
     :ivar seq: position in the mount's stream, counting chunks.
     :ivar generation: which set of codec headers the chunk belongs to.
     :ivar header: the chunk is the codec header pages themselves (Ogg).
+    :ivar at: stream time of its first sample: seconds of audio the source sent before it.
     """
 
     seq: int
@@ -80,6 +81,7 @@ class Chunk:
     duration: float
     generation: int
     header: bool = False
+    at: float = 0.0
 
 
 class ISubscriber(Interface):
@@ -189,6 +191,8 @@ class Mount:
         self.bytes_received = 0
         self.bytes_sent = 0
         self.slow_listeners = 0
+        #: Seconds of audio the current source sent (the stream time of the next chunk).
+        self.stream_seconds = 0.0
 
     # Configuration
 
@@ -227,6 +231,7 @@ class Mount:
             raise MountInUse(self.path)
         self.source = info
         self.framer = framer_for(info.content_type)
+        self.stream_seconds = 0.0
         self.header_pages = b""
         self.generation += 1
         self._pending = []
@@ -290,7 +295,8 @@ class Mount:
         self._publish(data, seconds)
 
     def _publish(self, data: bytes, seconds: float, header: bool = False) -> None:
-        chunk = Chunk(self.next_seq, data, seconds, self.generation, header)
+        chunk = Chunk(self.next_seq, data, seconds, self.generation, header, self.stream_seconds)
+        self.stream_seconds += seconds
         self.next_seq += 1
         ring = self.ring
         ring.append(chunk)

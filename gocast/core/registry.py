@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 import attr
 
-from ..config import Config, MountConfig, transcoding_outputs
+from ..config import Config, MountConfig, all_variants, transcoding_outputs
 from ..config._mount import FallbackConfig
 from .events import EventBus
 from .mount import Mount, MountInUse
@@ -65,6 +65,8 @@ class MountRegistry:
         self.config = config
         #: The mount each transcoding output is made from, by the output's mount.
         self.transcoded = {path: parent for path, (parent, _, _) in transcoding_outputs(config).items()}
+        #: The mounts master playlists list: their HLS segments line up.
+        self.variants = all_variants(config)
         for path, mount_config in config.mounts.items():
             mount = self.mounts.get(path)
             if mount is None:

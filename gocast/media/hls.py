@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from datetime import datetime, timezone
-from typing import Any, Deque, List, Optional, Tuple
+from typing import Any, Deque, Iterator, List, Optional, Tuple
 
 import attr
 
-from .mpegts import TSMuxer, id3_tag
+from ._sync import adts_header, mp3_header
+from .mpegts import PTS_WRAP, TSMuxer, id3_tag
 
 #: Older segments kept beyond the playlist window.
 KEEP_EXTRA = 3
@@ -60,13 +61,37 @@ class RenderedPlaylist:
         return self._rendered[1]
 
 
+def whole_frames(codec: str, data: bytes) -> Iterator[Tuple[bytes, float]]:
+    """Each MP3 or ADTS frame of a chunk of whole frames, as it is (header included), and its duration."""
+    parse = adts_header if codec == "aac" else mp3_header
+    pos, need = 0, 7 if codec == "aac" else 4
+    while pos + need <= len(data):
+        header = parse(data, pos)
+        if header is None:
+            return
+        length, samples, rate, _ = header
+        yield data[pos:pos + length], samples / rate
+        pos += length
+
+
 class Segmenter(RenderedPlaylist):
-    """Cuts MPEG-TS segments for standard HLS."""
+    """
+    Cuts MPEG-TS segments for standard HLS.
+
+    Unanchored, a segment closes once it holds ``segment_duration`` of
+    audio, on a chunk boundary. Anchored (``anchor``: the wall-clock time
+    of the stream's first sample), segment N holds the frames whose
+    stream time, counted from the anchor, lies in ``[N*d, (N+1)*d)``, cut
+    between frames, and timestamps count from the anchor too: the variants
+    of an adaptive-bitrate stream that share an anchor (the outputs of one
+    transcoder) get the same boundaries, sequence numbers and timestamps,
+    so players switch between them on any boundary.
+    """
 
     low_latency = False
 
     def __init__(self, codec: str, segment_duration: float = 6.0, playlist_length: int = 3,
-                 first_sequence: int = 0):
+                 first_sequence: int = 0, anchor: Optional[float] = None):
         self.codec = codec
         self.muxer = TSMuxer(codec)
         self.segment_duration = segment_duration
@@ -81,10 +106,42 @@ class Segmenter(RenderedPlaylist):
         self._started_at = 0.0
         self._discontinuity_next = False
         self._id3 = b""
+        #: The anchor, and the stream time since it of the next frame (kept apart: added to the
+        #: anchor's large number, frame after frame, rounding would drift by milliseconds an hour).
+        self.anchor = anchor
+        self.elapsed = 0.0
+        if anchor is not None:
+            self.next_sequence = max(first_sequence, int(anchor // segment_duration))
 
     def add(self, data: bytes, duration: float, now: float) -> Optional[Segment]:
         """Add a chunk that ends ``now``; return the segment it completed, if any."""
-        return self._add(data, duration, now)
+        if self.anchor is None:
+            return self._add(data, duration, now)
+        done = None
+        arrived = now - duration
+        piece: List[bytes] = []  # frames of this chunk in the current segment: one PES, as unanchored
+        start = self.elapsed
+        for frame, seconds in whole_frames(self.codec, data):
+            boundary = (self.next_sequence + 1) * self.segment_duration - self.anchor
+            if self.elapsed + seconds / 2 >= boundary and (self._chunks or piece):
+                self._add_piece(piece, start)
+                piece, start = [], self.elapsed
+                done = self.close()
+            if not self._chunks and not piece:
+                self._started_at = arrived
+            piece.append(frame)
+            arrived += seconds
+            self.elapsed += seconds
+        self._add_piece(piece, start)
+        return done
+
+    def _add_piece(self, frames: List[bytes], start: float) -> None:
+        """Frames from stream time ``start`` to :attr:`elapsed`; stamped from it, so never drifting."""
+        if frames:
+            assert self.anchor is not None
+            self._chunks.append(b"".join(frames))
+            self._stamps.append(int(round(self.anchor * 90000 + start * 90000)) % PTS_WRAP)
+            self._duration += self.elapsed - start
 
     def set_title(self, title: str, artist: str = "") -> None:
         """Now playing, written as timed ID3 at the start of each segment."""
@@ -181,3 +238,44 @@ class Segmenter(RenderedPlaylist):
 def program_date_time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z")
+
+
+#: RFC 6381 codec names of the audio a variant's segments hold.
+CODECS = {"aac": "mp4a.40.2", "mp3": "mp4a.40.34"}
+#: What MPEG-TS adds to the audio (packet headers, PES headers, tables), for a variant with no segment yet.
+TS_OVERHEAD = 1.1
+
+
+@attr.s(slots=True, frozen=True, auto_attribs=True)
+class Variant:
+    """One ``EXT-X-STREAM-INF`` of a master playlist."""
+
+    uri: str
+    bandwidth: int
+    average_bandwidth: int
+    codec: str
+
+
+def measured_bandwidth(segments: List[Any], bitrate: int) -> Tuple[int, int]:
+    """
+    ``(BANDWIDTH, AVERAGE-BANDWIDTH)`` in bit/s: the peak and the mean of
+    the segments' bitrates, or ``bitrate`` with the container's overhead
+    before any segment is cut.
+    """
+    rates = [len(s.data) * 8 / s.duration for s in segments if s.duration > 0]
+    if not rates:
+        estimate = int(bitrate * TS_OVERHEAD)
+        return estimate, estimate
+    total = sum(s.duration for s in segments if s.duration > 0)
+    average = sum(len(s.data) * 8 for s in segments if s.duration > 0) / total
+    return int(math.ceil(max(rates))), int(math.ceil(average))
+
+
+def master_playlist(variants: List[Variant]) -> str:
+    """A master playlist of audio-only variants (RFC 8216, 4.3.4.2)."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    for variant in variants:
+        lines.append('#EXT-X-STREAM-INF:BANDWIDTH=%d,AVERAGE-BANDWIDTH=%d,CODECS="%s"'
+                     % (variant.bandwidth, variant.average_bandwidth, CODECS.get(variant.codec, variant.codec)))
+        lines.append(variant.uri)
+    return "\n".join(lines) + "\n"

@@ -58,8 +58,11 @@ class HlsOutput:
     #: HLS players numbered across outputs (``hls-N``), for events and logs.
     _ids = 0
 
-    def __init__(self, mount: Mount, now: Callable[[], float], reactor: Any = None, clock: Any = None):
+    def __init__(self, mount: Mount, now: Callable[[], float], reactor: Any = None, clock: Any = None,
+                 variants: Callable[[], Any] = frozenset):
+        """:param variants: the mounts that are variants of an adaptive stream (their segments line up)."""
         self.mount = mount
+        self.variants = variants
         #: The mount whose audio arrives: ``mount``, or a fallback of it.
         self.feeding = mount
         self.now = now
@@ -165,12 +168,25 @@ class HlsOutput:
             if self.transcoder is not None:  # no longer needed: low_latency off, or back from Ogg
                 self.transcoder.stop()
                 self.transcoder = None
-            self.segment(codec, chunk.data, chunk.duration, chunk.generation)
+            self.segment(codec, chunk.data, chunk.duration, chunk.generation, self.anchor(chunk))
 
-    def segment(self, codec: str, data: bytes, duration: float, generation: int) -> None:
+    def anchor(self, chunk: Chunk) -> Optional[float]:
+        """
+        Where an aligned variant's stream time starts (see :class:`Segmenter`):
+        its source's start plus the stream time of ``chunk``; outputs of one
+        transcoder share their source's start, so their segments line up.
+        ``None`` for a mount that is no variant of an adaptive stream.
+        """
+        source = self.feeding.source
+        if source is None or not (source.transcoded_from or self.mount.path in self.variants()):
+            return None
+        return source.connected_at + chunk.at
+
+    def segment(self, codec: str, data: bytes, duration: float, generation: int,
+                anchor: Optional[float] = None) -> None:
         segmenter = self.segmenter
         if segmenter is None or _settings(segmenter)[1:] != _wanted(self.mount):
-            self.segmenter = self._new_segmenter(codec)
+            self.segmenter = self._new_segmenter(codec, anchor)
         elif segmenter.codec != codec:
             if isinstance(segmenter, Segmenter):
                 # A fallback in another codec (MP3 to AAC): a discontinuity in the same playlist.
@@ -184,20 +200,21 @@ class HlsOutput:
         self.segmenter.add(data, duration, self.now())
         self._wake()
 
-    def _new_segmenter(self, codec: str) -> AnySegmenter:
+    def _new_segmenter(self, codec: str, anchor: Optional[float] = None) -> AnySegmenter:
         """
         A segmenter for the current settings. Sequence numbers start from
         the clock (and never go back), so segment URLs are not reused after
-        a restart and a CDN may cache them for good.
+        a restart and a CDN may cache them for good; an aligned variant's
+        (``anchor``) count from its stream's start on the same clock.
         """
         config = self.mount.config.hls
-        first = int(self.now() // config.segment_duration)
+        first = int((self.now() if anchor is None else anchor) // config.segment_duration)
         if self.segmenter is not None:
             first = max(first, self.segmenter.next_sequence + 1)
         if config.low_latency:
             return PartSegmenter(codec, config.segment_duration, config.part_duration, config.playlist_length,
                                  first)
-        return Segmenter(codec, config.segment_duration, config.playlist_length, first)
+        return Segmenter(codec, config.segment_duration, config.playlist_length, first, anchor)
 
     def wait(self, ready: Callable[[], bool], timeout: float) -> Optional[Deferred]:
         """
@@ -319,11 +336,14 @@ class HlsOutputs:
         self.reactor = reactor
         self.clock = clock
         self.outputs: Dict[str, HlsOutput] = {}
+        #: The mounts some master playlist lists as variants.
+        self.variants: Callable[[], Any] = frozenset
 
     def attach(self, mount: Mount) -> None:
         output = self.outputs.get(mount.path)
         if mount.config.hls.enabled and output is None:
-            output = self.outputs[mount.path] = HlsOutput(mount, self.now, self.reactor, self.clock)
+            output = self.outputs[mount.path] = HlsOutput(mount, self.now, self.reactor, self.clock,
+                                                          lambda: self.variants())
             mount.add_subscriber(output)
             mount.session_listeners = output.session_count
             mount.session_locations = output.session_locations

@@ -110,6 +110,9 @@ class Encoder:
         #: CPU seconds of processes that ended, and the last reading of the current one.
         self._cpu_done = 0.0
         self._cpu_now: Tuple[Optional[int], float] = (None, 0.0)
+        #: When ffmpeg started on the current stream: the outputs' stream time counts from there, the
+        #: same for all, so the HLS segments of the outputs line up (adaptive bitrate).
+        self.started = 0.0
         #: Whether ffmpeg should run: always, or for an on-demand output, while listened to.
         self.active = not on_demand
         #: Listeners waiting for an on-demand output to start, and the next check for listeners.
@@ -135,6 +138,7 @@ class Encoder:
                 self.feed.headers, "%s transcoding" % self.ladder.home, self._restarted)
             self.feed.forget()
         if self.feed.feed(self.child, chunk, ogg):  # a new stream: ffmpeg (re)started
+            self.started = self.ladder.reactor.seconds()
             self.ladder.bus.publish("transcoder.started", self.ladder.home, outputs=self.paths,
                                     input=feeding.path)
 
@@ -274,12 +278,12 @@ class Ladder:
         if mount is None:
             return
         if mount.source is None:
-            self.start_output(mount, output)
+            self.start_output(mount, output, encoder.started)
             if encoder.on_demand:
                 encoder.answer_waiting(mount)
         mount.feed(data)
 
-    def start_output(self, mount: Mount, output: TranscodeOutput) -> None:
+    def start_output(self, mount: Mount, output: TranscodeOutput, started: float) -> None:
         source = self.feeding.source
         ice = {name: value for name, value in (source.ice if source is not None else {}).items()
                if name in ("ice-name", "ice-description", "ice-genre", "ice-url", "ice-public", "icy-name",
@@ -288,8 +292,7 @@ class Ladder:
         ice["ice-audio-info"] = "bitrate=%d" % (output.bitrate // 1000) + (
             ";samplerate=%d" % output.sample_rate if output.sample_rate and output.format != "opus" else "") + (
             ";channels=%d" % output.channels if output.channels else "")
-        info = SourceInfo(CONTENT_TYPES[output.format], "transcoder", "GoCast transcoder (ffmpeg)",
-                          self.reactor.seconds(), ice, disconnect=self.restart, transcoded_from=self.home,
+        info = SourceInfo(CONTENT_TYPES[output.format], "transcoder", "GoCast transcoder (ffmpeg)", started, ice, disconnect=self.restart, transcoded_from=self.home,
                           inband_metadata=False)
         mount.start_source(info)
         self.sources[mount.path] = info

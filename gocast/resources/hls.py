@@ -31,6 +31,9 @@ from ..auth.base import AuthRequest
 from ..auth.gate import Admission, ListenerGate
 from ..core.registry import MountRegistry
 from ..core.throttle import address_key
+from ..config import hls_variants
+from ..media import sync_codec
+from ..media.hls import Variant, master_playlist, measured_bandwidth
 from ..media.llhls import PartSegmenter
 from ..observe.geo import NOWHERE, GeoLocator
 from ..outputs.hls import AnySegmenter, HlsOutput, HlsOutputs
@@ -90,7 +93,7 @@ class HlsResource(Resource):
         return self.serve(request, "/" + "/".join(parts[:-1]), parts[-1])
 
     def serve(self, request: Request, mount: str, name: str) -> Union[bytes, int]:
-        if name == "playlist.m3u8":
+        if name in ("playlist.m3u8", MASTER):
             # Routed to a nearer node: the player fetches the playlist there, and the
             # segments it lists, relative, from there too.
             routed = self.registry.route_listener(mount, host_of(request.getClientAddress()),
@@ -136,6 +139,8 @@ class HlsResource(Resource):
         request.finish()
 
     def serve_allowed(self, request: Request, mount: str, name: str) -> Union[bytes, int]:
+        if name == MASTER:
+            return self.master(request, mount)
         output = self.outputs.output(mount)
         live = self.registry.get(mount)
         if name == "playlist.m3u8" and (live is None or live.source is None):
@@ -168,6 +173,40 @@ class HlsResource(Resource):
         # The preload hint: answer as soon as that part is cut.
         return self.block(request, output, lambda: segmenter.lookup(name) is not None,
                           lambda: send(*segmenter.lookup(name)))  # type: ignore[misc]
+
+    def master(self, request: Request, mount: str) -> bytes:
+        """
+        The master playlist of ``mount``'s variants that have audio now, each
+        with its measured bitrate and codec; its URIs are relative (a
+        reverse proxy's prefix stays) and carry the token and session.
+        """
+        config = self.registry.config
+        depth = request.uri.split(b"?", 1)[0].count(b"/") - 1  # folders between the root and the master
+        listed = []
+        for path in hls_variants(config, mount):
+            output = self.outputs.output(path)
+            variant = self.registry.get(path)
+            if output is None or variant is None or not output.live:
+                continue
+            segmenter = output.segmenter
+            if segmenter is not None:
+                codec, segments = segmenter.codec, segmenter.live()
+            else:  # no segment yet: Ogg and low-latency streams are made AAC
+                codec = sync_codec(output.feeding.content_type) or "aac"
+                codec, segments = "aac" if variant.config.hls.low_latency else codec, []
+            announced = variant.source.audio_info().get("bitrate", "") if variant.source else ""
+            bitrate = variant.config.bitrate or (int(announced) * 1000 if announced.isdigit() else 128000)
+            peak, average = measured_bandwidth(segments, bitrate)
+            uri = "../" * depth + "hls/%s/playlist.m3u8" % quote(path.lstrip("/"), safe="/")
+            listed.append(Variant(uri, peak, average, codec))
+        if not listed:
+            return self.refuse(request, 404, "no variant of %s is live" % mount)
+        request.setHeader(b"content-type", b"application/vnd.apple.mpegurl")
+        request.setHeader(b"cache-control", b"%s, max-age=2" % (
+            b"private" if getattr(request, "private_cache", False) else b"public"))
+        text = master_playlist(listed)
+        query = _forwarded_query(request)
+        return (with_query(text, query) if query else text).encode("ascii")
 
     def listening(self, request: Request, output: HlsOutput) -> Optional[bytes]:
         """
@@ -245,10 +284,7 @@ class HlsResource(Resource):
         request.setHeader(b"content-type", b"application/vnd.apple.mpegurl")
         request.setHeader(b"cache-control", b"max-age=%d" % int(half))
         text = segmenter.playlist()
-        # The token and the session go on to every segment, so they are let in and counted.
-        query = "&".join("%s=%s" % (name.decode("ascii"), quote(value, safe=""))
-                         for name, value in ((b"token", request_arg(request, b"token")),
-                                             (b"session", request_arg(request, b"session"))) if value)
+        query = _forwarded_query(request)
         if query:
             text = with_query(text, query)
         if getattr(request, "private_cache", False):
@@ -291,6 +327,15 @@ class HlsResource(Resource):
 
 
 _URI_ATTRIBUTE = re.compile(r'URI="([^"?]*)"')
+#: The master playlist's name, beside each mount's playlist.m3u8.
+MASTER = "master.m3u8"
+
+
+def _forwarded_query(request: Request) -> str:
+    """The token and the session, to go on to every URI a playlist lists, so they are let in and counted."""
+    return "&".join("%s=%s" % (name.decode("ascii"), quote(value, safe=""))
+                    for name, value in ((b"token", request_arg(request, b"token")),
+                                        (b"session", request_arg(request, b"session"))) if value)
 
 
 def with_query(playlist: str, query: str) -> str:
