@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import jwt
 import treq
-from twisted.internet import reactor, threads
+from twisted.internet import reactor, task, threads
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 from twisted.web.static import File
@@ -117,3 +117,86 @@ class BrowserTests(TestCase):
     async def test_low_latency_mp3(self):
         report = await self.play(MP3, low_latency=True)
         self.assertLess(steady_latency(report), 3.0, report)
+
+
+#: Seconds of a segment of the adaptive-bitrate test: its longest stall allowed.
+ABR_SEGMENT = 4
+#: A ladder for adaptive bitrate, in 4 s segments. One codec: hls.js switches
+#: between the levels of the codec it started on, not from MP3 to AAC.
+LADDER = """mounts { live {
+    hls { enabled true segment_duration %d }
+    transcoding { enabled true outputs {
+        high { path /live-256 format aac bitrate 256k }
+        medium { path /live-128 format aac bitrate 128k }
+        low { path /live-48 format aac bitrate 48k }
+    } }
+} }""" % ABR_SEGMENT
+#: The throttled link: room for the 128k variant, not for the 256k one.
+THROTTLED_BYTES_PER_SECOND = 200 * 1000 // 8
+
+
+def watch_switching(driver, page, before=8.0, after=24.0):
+    """
+    Play the master playlist at full speed for ``before`` seconds, then on a
+    throttled link for ``after``; returns what was seen at each step.
+    """
+    driver.get(page)
+    read = ("return {time: document.getElementById('player').currentTime, level: window.hls.currentLevel,"
+            " stalled: window.stalledNow(), report: window.report}")
+    deadline = time.monotonic() + 30
+    state = driver.execute_script(read)
+    while state["time"] <= 0 and not state["report"]["fatal"] and time.monotonic() < deadline:
+        time.sleep(0.25)
+        state = driver.execute_script(read)
+    time.sleep(before)
+    fast = driver.execute_script(read)
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 20, "downloadThroughput": THROTTLED_BYTES_PER_SECOND,
+        "uploadThroughput": THROTTLED_BYTES_PER_SECOND})
+    longest_stall, end = 0.0, time.monotonic() + after
+    while time.monotonic() < end:
+        time.sleep(0.25)
+        longest_stall = max(longest_stall, driver.execute_script("return window.stalledNow()"))
+    slow = driver.execute_script(read)
+    return state, fast, slow, longest_stall
+
+
+class AdaptiveBitrateTests(TestCase):
+    timeout = 180
+
+    async def test_hls_js_starts_on_the_master_playlist_and_switches_down_when_throttled(self):
+        server, base = await start_server(self, reactor, LADDER)
+        # Noise: an encoder spends its whole bitrate on it (a pure tone needs less than 256k).
+        spawn_tool(self, reactor, ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+                                   "anoisesrc=amplitude=0.3"] + AAC + ["icecast://source:hackme@%s/live" % base[7:]])
+        for mount in ("/live-256", "/live-128", "/live-48"):
+            await wait_for_source(reactor, base, mount, server, timeout=30)
+
+        async def segments():
+            response = await treq.get(base + "/hls/live-256/playlist.m3u8", reactor=reactor, persistent=False)
+            return (await response.text()).count("#EXTINF")
+
+        # A full playlist first, as a listener arriving on a running station finds it.
+        deadline = reactor.seconds() + 60
+        while await segments() < 3:
+            self.assertLess(reactor.seconds(), deadline, "the playlist never held three segments")
+            await task.deferLater(reactor, 0.5, lambda: None)
+        pages = reactor.listenTCP(0, Site(File(str(PAGE_FOLDER))), interface="127.0.0.1")
+        self.addCleanup(pages.stopListening)
+        driver = await threads.deferToThread(open_chromium)
+        self.addCleanup(lambda: threads.deferToThread(driver.quit))
+        page = "http://127.0.0.1:%d/abr.html?src=%s" % (pages.getHost().port,
+                                                         quote(base + "/hls/live/master.m3u8", safe=""))
+        started, fast, slow, longest_stall = await threads.deferToThread(watch_switching, driver, page)
+        report = slow["report"]
+        self.assertIsNone(report["fatal"], report)
+        self.assertGreater(started["time"], 0, report)
+        bitrates = [level["bitrate"] for level in report["levels"]]
+        self.assertEqual(len(bitrates), 3, report)
+        top = bitrates.index(max(bitrates))
+        self.assertEqual(fast["level"], top, (fast, report))  # a fast link plays the best
+        # Switched down to a level the throttled link carries.
+        self.assertLess(bitrates[slow["level"]], THROTTLED_BYTES_PER_SECOND * 8, (slow, report))
+        self.assertGreater(slow["time"] - fast["time"], 12.0, (fast, slow))  # it played on
+        self.assertLessEqual(max(report["stalls"] + [longest_stall]), ABR_SEGMENT, report)  # at most a segment
