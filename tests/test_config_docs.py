@@ -86,3 +86,16 @@ class RecordingGuideTests(SynchronousTestCase):
                          (True, "hourly", "Europe/Paris"))
         kept = retention.config.mounts["/live"].recording
         self.assertEqual((kept.max_age, kept.max_size), (30 * 86400, 50 * 1024 ** 3))
+
+
+class TranscodingGuideTests(SynchronousTestCase):
+    """docs/transcoding.md's and docs/hls.md's configs are accepted as written, without warnings."""
+
+    def test_snippets_parse(self):
+        for name, count in (("transcoding.md", 1), ("hls.md", 1)):
+            blocks = re.findall(r"```vibe\n(.*?)```", (_DOC.parent / name).read_text(), re.S)
+            self.assertEqual(len(blocks), count, name)
+            for block in blocks:
+                loaded = parse_config(block)
+                self.assertEqual(loaded.warnings, (), name)
+                self.assertEqual(len(loaded.config.mounts["/live"].transcoding.outputs), 3, name)
