@@ -59,6 +59,7 @@ from .observe.logs import AccessLog, SwitchableObserver, build_observer, log_eve
 from .observe.metrics import Metrics
 from .observe.webhooks import Webhooks, treq_post
 from .outbound import OutboundHttp
+from .outputs.dash import DashOutputs
 from .outputs.hls import HlsOutputs
 from .outputs.ladder import Ladders
 from .outputs.recorder import Recorders
@@ -107,6 +108,7 @@ class GocastService(MultiService):
         self.bus = EventBus(time.time, lambda deliver: reactor.callLater(0, deliver))
         log_events(self.bus)
         self.hls = HlsOutputs(time.time, reactor)
+        self.dash = DashOutputs(time.time, reactor)
         self.recorders = Recorders(time.time, lambda path: os.path.join(self.data_dir, os.path.expanduser(path)),
                                    reactor, run_in_thread or self._in_thread,
                                    lambda encoder, fmt, bitrate: spawn_encoder(reactor, encoder, fmt, bitrate))
@@ -121,7 +123,7 @@ class GocastService(MultiService):
         self.registry = MountRegistry(self.mount_config(config), self.bus, FilePlayers(reactor),
                                       self.attach_outputs, later=lambda f: reactor.callLater(0, f))
         self.ladders.registry = self.registry
-        self.hls.variants = lambda: self.registry.variants
+        self.hls.variants = self.dash.variants = lambda: self.registry.variants
         for mount in list(self.registry.mounts.values()):
             self.ladders.attach(mount)  # made before the registry was there to give them
         self.recorders.mounts = lambda: self.registry.mounts.values()
@@ -181,7 +183,7 @@ class GocastService(MultiService):
                           self.gate, self.geo, {b"dashboard": Dashboard(access, self.registry, self.history,
                                                                         self.api_keys, self.recorders),
                                                 b"ws": live},
-                          self.auth_failures)
+                          self.auth_failures, dash=self.dash)
         self._usage_flush = LoopingCall(self.api_keys.flush_usage)
         self._usage_flush.clock = reactor
         self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response,
@@ -443,6 +445,7 @@ class GocastService(MultiService):
     def attach_outputs(self, mount: Any) -> None:
         """A mount was made or reconfigured: its HLS output, recorder and transcoders follow its config."""
         self.hls.attach(mount)
+        self.dash.attach(mount)
         self.recorders.attach(mount)
         self.ladders.attach(mount)
 

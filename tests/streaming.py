@@ -11,6 +11,7 @@ from twisted.python.failure import Failure
 from gocast.config import parse_config
 from gocast.core.events import EventBus
 from gocast.core.registry import MountRegistry
+from gocast.outputs.dash import DashOutputs
 from gocast.outputs.hls import HlsOutputs
 from gocast.observe.metrics import Metrics
 from gocast.inputs.file import FilePlayers
@@ -32,7 +33,8 @@ class Harness:
         self.bus = EventBus(self.clock.seconds)
         self.bus.subscribe(self.events.append)
         self.hls = HlsOutputs(self.clock.seconds, clock=self.clock)
-        self.registry = MountRegistry(self.config, self.bus, FilePlayers(self.clock), self.hls.attach)
+        self.dash = DashOutputs(self.clock.seconds, clock=self.clock)
+        self.registry = MountRegistry(self.config, self.bus, FilePlayers(self.clock), self.attach)
         self.health = HealthState(self.clock, {})
         self.factory = FrontDoorFactory(self.registry, self.bus, None, self.clock)
         self.metrics = Metrics(self.registry, self.bus, lambda: self.factory.connections,
@@ -41,12 +43,18 @@ class Harness:
         self.factory.geo.configure(self.config.geoip)
         self.auth_failures = self.factory.auth_failures  # one count for sources and the web side
         root = build_root(self.registry, self.health, self.clock, self.metrics, hls=self.hls,
-                          gate=self.factory.gate, geo=self.factory.geo, auth_failures=self.auth_failures)
+                          gate=self.factory.gate, geo=self.factory.geo, auth_failures=self.auth_failures,
+                          dash=self.dash)
         self.site = GocastSite(root, self.clock, self.factory.access_log, self.metrics.count_response,
                                lambda: self.registry.config.cors,
                                lambda: self.registry.config.server.trusted_proxies,
                                lambda: self.registry.config.server.product)
         self.factory.site = self.site
+
+    def attach(self, mount):
+        """A mount made or reconfigured: its HLS and DASH outputs follow its config."""
+        self.hls.attach(mount)
+        self.dash.attach(mount)
 
     def connect(self, data=b"", peer="10.0.0.5"):
         proto = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 8000))

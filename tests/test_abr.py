@@ -132,11 +132,15 @@ class VariantConfigTests(SynchronousTestCase):
         self.assertEqual(hls_variants(config, "/live-64"), ())
 
     def test_listed_variants_and_mistakes(self):
-        config = parse_config("mounts { a { hls { enabled true variants [/b /c] } } b { } c { } }").config
+        config = parse_config("mounts { a { hls { enabled true variants [/b /c] } } b { hls { enabled true } } "
+                              "c { hls { enabled true } } }").config
         self.assertEqual(hls_variants(config, "/a"), ("/b", "/c"))
         with self.assertRaises(ConfigError) as caught:
-            parse_config("mounts { a { hls { enabled true variants [/b /nope] } } b { } }")
+            parse_config("mounts { a { hls { enabled true variants [/b /nope] } } b { hls { enabled true } } }")
         self.assertIn("/nope is not a mount of this config", str(caught.exception.issues[0]))
+        with self.assertRaises(ConfigError) as caught:
+            parse_config("mounts { a { hls { enabled true variants [/b] } } b { } }")
+        self.assertIn("/b serves no HLS", str(caught.exception.issues[0]))
         with self.assertRaises(ConfigError) as caught:
             parse_config("mounts { a { hls { variants [/b] } } b { } }")
         self.assertIn("set enabled true too", str(caught.exception.issues[0]))

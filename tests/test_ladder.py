@@ -46,7 +46,7 @@ class Ladder:
         self.reactor = ProcessClock()
         self.ladders = Ladders(self.reactor)
         self.ladders.registry = h.registry
-        h.registry.attach = lambda mount: (h.hls.attach(mount), self.ladders.attach(mount))
+        h.registry.attach = lambda mount: (h.attach(mount), self.ladders.attach(mount))
         h.registry.configure(with_transcoding_outputs(h.config))
 
     def reconfigure(self, text):

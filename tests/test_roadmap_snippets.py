@@ -44,12 +44,18 @@ class RoadmapSnippetTests(SynchronousTestCase):
         )
 
     def test_unbuilt_feature_warns(self):
-        loaded = load_config(str(_HERE / "roadmap" / "02-mounts-dash.vibe"))
+        loaded = load_config(str(_HERE / "roadmap" / "16-mounts-metadata.vibe"))
         self.assertEqual(
             [str(w) for w in loaded.warnings],
-            ["%s:3:9: warning: mounts.live.dash: not implemented yet; ignored"
-             % (_HERE / "roadmap" / "02-mounts-dash.vibe")],
+            ["%s:3:9: warning: mounts.live.metadata: not implemented yet; ignored"
+             % (_HERE / "roadmap" / "16-mounts-metadata.vibe")],
         )
+
+    def test_dash_is_built(self):
+        loaded = load_config(str(_HERE / "roadmap" / "02-mounts-dash.vibe"))
+        self.assertEqual(loaded.warnings, ())
+        dash = loaded.config.mounts["/live"].dash
+        self.assertEqual((dash.enabled, dash.segment_duration, dash.path), (True, 4.0, "/dash/live"))
 
     def test_transcoding_is_built(self):
         [path] = [p for p in _SNIPPETS if "transcoding" in p.read_text("utf-8")]

@@ -71,9 +71,9 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(default_credentials(config), ["mounts.live.password"])
 
     def test_config_warnings_logged(self):
-        _, _, events = self.start(loaded("mounts { live { dash { enabled true } } }"))
+        _, _, events = self.start(loaded("mounts { live { ads { } } }"))
         logged = [e["issue"] for e in events if e.get("log_format") == "config: {issue}"]
-        self.assertEqual(logged, ["test.vibe:1:17: warning: mounts.live.dash: not implemented yet; ignored"])
+        self.assertEqual(logged, ["test.vibe:1:17: warning: mounts.live.ads: not implemented yet; ignored"])
 
     def test_stop_marks_draining(self):
         _, service, _ = self.start(loaded("server { listen 127.0.0.1 }"))

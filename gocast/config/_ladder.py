@@ -46,27 +46,29 @@ def output_mount(parent: MountConfig, output: TranscodeOutput, own: Optional[Mou
                        hls=attr.evolve(parent.hls, path=""), dash=attr.evolve(parent.dash, path=""))
 
 
-def hls_variants(config: Config, path: str) -> Tuple[str, ...]:
+def hls_variants(config: Config, path: str, kind: str = "hls") -> Tuple[str, ...]:
     """
-    The variants of ``path``'s master playlist: its ``hls.variants``, else
-    its transcoding outputs that serve HLS, highest bitrate first (``config``
-    with the outputs' mounts, see :func:`with_transcoding_outputs`).
+    The variants of ``path``'s master playlist (``kind`` ``hls``) or of its
+    MPD's adaptation set (``dash``): its ``hls.variants``, else its
+    transcoding outputs that serve that kind, highest bitrate first
+    (``config`` with the outputs' mounts, see :func:`with_transcoding_outputs`).
     """
     mount = config.mounts.get(path)
-    if mount is None or not mount.hls.enabled:
+    if mount is None or not getattr(mount, kind).enabled:
         return ()
     if mount.hls.variants:
-        return mount.hls.variants
+        return tuple(v for v in mount.hls.variants if v in config.mounts and getattr(config.mounts[v], kind).enabled)
     if not mount.transcoding.active:
         return ()
     outputs = sorted(mount.transcoding.outputs.values(), key=lambda output: -output.bitrate)
     return tuple(output.path for output in outputs
-                 if output.path in config.mounts and config.mounts[output.path].hls.enabled)
+                 if output.path in config.mounts and getattr(config.mounts[output.path], kind).enabled)
 
 
 def all_variants(config: Config) -> frozenset:
-    """Every mount some master playlist lists."""
-    return frozenset(variant for path in config.mounts for variant in hls_variants(config, path))
+    """Every mount some master playlist or MPD lists."""
+    return frozenset(variant for path in config.mounts for kind in ("hls", "dash")
+                     for variant in hls_variants(config, path, kind))
 
 
 def with_transcoding_outputs(config: Config) -> Config:

@@ -62,10 +62,13 @@ class HlsConfig:
 
 @attr.frozen
 class DashConfig:
-    enabled: bool = setting(False, "Serve this mount as MPEG-DASH too.")
-    segment_duration: float = setting(4.0, "Target length of one media segment.", Duration(positive=True))
+    enabled: bool = setting(False, "Serve this mount as MPEG-DASH too: /dash/<mount>/manifest.mpd, CMAF "
+                            "segments of AAC (other codecs are transcoded with ffmpeg).")
+    segment_duration: float = setting(4.0, "Length of one media segment (1s to 60s).",
+                                      Duration(minimum=1.0, maximum=60.0))
     window: int = setting(5, "Segments kept in the live MPD window.", Int(1, 100))
-    path: str = setting("", "URL prefix of the manifest and segments; empty means /dash/<mount>.")
+    path: str = setting("", "Another URL prefix for the manifest and segments (outside /dash/); "
+                        "/dash/<mount> always works.")
 
 
 LISTENER_AUTH_TYPES = ("token", "http", "url", "ip", "basic")
@@ -385,7 +388,7 @@ class MountConfig:
     metaint: int = setting(16000, "Audio bytes between ICY metadata blocks.", Int(256, 65536))
     hls: HlsConfig = setting(HlsConfig, "HTTP Live Streaming output (Ogg sources are transcoded to AAC "
                              "with ffmpeg).")
-    dash: DashConfig = setting(DashConfig, "MPEG-DASH output.", implemented=False)
+    dash: DashConfig = setting(DashConfig, "MPEG-DASH output (docs/dash.md).")
     auth: ListenerAuthConfig = setting(ListenerAuthConfig, "Listener authentication (docs/auth.md).")
     recording: RecordingConfig = setting(RecordingConfig, "Recording and archiving (docs/recording.md).")
     transcoding: TranscodingConfig = setting(TranscodingConfig, "Extra outputs transcoded from this mount "

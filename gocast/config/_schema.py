@@ -527,9 +527,11 @@ class Config:
                 fed[target] = mount
         for mount, cfg in sorted(self.mounts.items()):
             for variant in cfg.hls.variants:
+                where = ("mounts", names.get(mount, mount), "hls", "variants")
                 if variant not in self.mounts and variant not in fed:
-                    report.error(("mounts", names.get(mount, mount), "hls", "variants"),
-                                 "%s is not a mount of this config (nor a transcoding output)" % variant)
+                    report.error(where, "%s is not a mount of this config (nor a transcoding output)" % variant)
+                elif variant in self.mounts and not self.mounts[variant].hls.enabled:
+                    report.error(where, "%s serves no HLS: set hls { enabled true } on it too" % variant)
 
     def _check_fallbacks(self, report: Reporter, names: Dict[Optional[str], str]) -> None:
         for mount, cfg in self.mounts.items():

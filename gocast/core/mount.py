@@ -171,10 +171,8 @@ class Mount:
         self.header_pages = b""
         self.subscribers: Dict[Any, None] = {}
         self._listeners = 0
-        #: Listeners that hold no connection (HLS sessions), counted by their output.
-        self.session_listeners: Callable[[], int] = lambda: 0
-        #: Where those sessions are (GeoIP locations), from the same output.
-        self.session_locations: Callable[[], List[Any]] = lambda: []
+        #: The outputs whose listeners hold no connection (HLS, DASH), by name: they count their sessions.
+        self.session_outputs: Dict[str, Any] = {}
         #: Listeners worker processes serve for this mount, as they last reported.
         self.remote_listeners = 0
         self._pending: List[bytes] = []
@@ -391,6 +389,14 @@ class Mount:
             del self.subscribers[subscriber]
             if _counted(subscriber):
                 self._listeners -= 1
+
+    def session_listeners(self) -> int:
+        """Listeners that hold no connection (HLS and DASH players), as their outputs count them."""
+        return sum(output.session_count() for output in self.session_outputs.values())
+
+    def session_locations(self) -> List[Any]:
+        """Where those listeners are (GeoIP locations)."""
+        return [place for output in self.session_outputs.values() for place in output.session_locations()]
 
     @property
     def listeners(self) -> int:

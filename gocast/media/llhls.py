@@ -57,6 +57,9 @@ class PartedSegment:
     #: Discontinuities so far, this segment's included.
     discontinuities: int
     map_id: int
+    #: Decode time of its first sample, and its length, in samples (DASH's timeline).
+    decode_time: int = 0
+    samples: int = 0
 
     @property
     def data(self) -> bytes:
@@ -69,7 +72,14 @@ class PartSegmenter(RenderedPlaylist):
     low_latency = True
 
     def __init__(self, codec: str, segment_duration: float = 6.0, part_duration: float = 0.5,
-                 playlist_length: int = 3, first_sequence: int = 0):
+                 playlist_length: int = 3, first_sequence: int = 0, anchor: Optional[float] = None):
+        """
+        :param anchor: the wall-clock time of the stream's first sample: then
+            segment N holds the stream time ``[N*d, (N+1)*d)`` counted from
+            it, and decode times count from the epoch (as for
+            :class:`~gocast.media.hls.Segmenter`): the variants of one
+            transcoder line up, and a DASH timeline follows the clock.
+        """
         self.codec = codec
         self.segment_duration = segment_duration
         self.part_duration = part_duration
@@ -89,6 +99,12 @@ class PartSegmenter(RenderedPlaylist):
         self._discontinuity_next = False
         self._discontinuities = 0
         self._id3 = b""
+        self._segment_start = 0
+        self.anchor = anchor
+        #: Stream time since the anchor of the next frame.
+        self.elapsed = 0.0
+        if anchor is not None:
+            self.next_sequence = max(first_sequence, int(anchor // segment_duration))
 
     # Input
 
@@ -105,9 +121,14 @@ class PartSegmenter(RenderedPlaylist):
         for frame in fmp4.split_frames(self.codec, data):
             if frame.format != self._format:
                 self._new_format(frame.format)
+            seconds = frame.samples / frame.format.sample_rate
+            if self.anchor is not None and (self._frames or self.parts) and self.elapsed + seconds / 2 >= (
+                    (self.next_sequence + 1) * self.segment_duration - self.anchor):
+                self.close()  # the segment's time is up: the frame starts the next
             if not self._frames and not self.parts:
                 self._started_at = arrived
-            arrived += frame.samples / frame.format.sample_rate
+            arrived += seconds
+            self.elapsed += seconds
             self._frames.append(frame)
             self._part_samples += frame.samples
             if (self._part_samples + frame.samples) / self._format.sample_rate > self.part_duration + 1e-9:
@@ -128,7 +149,10 @@ class PartSegmenter(RenderedPlaylist):
         self._format = fmt
         self._map_id = self.next_sequence  # unique, like sequence numbers
         self.inits[self._map_id] = fmp4.init_segment(fmt)
-        self._decode_time = FIRST_TIME * fmt.sample_rate
+        if self.anchor is None:
+            self._decode_time = FIRST_TIME * fmt.sample_rate
+        else:  # counted from the epoch: every variant, and the DASH clock, agree on it
+            self._decode_time = int(round(self.anchor * fmt.sample_rate + self.elapsed * fmt.sample_rate))
 
     def _close_part(self) -> None:
         if not self._frames:
@@ -141,11 +165,13 @@ class PartSegmenter(RenderedPlaylist):
             head = fmp4.emsg_id3(self._id3, rate, self._decode_time, self._fragments)
         self._fragments += 1
         samples = [(frame.data, frame.samples) for frame in self._frames]
+        if not self.parts:
+            self._segment_start = self._decode_time
         data = head + fmp4.fragment(self._fragments, self._decode_time, samples)
         self.parts.append(Part(self.next_sequence, len(self.parts), data, self._part_samples / rate))
         self._decode_time += self._part_samples
         self._frames, self._part_samples = [], 0
-        if sum(part.duration for part in self.parts) >= self.segment_duration - self.part_duration / 2:
+        if self.anchor is None and sum(p.duration for p in self.parts) >= self.segment_duration - self.part_duration / 2:
             self._close_segment()
 
     def _close_segment(self) -> None:
@@ -157,7 +183,8 @@ class PartSegmenter(RenderedPlaylist):
         self._discontinuity_next = False
         self.segments.append(PartedSegment(
             self.next_sequence, tuple(self.parts), sum(p.duration for p in self.parts), self._started_at,
-            flagged, self._discontinuities, self._map_id))
+            flagged, self._discontinuities, self._map_id, self._segment_start,
+            self._decode_time - self._segment_start))
         self.next_sequence += 1
         self.parts = []
         while len(self.segments) > self.playlist_length + KEEP_EXTRA:
@@ -234,6 +261,16 @@ class PartSegmenter(RenderedPlaylist):
 
     def live(self) -> List[PartedSegment]:
         return list(self.segments)[-self.playlist_length:]
+
+    @property
+    def track(self) -> Optional[fmp4.TrackFormat]:
+        """The current track format (codec, rate, channels), once audio came."""
+        return self._format
+
+    @property
+    def map_id(self) -> int:
+        """The initialisation segment of what is being cut now (``init_<map_id>.mp4``)."""
+        return self._map_id
 
     def playlist_key(self) -> Any:
         return (self.next_sequence, len(self.parts), self._map_id, self._discontinuity_next, self._started_at,

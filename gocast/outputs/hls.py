@@ -57,6 +57,11 @@ class HlsOutput:
     follows_fallback = True
     #: HLS players numbered across outputs (``hls-N``), for events and logs.
     _ids = 0
+    #: What the listener events and player IDs call these clients.
+    protocol = "hls"
+    #: Whether every segmenter counts stream time from a wall-clock anchor
+    #: (DASH's timeline), not only those of adaptive-bitrate variants.
+    anchored = False
 
     def __init__(self, mount: Mount, now: Callable[[], float], reactor: Any = None, clock: Any = None,
                  variants: Callable[[], Any] = frozenset):
@@ -107,10 +112,11 @@ class HlsOutput:
             sessions.move_to_end(key)
         else:
             HlsOutput._ids += 1
-            player = self.players[key] = HlsPlayer("hls-%d" % HlsOutput._ids, ip, address, locate(), now)
+            player = self.players[key] = HlsPlayer("%s-%d" % (self.protocol, HlsOutput._ids), ip, address,
+                                                   locate(), now)
             mount = self.mount
             mount.bus.publish("listener.connect", mount.path, id=player.id, ip=ip, user_agent=user_agent,
-                              listeners=mount.listeners + 1, listener_id=None, protocol="hls")
+                              listeners=mount.listeners + 1, listener_id=None, protocol=self.protocol)
         sessions[key] = now
         self.mount.note_peak()
 
@@ -129,7 +135,7 @@ class HlsOutput:
         ``listener.disconnect`` with how long it listened and what it got.
         """
         sessions = self.sessions
-        horizon = self.now() - 2 * self.mount.config.hls.segment_duration
+        horizon = self.now() - 2 * self.settings()[1]
         while sessions:
             key, when = next(iter(sessions.items()))
             if when >= horizon:
@@ -139,7 +145,7 @@ class HlsOutput:
             if player is not None:
                 self.mount.bus.publish("listener.disconnect", self.mount.path, id=player.id, ip=player.ip,
                                        duration=when - player.started, bytes_sent=player.sent,
-                                       listener_id=None, protocol="hls")
+                                       listener_id=None, protocol=self.protocol)
         return len(sessions)
 
     def session_locations(self) -> List[Location]:
@@ -159,7 +165,7 @@ class HlsOutput:
         codec = _CODECS.get(media_type(self.feeding.content_type))
         if self.feeding.is_ogg:
             self.transcode(chunk, "ogg")
-        elif codec == "mp3" and self.mount.config.hls.low_latency:
+        elif codec == "mp3" and self.settings()[0]:
             # Browsers' Media Source Extensions take no MP3 in MP4 (Chromium
             # refuses audio/mp4; codecs="mp3"), and hls.js misplaces MPEG
             # audio parts in a TS segment: LL-HLS from MP3 is made from AAC.
@@ -185,7 +191,7 @@ class HlsOutput:
     def segment(self, codec: str, data: bytes, duration: float, generation: int,
                 anchor: Optional[float] = None) -> None:
         segmenter = self.segmenter
-        if segmenter is None or _settings(segmenter)[1:] != _wanted(self.mount):
+        if segmenter is None or _settings(segmenter)[1:] != self.settings():
             self.segmenter = self._new_segmenter(codec, anchor)
         elif segmenter.codec != codec:
             if isinstance(segmenter, Segmenter):
@@ -207,14 +213,22 @@ class HlsOutput:
         a restart and a CDN may cache them for good; an aligned variant's
         (``anchor``) count from its stream's start on the same clock.
         """
-        config = self.mount.config.hls
-        first = int((self.now() if anchor is None else anchor) // config.segment_duration)
+        cmaf, segment_duration, playlist_length, part_duration = self.settings()
+        if anchor is None and self.anchored:
+            anchor = self.now()
+        first = int((self.now() if anchor is None else anchor) // segment_duration)
         if self.segmenter is not None:
             first = max(first, self.segmenter.next_sequence + 1)
-        if config.low_latency:
-            return PartSegmenter(codec, config.segment_duration, config.part_duration, config.playlist_length,
-                                 first)
-        return Segmenter(codec, config.segment_duration, config.playlist_length, first, anchor)
+        if cmaf:
+            return PartSegmenter(codec, segment_duration, part_duration or segment_duration, playlist_length,
+                                 first, anchor)
+        return Segmenter(codec, segment_duration, playlist_length, first, anchor)
+
+    def settings(self) -> Tuple[bool, float, int, Optional[float]]:
+        """What segments to cut: CMAF parts or not, segment duration, segments listed, part duration."""
+        config = self.mount.config.hls
+        return (config.low_latency, config.segment_duration, config.playlist_length,
+                config.part_duration if config.low_latency else None)
 
     def wait(self, ready: Callable[[], bool], timeout: float) -> Optional[Deferred]:
         """
@@ -320,16 +334,13 @@ def _settings(segmenter: AnySegmenter) -> Tuple[Any, ...]:
     return (segmenter.codec, segmenter.low_latency, segmenter.segment_duration, segmenter.playlist_length, part)
 
 
-def _wanted(mount: Mount) -> Tuple[Any, ...]:
-    config = mount.config.hls
-    return (config.low_latency, config.segment_duration, config.playlist_length,
-            config.part_duration if config.low_latency else None)
-
-
 class HlsOutputs:
     """Attaches an :class:`HlsOutput` to every mount whose config enables HLS."""
 
     _log = Logger()
+    #: The outputs made, and the config block that turns them on.
+    output_class: Any = None
+    kind = "hls"
 
     def __init__(self, now: Callable[[], float], reactor: Any = None, clock: Any = None):
         self.now = now
@@ -341,17 +352,16 @@ class HlsOutputs:
 
     def attach(self, mount: Mount) -> None:
         output = self.outputs.get(mount.path)
-        if mount.config.hls.enabled and output is None:
-            output = self.outputs[mount.path] = HlsOutput(mount, self.now, self.reactor, self.clock,
-                                                          lambda: self.variants())
+        enabled = getattr(mount.config, self.kind).enabled
+        if enabled and output is None:
+            output = self.outputs[mount.path] = (self.output_class or HlsOutput)(
+                mount, self.now, self.reactor, self.clock, lambda: self.variants())
             mount.add_subscriber(output)
-            mount.session_listeners = output.session_count
-            mount.session_locations = output.session_locations
-        elif not mount.config.hls.enabled and output is not None:
+            mount.session_outputs[self.kind] = output
+        elif not enabled and output is not None:
             output = self.outputs.pop(mount.path)
             output.feeding.remove_subscriber(output)
-            mount.session_listeners = lambda: 0
-            mount.session_locations = lambda: []
+            mount.session_outputs.pop(self.kind, None)
 
     def output(self, path: str) -> Optional[HlsOutput]:
         return self.outputs.get(path)

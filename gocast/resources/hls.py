@@ -77,6 +77,10 @@ class HlsResource(Resource):
     """``/hls/...``: the last path segment is the file, the rest the mount."""
 
     isLeaf = True
+    #: The config block whose ``path`` is another prefix for these files.
+    kind = "hls"
+    #: The files a player starts from (a listener routed elsewhere is sent there for them).
+    entry_points = ("playlist.m3u8", "master.m3u8")
 
     def __init__(self, outputs: HlsOutputs, registry: MountRegistry, gate: Optional[ListenerGate] = None,
                  geo: Optional[GeoLocator] = None):
@@ -93,7 +97,7 @@ class HlsResource(Resource):
         return self.serve(request, "/" + "/".join(parts[:-1]), parts[-1])
 
     def serve(self, request: Request, mount: str, name: str) -> Union[bytes, int]:
-        if name in ("playlist.m3u8", MASTER):
+        if name in self.entry_points:
             # Routed to a nearer node: the player fetches the playlist there, and the
             # segments it lists, relative, from there too.
             routed = self.registry.route_listener(mount, host_of(request.getClientAddress()),
@@ -309,8 +313,9 @@ class HlsResource(Resource):
         prefix (read from the running config, so a reload moves it), if any.
         """
         for mount, config in self.registry.config.mounts.items():
-            prefix = config.hls.path.rstrip("/")
-            if config.hls.enabled and prefix and path.startswith(prefix + "/"):
+            block = getattr(config, self.kind)
+            prefix = block.path.rstrip("/")
+            if block.enabled and prefix and path.startswith(prefix + "/"):
                 return mount, path[len(prefix) + 1:]
         return None
 

@@ -14,6 +14,7 @@ from ..core.registry import MountRegistry
 from ..observe.metrics import Metrics
 from .admin import AdminContext, AdminResource, ShoutcastAdmin
 from .health import HealthResource, HealthState
+from .dash import DashResource
 from .hls import HlsResource
 from .metrics import MetricsResource
 from .playlists import Playlist, split_playlist
@@ -23,15 +24,17 @@ from .status import StatusJson
 class Root(Resource):
     """``/``: named children, plus playlists for any mount (``/radio/jazz.pls``)."""
 
-    def __init__(self, registry: MountRegistry, hls: Optional[HlsResource] = None):
+    def __init__(self, registry: MountRegistry, hls: Optional[HlsResource] = None,
+                 dash: Optional[HlsResource] = None):
         super().__init__()
         self.registry = registry
         self.hls = hls
+        self.dash = dash
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         full = "/" + b"/".join([path] + list(request.postpath)).decode("utf-8", "replace")
-        if self.hls is not None:
-            prefixed = self.hls.for_path(full)
+        for streams in (self.hls, self.dash):
+            prefixed = streams.for_path(full) if streams is not None else None
             if prefixed is not None:
                 return prefixed
         found = split_playlist(full)
@@ -75,7 +78,7 @@ def build_root(registry: MountRegistry, health: HealthState, clock: Any,
                metrics: Optional[Metrics] = None, reloader: Any = None, hls: Any = None,
                api: Any = None, gate: Any = None, geo: Any = None,
                admin_children: Optional[Dict[bytes, Resource]] = None,
-               auth_failures: Any = None) -> Resource:
+               auth_failures: Any = None, dash: Any = None) -> Resource:
     """
     The web tree. Paths (``admin_root``, ``metrics.path``) are fixed here;
     everything else reads the running config through the registry.
@@ -85,7 +88,8 @@ def build_root(registry: MountRegistry, health: HealthState, clock: Any,
     """
     config = registry.config
     hls_resource = HlsResource(hls, registry, gate, geo) if hls is not None else None
-    root = Root(registry, hls_resource)
+    dash_resource = DashResource(dash, registry, gate, geo) if dash is not None else None
+    root = Root(registry, hls_resource, dash_resource)
     ctx = AdminContext(registry, health.started, clock, auth_failures)
     if metrics is not None and config.metrics.enabled:
         put_at(root, config.metrics.path, MetricsResource(metrics, ctx, api.keys if api is not None else None))
@@ -98,6 +102,8 @@ def build_root(registry: MountRegistry, health: HealthState, clock: Any,
     put_at(root, config.server.admin_root, admin)
     if hls_resource is not None:
         root.putChild(b"hls", hls_resource)
+    if dash_resource is not None:
+        root.putChild(b"dash", dash_resource)
     if api is not None:
         root.putChild(b"api", ApiResource(api, SwaggerDocs()))
         admin.putChild(b"recordings", AdminRecordings(api))

@@ -125,24 +125,26 @@ ABR_SEGMENT = 4
 #: between the levels of the codec it started on, not from MP3 to AAC.
 LADDER = """mounts { live {
     hls { enabled true segment_duration %d }
+    dash { enabled true segment_duration %d }
     transcoding { enabled true outputs {
         high { path /live-256 format aac bitrate 256k }
         medium { path /live-128 format aac bitrate 128k }
         low { path /live-48 format aac bitrate 48k }
     } }
-} }""" % ABR_SEGMENT
+} }""" % (ABR_SEGMENT, ABR_SEGMENT)
 #: The throttled link: room for the 128k variant, not for the 256k one.
 THROTTLED_BYTES_PER_SECOND = 200 * 1000 // 8
 
 
-def watch_switching(driver, page, before=8.0, after=24.0):
+def watch_switching(driver, page, level="window.hls.currentLevel", before=8.0, after=24.0):
     """
-    Play the master playlist at full speed for ``before`` seconds, then on a
-    throttled link for ``after``; returns what was seen at each step.
+    Play an adaptive stream at full speed for ``before`` seconds, then on a
+    throttled link for ``after``; returns what was seen at each step
+    (``level``: the player's current level, as the page tells it).
     """
     driver.get(page)
-    read = ("return {time: document.getElementById('player').currentTime, level: window.hls.currentLevel,"
-            " stalled: window.stalledNow(), report: window.report}")
+    read = ("return {time: document.getElementById('player').currentTime, level: %s,"
+            " stalled: window.stalledNow(), report: window.report}" % level)
     deadline = time.monotonic() + 30
     state = driver.execute_script(read)
     while state["time"] <= 0 and not state["report"]["fatal"] and time.monotonic() < deadline:
@@ -165,7 +167,8 @@ def watch_switching(driver, page, before=8.0, after=24.0):
 class AdaptiveBitrateTests(TestCase):
     timeout = 180
 
-    async def test_hls_js_starts_on_the_master_playlist_and_switches_down_when_throttled(self):
+    async def ladder(self, page_name, manifest, level):
+        """A ladder fed noise, a full window of segments, and a player on ``manifest``: what it saw."""
         server, base = await start_server(self, reactor, LADDER)
         # Noise: an encoder spends its whole bitrate on it (a pure tone needs less than 256k).
         spawn_tool(self, reactor, ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
@@ -186,17 +189,27 @@ class AdaptiveBitrateTests(TestCase):
         self.addCleanup(pages.stopListening)
         driver = await threads.deferToThread(open_chromium)
         self.addCleanup(lambda: threads.deferToThread(driver.quit))
-        page = "http://127.0.0.1:%d/abr.html?src=%s" % (pages.getHost().port,
-                                                         quote(base + "/hls/live/master.m3u8", safe=""))
-        started, fast, slow, longest_stall = await threads.deferToThread(watch_switching, driver, page)
+        page = "http://127.0.0.1:%d/%s?src=%s" % (pages.getHost().port, page_name, quote(base + manifest, safe=""))
+        started, fast, slow, longest_stall = await threads.deferToThread(watch_switching, driver, page, level)
         report = slow["report"]
         self.assertIsNone(report["fatal"], report)
         self.assertGreater(started["time"], 0, report)
-        bitrates = [level["bitrate"] for level in report["levels"]]
-        self.assertEqual(len(bitrates), 3, report)
-        top = bitrates.index(max(bitrates))
-        self.assertEqual(fast["level"], top, (fast, report))  # a fast link plays the best
-        # Switched down to a level the throttled link carries.
-        self.assertLess(bitrates[slow["level"]], THROTTLED_BYTES_PER_SECOND * 8, (slow, report))
         self.assertGreater(slow["time"] - fast["time"], 12.0, (fast, slow))  # it played on
         self.assertLessEqual(max(report["stalls"] + [longest_stall]), ABR_SEGMENT, report)  # at most a segment
+        return fast, slow
+
+    async def test_hls_js_starts_on_the_master_playlist_and_switches_down_when_throttled(self):
+        fast, slow = await self.ladder("abr.html", "/hls/live/master.m3u8", "window.hls.currentLevel")
+        report = slow["report"]
+        bitrates = [level["bitrate"] for level in report["levels"]]
+        self.assertEqual(len(bitrates), 3, report)
+        self.assertEqual(fast["level"], bitrates.index(max(bitrates)), (fast, report))  # a fast link: the best
+        # Switched down to a level the throttled link carries.
+        self.assertLess(bitrates[slow["level"]], THROTTLED_BYTES_PER_SECOND * 8, (slow, report))
+
+    async def test_dash_js_plays_the_mpd_and_switches_down_when_throttled(self):
+        fast, slow = await self.ladder("dash.html", "/dash/live/manifest.mpd", "window.currentBitrate()")
+        report = slow["report"]
+        self.assertEqual(len(report["bitrates"]), 3, report)
+        self.assertEqual(fast["level"], max(report["bitrates"]), (fast, report))
+        self.assertLess(slow["level"], THROTTLED_BYTES_PER_SECOND * 8, (slow, report))
