@@ -100,3 +100,14 @@ class TranscodingGuideTests(SynchronousTestCase):
                 loaded = parse_config(block)
                 self.assertEqual(loaded.warnings, (), name)
                 self.assertEqual(len(loaded.config.mounts["/live"].transcoding.outputs), 3, name)
+
+
+class DashGuideTests(SynchronousTestCase):
+    """docs/dash.md's configs are accepted as written, without warnings."""
+
+    def test_snippets_parse(self):
+        blocks = re.findall(r"```vibe\n(.*?)```", (_DOC.parent / "dash.md").read_text(), re.S)
+        alone, ladder = [parse_config(block) for block in blocks]
+        self.assertEqual(alone.warnings + ladder.warnings, ())
+        self.assertEqual(alone.config.mounts["/live"].dash.path, "/dash/live")
+        self.assertEqual(len(ladder.config.mounts["/live"].transcoding.outputs), 3)
