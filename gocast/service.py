@@ -108,7 +108,7 @@ class GocastService(MultiService):
         self.bus = EventBus(time.time, lambda deliver: reactor.callLater(0, deliver))
         log_events(self.bus)
         self.hls = HlsOutputs(time.time, reactor)
-        self.dash = DashOutputs(time.time, reactor)
+        self.dash = DashOutputs(time.time, reactor, hls=self.hls)
         self.recorders = Recorders(time.time, lambda path: os.path.join(self.data_dir, os.path.expanduser(path)),
                                    reactor, run_in_thread or self._in_thread,
                                    lambda encoder, fmt, bitrate: spawn_encoder(reactor, encoder, fmt, bitrate))

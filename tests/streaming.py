@@ -33,7 +33,7 @@ class Harness:
         self.bus = EventBus(self.clock.seconds)
         self.bus.subscribe(self.events.append)
         self.hls = HlsOutputs(self.clock.seconds, clock=self.clock)
-        self.dash = DashOutputs(self.clock.seconds, clock=self.clock)
+        self.dash = DashOutputs(self.clock.seconds, clock=self.clock, hls=self.hls)
         self.registry = MountRegistry(self.config, self.bus, FilePlayers(self.clock), self.attach)
         self.health = HealthState(self.clock, {})
         self.factory = FrontDoorFactory(self.registry, self.bus, None, self.clock)

@@ -8,6 +8,7 @@ import jwt
 from lxml import etree
 from twisted.trial.unittest import SynchronousTestCase
 
+from gocast.config import parse_config
 from gocast.media.dash import NAMESPACE, Representation, TimelineEntry, live_mpd
 from gocast.media.fmp4 import split_frames
 
@@ -122,3 +123,26 @@ class FramesTests(SynchronousTestCase):
     def test_split_frames_sees_mp3_and_aac(self):
         self.assertEqual(len(list(split_frames("aac", adts_frame() * 3))), 3)
         self.assertEqual(len(list(split_frames("mp3", mp3_frame() * 2))), 2)
+
+
+class SharedPackagingTests(SynchronousTestCase):
+    def test_low_latency_hls_and_dash_share_one_packaging(self):
+        h = Harness("mounts { live { hls { enabled true low_latency true segment_duration 2 } "
+                    "dash { enabled true segment_duration 2 } } }")
+        self.assertIsNone(h.dash.output("/live"))  # no second segmenter
+        source, _ = h.source(content_type="audio/aac")
+        feed_aac(source, 7)
+        hls = h.hls.output("/live")
+        self.assertIsNotNone(hls.segmenter.anchor)  # on the clock, for DASH
+        status, _, body = h.get("/dash/live/manifest.mpd")
+        self.assertEqual(status, "HTTP/1.0 200 OK")
+        template = mpd_of(body).find(".//d:SegmentTemplate", NS)
+        number = int(template.get("startNumber"))
+        # The same bytes under both names: one packaging, two manifests.
+        self.assertEqual(h.get("/dash/live/segment_%d.m4s" % number)[2],
+                         h.get("/hls/live/segment_%d.m4s" % number)[2])
+        self.assertIn("segment_%d.m4s" % number, h.get("/hls/live/playlist.m3u8")[2].decode())
+        # Another segment duration: DASH cuts its own.
+        h.registry.configure(parse_config("mounts { live { hls { enabled true low_latency true "
+                                          "segment_duration 2 } dash { enabled true segment_duration 4 } } }").config)
+        self.assertIsNotNone(h.dash.output("/live"))

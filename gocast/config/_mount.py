@@ -71,6 +71,14 @@ class DashConfig:
                         "/dash/<mount> always works.")
 
 
+def dash_shares_hls(hls: HlsConfig, dash: DashConfig) -> bool:
+    """
+    Whether DASH serves the CMAF segments low-latency HLS cuts (one
+    packaging, two manifests): both on, with the same segment duration.
+    """
+    return dash.enabled and hls.enabled and hls.low_latency and hls.segment_duration == dash.segment_duration
+
+
 LISTENER_AUTH_TYPES = ("token", "http", "url", "ip", "basic")
 
 #: The keys that each listener auth type needs (any one of a tuple).

@@ -10,15 +10,19 @@ its players as the mount's listeners (``protocol`` ``dash``).
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
-from ..core.mount import Chunk
+from ..config._mount import dash_shares_hls
+from ..core.mount import Chunk, Mount
 from .hls import HlsOutput, HlsOutputs
 
 
 class DashOutput(HlsOutput):
     protocol = "dash"
-    anchored = True
+
+    @property
+    def anchored(self) -> bool:
+        return True
 
     def settings(self) -> Tuple[bool, float, int, Optional[float]]:
         config = self.mount.config.dash
@@ -31,7 +35,29 @@ class DashOutput(HlsOutput):
 
 
 class DashOutputs(HlsOutputs):
-    """Attaches a :class:`DashOutput` to every mount whose config enables DASH."""
+    """
+    Attaches a :class:`DashOutput` to every mount whose config enables DASH,
+    unless its low-latency HLS cuts the same CMAF segments (then DASH
+    serves those: :meth:`segments_of`).
+    """
 
     output_class = DashOutput
     kind = "dash"
+
+    def __init__(self, now: Callable[[], float], reactor: Any = None, clock: Any = None,
+                 hls: Optional[HlsOutputs] = None):
+        super().__init__(now, reactor, clock)
+        self.hls = hls
+
+    def enabled(self, mount: Mount) -> bool:
+        config = mount.config
+        return config.dash.enabled and not (self.hls is not None and dash_shares_hls(config.hls, config.dash))
+
+    def segments_of(self, path: str) -> Optional[HlsOutput]:
+        """The output whose CMAF segments DASH serves for ``path``: its own, or its LL-HLS output's."""
+        output = self.outputs.get(path)
+        if output is None and self.hls is not None:
+            shared = self.hls.output(path)
+            if shared is not None and dash_shares_hls(shared.mount.config.hls, shared.mount.config.dash):
+                return shared
+        return output

@@ -16,6 +16,7 @@ import attr
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from ..config._mount import dash_shares_hls
 from ..core.mount import Chunk, Mount
 from ..media import Packet, media_type
 from ..media._sync import adts_header
@@ -59,9 +60,6 @@ class HlsOutput:
     _ids = 0
     #: What the listener events and player IDs call these clients.
     protocol = "hls"
-    #: Whether every segmenter counts stream time from a wall-clock anchor
-    #: (DASH's timeline), not only those of adaptive-bitrate variants.
-    anchored = False
 
     def __init__(self, mount: Mount, now: Callable[[], float], reactor: Any = None, clock: Any = None,
                  variants: Callable[[], Any] = frozenset):
@@ -184,14 +182,25 @@ class HlsOutput:
         ``None`` for a mount that is no variant of an adaptive stream.
         """
         source = self.feeding.source
-        if source is None or not (source.transcoded_from or self.mount.path in self.variants()):
+        if source is None or not (self.anchored or source.transcoded_from or self.mount.path in self.variants()):
             return None
         return source.connected_at + chunk.at
+
+    @property
+    def anchored(self) -> bool:
+        """
+        Whether every segmenter counts stream time from a wall-clock anchor,
+        not only those of adaptive-bitrate variants: DASH's timeline is the
+        clock's, and DASH may serve these segments (:func:`dash_shares_hls`).
+        """
+        config = self.mount.config
+        return dash_shares_hls(config.hls, config.dash)
 
     def segment(self, codec: str, data: bytes, duration: float, generation: int,
                 anchor: Optional[float] = None) -> None:
         segmenter = self.segmenter
-        if segmenter is None or _settings(segmenter)[1:] != self.settings():
+        if (segmenter is None or _settings(segmenter)[1:] != self.settings()
+                or (self.anchored and segmenter.anchor is None)):  # DASH came to share it: on the clock
             self.segmenter = self._new_segmenter(codec, anchor)
         elif segmenter.codec != codec:
             if isinstance(segmenter, Segmenter):
@@ -352,7 +361,7 @@ class HlsOutputs:
 
     def attach(self, mount: Mount) -> None:
         output = self.outputs.get(mount.path)
-        enabled = getattr(mount.config, self.kind).enabled
+        enabled = self.enabled(mount)
         if enabled and output is None:
             output = self.outputs[mount.path] = (self.output_class or HlsOutput)(
                 mount, self.now, self.reactor, self.clock, lambda: self.variants())
@@ -362,6 +371,10 @@ class HlsOutputs:
             output = self.outputs.pop(mount.path)
             output.feeding.remove_subscriber(output)
             mount.session_outputs.pop(self.kind, None)
+
+    def enabled(self, mount: Mount) -> bool:
+        """Whether ``mount`` needs an output here."""
+        return bool(getattr(mount.config, self.kind).enabled)
 
     def output(self, path: str) -> Optional[HlsOutput]:
         return self.outputs.get(path)

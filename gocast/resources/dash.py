@@ -40,7 +40,7 @@ class DashResource(HlsResource):
     def serve_allowed(self, request: Request, mount: str, name: str) -> Union[bytes, int]:
         if name == MANIFEST:
             return self.manifest(request, mount)
-        output = self.outputs.output(mount)
+        output = self.outputs.segments_of(mount)
         if output is None or not isinstance(output.segmenter, PartSegmenter):
             return self.missing(request)
         found = output.segmenter.lookup(name)
@@ -63,7 +63,7 @@ class DashResource(HlsResource):
         segment_duration = config.mounts[mount].dash.segment_duration if mount in config.mounts else 4.0
         query = _forwarded_query(request)
         for path in variants:
-            output = self.outputs.output(path)
+            output = self.outputs.segments_of(path)
             found = self.representation(output, path, depth, query)
             if found is not None:
                 representations.append(found)
