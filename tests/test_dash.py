@@ -146,3 +146,57 @@ class SharedPackagingTests(SynchronousTestCase):
         h.registry.configure(parse_config("mounts { live { hls { enabled true low_latency true "
                                           "segment_duration 2 } dash { enabled true segment_duration 4 } } }").config)
         self.assertIsNotNone(h.dash.output("/live"))
+
+
+class LowLatencyDashTests(SynchronousTestCase):
+    def test_the_segment_being_cut_is_announced_and_sent_as_it_grows(self):
+        h = Harness("mounts { live { dash { enabled true segment_duration 2 low_latency true "
+                    "part_duration 0.5 } } }")
+        source, _ = h.source(content_type="audio/aac")
+        feed_aac(source, 4.6)  # two whole segments, and a part of the third
+        status, _, body = h.get("/dash/live/manifest.mpd")
+        mpd = mpd_of(body)
+        template = mpd.find(".//d:SegmentTemplate", NS)
+        self.assertEqual((template.get("availabilityTimeOffset"), template.get("availabilityTimeComplete")),
+                         ("1.5", "false"))
+        self.assertEqual(mpd.find("d:ServiceDescription/d:Latency", NS).get("target"), "3000")
+        timeline = template.findall(".//d:S", NS)
+        growing = int(template.get("startNumber")) + len(timeline) - 1
+        # The growing one is announced to its boundary on the clock.
+        self.assertEqual((int(timeline[-1].get("t")) + int(timeline[-1].get("d"))) % (2 * 44100), 0)
+        # Asked for while cut: what is there at once, the rest as it comes, the end with the segment.
+        request = "GET /dash/live/segment_%d.m4s HTTP/1.1\r\nHost: x\r\n\r\n" % growing
+        _, transport = h.connect(request.encode())
+        first = transport.value()
+        self.assertIn(b"Transfer-Encoding: chunked", first)
+        self.assertIn(b"moof", first)
+        self.assertNotIn(b"0\r\n\r\n", first[-7:])  # not finished
+        feed_aac(source, 0.6)
+        self.assertGreater(len(transport.value()), len(first))
+        feed_aac(source, 1.5)  # the segment closes
+        self.assertTrue(transport.value().endswith(b"0\r\n\r\n"))
+        whole = h.get("/dash/live/segment_%d.m4s" % growing)[2]
+        self.assertIn(whole, dechunk(transport.value().partition(b"\r\n\r\n")[2]))
+
+    def test_a_segment_not_begun_waits_then_a_timeout_is_404(self):
+        h = Harness("mounts { live { dash { enabled true segment_duration 2 low_latency true } } }")
+        source, _ = h.source(content_type="audio/aac")
+        feed_aac(source, 4.1)
+        output = h.dash.output("/live")
+        ahead = output.segmenter.next_sequence + 1
+        _, transport = h.connect(("GET /dash/live/segment_%d.m4s HTTP/1.1\r\nHost: x\r\n\r\n" % ahead).encode())
+        self.assertEqual(transport.value(), b"")
+        h.clock.advance(10)
+        self.assertTrue(transport.value().startswith(b"HTTP/1.1 404"))
+        self.assertEqual(h.get("/dash/live/segment_%d.m4s" % (ahead + 5))[0], "HTTP/1.0 404 Not Found")
+
+
+def dechunk(body):
+    out, rest = b"", body
+    while rest:
+        size, _, rest = rest.partition(b"\r\n")
+        length = int(size, 16)
+        if not length:
+            break
+        out, rest = out + rest[:length], rest[length + 2:]
+    return out

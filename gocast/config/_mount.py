@@ -69,6 +69,16 @@ class DashConfig:
     window: int = setting(5, "Segments kept in the live MPD window.", Int(1, 100))
     path: str = setting("", "Another URL prefix for the manifest and segments (outside /dash/); "
                         "/dash/<mount> always works.")
+    low_latency: bool = setting(False, "Low-latency DASH: the segment being cut is announced and sent as it "
+                                "grows (chunked transfer, one CMAF chunk per part_duration).")
+    part_duration: float = setting(0.5, "Length of a CMAF chunk in low-latency DASH (0.1s to 2s, at most half "
+                                   "of segment_duration).", Duration(minimum=0.1))
+
+    def check(self, path: Path, report: Reporter, raw: Dict[str, Any]) -> None:
+        if self.low_latency and (self.part_duration > 2.0 or self.part_duration * 2 > self.segment_duration):
+            where = path + ("part_duration",) if "part_duration" in raw else path
+            report.error(where, "part_duration must be at most 2s and at most half of segment_duration (%gs)"
+                         % self.segment_duration, at="value" if "part_duration" in raw else "key")
 
 
 def dash_shares_hls(hls: HlsConfig, dash: DashConfig) -> bool:
@@ -76,7 +86,8 @@ def dash_shares_hls(hls: HlsConfig, dash: DashConfig) -> bool:
     Whether DASH serves the CMAF segments low-latency HLS cuts (one
     packaging, two manifests): both on, with the same segment duration.
     """
-    return dash.enabled and hls.enabled and hls.low_latency and hls.segment_duration == dash.segment_duration
+    return (dash.enabled and hls.enabled and hls.low_latency and hls.segment_duration == dash.segment_duration
+            and (not dash.low_latency or dash.part_duration == hls.part_duration))
 
 
 LISTENER_AUTH_TYPES = ("token", "http", "url", "ip", "basic")

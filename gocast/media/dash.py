@@ -54,6 +54,8 @@ class Representation:
     init: str
     media: str
     segments: Sequence[TimelineEntry]
+    #: Low-latency DASH: how long before its end a segment can be asked for (its chunks are sent as cut).
+    availability_offset: float = 0.0
 
 
 def duration(seconds: float) -> str:
@@ -67,10 +69,11 @@ def date_time(seconds: float) -> str:
 
 
 def live_mpd(representations: List[Representation], now: float, segment_duration: float, window: int,
-             published: Optional[float] = None) -> str:
+             published: Optional[float] = None, target_latency: float = 0.0) -> str:
     """
     The dynamic MPD: refreshed every segment, with ``window`` segments of
-    time-shift buffer, and players starting two segments behind the edge.
+    time-shift buffer, and players starting two segments behind the edge;
+    in low-latency DASH (``target_latency``), the latency players aim for.
     """
     longest = max([entry.duration / r.sample_rate for r in representations for entry in r.segments]
                   + [segment_duration])
@@ -80,7 +83,13 @@ def live_mpd(representations: List[Representation], now: float, segment_duration
             % (NAMESPACE, PROFILE, date_time(published if published is not None else now),
                duration(segment_duration), duration(window * segment_duration), duration(2 * segment_duration),
                duration(segment_duration), duration(longest)))
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>', head, '  <Period id="0" start="PT0S">',
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', head]
+    if target_latency:
+        lines += ['  <ServiceDescription id="0">',
+                  '    <Latency target="%d" max="%d" min="%d"/>' % (target_latency * 1000, target_latency * 2000,
+                                                                    target_latency * 500),
+                  '  </ServiceDescription>']
+    lines += ['  <Period id="0" start="PT0S">',
              '    <AdaptationSet id="0" contentType="audio" mimeType="audio/mp4" segmentAlignment="true" '
              'startWithSAP="1" lang="und">']
     for r in representations:
@@ -91,8 +100,10 @@ def live_mpd(representations: List[Representation], now: float, segment_duration
         if r.base_url:
             lines.append("        <BaseURL>%s</BaseURL>" % _text(r.base_url))
         first = r.segments[0].number if r.segments else 0
-        lines.append('        <SegmentTemplate timescale="%d" initialization=%s media=%s startNumber="%d">'
-                     % (r.sample_rate, quoteattr(r.init), quoteattr(r.media), first))
+        low_latency = (' availabilityTimeOffset="%g" availabilityTimeComplete="false"' % round(r.availability_offset, 3)
+                       if r.availability_offset else "")
+        lines.append('        <SegmentTemplate timescale="%d" initialization=%s media=%s startNumber="%d"%s>'
+                     % (r.sample_rate, quoteattr(r.init), quoteattr(r.media), first, low_latency))
         lines.append("          <SegmentTimeline>")
         for entry in r.segments:
             lines.append('            <S t="%d" d="%d"/>' % (entry.start, entry.duration))

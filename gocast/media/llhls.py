@@ -262,6 +262,26 @@ class PartSegmenter(RenderedPlaylist):
     def live(self) -> List[PartedSegment]:
         return list(self.segments)[-self.playlist_length:]
 
+    def in_progress(self) -> Optional[Tuple[int, int, int]]:
+        """
+        The segment being cut, once it has a part, for low-latency DASH:
+        its number, decode time, and length when done (to its anchored
+        boundary), in samples; ``None`` unanchored or before its first part.
+        """
+        if self.anchor is None or not self.parts or self._format is None:
+            return None
+        end = int(round((self.next_sequence + 1) * self.segment_duration * self._format.sample_rate))
+        return self.next_sequence, self._segment_start, max(end, self._decode_time) - self._segment_start
+
+    def parts_of(self, sequence: int) -> Optional[Tuple[Tuple[Part, ...], bool]]:
+        """The parts of segment ``sequence`` so far, and whether it is whole; ``None`` if it is not here."""
+        if sequence == self.next_sequence:
+            return tuple(self.parts), False
+        for segment in self.segments:
+            if segment.sequence == sequence:
+                return segment.parts, True
+        return None
+
     @property
     def track(self) -> Optional[fmp4.TrackFormat]:
         """The current track format (codec, rate, channels), once audio came."""

@@ -26,7 +26,8 @@ class DashOutput(HlsOutput):
 
     def settings(self) -> Tuple[bool, float, int, Optional[float]]:
         config = self.mount.config.dash
-        return True, config.segment_duration, config.window, config.segment_duration
+        part = config.part_duration if config.low_latency else config.segment_duration
+        return True, config.segment_duration, config.window, part
 
     def anchor(self, chunk: Chunk) -> Optional[float]:
         """Every DASH stream is on the clock: its source's start plus the chunk's stream time."""
