@@ -107,20 +107,23 @@ class MasterPlaylistTests(SynchronousTestCase):
         self.assertTrue(outputs[0].segmenter.segments)
 
 
-    def test_low_latency_variants_are_aac(self):
-        t = Ladder(ladder_config(parent="hls { enabled true low_latency true segment_duration 2 }"))
+    @staticmethod
+    def encoding(parent):
+        """A ladder whose ffmpeg wrote each output's first bytes."""
+        t = Ladder(ladder_config(parent=parent))
         source, _ = t.h.source()
         feed_frames(source, 40)
         t.encode()
+        return t
+
+    def test_low_latency_variants_are_aac(self):
+        t = self.encoding("hls { enabled true low_latency true segment_duration 2 }")
         status, _, body = t.h.get("/hls/live/master.m3u8")
         self.assertEqual(status, "HTTP/1.0 200 OK")
         self.assertEqual({p.stream_info.codecs for p in m3u8.loads(body.decode()).playlists}, {"mp4a.40.2"})
 
     def test_a_master_under_the_mounts_own_prefix(self):
-        t = Ladder(ladder_config(parent="hls { enabled true path /radio }"))
-        source, _ = t.h.source()
-        feed_frames(source, 40)
-        t.encode()
+        t = self.encoding("hls { enabled true path /radio }")
         _, _, body = t.h.get("/radio/master.m3u8")
         self.assertIn("../hls/live-64/playlist.m3u8", body.decode())
 

@@ -107,7 +107,8 @@ class DashGuideTests(SynchronousTestCase):
 
     def test_snippets_parse(self):
         blocks = re.findall(r"```vibe\n(.*?)```", (_DOC.parent / "dash.md").read_text(), re.S)
-        alone, ladder = [parse_config(block) for block in blocks]
-        self.assertEqual(alone.warnings + ladder.warnings, ())
+        alone, low_latency, ladder = [parse_config(block) for block in blocks]
+        self.assertEqual(alone.warnings + low_latency.warnings + ladder.warnings, ())
+        self.assertTrue(low_latency.config.mounts["/live"].dash.low_latency)
         self.assertEqual(alone.config.mounts["/live"].dash.path, "/dash/live")
         self.assertEqual(len(ladder.config.mounts["/live"].transcoding.outputs), 3)

@@ -51,15 +51,21 @@ def watch(driver, page):
     Open ``page``; wait for playback to start, then watch ``WATCH`` seconds.
     Runs in a thread (Selenium blocks). Returns the first and last samples.
     """
-    driver.get(page)
     read = "return {time: document.getElementById('player').currentTime, report: window.report}"
-    deadline = time.monotonic() + 30
-    first = driver.execute_script(read)
-    while first["time"] <= 0 and not first["report"]["fatal"] and time.monotonic() < deadline:
-        time.sleep(0.25)
-        first = driver.execute_script(read)
+    first = start_playing(driver, page, read)
     time.sleep(WATCH)
     return first, driver.execute_script(read)
+
+
+def start_playing(driver, page, read):
+    """Open ``page`` and wait (30 s at most) for its player to start; what ``read`` says then."""
+    driver.get(page)
+    deadline = time.monotonic() + 30
+    state = driver.execute_script(read)
+    while state["time"] <= 0 and not state["report"]["fatal"] and time.monotonic() < deadline:
+        time.sleep(0.25)
+        state = driver.execute_script(read)
+    return state
 
 
 class BrowserTests(TestCase):
@@ -114,6 +120,24 @@ class BrowserTests(TestCase):
         report = await self.play(AAC, low_latency=True, token_secret="browser-test-secret-of-32-bytes!")
         self.assertLess(steady_latency(report), 3.0, report)
 
+    async def test_low_latency_dash(self):
+        """dash.js on a low-latency MPD: chunks of the segment being cut, played close to the live edge."""
+        server, base = await start_server(self, reactor, "mounts { live { dash { enabled true segment_duration 2 "
+                                                         "low_latency true part_duration 0.5 } } }")
+        spawn_tool(self, reactor, ["ffmpeg"] + TONE + AAC + ["icecast://source:hackme@%s/live" % base[7:]])
+        await wait_for_source(reactor, base, "/live", server)
+        pages = reactor.listenTCP(0, Site(File(str(PAGE_FOLDER))), interface="127.0.0.1")
+        self.addCleanup(pages.stopListening)
+        driver = await threads.deferToThread(open_chromium)
+        self.addCleanup(lambda: threads.deferToThread(driver.quit))
+        page = "http://127.0.0.1:%d/dash.html?src=%s" % (pages.getHost().port,
+                                                          quote(base + "/dash/live/manifest.mpd", safe=""))
+        first, last = await threads.deferToThread(watch, driver, page)
+        report = last["report"]
+        self.assertIsNone(report["fatal"], report)
+        self.assertGreater(last["time"] - first["time"], WATCH - 1.5, (first, last))
+        self.assertLess(steady_latency(report), 4.0, report)
+
     async def test_low_latency_mp3(self):
         report = await self.play(MP3, low_latency=True)
         self.assertLess(steady_latency(report), 3.0, report)
@@ -142,14 +166,9 @@ def watch_switching(driver, page, level="window.hls.currentLevel", before=8.0, a
     throttled link for ``after``; returns what was seen at each step
     (``level``: the player's current level, as the page tells it).
     """
-    driver.get(page)
     read = ("return {time: document.getElementById('player').currentTime, level: %s,"
             " stalled: window.stalledNow(), report: window.report}" % level)
-    deadline = time.monotonic() + 30
-    state = driver.execute_script(read)
-    while state["time"] <= 0 and not state["report"]["fatal"] and time.monotonic() < deadline:
-        time.sleep(0.25)
-        state = driver.execute_script(read)
+    state = start_playing(driver, page, read)
     time.sleep(before)
     fast = driver.execute_script(read)
     driver.execute_cdp_cmd("Network.enable", {})

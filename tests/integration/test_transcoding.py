@@ -77,6 +77,14 @@ class TranscodingTests(TestCase):
         return await raw_request(self, reactor, self.base, (
             "GET %s HTTP/1.1\r\nHost: x\r\nIcy-MetaData: 1\r\n\r\n" % mount).encode())
 
+    async def still_listening(self, listeners, when):
+        """Every listener, still connected, gets more audio."""
+        for mount, client in listeners.items():
+            before = len(client.data)
+            await eventually(reactor, lambda: len(client.data) > before + 16000, timeout=20,
+                             what="audio on %s %s" % (mount, when))
+            self.assertFalse(client.closed.called)
+
     async def set_title(self, song):
         response = await treq.get(self.base + "/admin/metadata", params={"mount": "/live", "mode": "updinfo",
                                                                          "song": song},
@@ -120,11 +128,7 @@ class TranscodingTests(TestCase):
         os.kill(ffmpeg, signal.SIGKILL)
         await eventually(reactor, lambda: b"transcoder.restarted" in self.server.output, timeout=20,
                          what="the transcoder restarted")
-        for mount, client in listeners.items():
-            before = len(client.data)
-            await eventually(reactor, lambda: len(client.data) > before + 16000, timeout=20,
-                             what="audio on %s after the restart" % mount)
-            self.assertFalse(client.closed.called)
+        await self.still_listening(listeners, "after the restart")
         response = await treq.get(self.base + "/metrics", reactor=reactor, persistent=False)
         metrics = await response.text()
         self.assertIn('gocast_transcoder_restarts_total{mount="/live"} 1.0', metrics)
@@ -137,11 +141,7 @@ class TranscodingTests(TestCase):
         await self.live.stop()
         await eventually(reactor, lambda: b"source.fallback /live" in self.server.output, timeout=20,
                          what="the fallback taking over")
-        for mount, client in listeners.items():
-            before = len(client.data)
-            await eventually(reactor, lambda: len(client.data) > before + 16000, timeout=20,
-                             what="the fallback's audio on %s" % mount)
-            self.assertFalse(client.closed.called)
+        await self.still_listening(listeners, "from the fallback")
         await self.decodes("/live-64")
 
     async def test_the_roadmaps_snippet_as_written(self):
