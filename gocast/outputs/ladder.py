@@ -99,8 +99,6 @@ class Encoder:
     restart (the listeners stay connected and hear the stream resume).
     """
 
-    _log = Logger()
-
     def __init__(self, ladder: "Ladder", outputs: List[TranscodeOutput], on_demand: bool = False):
         self.ladder = ladder
         self.outputs = outputs
@@ -292,8 +290,8 @@ class Ladder:
         ice["ice-audio-info"] = "bitrate=%d" % (output.bitrate // 1000) + (
             ";samplerate=%d" % output.sample_rate if output.sample_rate and output.format != "opus" else "") + (
             ";channels=%d" % output.channels if output.channels else "")
-        info = SourceInfo(CONTENT_TYPES[output.format], "transcoder", "GoCast transcoder (ffmpeg)", started, ice, disconnect=self.restart, transcoded_from=self.home,
-                          inband_metadata=False)
+        info = SourceInfo(CONTENT_TYPES[output.format], "transcoder", "GoCast transcoder (ffmpeg)", started, ice,
+                          disconnect=self.restart, transcoded_from=self.home, inband_metadata=False)
         mount.start_source(info)
         self.sources[mount.path] = info
         self.copy_metadata(mount)
