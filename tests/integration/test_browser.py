@@ -57,6 +57,18 @@ def watch(driver, page):
     return first, driver.execute_script(read)
 
 
+async def full_window(testcase, url, marker, count=3):
+    """Wait for the playlist or MPD at ``url`` to list ``count`` segments (``marker`` each), as a
+    listener arriving on a running station finds it."""
+    deadline = reactor.seconds() + 60
+    while True:
+        response = await treq.get(url, reactor=reactor, persistent=False)
+        if (await response.text()).count(marker) >= count:
+            return
+        testcase.assertLess(reactor.seconds(), deadline, "%s never listed %d segments" % (url, count))
+        await task.deferLater(reactor, 0.5, lambda: None)
+
+
 def start_playing(driver, page, read):
     """Open ``page`` and wait (30 s at most) for its player to start; what ``read`` says then."""
     driver.get(page)
@@ -126,6 +138,7 @@ class BrowserTests(TestCase):
                                                          "low_latency true part_duration 0.5 } } }")
         spawn_tool(self, reactor, ["ffmpeg"] + TONE + AAC + ["icecast://source:hackme@%s/live" % base[7:]])
         await wait_for_source(reactor, base, "/live", server)
+        await full_window(self, base + "/dash/live/manifest.mpd", "<S ")
         pages = reactor.listenTCP(0, Site(File(str(PAGE_FOLDER))), interface="127.0.0.1")
         self.addCleanup(pages.stopListening)
         driver = await threads.deferToThread(open_chromium)
@@ -194,16 +207,7 @@ class AdaptiveBitrateTests(TestCase):
                                    "anoisesrc=amplitude=0.3"] + AAC + ["icecast://source:hackme@%s/live" % base[7:]])
         for mount in ("/live-256", "/live-128", "/live-48"):
             await wait_for_source(reactor, base, mount, server, timeout=30)
-
-        async def segments():
-            response = await treq.get(base + "/hls/live-256/playlist.m3u8", reactor=reactor, persistent=False)
-            return (await response.text()).count("#EXTINF")
-
-        # A full playlist first, as a listener arriving on a running station finds it.
-        deadline = reactor.seconds() + 60
-        while await segments() < 3:
-            self.assertLess(reactor.seconds(), deadline, "the playlist never held three segments")
-            await task.deferLater(reactor, 0.5, lambda: None)
+        await full_window(self, base + "/hls/live-256/playlist.m3u8", "#EXTINF")
         pages = reactor.listenTCP(0, Site(File(str(PAGE_FOLDER))), interface="127.0.0.1")
         self.addCleanup(pages.stopListening)
         driver = await threads.deferToThread(open_chromium)
