@@ -289,3 +289,11 @@ class OnDemandTests(SynchronousTestCase):
         self.assertTrue(protocol.transport.stdin_closed)
         self.assertIsNone(self.t.mount("/live-64").source)
         self.assertFalse(self.t.spawned[0][0].transport.stdin_closed)  # the others go on
+
+    def test_a_listener_waits_no_longer_than_the_linger_for_audio(self):
+        listener, transport = self.h.listener("/live-64")
+        feed_frames(self.source, 20)  # ffmpeg starts, and never writes
+        self.t.reactor.advance(ON_DEMAND_LINGER)
+        self.assertIn(b"404", transport.value().split(b"\r\n")[0])
+        self.t.reactor.advance(ON_DEMAND_LINGER)
+        self.assertTrue(self.t.spawned[-1][0].transport.stdin_closed)  # nobody left: it stops

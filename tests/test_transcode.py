@@ -151,3 +151,18 @@ class ChainedOggTests(SynchronousTestCase):
         self.source, _ = self.h.source(content_type="audio/ogg")
         self.stream(2, "Again")
         self.assertEqual(len(self.reactor.spawned), 2)
+
+
+class BackoffTests(SynchronousTestCase):
+    def test_a_child_that_ran_a_while_is_restarted_at_once_again(self):
+        reactor = ProcessClock()
+        transcoder = AACTranscoder(reactor, [].append, lambda: b"", "/live HLS")
+        transcoder.start()
+        for delay in (1, 2, 4):  # dying at once: longer and longer waits
+            reactor.spawned[-1][0].processEnded(Failure(ProcessTerminated(1)))
+            reactor.advance(delay)
+        count = len(reactor.spawned)
+        reactor.advance(120)  # this one runs two minutes, then dies
+        reactor.spawned[-1][0].processEnded(Failure(ProcessTerminated(1)))
+        reactor.advance(1)
+        self.assertEqual(len(reactor.spawned), count + 1)

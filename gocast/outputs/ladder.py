@@ -261,7 +261,10 @@ class Ladder:
 
     def _check_demand(self, encoder: Encoder) -> None:
         encoder.linger = None
-        if encoder.waiting or self.registry.listeners_wanting(encoder.paths[0]) > 0:
+        mount = self.registry.get(encoder.paths[0])
+        if encoder.waiting and (mount is None or mount.source is None):
+            encoder.answer_waiting(None)  # no audio in all that time: they are told (404, or a fallback)
+        if self.registry.listeners_wanting(encoder.paths[0]) > 0:
             encoder.linger = self.reactor.callLater(ON_DEMAND_LINGER, self._check_demand, encoder)
             return
         self._log.info("{mount}: no listeners for {seconds}s; its transcoder stops (on demand)",

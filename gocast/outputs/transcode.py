@@ -20,6 +20,8 @@ from ..media import ADTSFramer, Packet, sync_codec
 from ..media.oggchain import OggSplicer
 
 MAX_BACKOFF = 30.0
+#: A child that ran this long before dying was healthy: the backoff starts again from 1 s.
+STABLE_SECONDS = 60.0
 
 def ffmpeg_needs(config: Any) -> List[str]:
     """
@@ -105,6 +107,7 @@ class FFmpegChild:
         self.wanted = False
         self.failures = 0
         self._restart: Any = None
+        self._spawned_at = 0.0
 
     def start(self) -> None:
         self.wanted = True
@@ -119,6 +122,7 @@ class FFmpegChild:
         fds.update((fd, "r") for fd in self.outputs)
         self.reactor.spawnProcess(protocol, executable, self.argv, env=None, childFDs=fds)
         self.process = protocol
+        self._spawned_at = self.reactor.seconds()
         headers = self.headers()
         if headers:
             protocol.transport.write(headers)
@@ -151,6 +155,8 @@ class FFmpegChild:
         self.process = None
         if not self.wanted:
             return
+        if self.reactor.seconds() - self._spawned_at >= STABLE_SECONDS:
+            self.failures = 0
         self.failures += 1
         delay = min(2.0 ** (self.failures - 1), MAX_BACKOFF)
         self._log.warn("{label}: the {role} (ffmpeg) died ({why}); restarting in {delay}s",
