@@ -1,7 +1,7 @@
 """
 The transcoding ladder with real parts: ffmpeg sources in MP3, AAC and Ogg
 Opus, a ladder of three outputs (MP3, AAC, Opus) made by the one ffmpeg
-GoCast runs; every output decodes, ICY metadata reaches listeners of the
+GoCast runs, and one more on demand; every output decodes, ICY metadata reaches listeners of the
 outputs, a killed transcoder comes back with the listeners still connected,
 and the fallback's audio is what the outputs' listeners hear when the
 source leaves.
@@ -29,6 +29,7 @@ mounts {
                 high { path /live-320 format mp3 bitrate 320k }
                 low { path /live-64 format aac bitrate 64k }
                 opus { path /live-48 format opus bitrate 48k }
+                spare { path /live-32 format aac bitrate 32k on_demand true }
             }
         }
     }
@@ -121,7 +122,7 @@ class TranscodingTests(TestCase):
         data = (await response.json())["data"]
         self.assertEqual([(o["mount"], o["format"], o["running"], o["live"]) for o in data["transcoding"]],
                          [("/live-320", "mp3", True, True), ("/live-64", "aac", True, True),
-                          ("/live-48", "opus", True, True)])
+                          ("/live-48", "opus", True, True), ("/live-32", "aac", False, False)])
 
         # ffmpeg is killed: it comes back, and the listeners never notice more than a gap.
         [ffmpeg] = children_named(self.server.transport.pid, "ffmpeg")
@@ -152,8 +153,9 @@ class TranscodingTests(TestCase):
             await wait_for_source(reactor, self.base, mount, self.server, timeout=30)
             await self.decodes(mount)
 
-    async def test_aac_source_ladder(self):
+    async def test_aac_source_ladder_and_an_output_on_demand(self):
         await self.ladder("aac")
+        await self.decodes("/live-32")  # its ffmpeg starts for this listener, who waits for its audio
 
     async def test_opus_source_ladder(self):
         await self.ladder("ogg")
