@@ -23,11 +23,11 @@ from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
-from twisted.web.static import File
 
 from ..auth.address import host_of
 from ..core.credentials import admin_credentials_ok
 from ..core.throttle import retry_after
+from ..resources.site import send_download
 from .docs import SwaggerDocs
 from .keys import ApiKey
 from .openapi import openapi_document
@@ -155,11 +155,7 @@ class ApiResource(Resource):
         if isinstance(data, FileAnswer):
             if request.finished or request._disconnected:
                 return
-            request.setHeader(b"cache-control", b"no-store")
-            request.setHeader(b"content-disposition", b'attachment; filename="%s"' % data.filename.encode())
-            file = File(data.path)
-            file.type, file.encoding = data.content_type, None  # twisted.web answers Range (206) and HEAD
-            file.render(request)
+            send_download(request, data.path, data.content_type, data.filename)
             return
         if isinstance(data, RawAnswer):
             if request.finished or request._disconnected:

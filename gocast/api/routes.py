@@ -24,7 +24,7 @@ from ..config._kinds import normalise_mount
 from ..config._section import Section
 from ..cluster.node import REGION_NAME
 from ..core.mount import Mount
-from ..outputs.recorder import CONTENT_TYPES
+from ..outputs.recorder import CONTENT_TYPES, content_type_of
 from ..core.operations import find_listener, kick_listener, kill_source, listener_sessions, update_metadata
 from ..observe.geo import audience, audience_of, merged, mount_locations
 from ..observe.history import as_document, to_csv
@@ -512,8 +512,7 @@ def closed_recording(ctx: ApiContext, recording_id: str) -> Dict[str, Any]:
 
 def download_recording(ctx: ApiContext, call: Call) -> FileAnswer:
     entry = closed_recording(ctx, call.params["id"])
-    extension = entry["id"].rpartition(".")[2].lower()
-    return FileAnswer(entry["path"], CONTENT_TYPES.get(extension, "application/octet-stream"), entry["id"])
+    return FileAnswer(entry["path"], content_type_of(entry["id"]), entry["id"])
 
 
 def delete_recording(ctx: ApiContext, call: Call) -> Dict[str, Any]:

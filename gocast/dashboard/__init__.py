@@ -51,9 +51,9 @@ from ..core.operations import (
     update_metadata,
 )
 from ..observe.geo import NOWHERE
-from ..outputs.recorder import CONTENT_TYPES
+from ..outputs.recorder import content_type_of
 from ..observe.history import as_document, to_csv
-from ..resources.site import header_text, request_arg
+from ..resources.site import header_text, request_arg, send_download
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STATIC = os.path.join(HERE, "static")
@@ -352,12 +352,7 @@ class DashboardCall(Resource):
             entry = None
         if entry is None:
             return reply(request, 404, {"error": "no such closed recording"})
-        request.setHeader(b"content-disposition", b'attachment; filename="%s"' % entry["id"].encode())
-        request.setHeader(b"cache-control", b"no-store")
-        file = File(entry["path"])
-        file.type, file.encoding = CONTENT_TYPES.get(entry["id"].rpartition(".")[2].lower(),
-                                                     "application/octet-stream"), None
-        return file.render(request)
+        return send_download(request, entry["path"], content_type_of(entry["id"]), entry["id"])
 
     def listeners(self, request: Request) -> bytes:
         if self.session(request) is None:

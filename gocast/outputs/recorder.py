@@ -52,6 +52,11 @@ RETENTION_EVERY = 3600.0
 #: Content types of downloads, by extension.
 CONTENT_TYPES = {"mp3": "audio/mpeg", "aac": "audio/aac", "ogg": "audio/ogg", "opus": "audio/ogg",
                  "flac": "audio/flac", "webm": "audio/webm"}
+def content_type_of(name: str) -> str:
+    """What a recording file is served as, by its extension."""
+    return CONTENT_TYPES.get(name.rpartition(".")[2].lower(), "application/octet-stream")
+
+
 #: File extensions by the source's content type.
 EXTENSIONS = {"audio/mpeg": "mp3", "audio/aac": "aac", "audio/aacp": "aac", "audio/ogg": "ogg",
               "application/ogg": "ogg", "audio/opus": "opus", "audio/flac": "flac", "audio/webm": "webm"}

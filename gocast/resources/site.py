@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
+from twisted.web.static import File
 
 from .._version import __version__
 from ..auth.address import client_address, host_of
@@ -247,6 +248,18 @@ class GocastSite(Site):
     def getClientAddress(request: Request) -> str:
         peer = request.getClientAddress()
         return host_of(peer)
+
+
+def send_download(request: Request, path: str, content_type: str, filename: str) -> Any:
+    """
+    A file sent as it is, to be saved as ``filename`` (a recording): never
+    cached, and twisted.web's static file answers Range (206) and HEAD.
+    """
+    request.setHeader(b"cache-control", b"no-store")
+    request.setHeader(b"content-disposition", b'attachment; filename="%s"' % filename.encode("utf-8"))
+    file = File(path)
+    file.type, file.encoding = content_type, None
+    return file.render(request)
 
 
 def request_arg(request: Request, name: bytes) -> Optional[str]:
