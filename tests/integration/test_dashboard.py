@@ -24,18 +24,24 @@ WITHIN = 1.0
 
 
 def wait_for_text(driver, selector, expected, timeout):
-    """Seconds until the element's text is ``expected``; AssertionError after ``timeout``."""
-    from selenium.webdriver.common.by import By
-
+    """
+    Seconds until the element's text is ``expected``; AssertionError after
+    ``timeout``. The text is read in the page, in one step: the dashboard
+    rebuilds its rows at every update, so an element found in one call may
+    be gone by the next.
+    """
     started = time.monotonic()
     while time.monotonic() - started < timeout:
-        found = driver.find_elements(By.CSS_SELECTOR, selector)
-        if found and found[0].text == expected:
+        if text_of(driver, selector) == expected:
             return time.monotonic() - started
         time.sleep(0.02)
-    found = driver.find_elements(By.CSS_SELECTOR, selector)
-    raise AssertionError("%s is %r, not %r, after %.1fs" % (selector, found[0].text if found else None, expected,
-                                                            timeout))
+    raise AssertionError("%s is %r, not %r, after %.1fs" % (selector, text_of(driver, selector), expected, timeout))
+
+
+def text_of(driver, selector):
+    """The rendered text of the first element ``selector`` finds, or ``None``."""
+    return driver.execute_script("var e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+                                 selector)
 
 
 def log_in(driver, base):
@@ -130,11 +136,10 @@ class DashboardTests(TestCase):
     @staticmethod
     def recordings_listed(driver, timeout):
         """The recordings panel's file cells, once it shows a closed file and the one being written."""
-        from selenium.webdriver.common.by import By
-
         started = time.monotonic()
         while time.monotonic() - started < timeout:
-            cells = [c.text for c in driver.find_elements(By.CSS_SELECTOR, "#recording-rows td:nth-child(2)")]
+            cells = driver.execute_script(  # read in one step: the panel is rebuilt at every refresh
+                "return Array.from(document.querySelectorAll('#recording-rows td:nth-child(2)'), e => e.innerText);")
             if any(c.startswith("●") for c in cells) and any(not c.startswith("●") for c in cells):
                 return cells
             time.sleep(0.2)
