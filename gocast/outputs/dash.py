@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Tuple
 
 from ..config._mount import dash_shares_hls
-from ..core.mount import Chunk, Mount
+from ..core.mount import Mount
 from .hls import HlsOutput, HlsOutputs
 
 
@@ -29,10 +29,6 @@ class DashOutput(HlsOutput):
         part = config.part_duration if config.low_latency else config.segment_duration
         return True, config.segment_duration, config.window, part
 
-    def anchor(self, chunk: Chunk) -> Optional[float]:
-        """Every DASH stream is on the clock: its source's start plus the chunk's stream time."""
-        source = self.feeding.source
-        return None if source is None else source.connected_at + chunk.at
 
 
 class DashOutputs(HlsOutputs):

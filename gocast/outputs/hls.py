@@ -172,19 +172,20 @@ class HlsOutput:
             if self.transcoder is not None:  # no longer needed: low_latency off, or back from Ogg
                 self.transcoder.stop()
                 self.transcoder = None
-            self.segment(codec, chunk.data, chunk.duration, chunk.generation, self.anchor(chunk))
+            self.segment(codec, chunk.data, chunk.duration, chunk.generation, chunk.at)
 
-    def anchor(self, chunk: Chunk) -> Optional[float]:
+    def anchor(self, at: float) -> Optional[float]:
         """
         Where an aligned variant's stream time starts (see :class:`Segmenter`):
-        its source's start plus the stream time of ``chunk``; outputs of one
-        transcoder share their source's start, so their segments line up.
-        ``None`` for a mount that is no variant of an adaptive stream.
+        its source's start plus ``at``, the stream time of the chunk that
+        starts the segmenter; outputs of one transcoder share their source's
+        start, so their segments line up. ``None`` for a mount that is no
+        variant of an adaptive stream.
         """
         source = self.feeding.source
         if source is None or not (self.anchored or source.transcoded_from or self.mount.path in self.variants()):
             return None
-        return source.connected_at + chunk.at
+        return source.connected_at + at
 
     @property
     def anchored(self) -> bool:
@@ -197,11 +198,12 @@ class HlsOutput:
         return dash_shares_hls(config.hls, config.dash)
 
     def segment(self, codec: str, data: bytes, duration: float, generation: int,
-                anchor: Optional[float] = None) -> None:
+                at: Optional[float] = None) -> None:
+        """:param at: the chunk's stream time (``None``: transcoded here, with no stream time of its own)."""
         segmenter = self.segmenter
         if (segmenter is None or _settings(segmenter)[1:] != self.settings()
                 or (self.anchored and segmenter.anchor is None)):  # DASH came to share it: on the clock
-            self.segmenter = self._new_segmenter(codec, anchor)
+            self.segmenter = self._new_segmenter(codec, None if at is None else self.anchor(at))
         elif segmenter.codec != codec:
             if isinstance(segmenter, Segmenter):
                 # A fallback in another codec (MP3 to AAC): a discontinuity in the same playlist.

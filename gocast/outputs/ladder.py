@@ -28,11 +28,9 @@ from ..config._ladder import CONTENT_TYPES
 from ..config._mount import TranscodeOutput
 from ..core.mount import Chunk, Mount, SourceInfo
 from ..media import sync_codec
+from .recording_encoder import FORMATS
 from .transcode import FFmpegChild, StreamFeed
 
-#: Each format's ffmpeg encoder and muxer.
-ENCODERS = {"mp3": ("libmp3lame", "mp3"), "aac": ("aac", "adts"), "opus": ("libopus", "ogg"),
-            "vorbis": ("libvorbis", "ogg")}
 #: An on-demand output's ffmpeg runs this long after its last listener left.
 ON_DEMAND_LINGER = 10.0
 #: Ogg pages of this many microseconds: ffmpeg's default second would hold a
@@ -52,7 +50,7 @@ def input_format(content_type: str, ogg: bool) -> Optional[str]:
 
 def encoder_args(output: TranscodeOutput) -> List[str]:
     """ffmpeg's options for one output, up to its pipe."""
-    codec, muxer = ENCODERS[output.format]
+    codec, muxer, _ = FORMATS[output.format]  # as recordings are encoded
     args = ["-map", "0:a", "-c:a", codec, "-b:a", str(output.bitrate)]
     if output.sample_rate and output.format != "opus":  # Opus is 48 kHz; ffmpeg resamples to it
         args += ["-ar", str(output.sample_rate)]

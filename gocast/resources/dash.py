@@ -23,12 +23,11 @@ from twisted.internet.defer import CancelledError
 from twisted.web.server import NOT_DONE_YET, Request
 
 from ..config import hls_variants
-from ..config._mount import DashConfig
 from ..media.dash import MEDIA_TYPE, Representation, TimelineEntry, live_mpd, timeline
 from ..media.hls import measured_bandwidth
 from ..media.llhls import PartSegmenter
 from ..outputs.hls import HlsOutput
-from .hls import HlsResource, _forwarded_query, session_key
+from .hls import HlsResource, _forwarded_query, expected_bitrate, session_key
 
 MANIFEST = "manifest.mpd"
 
@@ -119,12 +118,12 @@ class DashResource(HlsResource):
 
     def manifest(self, request: Request, mount: str) -> bytes:
         config = self.registry.config
-        if self.registry.get(mount) is None and mount not in config.mounts:
+        if mount not in config.mounts:  # DASH is only ever enabled in a mount's config
             return self.missing(request)
         variants = hls_variants(config, mount, "dash") or (mount,)
         depth = request.uri.split(b"?", 1)[0].count(b"/") - 1
         representations = []
-        dash = config.mounts[mount].dash if mount in config.mounts else DashConfig()
+        dash = config.mounts[mount].dash
         low_latency = dash.low_latency
         query = _forwarded_query(request)
         for path in variants:
@@ -159,8 +158,7 @@ class DashResource(HlsResource):
             offset = max(segmenter.segment_duration - segmenter.part_duration, 0.0)
         if track is None or not entries:
             return None
-        config = output.mount.config
-        bandwidth, _ = measured_bandwidth(segmenter.live(), config.bitrate or 128000)
+        bandwidth, _ = measured_bandwidth(segmenter.live(), expected_bitrate(output.mount))
         base = "../" * depth + "dash/%s/" % quote(path.lstrip("/"), safe="/")
         init, media = "init_%d.mp4" % segmenter.map_id, "segment_$Number$.m4s"
         if query:  # the token and session go on to every file, so they are let in and counted

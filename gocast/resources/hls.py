@@ -198,9 +198,7 @@ class HlsResource(Resource):
             else:  # no segment yet: Ogg and low-latency streams are made AAC
                 codec = sync_codec(output.feeding.content_type) or "aac"
                 codec, segments = "aac" if variant.config.hls.low_latency else codec, []
-            announced = variant.source.audio_info().get("bitrate", "") if variant.source else ""
-            bitrate = variant.config.bitrate or (int(announced) * 1000 if announced.isdigit() else 128000)
-            peak, average = measured_bandwidth(segments, bitrate)
+            peak, average = measured_bandwidth(segments, expected_bitrate(variant))
             uri = "../" * depth + "hls/%s/playlist.m3u8" % quote(path.lstrip("/"), safe="/")
             listed.append(Variant(uri, peak, average, codec))
         if not listed:
@@ -334,6 +332,12 @@ class HlsResource(Resource):
 _URI_ATTRIBUTE = re.compile(r'URI="([^"?]*)"')
 #: The master playlist's name, beside each mount's playlist.m3u8.
 MASTER = "master.m3u8"
+
+
+def expected_bitrate(mount: Any) -> int:
+    """A variant's bitrate before its segments say: configured, else as its source announced, else 128k."""
+    announced = mount.source.audio_info().get("bitrate", "") if mount.source is not None else ""
+    return mount.config.bitrate or (int(announced) * 1000 if announced.isdigit() else 128000)
 
 
 def _forwarded_query(request: Request) -> str:
