@@ -38,6 +38,8 @@ def segment_number(name: str) -> Optional[int]:
         return int(name[8:-4])
     return None
 
+#: What fragmented MP4 adds to the audio (moof, mdat, emsg boxes): a few percent.
+CMAF_OVERHEAD = 1.04
 #: The latency low-latency DASH players aim for, in seconds (the MPD's ServiceDescription).
 LOW_LATENCY_TARGET = 3.0
 
@@ -158,7 +160,11 @@ class DashResource(HlsResource):
             offset = max(segmenter.segment_duration - segmenter.part_duration, 0.0)
         if track is None or not entries:
             return None
-        bandwidth, _ = measured_bandwidth(segmenter.live(), expected_bitrate(output.mount))
+        # A Representation keeps its bandwidth from one MPD update to the next: the configured bitrate
+        # (every transcoding output has one) with CMAF's overhead; measured only when none is set.
+        configured = output.mount.config.bitrate
+        bandwidth = (int(configured * CMAF_OVERHEAD) if configured
+                     else measured_bandwidth(segmenter.live(), expected_bitrate(output.mount))[0])
         base = "../" * depth + "dash/%s/" % quote(path.lstrip("/"), safe="/")
         init, media = "init_%d.mp4" % segmenter.map_id, "segment_$Number$.m4s"
         if query:  # the token and session go on to every file, so they are let in and counted
