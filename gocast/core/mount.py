@@ -16,6 +16,7 @@ notices.
 from __future__ import annotations
 
 import codecs
+import secrets
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import unquote_plus
@@ -167,6 +168,9 @@ class Mount:
         self.ring: Deque[Chunk] = deque()
         self.ring_bytes = 0
         self.next_seq = 0
+        #: Tells this mount's stream from another on the same path (a restart, a mount removed and made
+        #: again), whose chunks count from 0 too: a client resuming from a chunk number names both.
+        self.stream_id = secrets.token_hex(6)
         self.generation = 0
         self.header_pages = b""
         self.subscribers: Dict[Any, None] = {}

@@ -7,6 +7,7 @@ would refuse ``ICE/1.0`` and buffer a never-ending source body), then routes:
 
 - ``SOURCE`` or ``PUT``: source ingestion (:mod:`gocast.protocols.source`);
 - ``GET``/``HEAD`` on a mount: an ICY listener (:mod:`gocast.protocols.listener`);
+- ``GET /ws/<mount>``: a WebSocket listener (:mod:`gocast.protocols.wsaudio`);
 - ``GET``/``HEAD`` of an HLS playlist, segment or part, on a plain
   connection: answered here (:mod:`gocast.protocols.doorrequest`);
 - ``OPTIONS``: answered here, as libshout and browsers expect;
@@ -46,6 +47,7 @@ from ..resources.site import request_id_from
 from .doorrequest import DoorRequest
 from .listener import ListenerSession
 from .source import SourceSession
+from .wsaudio import AudioSocketFactory, WebSocketListener, mount_of
 
 #: Sent on every reply GoCast writes itself, as Icecast does: libshout reads
 #: them to learn what the server supports. The Server header comes first,
@@ -255,13 +257,17 @@ class FrontDoor(Protocol, LazyTimeout):
         # PUT is Icecast's source method, except on the REST API.
         source = method == "SOURCE" or (method == "PUT" and not head.path.startswith("/api/"))
         listener = not source and method in ("GET", "HEAD") and self.is_listener_path(head.path)
-        if (source or listener) and self.factory.draining:
+        ws_mount = mount_of(head.path) if method == "GET" and not listener else None
+        websocket = ws_mount is not None and self.is_listener_path(ws_mount)
+        if (source or listener or websocket) and self.factory.draining:
             self.reply(503, "server is shutting down", reply_version(head), [("Retry-After", "10")])
             return
         if source:
             self.hand_over(SourceSession(self, head), rest)
         elif listener:
             self.hand_over(ListenerSession(self, head), rest)
+        elif websocket:
+            self.hand_over(WebSocketListener(self, head, raw), rest)
         elif method in ("GET", "HEAD") and self.serve_hls(head, rest):
             return
         elif method == "OPTIONS" and head.target == "*":
@@ -422,11 +428,19 @@ class FrontDoorFactory(Factory):
         self.workers: Any = None
         self.remote_connections = 0
         self.worker_secret = ""
+        self._audio_sockets: Optional[AudioSocketFactory] = None
 
     @property
     def config(self) -> Config:
         """The running configuration (the registry holds it, and reload replaces it)."""
         return self.registry.config
+
+    def audio_sockets(self) -> AudioSocketFactory:
+        """Autobahn's settings for audio WebSockets, made once (again if ``server.server_id`` changes)."""
+        product = self.config.server.product
+        if self._audio_sockets is None or self._audio_sockets.server != product:
+            self._audio_sockets = AudioSocketFactory(product)
+        return self._audio_sockets
 
     def close_all(self) -> None:
         for door in list(self.open):

@@ -97,6 +97,12 @@ class ListenerSession:
                  "_meta_version", "sent", "_settled", "connected_at", "_limit", "_stalled", "admission", "location",
                  "_gone", "relay_node", "worker_pull")
     _log = Logger()
+    #: A worker process may take the connection over (a plain ICY stream, nothing in flight).
+    movable = True
+    #: The client follows a 302 to another node (ICY players and browsers' audio elements do).
+    follows_redirects = True
+    #: The status the access log records for a stream that ran.
+    streaming_status = 200
 
     def __init__(self, door: "FrontDoor", head: RequestHead):
         self.door = door
@@ -146,13 +152,14 @@ class ListenerSession:
 
     def start(self, rest: bytes) -> None:
         head = self.head
-        request = AuthRequest.build(self.home, self.peer, dict(head.headers), head.arg("token"), str(self.id),
+        request = AuthRequest.build(self.home, self.peer, dict(head.headers), self.token(), str(self.id),
                                     connected=lambda: not self._gone)
         token = head.get(CLUSTER_HEADER.lower())
         if token is not None:
             self.admit_node(request, token)
             return
-        routed = self.door.factory.registry.route_listener(self.home, self.peer, head.target)
+        routed = (self.door.factory.registry.route_listener(self.home, self.peer, head.target)
+                  if self.follows_redirects else None)
         if routed is not None:
             self.redirect(routed, "a node nearer you carries %s" % self.home)
             return
@@ -161,6 +168,10 @@ class ListenerSession:
             admission.addCallback(self.admitted)
         else:
             self.admitted(admission)
+
+    def token(self) -> Optional[str]:
+        """The listener token the client sent (``?token=``), if any."""
+        return self.head.arg("token")
 
     def admit_node(self, request: AuthRequest, token: str) -> None:
         """
@@ -229,15 +240,12 @@ class ListenerSession:
         mount = self.choose_mount()
         if mount is None:
             return False
-        if self.relay_node is None and factory.workers is not None and factory.workers.take(self, mount):
+        if (self.relay_node is None and self.movable and factory.workers is not None
+                and factory.workers.take(self, mount)):
             return True  # a worker process serves it from here on
         self.mount = mount
-        if wants_metadata(self.head) and not mount.is_ogg:
-            self.metaint = self._meta_left = mount.config.metaint
-        self.door.write_head(200, self.response_headers(mount))
-        if self.head.method == "HEAD":
+        if not self.open_stream(mount):
             self.mount = None
-            self.transport.loseConnection()
             return False
         self.connected_at = factory.reactor.seconds()
         self.location = factory.geo.locate(self.peer)
@@ -246,10 +254,7 @@ class ListenerSession:
         cap_send_buffer(self.transport, LISTENER_SEND_BUFFER)
         self.transport.registerProducer(self, True)
         mount.add_subscriber(self)
-        self.last_seq = mount.next_seq - 1
-        burst = mount.burst()
-        if burst:
-            self.send_many(burst)
+        self.start_stream(mount)
         if self.counted:
             factory.bus.publish("listener.connect", mount.path, id=self.id, ip=self.peer,
                                 user_agent=self.user_agent, listeners=mount.listeners,
@@ -257,6 +262,23 @@ class ListenerSession:
         self.schedule_end(mount)
         self.head.keep_only("user-agent", "referer")  # what the access log needs at the end
         return True
+
+    def open_stream(self, mount: Mount) -> bool:
+        """Answer the request with the stream's head; False when no stream follows (HEAD)."""
+        if wants_metadata(self.head) and not mount.is_ogg:
+            self.metaint = self._meta_left = mount.config.metaint
+        self.door.write_head(200, self.response_headers(mount))
+        if self.head.method == "HEAD":
+            self.transport.loseConnection()
+            return False
+        return True
+
+    def start_stream(self, mount: Mount) -> None:
+        """The first audio: the burst, from which live chunks follow."""
+        self.last_seq = mount.next_seq - 1
+        burst = mount.burst()
+        if burst:
+            self.send_many(burst)
 
     def schedule_end(self, mount: Mount) -> None:
         """Disconnect at ``max_listener_duration`` or when the admission ends, whichever is first."""
@@ -291,7 +313,8 @@ class ListenerSession:
                 spare = next((m for m in registry.fallback_chain(mount.path)
                               if m.source is not None and not self.full(m)), None)
             if spare is None:
-                elsewhere = cluster.redirect_for(self.home) if cluster is not None else None
+                elsewhere = (cluster.redirect_for(self.home)
+                             if cluster is not None and self.follows_redirects else None)
                 if elsewhere is not None:
                     query = self.head.target.partition("?")[2]
                     self.redirect(elsewhere + ("?" + query if query else ""),
@@ -471,8 +494,11 @@ class ListenerSession:
         for chunk in missed:
             if self.paused:
                 break
-            self.last_seq = chunk.seq
-            self.send(chunk.data)
+            self.send_chunk(chunk)
+
+    def send_chunk(self, chunk: Chunk) -> None:
+        self.last_seq = chunk.seq
+        self.send(chunk.data)
 
     def stopProducing(self) -> None:
         self.paused = True
@@ -493,4 +519,5 @@ class ListenerSession:
             factory.bus.publish("listener.disconnect", mount.path if mount else self.home, id=self.id,
                                 ip=self.peer, duration=seconds, bytes_sent=self.sent,
                                 listener_id=self.listener_id)
-        self.log_access(200, seconds, mount.path if mount else self.home, user=self.listener_id or "")
+        self.log_access(self.streaming_status, seconds, mount.path if mount else self.home,
+                        user=self.listener_id or "")
