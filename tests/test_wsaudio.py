@@ -10,10 +10,12 @@ import jwt
 from twisted.trial.unittest import SynchronousTestCase
 
 from gocast.core.operations import move_listeners
+from gocast.outputs.pcm import PcmDecoders
 from gocast.protocols.wsaudio import FLAG_BURST, FLAG_HEADERS, FLAG_START, FRAME_HEADER, mount_of
 
 from .media_builders import mp3_frame, opus_stream
 from .streaming import Harness, close, feed_frames, split_response
+from .test_transcode import ProcessClock
 
 FRAME = mp3_frame()
 SECRET = "a-test-secret-of-thirty-two-bytes!"
@@ -211,3 +213,97 @@ class WebSocketAudioTests(SynchronousTestCase):
         last = client.messages()[-1]
         self.assertEqual(last[0], "close")
         self.assertEqual(last[1], 4002)
+
+
+class PcmTests(SynchronousTestCase):
+    """``?format=pcm``: one fake ffmpeg per mount and rate, shared, primed with the burst, lingering after the last."""
+
+    def setUp(self):
+        self.h = Harness("limits { burst_size 8k }")
+        self.processes = ProcessClock()
+        self.h.factory.pcm = PcmDecoders(self.processes)
+        self.source, _ = self.h.source()
+        feed_frames(self.source, 100)
+        self.mount = self.h.registry.get("/live")
+
+    def decode(self, seconds, index=-1, rate=44100, channels=2):
+        """The fake ffmpeg ``index`` writes ``seconds`` of PCM (a counting pattern)."""
+        protocol = self.processes.spawned[index][0]
+        protocol.outReceived(bytes(range(256)) * int(rate * channels * 2 * seconds / 256))
+
+    def test_hello_then_decoded_audio_in_numbered_blocks(self):
+        client = Client(self.h, "/ws/live?format=pcm")
+        hello, metadata = client.messages()
+        self.assertEqual((hello["codec"], hello["format"], hello["sample_rate"], hello["channels"]),
+                         ("pcm_s16le", "pcm", 44100, 2))
+        [(protocol, args)] = self.processes.spawned
+        self.assertEqual(args[args.index("-f") + 1], "mp3")
+        self.assertEqual(args[args.index("-ar") + 1:args.index("-ar") + 4], ["44100", "-ac", "2"])
+        self.assertEqual(protocol.transport.written, b"".join(self.mount.burst()))  # primed with the burst
+        feed_frames(self.source, 20)
+        self.assertTrue(protocol.transport.written.endswith(FRAME * 5))  # and the live stream after it
+        self.decode(0.35)
+        audio = client.audio(client.messages())
+        self.assertEqual([(seq, flags) for seq, flags, _ in audio], [(0, FLAG_START), (1, 0), (2, 0)])
+        self.assertTrue(all(len(data) == 4410 * 4 for _, _, data in audio))
+        self.assertEqual(self.mount.listeners, 1)
+
+    def test_clients_share_a_decoder_and_a_newcomer_gets_the_burst(self):
+        first = Client(self.h, "/ws/live?format=pcm")
+        self.decode(2.0)
+        second = Client(self.h, "/ws/live?format=pcm")
+        self.assertEqual(len(self.processes.spawned), 1)
+        hello, _, burst = second.messages()
+        self.assertEqual((burst[0], burst[1]), (hello["seq"], FLAG_START | FLAG_BURST))
+        self.assertEqual(len(burst[2]), 10 * 4410 * 4)  # the newest second
+        other = Client(self.h, "/ws/live?format=pcm&rate=48000&channels=1")
+        self.assertEqual(len(self.processes.spawned), 2)
+        self.assertEqual(other.messages()[0]["sample_rate"], 48000)
+        self.assertEqual(self.mount.listeners, 3)
+        self.assertTrue(first.messages())
+
+    def test_the_decoder_lingers_after_the_last_client_and_a_reconnect_resumes(self):
+        client = Client(self.h, "/ws/live?format=pcm")
+        hello = client.messages()[0]
+        self.decode(0.5)
+        last = client.audio(client.messages())[-1][0]
+        close(client.proto)
+        self.decode(0.3)  # decoded while nobody listens: kept for a returning client
+        again = Client(self.h, "/ws/live?format=pcm&since=%d&stream=%s" % (last, hello["stream"]))
+        messages = again.messages()
+        self.assertTrue(messages[0]["resumed"])
+        self.assertEqual([seq for seq, _, _ in again.audio(messages)], [last + 1, last + 2, last + 3])
+        close(again.proto)
+        protocol = self.processes.spawned[0][0]
+        self.processes.advance(9)
+        self.assertFalse(protocol.transport.stdin_closed)
+        self.processes.advance(2)
+        self.assertTrue(protocol.transport.stdin_closed)
+        self.assertEqual(self.h.factory.pcm.running, {})
+        self.assertNotIn(self.h.factory.pcm, self.mount.subscribers)
+
+    def test_a_fallback_gets_its_own_decoder(self):
+        h2 = Harness("mounts { live { fallback /backup } }")
+        h2.factory.pcm = PcmDecoders(self.processes)
+        live, _ = h2.source()
+        spare, _ = h2.source("/backup")
+        feed_frames(live, 40)
+        feed_frames(spare, 40)
+        client = Client(h2, "/ws/live?format=pcm")
+        client.messages()
+        close(live)
+        hello = client.messages()[0]
+        self.assertEqual((hello["type"], hello["mount"], hello["codec"]), ("hello", "/backup", "pcm_s16le"))
+        self.assertEqual(len(self.processes.spawned), 2)
+
+    def test_a_slow_pcm_client_is_dropped_alone(self):
+        slow, fast = Client(self.h, "/ws/live?format=pcm"), Client(self.h, "/ws/live?format=pcm")
+        slow.proto.delegate.pauseProducing()
+        self.decode(12.0)  # more than the decoder keeps
+        self.assertTrue(slow.transport.disconnecting)
+        self.assertFalse(fast.transport.disconnecting)
+
+    def test_bad_parameters_are_400s(self):
+        for query in ("format=wav", "format=pcm&rate=12345", "format=pcm&channels=6", "rate=48000"):
+            self.assertIn("400", Client(self.h, "/ws/live?" + query).status, query)
+        self.assertEqual(self.processes.spawned, [])

@@ -430,18 +430,23 @@ class Mount:
         newest chunks of the current stream holding at most ``burst_size``
         bytes (at least one chunk), each starting on a frame boundary.
         """
-        chunks: List[bytes] = []
+        chunks = [chunk.data for chunk in self.burst_chunks()]
+        if self.header_pages:
+            chunks.insert(0, self.header_pages)
+        return chunks
+
+    def burst_chunks(self) -> List[Chunk]:
+        """The chunks of :meth:`burst`: the current stream's newest, at most ``burst_size`` bytes (one at least)."""
+        chunks: List[Chunk] = []
         budget = self.burst_size
         for chunk in reversed(self.ring):
             if chunk.generation != self.generation or chunk.header:
                 break
             if chunks and budget < len(chunk.data):
                 break
-            chunks.append(chunk.data)
+            chunks.append(chunk)
             budget -= len(chunk.data)
         chunks.reverse()
-        if self.header_pages:
-            chunks.insert(0, self.header_pages)
         return chunks
 
     def chunks_after(self, seq: int) -> Optional[Iterable[Chunk]]:

@@ -43,6 +43,7 @@ from ..cors import cors_headers
 from ..observe.geo import GeoLocator
 from ..observe.logs import AccessLog
 from ..outbound import OutboundHttp
+from ..outputs.pcm import PcmDecoders
 from ..resources.site import request_id_from
 from .doorrequest import DoorRequest
 from .listener import ListenerSession
@@ -429,6 +430,8 @@ class FrontDoorFactory(Factory):
         self.remote_connections = 0
         self.worker_secret = ""
         self._audio_sockets: Optional[AudioSocketFactory] = None
+        #: The ffmpeg decoders of WebSocket clients that asked for PCM.
+        self.pcm = PcmDecoders(reactor)
 
     @property
     def config(self) -> Config:

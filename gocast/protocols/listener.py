@@ -483,11 +483,11 @@ class ListenerSession:
         if self._stalled is not None:
             self._stalled.cancel()
             self._stalled = None
-        mount = self.mount
+        ring = self.chunk_source()
         self.paused = False
-        if mount is None:
+        if ring is None:
             return
-        missed = mount.chunks_after(self.last_seq)
+        missed = ring.chunks_after(self.last_seq)
         if missed is None:
             self.drop_slow()
             return
@@ -495,6 +495,10 @@ class ListenerSession:
             if self.paused:
                 break
             self.send_chunk(chunk)
+
+    def chunk_source(self) -> Any:
+        """Where this listener's chunks come from, and where it catches up from (its mount's ring)."""
+        return self.mount
 
     def send_chunk(self, chunk: Chunk) -> None:
         self.last_seq = chunk.seq

@@ -43,6 +43,7 @@ from ..config._kinds import normalise_mount
 from ..core.mount import Chunk, Mount
 from ..cors import allowed_origin
 from ..media.audioinfo import describe
+from ..outputs.pcm import RATES, PcmDecoder
 from ._http import RequestHead
 from .listener import ListenerSession
 
@@ -120,7 +121,7 @@ class AudioSocketFactory(WebSocketServerFactory):
 class WebSocketListener(ListenerSession):
     """A listener whose stream goes out as WebSocket frames."""
 
-    __slots__ = ("raw", "early", "socket", "_generation", "_resume_from")
+    __slots__ = ("raw", "early", "socket", "_generation", "_resume_from", "pcm_rate", "pcm_channels", "decoder")
     movable = False
     follows_redirects = False
     streaming_status = 101
@@ -134,6 +135,10 @@ class WebSocketListener(ListenerSession):
         self.socket: Optional[AudioSocket] = None
         self._generation = -1
         self._resume_from: Optional[int] = None
+        #: With ``?format=pcm``: the rate and channels asked for (0: the stream's), and the decoder serving it.
+        self.pcm_rate: Optional[int] = None
+        self.pcm_channels = 0
+        self.decoder: Optional[PcmDecoder] = None
 
     # Before the stream: the gate decides on a plain HTTP answer; Autobahn does the handshake
 
@@ -147,8 +152,31 @@ class WebSocketListener(ListenerSession):
         if origin is not None and allowed_origin(self.door.factory.config.cors, origin) is None:
             self.refuse(403, "this page's origin may not open the stream (cors.allowed_origins)")
             return
+        problem = self.read_format()
+        if problem:
+            self.refuse(400, problem)
+            return
         self.early = rest
         super().start(rest)
+
+    def read_format(self) -> Optional[str]:
+        """Take ``format``, ``rate`` and ``channels`` from the query; what is wrong with them, if anything."""
+        head = self.head
+        form, rate, channels = head.arg("format"), head.arg("rate"), head.arg("channels")
+        if form not in (None, "", "source", "pcm"):
+            return "format must be source (the stream as it is) or pcm (16-bit PCM for the Web Audio API)"
+        if form != "pcm":
+            return "rate and channels are for format=pcm" if rate or channels else None
+        self.pcm_rate = 0
+        if rate:
+            if not rate.isdigit() or int(rate) not in RATES:
+                return "rate must be one of %s" % " ".join(str(r) for r in RATES)
+            self.pcm_rate = int(rate)
+        if channels:
+            if channels not in ("1", "2"):
+                return "channels must be 1 or 2"
+            self.pcm_channels = int(channels)
+        return None
 
     def token(self) -> Optional[str]:
         offered = self.head.get("sec-websocket-protocol") or ""
@@ -182,6 +210,9 @@ class WebSocketListener(ListenerSession):
     # The stream
 
     def start_stream(self, mount: Mount) -> None:
+        if self.pcm_rate is not None:
+            self.start_pcm(mount)
+            return
         missed = self.missed_since(mount)
         resumed = missed is not None
         self.last_seq = self._resume_from if resumed else mount.next_seq - 1
@@ -198,15 +229,43 @@ class WebSocketListener(ListenerSession):
             self._generation = mount.generation
             self.send_frame(self.last_seq, flags, b"".join(burst))
 
-    def missed_since(self, mount: Mount) -> Optional[Any]:
-        """The chunks after ``?since=N`` when this is the stream it named and they are all still here."""
+    def start_pcm(self, mount: Mount, resume: bool = True) -> None:
+        """Decoded audio: from the decoder of this mount at the rate asked (or the stream's)."""
+        info = describe(mount.content_type, mount.header_pages, mount.ring[-1].data if mount.ring else b"")
+        rate = self.pcm_rate or info["sample_rate"] or 48000
+        channels = self.pcm_channels or min(int(info["channels"] or 2), 2)
+        decoder = self.decoder = self.door.factory.pcm.attach(self, mount, int(rate), channels)
+        missed = self.missed_since(decoder) if resume else None
+        resumed = missed is not None
+        self.last_seq = self._resume_from if resumed else decoder.next_seq - 1
+        self._generation = 0 if resumed else -1
+        self.send_json({"type": "hello", "mount": mount.path, "codec": "pcm_s16le", "format": "pcm",
+                        "content_type": "audio/L16", "sample_rate": rate, "channels": channels,
+                        "bitrate": rate * channels * 16 // 1000, "stream": decoder.stream_id,
+                        "seq": self.last_seq, "resumed": resumed, "listener": self.id,
+                        "header_bytes": FRAME_HEADER.size})
+        self.send_metadata(mount)
+        if resumed:
+            for chunk in missed:
+                self.send_chunk(chunk)
+            return
+        seq, burst = decoder.burst()
+        if burst:
+            self._generation = 0
+            self.send_frame(seq, FLAG_START | FLAG_BURST, burst)
+
+    def missed_since(self, ring: Any) -> Optional[Any]:
+        """
+        The chunks after ``?since=N`` when ``ring`` (a mount, a PCM decoder)
+        is the stream it named and they are all still there.
+        """
         since, stream = self.head.arg("since"), self.head.arg("stream")
-        if not since or not since.isdigit() or (stream and stream != mount.stream_id):
+        if not since or not since.isdigit() or (stream and stream != ring.stream_id):
             return None
         seq = int(since)
-        if seq >= mount.next_seq:
+        if seq >= ring.next_seq:
             return None
-        missed = mount.chunks_after(seq)
+        missed = ring.chunks_after(seq)
         if missed is not None:
             self._resume_from = seq
         return missed
@@ -252,10 +311,26 @@ class WebSocketListener(ListenerSession):
         self.send_frame(chunk.seq, flags, chunk.data)
 
     def chunk(self, chunk: Chunk) -> None:
+        if self.decoder is not None:
+            return  # the stream as it is goes to the decoder; this client gets PCM
         if chunk.seq > self.last_seq and not self.paused:
             self.send_chunk(chunk)
         else:
             super().chunk(chunk)  # already sent, or the client is behind: the ICY listener's rules
+
+    def pcm(self, chunk: Chunk) -> None:
+        """A chunk of decoded audio (``format=pcm``), with the same rules as the stream's chunks."""
+        decoder = self.decoder
+        if decoder is None or chunk.seq <= self.last_seq:
+            return
+        if self.paused:
+            if self.last_seq + 1 < decoder.oldest_seq:
+                self.drop_slow()
+            return
+        self.send_chunk(chunk)
+
+    def chunk_source(self) -> Any:
+        return self.decoder if self.decoder is not None else self.mount
 
     def metadata_changed(self) -> None:
         if self.mount is not None:
@@ -266,6 +341,10 @@ class WebSocketListener(ListenerSession):
         if self.mount is not None:
             self.settle(self.mount)
         self.mount = mount
+        if self.decoder is not None:
+            self.leave_decoder()
+            self.start_pcm(mount, resume=False)
+            return
         self.last_seq = mount.next_seq - 1
         self._generation = -1  # the next chunk starts a stream
         self.hello(mount, resumed=False)
@@ -291,6 +370,15 @@ class WebSocketListener(ListenerSession):
         self._log.info("{mount}: listener {id} closed: {reason}", mount=self.home, id=self.id, reason=reason)
         self.leave_mount()
         self.close(4002, reason)
+
+    def leave_mount(self) -> Optional[Mount]:
+        self.leave_decoder()
+        return super().leave_mount()
+
+    def leave_decoder(self) -> None:
+        decoder, self.decoder = self.decoder, None
+        if decoder is not None:
+            self.door.factory.pcm.detach(self, decoder)
 
     def connectionLost(self, reason: Any = None) -> None:
         socket, self.socket = self.socket, None
