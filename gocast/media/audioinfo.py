@@ -15,7 +15,7 @@ from typing import Dict, Optional, Union
 
 from . import is_ogg, sync_codec
 from ._ogg import _codec
-from ._sync import adts_header, mp3_header
+from ._sync import _MP3_BITRATES, adts_header, mp3_header
 
 Info = Dict[str, Union[str, int, None]]
 
@@ -24,7 +24,10 @@ SEARCH = 16 * 1024
 
 
 def describe(content_type: str, header_pages: bytes, audio: bytes) -> Info:
-    """``{"codec", "sample_rate", "channels"}``; the last two ``None`` when the bytes do not say."""
+    """
+    ``{"codec", "sample_rate", "channels"}`` (and ``bitrate`` in kbit/s for
+    MP3, from its first frame); ``None`` for what the bytes do not say.
+    """
     codec = sync_codec(content_type)
     if codec == "mp3":
         return _sync_info("mp3", audio, _mp3_channels)
@@ -42,9 +45,17 @@ def _sync_info(codec: str, audio: bytes, channels_at) -> Info:
     while 0 <= pos < end:
         header = parse(audio, pos)
         if header is not None:
-            return {"codec": codec, "sample_rate": header[2], "channels": channels_at(audio, pos)}
+            info: Info = {"codec": codec, "sample_rate": header[2], "channels": channels_at(audio, pos)}
+            if codec == "mp3":
+                info["bitrate"] = _mp3_bitrate(audio, pos)
+            return info
         pos = audio.find(b"\xff", pos + 1, end)
     return {"codec": codec, "sample_rate": None, "channels": None}
+
+
+def _mp3_bitrate(audio: bytes, pos: int) -> int:
+    version, layer = (audio[pos + 1] >> 3) & 3, (audio[pos + 1] >> 1) & 3
+    return _MP3_BITRATES[(3 if version == 3 else 2, layer)][audio[pos + 2] >> 4]
 
 
 def _mp3_channels(audio: bytes, pos: int) -> int:

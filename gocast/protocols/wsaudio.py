@@ -277,14 +277,17 @@ class WebSocketListener(ListenerSession):
         index = max(0, min(seq - ring[0].seq, len(ring) - 1)) if ring else 0
         return ring[index].generation if ring else mount.generation
 
-    def hello(self, mount: Mount, resumed: bool) -> None:
-        first = mount.ring[-1].data if mount.ring else b""
-        info = describe(mount.content_type, mount.header_pages, first)
-        bitrate = dict(mount.listener_headers()).get("icy-br")
-        self.send_json(dict(info, type="hello", mount=mount.path, content_type=mount.content_type,
-                            bitrate=int(bitrate) if bitrate and bitrate.isdigit() else None,
-                            stream=mount.stream_id, seq=self.last_seq, resumed=resumed,
-                            listener=self.id, header_bytes=FRAME_HEADER.size))
+    def hello(self, mount: Mount, resumed: bool, audio: Optional[bytes] = None) -> None:
+        """What the stream is (read from ``audio``, else the newest chunk), and where this client is in it."""
+        if audio is None:
+            audio = mount.ring[-1].data if mount.ring else b""
+        info = describe(mount.content_type, mount.header_pages, audio)
+        announced = dict(mount.listener_headers()).get("icy-br")
+        if announced and announced.isdigit():
+            info["bitrate"] = int(announced)
+        self.send_json(dict({"bitrate": None}, **info, type="hello", mount=mount.path,
+                            content_type=mount.content_type, stream=mount.stream_id, seq=self.last_seq,
+                            resumed=resumed, listener=self.id, header_bytes=FRAME_HEADER.size))
 
     def send_metadata(self, mount: Mount) -> None:
         self.send_json({"type": "metadata", "mount": mount.path, "title": mount.title or None,
@@ -303,11 +306,15 @@ class WebSocketListener(ListenerSession):
             socket.sendMessage(frame(seq, flags, data), isBinary=True)
 
     def send_chunk(self, chunk: Chunk) -> None:
-        self.last_seq = chunk.seq
         flags = FLAG_HEADERS if chunk.header else 0
         if chunk.generation != self._generation:
             self._generation = chunk.generation
             flags |= FLAG_START
+            if self.decoder is None and self.mount is not None:
+                # A new stream (the first audio, a new source): what it is may have changed.
+                self.last_seq = chunk.seq - 1
+                self.hello(self.mount, resumed=False, audio=chunk.data)
+        self.last_seq = chunk.seq
         self.send_frame(chunk.seq, flags, chunk.data)
 
     def chunk(self, chunk: Chunk) -> None:
