@@ -199,12 +199,17 @@ class WebSocketAudioTests(SynchronousTestCase):
         self.assertEqual(self.mount.slow_listeners, 1)
 
     def test_access_line_and_disconnect_event(self):
-        client = Client(self.h)
+        lines = []
+        self.h.factory.access_log.record = lambda *args, **kw: lines.append(args)
+        client = Client(self.h, "/ws/live?token=abc")
         client.messages()
         client.proto.dataReceived(client_frame(8, struct.pack(">H", 1000)))  # the client closes
         close(client.proto)
         self.assertEqual(self.mount.listeners, 0)
         self.assertIn("listener.disconnect", self.h.event_names())
+        [line] = lines
+        self.assertEqual((line[1], line[2], line[4]), ("GET", "/ws/live?token=abc", 101))
+        self.assertGreater(line[5], 0)  # the bytes of audio it was sent
 
     def test_source_gone_without_fallback_closes_with_a_reason(self):
         client = Client(self.h)
@@ -307,3 +312,19 @@ class PcmTests(SynchronousTestCase):
         for query in ("format=wav", "format=pcm&rate=12345", "format=pcm&channels=6", "rate=48000"):
             self.assertIn("400", Client(self.h, "/ws/live?" + query).status, query)
         self.assertEqual(self.processes.spawned, [])
+
+
+class ClientMessageTests(SynchronousTestCase):
+    def test_a_client_that_sends_too_much_is_cut_off_alone(self):
+        h = Harness()
+        source, _ = h.source()
+        feed_frames(source, 20)
+        chatty, quiet = Client(h), Client(h)
+        chatty.proto.dataReceived(client_frame(1, b"{}"))  # small messages are read and ignored
+        self.assertFalse(chatty.transport.disconnecting)
+        big = os.urandom(5000)
+        mask = os.urandom(4)
+        chatty.proto.dataReceived(bytes([0x82, 0xFE]) + struct.pack(">H", len(big)) + mask
+                                  + bytes(b ^ mask[i % 4] for i, b in enumerate(big)))
+        self.assertTrue(chatty.transport.disconnecting)
+        self.assertFalse(quiet.transport.disconnecting)
