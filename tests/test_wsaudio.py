@@ -328,3 +328,25 @@ class ClientMessageTests(SynchronousTestCase):
                                   + bytes(b ^ mask[i % 4] for i, b in enumerate(big)))
         self.assertTrue(chatty.transport.disconnecting)
         self.assertFalse(quiet.transport.disconnecting)
+
+
+class MetadataOnlyTests(SynchronousTestCase):
+    def test_titles_without_audio_not_counted_nor_refused_when_full(self):
+        h = Harness("mounts { live { max_listeners 1 } }")
+        source, _ = h.source()
+        feed_frames(source, 40)
+        mount = h.registry.get("/live")
+        listener = Client(h)
+        display = Client(h, "/ws/live?format=metadata")
+        self.assertIn("101", display.status)
+        hello, metadata = display.messages()
+        self.assertEqual((hello["type"], metadata["type"]), ("hello", "metadata"))
+        feed_frames(source, 40)
+        mount.set_metadata(song="Band - Tune")
+        self.assertEqual(display.messages(), [{"type": "metadata", "mount": "/live", "title": "Tune",
+                                               "artist": "Band", "song": "Band - Tune", "url": None,
+                                               "artwork": None}])
+        self.assertEqual(mount.listeners, 1)
+        self.assertEqual(h.event_names().count("listener.connect"), 1)
+        self.assertTrue(listener.messages())
+        self.assertIn("400", Client(h, "/ws/live?format=metadata&rate=48000").status)

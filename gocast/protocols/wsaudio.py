@@ -16,6 +16,8 @@ what each write looks like:
   channels, bitrate, the stream's id and the last chunk number sent), and
   again after a move to another mount (a fallback); then
   ``{"type": "metadata", ...}`` on connect and on every change;
+- with ``?format=metadata``, nothing else: a player's title display,
+  which is not counted as a listener nor refused when the mount is full;
 - binary frames: an 8-byte header (the chunk's number, big-endian uint32;
   a flags byte; three zero bytes) and whole codec frames (MP3, ADTS, Ogg
   pages), one chunk per frame. The first binary frame holds the burst, so
@@ -121,7 +123,8 @@ class AudioSocketFactory(WebSocketServerFactory):
 class WebSocketListener(ListenerSession):
     """A listener whose stream goes out as WebSocket frames."""
 
-    __slots__ = ("raw", "early", "socket", "_generation", "_resume_from", "pcm_rate", "pcm_channels", "decoder")
+    __slots__ = ("raw", "early", "socket", "_generation", "_resume_from", "pcm_rate", "pcm_channels", "decoder",
+                 "metadata_only")
     movable = False
     follows_redirects = False
     streaming_status = 101
@@ -139,6 +142,8 @@ class WebSocketListener(ListenerSession):
         self.pcm_rate: Optional[int] = None
         self.pcm_channels = 0
         self.decoder: Optional[PcmDecoder] = None
+        #: ``?format=metadata``: now-playing only, no audio (a player's title display): not a listener.
+        self.metadata_only = False
 
     # Before the stream: the gate decides on a plain HTTP answer; Autobahn does the handshake
 
@@ -163,8 +168,10 @@ class WebSocketListener(ListenerSession):
         """Take ``format``, ``rate`` and ``channels`` from the query; what is wrong with them, if anything."""
         head = self.head
         form, rate, channels = head.arg("format"), head.arg("rate"), head.arg("channels")
-        if form not in (None, "", "source", "pcm"):
-            return "format must be source (the stream as it is) or pcm (16-bit PCM for the Web Audio API)"
+        if form not in (None, "", "source", "pcm", "metadata"):
+            return ("format must be source (the stream as it is), pcm (16-bit PCM for the Web Audio API) "
+                    "or metadata (now-playing only)")
+        self.metadata_only = form == "metadata"
         if form != "pcm":
             return "rate and channels are for format=pcm" if rate or channels else None
         self.pcm_rate = 0
@@ -207,9 +214,22 @@ class WebSocketListener(ListenerSession):
             return False
         return True
 
+    # Who it is: a metadata-only client is no listener (not counted, never refused for capacity)
+
+    @property
+    def counted(self) -> bool:
+        return not self.metadata_only and self.relay_node is None
+
+    def full(self, mount: Mount) -> bool:  # type: ignore[override]
+        return not self.metadata_only and ListenerSession.full(mount)
+
     # The stream
 
     def start_stream(self, mount: Mount) -> None:
+        if self.metadata_only:
+            self.hello(mount, resumed=False)
+            self.send_metadata(mount)
+            return
         if self.pcm_rate is not None:
             self.start_pcm(mount)
             return
@@ -318,8 +338,8 @@ class WebSocketListener(ListenerSession):
         self.send_frame(chunk.seq, flags, chunk.data)
 
     def chunk(self, chunk: Chunk) -> None:
-        if self.decoder is not None:
-            return  # the stream as it is goes to the decoder; this client gets PCM
+        if self.decoder is not None or self.metadata_only:
+            return  # PCM comes from the decoder; a metadata-only client gets no audio
         if chunk.seq > self.last_seq and not self.paused:
             self.send_chunk(chunk)
         else:
@@ -351,6 +371,9 @@ class WebSocketListener(ListenerSession):
         if self.decoder is not None:
             self.leave_decoder()
             self.start_pcm(mount, resume=False)
+            return
+        if self.metadata_only:
+            self.start_stream(mount)
             return
         self.last_seq = mount.next_seq - 1
         self._generation = -1  # the next chunk starts a stream

@@ -15,6 +15,7 @@ from ..observe.metrics import Metrics
 from .admin import AdminContext, AdminResource, ShoutcastAdmin
 from .health import HealthResource, HealthState
 from .dash import DashResource
+from .embed import EmbedResource
 from .hls import HlsResource
 from .metrics import MetricsResource
 from .playlists import Playlist, split_playlist
@@ -95,6 +96,7 @@ def build_root(registry: MountRegistry, health: HealthState, clock: Any,
         put_at(root, config.metrics.path, MetricsResource(metrics, ctx, api.keys if api is not None else None))
     root.putChild(b"health", HealthResource(health))
     root.putChild(b"status-json.xsl", StatusJson(registry, health.started))
+    root.putChild(b"embed", EmbedResource(registry))
     root.putChild(b"admin.cgi", ShoutcastAdmin(ctx))
     admin = AdminResource(ctx, reloader)
     for name, child in (admin_children or {}).items():
