@@ -32,16 +32,18 @@ from .test_dashboard import log_in
 #: Left out of the copy the release is built from: what ./dev or a build makes.
 _NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "node_modules", "vendor", "build", "dist", "*.egg-info",
                                      "_trial_temp*", "__pycache__", "gocast-data")
-#: Files the dashboard page loads that the build step brings from npm.
-VENDOR_FILES = ("uPlot.iife.min.js", "uPlot.min.css")
+#: Files the dashboard page and the player load that the build step brings from npm.
+VENDOR_FILES = ("dashboard/vendor/uPlot.iife.min.js", "dashboard/vendor/uPlot.min.css",
+                "player/vendor/hls.light.min.js")
 
 
 def source_files():
     """Every file of ``gocast/`` a release must carry, relative to the checkout."""
     package = ROOT / "gocast"
     files = {str(p.relative_to(ROOT)) for p in package.rglob("*.py") if "node_modules" not in p.parts}
-    files |= {str(p.relative_to(ROOT)) for p in (package / "dashboard" / "static").iterdir()}
-    files |= {"gocast/dashboard/vendor/%s" % name for name in VENDOR_FILES}
+    for pages in ("dashboard", "player"):
+        files |= {str(p.relative_to(ROOT)) for p in (package / pages / "static").iterdir()}
+    files |= {"gocast/%s" % name for name in VENDOR_FILES}
     files.add("twisted/plugins/gocast_plugin.py")
     return files
 
@@ -124,7 +126,8 @@ class PackageContentsTests(TestCase):
             names = {name[len(prefix):] for name in sdist.getnames()}
         expected = source_files() | {"LICENSE", "README.md", "pyproject.toml", "setup.py", "MANIFEST.in",
                                      "Dockerfile", ".dockerignore", "docker-compose.yml", "contrib/gocast.service",
-                                     "gocast/dashboard/package.json", "gocast/dashboard/package-lock.json"}
+                                     "gocast/dashboard/package.json", "gocast/dashboard/package-lock.json",
+                                     "gocast/player/package.json", "gocast/player/package-lock.json"}
         self.assertEqual(expected - names, set(), "files the sdist lacks")
         self.assertFalse([n for n in names if "node_modules" in n])
 
@@ -198,6 +201,14 @@ class InstalledWheelTests(TestCase):
         response, page = await wait_for_http(reactor, base + "/api/v1/docs/", process)
         self.assertEqual(response.code, 200)
         self.assertIn(b"swagger-ui-bundle.js", page)
+        response, page = await wait_for_http(reactor, base + "/embed/live", process)
+        self.assertEqual(response.code, 200)
+        for asset in (b"/embed/-/player.js", b"/embed/-/player.css"):
+            self.assertIn(asset, page)
+        for asset in (b"player.js", b"player.css", b"embed.js", b"hls.light.min.js"):
+            response, body = await wait_for_http(reactor, base + "/embed/-/" + asset.decode(), process)
+            self.assertEqual(response.code, 200, asset)
+            self.assertGreater(len(body), 1000, asset)
         response, body = await wait_for_http(reactor, base + "/api/v1/docs/swagger-ui-bundle.js", process)
         self.assertEqual(response.code, 200)
         self.assertGreater(len(body), 100000)
