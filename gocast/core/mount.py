@@ -451,13 +451,7 @@ class Mount:
 
     def chunks_after(self, seq: int) -> Optional[Iterable[Chunk]]:
         """The chunks after ``seq``, or ``None`` when some left the ring (too far behind)."""
-        ring = self.ring
-        if not ring or seq + 1 >= self.next_seq:
-            return ()
-        if seq + 1 < ring[0].seq:
-            return None
-        start = seq + 1 - ring[0].seq
-        return [ring[i] for i in range(start, len(ring))]
+        return chunks_after(self.ring, self.next_seq, seq)
 
     @property
     def oldest_seq(self) -> int:
@@ -525,6 +519,19 @@ class Mount:
         if audio_info:
             pairs.append(("ice-audio-info", ";".join("%s=%s" % kv for kv in audio_info.items())))
         return [(name, value) for name, value in pairs if value]
+
+
+def chunks_after(ring: Deque[Chunk], next_seq: int, seq: int) -> Optional[Iterable[Chunk]]:
+    """
+    The chunks of ``ring`` (numbered up to ``next_seq - 1``) after ``seq``,
+    or ``None`` when some already left it: what a listener catches up with.
+    """
+    if not ring or seq + 1 >= next_seq:
+        return ()
+    if seq + 1 < ring[0].seq:
+        return None
+    start = seq + 1 - ring[0].seq
+    return [ring[i] for i in range(start, len(ring))]
 
 
 def _counted(subscriber: Any) -> bool:

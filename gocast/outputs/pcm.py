@@ -24,7 +24,7 @@ from typing import Any, Deque, Dict, Iterable, Optional, Set, Tuple
 
 from twisted.logger import Logger
 
-from ..core.mount import Chunk, Mount
+from ..core.mount import Chunk, Mount, chunks_after
 from .transcode import FFmpegChild, StreamFeed
 
 #: Each PCM chunk holds this much audio: small enough for a prompt start, large enough to batch.
@@ -141,12 +141,7 @@ class PcmDecoder:
 
     def chunks_after(self, seq: int) -> Optional[Iterable[Chunk]]:
         """As :meth:`Mount.chunks_after`: None when some left the ring."""
-        ring = self.ring
-        if not ring or seq + 1 >= self.next_seq:
-            return ()
-        if seq + 1 < ring[0].seq:
-            return None
-        return list(ring)[seq + 1 - ring[0].seq:]
+        return chunks_after(self.ring, self.next_seq, seq)
 
     @property
     def oldest_seq(self) -> int:
