@@ -180,6 +180,38 @@ class UploadTests(TestCase):
         self.assertNotIn(SECRET_KEY.encode(), process.output)
         self.assertNotIn(ACCESS_KEY.encode(), process.output)
 
+    async def test_an_upload_server_down_twice_then_up(self):
+        """The S3 server is not there for the first tries: the recording waits, then goes up whole."""
+        moto = MotoServer(self, reactor)  # its port chosen, its server not started yet
+        folder = os.path.abspath(self.mktemp())
+        config = ('mounts { live { recording { enabled true path "%s" upload { endpoint "%s" bucket late '
+                  'region us-east-1 access_key "%s" secret_key "%s" } } } }'
+                  % (folder, moto.url, ACCESS_KEY, SECRET_KEY))
+        process, base = await start_server(self, reactor, config)
+        await stream(self, base, "mp3", 3)
+        await eventually(reactor, lambda: process.output.count(b"recording.upload_failed") >= 2, timeout=30,
+                         what="two failed uploads")
+        await moto.start()
+        s3 = moto.client()
+        await deferToThread(s3.create_bucket, Bucket="late")
+
+        async def uploaded():
+            listing = await deferToThread(s3.list_objects_v2, Bucket="late")
+            return [item["Key"] for item in listing.get("Contents", [])]
+
+        deadline = reactor.seconds() + 60
+        while not await uploaded():
+            self.assertLess(reactor.seconds(), deadline, process.output.decode()[-2000:])
+            await task.deferLater(reactor, 0.5, lambda: None)
+        [key] = await uploaded()
+        [name] = [n for n in os.listdir(folder) if n.endswith(".mp3")]
+        self.assertEqual(key, "live/" + name)
+        body = await deferToThread(lambda: s3.get_object(Bucket="late", Key=key)["Body"].read())
+        with open(os.path.join(folder, name), "rb") as f:
+            self.assertEqual(body, f.read())
+        await eventually(reactor, lambda: not os.path.exists(os.path.join(folder, name + ".upload")),
+                         what="the upload marker gone")
+
     async def test_the_roadmap_snippet_as_written(self):
         """tests/roadmap/13-mounts-recording.vibe, with a local path and the test S3 endpoint (and its keys)."""
         moto, s3 = await self.s3_with("my-radio-archive")
