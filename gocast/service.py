@@ -59,6 +59,7 @@ from .observe.logs import AccessLog, SwitchableObserver, build_observer, log_eve
 from .observe.metrics import Metrics
 from .observe.webhooks import Webhooks, treq_post
 from .outbound import OutboundHttp
+from .outputs.artwork import Artworks
 from .outputs.dash import DashOutputs
 from .outputs.hls import HlsOutputs
 from .outputs.ladder import Ladders
@@ -127,6 +128,8 @@ class GocastService(MultiService):
         for mount in list(self.registry.mounts.values()):
             self.ladders.attach(mount)  # made before the registry was there to give them
         self.recorders.mounts = lambda: self.registry.mounts.values()
+        self.artworks = Artworks(self.registry, self.bus, OutboundHttp(reactor).request,
+                                 run_in_thread or self._in_thread, lambda: self.data_dir)
         self.gate = ListenerGate(self.bus, OutboundHttp(reactor), reactor.seconds, reactor.callLater,
                                  run_in_thread or self._in_thread, self.auth_failures)
         self.gate.configure(self.registry.config)  # AuthSetupError: the server does not start
@@ -183,7 +186,7 @@ class GocastService(MultiService):
                           self.gate, self.geo, {b"dashboard": Dashboard(access, self.registry, self.history,
                                                                         self.api_keys, self.recorders),
                                                 b"ws": live},
-                          self.auth_failures, dash=self.dash)
+                          self.auth_failures, dash=self.dash, artworks=self.artworks)
         self._usage_flush = LoopingCall(self.api_keys.flush_usage)
         self._usage_flush.clock = reactor
         self.site = GocastSite(root, reactor, self.front_door.access_log, self.metrics.count_response,

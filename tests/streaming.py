@@ -4,6 +4,7 @@ and listeners as byte strings, no sockets, no sleeping.
 """
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import fail, maybeDeferred, succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
@@ -11,6 +12,8 @@ from twisted.python.failure import Failure
 from gocast.config import parse_config
 from gocast.core.events import EventBus
 from gocast.core.registry import MountRegistry
+from gocast.outbound import ReplyTooLarge
+from gocast.outputs.artwork import Artworks
 from gocast.outputs.dash import DashOutputs
 from gocast.outputs.hls import HlsOutputs
 from gocast.observe.metrics import Metrics
@@ -42,14 +45,28 @@ class Harness:
         self.factory.count_response = self.metrics.count_response
         self.factory.geo.configure(self.config.geoip)
         self.auth_failures = self.factory.auth_failures  # one count for sources and the web side
+        #: What a cover URL answers (an HttpReply) for the artwork fetcher, by URL; and the URLs asked.
+        self.web = {}
+        self.fetched = []
+        self.artworks = Artworks(self.registry, self.bus, self.fetch, maybeDeferred, lambda: self.data_dir)
+        self.data_dir = ""
         root = build_root(self.registry, self.health, self.clock, self.metrics, hls=self.hls,
                           gate=self.factory.gate, geo=self.factory.geo, auth_failures=self.auth_failures,
-                          dash=self.dash)
+                          dash=self.dash, artworks=self.artworks)
         self.site = GocastSite(root, self.clock, self.factory.access_log, self.metrics.count_response,
                                lambda: self.registry.config.cors,
                                lambda: self.registry.config.server.trusted_proxies,
                                lambda: self.registry.config.server.product)
         self.factory.site = self.site
+
+    def fetch(self, method, url, timeout, max_body):
+        self.fetched.append(url)
+        reply = self.web.get(url)
+        if reply is None:
+            return fail(ConnectionRefusedError("nothing at %s" % url))
+        if len(reply.body) > max_body:
+            return fail(ReplyTooLarge("the reply is larger than %d bytes" % max_body))
+        return succeed(reply)
 
     def attach(self, mount):
         """A mount made or reconfigured: its HLS and DASH outputs follow its config."""

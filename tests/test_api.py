@@ -366,8 +366,21 @@ class StreamTests(ApiTestCase):
         feed_frames(source, 20)
         listeners = [self.h.listener() for _ in range(3)]
         status, _, body = self.h.api("POST", "/api/v1/mounts/live/metadata", {"song": "Band - Tune"}, admin=True)
-        self.assertEqual((status, body["data"]), (200, {"title": "Tune", "artist": "Band", "song": "Band - Tune"}))
+        self.assertEqual((status, body["data"]), (200, {"title": "Tune", "artist": "Band", "song": "Band - Tune",
+                                                         "album": None, "artwork": None}))
         self.assertIn("source.metadata", self.h.names())
+        status, _, body = self.h.api("POST", "/api/v1/mounts/live/metadata", {
+            "title": "Next", "artist": "Band", "album": "Record", "genre": "Rock", "year": 1975, "duration": 354,
+            "artwork": "https://covers.example/next.jpg"}, admin=True)
+        self.assertEqual((body["data"]["album"], body["data"]["artwork"]), ("Record", "https://covers.example/next.jpg"))
+        playing = self.h.api("GET", "/api/v1/mounts/live", admin=True)[2]["data"]["now_playing"]
+        self.assertEqual((playing["album"], playing["genre"], playing["year"], playing["duration"]),
+                         ("Record", "Rock", 1975, 354.0))
+        self.assertEqual([entry["song"] for entry in playing["history"]], ["Band - Tune"])
+        for wrong in ({"title": "x", "artwork": "javascript:alert(1)"}, {"title": "x", "year": "1975"},
+                      {"title": "x", "duration": -1}):
+            status, _, body = self.h.api("POST", "/api/v1/mounts/live/metadata", wrong, admin=True)
+            self.assertEqual((status, body["error"]["code"]), (422, "invalid_field"), wrong)
         status, _, body = self.h.api("GET", "/api/v1/mounts/live/listeners?limit=2", admin=True)
         self.assertEqual(len(body["data"]), 2)
         cursor = body["meta"]["pagination"]["next_cursor"]

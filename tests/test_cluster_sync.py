@@ -14,6 +14,7 @@ from gocast.cluster.node import ClusterNode
 from gocast.cluster.store import MemoryStore
 from gocast.config import parse_config
 from gocast.core.events import Event
+from gocast.core.track import TrackInfo
 from gocast.inputs.relay import Relays
 from gocast.observe.history import SAMPLE_EVERY, StatsHistory
 from gocast.observe.webhooks import Webhook
@@ -151,6 +152,13 @@ class MetadataTests(SynchronousTestCase):
         self.assertEqual(sources, [["b:8000"], [None], ["b:8000"]])  # one local event; echoes are marked
         a.set_metadata(song="Artist - Song")  # the same title again from a's source changes nothing elsewhere
         self.assertEqual(len([e for e in self.cluster.harnesses[2].events if e.name == "source.metadata"]), 1)
+
+    def test_album_and_cover_travel_with_the_title(self):
+        a, b, c = self.mounts()
+        b.set_metadata(song="Queen - Bohemian Rhapsody", info=TrackInfo(
+            album="A Night at the Opera", year=1975, duration=354.0, artwork="https://covers.example/q.jpg"))
+        self.assertEqual([(m.track.album, m.track.year, m.track.duration, m.track.artwork) for m in (a, c)],
+                         [("A Night at the Opera", 1975, 354.0, "https://covers.example/q.jpg")] * 2)
 
     def test_only_nodes_carrying_the_mount_apply_it(self):
         news = [h.registry.get("/news") for h in self.cluster.harnesses]

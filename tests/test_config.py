@@ -310,8 +310,8 @@ class CrossFieldTests(SynchronousTestCase):
 class WarningTests(SynchronousTestCase):
     def test_unimplemented_blocks(self):
         self.assertEqual(
-            warnings_of("mounts {\n  live {\n    metadata { artwork_enabled true }\n  }\n}\n"),
-            ["gocast.vibe:3:5: warning: mounts.live.metadata: not implemented yet; ignored"],
+            warnings_of("mounts {\n  live {\n    ads { preroll { enabled true } }\n  }\n}\n"),
+            ["gocast.vibe:3:5: warning: mounts.live.ads: not implemented yet; ignored"],
         )
 
     def test_short_api_key(self):

@@ -125,7 +125,7 @@ class WebSocketAudioTests(SynchronousTestCase):
         self.assertEqual([seq for seq, _, _ in audio], list(range(audio[0][0], self.mount.next_seq)))
         self.assertTrue(all(flags == 0 and len(data) % len(FRAME) == 0 for _, flags, data in audio))
         self.assertIn({"type": "metadata", "mount": "/live", "title": "Next", "artist": None, "song": "Next",
-                       "url": None, "artwork": None}, messages)
+                       "album": None, "url": None, "artwork": None}, messages)
 
     def test_resume_since_a_chunk_still_in_the_ring(self):
         client = Client(self.h)
@@ -344,8 +344,8 @@ class MetadataOnlyTests(SynchronousTestCase):
         feed_frames(source, 40)
         mount.set_metadata(song="Band - Tune")
         self.assertEqual(display.messages(), [{"type": "metadata", "mount": "/live", "title": "Tune",
-                                               "artist": "Band", "song": "Band - Tune", "url": None,
-                                               "artwork": None}])
+                                               "artist": "Band", "song": "Band - Tune", "album": None,
+                                               "url": None, "artwork": None}])
         self.assertEqual(mount.listeners, 1)
         self.assertEqual(h.event_names().count("listener.connect"), 1)
         self.assertTrue(listener.messages())

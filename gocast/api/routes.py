@@ -24,6 +24,7 @@ from ..config._kinds import normalise_mount
 from ..config._section import Section
 from ..cluster.node import REGION_NAME
 from ..core.mount import Mount
+from ..core.track import TrackInfo, artwork_link, artwork_url, now_playing
 from ..outputs.recorder import CONTENT_TYPES, content_type_of
 from ..core.operations import find_listener, kick_listener, kill_source, listener_sessions, update_metadata
 from ..observe.geo import audience, audience_of, merged, mount_locations
@@ -199,6 +200,7 @@ def mount_data(ctx: ApiContext, mount: Mount) -> Dict[str, Any]:
         "bytes_sent": mount.total_bytes_sent, "public": config.public, "hidden": config.hidden,
         "hls": config.hls.enabled, "source": source_data(mount, ctx.now()),
         "transcoded_from": parent, "transcoding": ladder.describe() if ladder is not None else [],
+        "now_playing": now_playing(mount),
     }
 
 
@@ -312,11 +314,32 @@ def set_metadata(ctx: ApiContext, call: Call) -> Dict[str, Any]:
     if not any(values[name] for name in ("song", "title", "artist")):
         raise ApiError(422, "invalid_field", "give song, or title (and artist)",
                        [{"field": "title", "message": "song, title or artist is required"}])
+    info = track_info(body)
     mount = find_mount(ctx, call)
     if mount.source is None:
         raise ApiError(409, "no_source", "%s has no source; metadata goes with a live stream" % mount.path)
-    update_metadata(mount, **{k: v or "" for k, v in values.items()})
-    return {"title": mount.title or None, "artist": mount.artist or None, "song": mount.song or None}
+    update_metadata(mount, info=info, **{k: v or "" for k, v in values.items()})
+    return {"title": mount.title or None, "artist": mount.artist or None, "song": mount.song or None,
+            "album": mount.track.album or None, "artwork": artwork_link(mount)}
+
+
+def track_info(body: Dict[str, Any]) -> TrackInfo:
+    """The album, genre, year, duration and cover URL of a metadata update, checked."""
+    artwork = string_field(body, "artwork", limit=2048)
+    if artwork and artwork_url(artwork) is None:
+        raise ApiError(422, "invalid_field", "artwork must be an http or https URL",
+                       [{"field": "artwork", "message": "an http(s) URL"}])
+    year, duration = body.get("year"), body.get("duration")
+    if year is not None and (not isinstance(year, int) or isinstance(year, bool) or not 0 <= year <= 9999):
+        raise ApiError(422, "invalid_field", "year must be an integer from 0 to 9999",
+                       [{"field": "year", "message": "an integer from 0 to 9999"}])
+    if duration is not None and (not isinstance(duration, (int, float)) or isinstance(duration, bool)
+                                 or not 0 <= duration <= 10 ** 7):
+        raise ApiError(422, "invalid_field", "duration must be a number of seconds",
+                       [{"field": "duration", "message": "seconds, from 0"}])
+    return TrackInfo(album=string_field(body, "album") or "", genre=string_field(body, "genre") or "",
+                     year=year, duration=float(duration) if duration is not None else None,
+                     artwork=artwork_url(artwork) or "" if artwork else "")
 
 
 # Sources
@@ -609,7 +632,13 @@ MOUNT_NAME = {"type": "string", "pattern": "^/?[A-Za-z0-9_~-][A-Za-z0-9._~-]*(/[
 MOUNT_CONFIG_REF = {"$ref": "#/components/schemas/MountConfig"}
 MOUNT_BODY = obj({"name": MOUNT_NAME, "config": MOUNT_CONFIG_REF}, ["name"])
 CONFIG_BODY = obj({"config": MOUNT_CONFIG_REF}, [])
-METADATA_BODY = dict(obj({k: {"type": "string", "maxLength": 1024} for k in ("song", "title", "artist", "url")}),
+METADATA_BODY = dict(obj(dict({k: {"type": "string", "maxLength": 1024}
+                               for k in ("song", "title", "artist", "url", "album", "genre")},
+                              artwork={"type": "string", "maxLength": 2048, "pattern": "^https?://",
+                                       "description": "The cover's URL (shown, and fetched when allowed: "
+                                                      "docs/nowplaying.md)."},
+                              year={"type": "integer", "minimum": 0, "maximum": 9999},
+                              duration={"type": "number", "minimum": 0, "maximum": 10 ** 7})),
                      anyOf=[obj({k: {"type": "string", "minLength": 1}}, [k]) for k in ("song", "title", "artist")])
 KEY_BODY = obj({"name": {"type": "string", "minLength": 1, "maxLength": 100},
                 "permissions": {"type": "array", "minItems": 1,
@@ -632,7 +661,8 @@ ROUTES: Tuple[Route, ...] = (
     Route("DELETE", M, "write_mounts", "Delete a mount created through the API", delete_mount,
           data=obj({"deleted": {"type": "string"}}), tag="mounts"),
     Route("POST", M + "/metadata", "write_metadata", "Set now playing", set_metadata,
-          data=obj({k: nullable("string") for k in ("title", "artist", "song")}), body=METADATA_BODY,
+          data=obj({k: nullable("string") for k in ("title", "artist", "song", "album", "artwork")}),
+          body=METADATA_BODY,
           tag="mounts"),
     Route("GET", M + "/source", "read_mounts", "The mount's source", get_source, data=SOURCE, tag="sources"),
     Route("DELETE", M + "/source", "manage_sources", "Disconnect the source", kick_source,

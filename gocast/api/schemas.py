@@ -62,6 +62,17 @@ TRANSCODE_OUTPUT = obj({"mount": STRING, "format": {"type": "string", "enum": ["
                        "live": dict(BOOLEAN, description="Its mount has audio.")},
                       ["mount", "format", "bitrate", "running", "live"])
 
+NOW_PLAYING = obj({"mount": STRING, "live": {"type": "boolean"}, "title": nullable("string"),
+                   "artist": nullable("string"), "album": nullable("string"),
+                   "artwork": dict(nullable("string"), description="The cover: this server's /<mount>/artwork.jpg "
+                                   "when the mount serves artwork, else the URL given with the track."),
+                   "duration": nullable("number"), "genre": nullable("string"), "year": nullable("integer"),
+                   "song": nullable("string"), "started_at": nullable("string"),
+                   "history": array(obj({"title": nullable("string"), "artist": nullable("string"),
+                                         "album": nullable("string"), "song": nullable("string"),
+                                         "started_at": nullable("string"), "ended_at": nullable("string")}))},
+                  ["mount", "live", "title", "artist", "artwork", "history"])
+
 MOUNT = obj({"path": STRING, "name": STRING, "origin": {"type": "string", "enum": ["config", "api", "dynamic"]},
              "live": {"type": "boolean"}, "content_type": nullable("string"), "listeners": INTEGER,
              "peak_listeners": INTEGER, "max_listeners": INTEGER, "title": nullable("string"),
@@ -70,7 +81,7 @@ MOUNT = obj({"path": STRING, "name": STRING, "origin": {"type": "string", "enum"
              "source": dict(SOURCE, nullable=True),
              "transcoded_from": dict(nullable("string"), description="The mount this one is a transcoding "
                                                                      "output of."),
-             "transcoding": array(TRANSCODE_OUTPUT)},
+             "transcoding": array(TRANSCODE_OUTPUT), "now_playing": NOW_PLAYING},
             ["path", "name", "origin", "live", "listeners"])
 
 LISTENER = obj({"id": STRING, "ip": STRING, "user_agent": nullable("string"), "connected_at": nullable("string"),

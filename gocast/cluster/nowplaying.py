@@ -19,6 +19,7 @@ from typing import Any, Dict
 from twisted.logger import Logger
 
 from ..core.events import Event
+from ..core.track import TrackInfo, artwork_url
 
 #: The pub/sub channel of now-playing updates, and the longest field taken from it.
 METADATA = "metadata"
@@ -47,8 +48,10 @@ class NowPlaying:
         self.changed[mount.path] = node.now()
         if not node.enabled or node.store is None or event.data.get("from_node") or mount.config.hidden:
             return
+        track = mount.track
         message = {"node": node.id, "mount": mount.path, "title": mount.title, "artist": mount.artist,
-                   "url": mount.stream_url or "", "at": self.changed[mount.path]}
+                   "url": mount.stream_url or "", "at": self.changed[mount.path], "album": track.album,
+                   "genre": track.genre, "year": track.year, "duration": track.duration, "artwork": track.artwork}
         node.store.publish(METADATA, message, latest=mount.path).addErrback(
             lambda f: self._log.warn("cluster: metadata of {mount} not shared: {why}", mount=mount.path,
                                      why=f.getErrorMessage()))
@@ -61,9 +64,10 @@ class NowPlaying:
         if not node.enabled or not sender or sender == node.id or mount is None or mount.source is None:
             return
         title, artist, url = (str(message.get(key) or "")[:MAX_FIELD] for key in ("title", "artist", "url"))
-        if (title, artist) == (mount.title, mount.artist) and url in ("", mount.stream_url):
+        info = received_track(message)
+        if (title, artist, info) == (mount.title, mount.artist, mount.track) and url in ("", mount.stream_url):
             return
-        mount.set_metadata(title=title, artist=artist, url=url, from_node=sender)
+        mount.set_metadata(title=title, artist=artist, url=url, from_node=sender, info=info)
 
     def catch_up(self) -> None:
         """Subscribed (again): apply each mount's last update made elsewhere after this node's own."""
@@ -80,3 +84,14 @@ class NowPlaying:
 
         node.store.latest(METADATA).addCallbacks(apply, lambda f: self._log.warn(
             "cluster: now-playing not caught up: {why}", why=f.getErrorMessage()))
+
+
+def received_track(message: Dict[str, Any]) -> TrackInfo:
+    """The album, genre, year, duration and cover URL another node sent, checked as the API checks them."""
+    year, duration = message.get("year"), message.get("duration")
+    return TrackInfo(
+        album=str(message.get("album") or "")[:MAX_FIELD], genre=str(message.get("genre") or "")[:MAX_FIELD],
+        year=year if isinstance(year, int) and not isinstance(year, bool) and 0 <= year <= 9999 else None,
+        duration=float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool)
+        and 0 <= duration <= 10 ** 7 else None,
+        artwork=artwork_url(str(message.get("artwork") or "")) or "")

@@ -352,6 +352,10 @@ class MetadataConfig:
     artwork_cache: str = setting("", "Folder for cached artwork (relative paths are under server.data_dir).",
                                  operator=True)
     artwork_size: Tuple[int, int] = setting((300, 300), "Artwork is resized to fit this box.", Dimensions())
+    artwork_hosts: Tuple[str, ...] = setting(
+        (), "Hosts GoCast may fetch a cover URL from (given by a source or the API); *.example.com takes its "
+        "subdomains. Other URLs are passed on to players as they are.", ListOf(Str(allow_empty=False)),
+        operator=True)
 
 
 @attr.frozen
@@ -416,6 +420,6 @@ class MountConfig:
         dict, "Scheduled switching: a cron expression per entry.",
         MapOf(Section(ScheduleEntry), key=Cron()),
         implemented=False)
-    metadata: MetadataConfig = setting(MetadataConfig, "Album art and extended metadata.", implemented=False)
+    metadata: MetadataConfig = setting(MetadataConfig, "Album art and extended metadata (docs/nowplaying.md).")
     ads: AdsConfig = setting(AdsConfig, "Ad insertion.", implemented=False)
 

@@ -27,6 +27,7 @@ from zope.interface import Interface
 
 from ..config import LimitsConfig, MountConfig
 from ..media import framer_for, is_ogg
+from .track import HISTORY, NO_INFO, TrackInfo
 from .events import EventBus
 from .text import scrub
 
@@ -185,6 +186,13 @@ class Mount:
         self.title = ""
         self.artist = ""
         self.stream_url = ""
+        #: The rest of what is known of the track playing (album, cover...), when it started (wall
+        #: clock), and the tracks before it, newest first.
+        self.track = NO_INFO
+        self.track_started: Optional[float] = None
+        self.history: Deque[Dict[str, Any]] = deque(maxlen=HISTORY)
+        #: The current track's cover, once made (:mod:`gocast.outputs.artwork`).
+        self.cover: Any = None
         self.metadata_version = 0
         self._icy_cache: Tuple[int, bytes] = (-1, b"\x00")
         self.peak_listeners = 0
@@ -460,24 +468,36 @@ class Mount:
     # Metadata
 
     def set_metadata(self, song: str = "", title: str = "", artist: str = "", url: str = "",
-                     from_node: str = "") -> None:
+                     from_node: str = "", info: TrackInfo = NO_INFO) -> None:
         """
         Update now-playing. ``song`` is Icecast's ``Artist - Title`` form and
-        fills both; ``title``/``artist`` may come separately. ``from_node``
-        names the cluster node the update was made on when it was not this
-        one: the event says so, and is neither shared again nor sent to
-        webhooks a second time.
+        fills both; ``title``/``artist`` may come separately; ``info`` holds
+        the rest (album, cover...). ``from_node`` names the cluster node the
+        update was made on when it was not this one: the event says so, and
+        is neither shared again nor sent to webhooks a second time.
         """
         song, title, artist, url = (clean_metadata(text) for text in (song, title, artist, url))
         if song:
             artist_part, sep, title_part = song.partition(" - ")
             title, artist = (title_part, artist_part) if sep else (song, "")
+        now = self.bus.now()
+        if (title, artist) != (self.title, self.artist) or self.track_started is None:
+            if self.title or self.artist:
+                self.history.appendleft({"title": self.title or None, "artist": self.artist or None,
+                                         "album": self.track.album or None, "song": self.song or None,
+                                         "started_at": self.track_started, "ended_at": now})
+            self.track_started = now
         self.title = title
         self.artist = artist
+        self.track = attr.evolve(info, album=clean_metadata(info.album), genre=clean_metadata(info.genre))
         if url:
             self.stream_url = url
         self.metadata_version += 1
-        extra = {"from_node": from_node} if from_node else {}
+        extra: Dict[str, Any] = {"from_node": from_node} if from_node else {}
+        if self.track.album:
+            extra["album"] = self.track.album
+        if self.track.artwork:
+            extra["artwork"] = self.track.artwork
         self.bus.publish("source.metadata", self.path, title=self.title, artist=self.artist,
                          song=self.song, **extra)
         self._tell_each(lambda subscriber: subscriber.metadata_changed())

@@ -11,6 +11,7 @@ from typing import Any, List, Optional
 
 from .mount import Mount
 from .registry import MountRegistry, may_serve
+from .track import NO_INFO, TrackInfo
 
 
 def listener_sessions(mount: Mount) -> List[Any]:
@@ -57,5 +58,6 @@ def move_listeners(registry: MountRegistry, mount: Mount, destination: Optional[
     return registry.move(mount, destination)
 
 
-def update_metadata(mount: Mount, song: str = "", title: str = "", artist: str = "", url: str = "") -> None:
-    mount.set_metadata(song=song, title=title, artist=artist, url=url)
+def update_metadata(mount: Mount, song: str = "", title: str = "", artist: str = "", url: str = "",
+                    info: TrackInfo = NO_INFO) -> None:
+    mount.set_metadata(song=song, title=title, artist=artist, url=url, info=info)

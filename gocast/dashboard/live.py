@@ -37,6 +37,7 @@ from zope.interface import implementer
 
 from ..auth.address import host_of
 from ..core.events import Event
+from ..core.track import artwork_link
 from ..core.throttle import TOO_MANY, AuthFailures, retry_after
 from ..observe.geo import audience, mount_locations
 
@@ -60,6 +61,7 @@ def mount_figures(mount: Any) -> Dict[str, Any]:
     return {"path": mount.path, "live": source is not None, "listeners": mount.listeners,
             "peak_listeners": mount.peak_listeners, "max_listeners": mount.max_listeners,
             "title": mount.title or None, "artist": mount.artist or None, "song": mount.song or None,
+            "album": mount.track.album or None, "artwork": artwork_link(mount), "track_started": mount.track_started,
             "content_type": mount.content_type if source is not None else None,
             "bytes_sent": mount.total_bytes_sent, "bytes_received": mount.bytes_received,
             "source_ip": source.peer if source is not None else None,

@@ -43,6 +43,7 @@ from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerPr
 
 from ..config._kinds import normalise_mount
 from ..core.mount import Chunk, Mount
+from ..core.track import artwork_link
 from ..cors import allowed_origin
 from ..media.audioinfo import describe
 from ..outputs.pcm import RATES, PcmDecoder
@@ -312,7 +313,8 @@ class WebSocketListener(ListenerSession):
     def send_metadata(self, mount: Mount) -> None:
         self.send_json({"type": "metadata", "mount": mount.path, "title": mount.title or None,
                         "artist": mount.artist or None, "song": mount.song or None,
-                        "url": mount.stream_url or None, "artwork": None})
+                        "album": mount.track.album or None, "url": mount.stream_url or None,
+                        "artwork": artwork_link(mount)})
 
     def send_json(self, message: Dict[str, Any]) -> None:
         socket = self.socket

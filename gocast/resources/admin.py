@@ -30,6 +30,7 @@ from ..core.mount import Mount
 from ..core.operations import kick_listener, kill_source, move_listeners, update_metadata
 from ..core.registry import MountRegistry
 from ..core.throttle import TOO_MANY, AuthFailures, retry_after
+from ..core.track import TrackInfo, artwork_url
 from .site import header_text
 from .status import add_listeners, public_mounts, stats_xml, sub, xml_bytes
 
@@ -161,7 +162,12 @@ def metadata(ctx: AdminContext, request: Request) -> bytes:
     song, title, artist = arg(request, "song"), arg(request, "title"), arg(request, "artist")
     if song is None and title is None and artist is None:
         raise AdminError(400, "missing parameter: song (or title and artist)")
-    update_metadata(mount, song=song or "", title=title or "", artist=artist or "", url=arg(request, "url") or "")
+    artwork = arg(request, "artwork") or ""
+    if artwork and artwork_url(artwork) is None:
+        raise AdminError(400, "artwork must be an http or https URL")
+    info = TrackInfo(album=arg(request, "album") or "", artwork=artwork_url(artwork) or "" if artwork else "")
+    update_metadata(mount, song=song or "", title=title or "", artist=artist or "", url=arg(request, "url") or "",
+                    info=info)
     return iceresponse("Metadata update successful")
 
 

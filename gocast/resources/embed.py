@@ -34,13 +34,12 @@ from twisted.web.server import Request
 from ..config import hls_variants
 from ..core.text import scrub
 from ..player import STATIC, VENDOR
-from .site import request_arg
+from .site import public_base, request_arg
 
 #: The files ``/embed/-/`` serves, and where each lives.
 ASSETS = {b"player.js": STATIC, b"player.css": STATIC, b"embed.js": STATIC, b"hls.light.min.js": VENDOR}
 THEMES = ("light", "dark", "auto")
 _COLOR = re.compile(r"[0-9a-fA-F]{3}([0-9a-fA-F]{3})?")
-_HOST = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 #: The page runs its own script only; it may reach its own server (streams, the metadata WebSocket).
 PAGE_POLICY = (b"default-src 'none'; script-src 'self'; style-src 'self'; media-src 'self' blob:; "
@@ -212,7 +211,7 @@ class EmbedResource(Resource):
                                 preview=snippets["iframe"]).encode("utf-8")
 
     def snippets(self, request: Request, path: str, options: Options) -> Dict[str, str]:
-        base = self.public_base(request)
+        base = public_base(request, self.registry.config.server)
         query = options.query()
         page = "%s/embed%s" % (base, quote(path, safe="/"))
         title = html.escape("%s player" % self.describe(path)["name"], quote=True)
@@ -231,13 +230,6 @@ class EmbedResource(Resource):
             "url": page,
         }
 
-    def public_base(self, request: Request) -> str:
-        """``scheme://host[:port]`` the visitor used, when its Host header is a plain host; else the configured one."""
-        host = (request.getHeader(b"host") or b"").decode("latin-1")
-        if not _HOST.fullmatch(host):
-            server = self.registry.config.server
-            host = "%s:%d" % (server.hostname, server.port)
-        return "%s://%s" % ("https" if request.isSecure() else "http", host)
 
 
 PAGE = """<!doctype html>

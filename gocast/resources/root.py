@@ -18,6 +18,7 @@ from .dash import DashResource
 from .embed import EmbedResource
 from .hls import HlsResource
 from .metrics import MetricsResource
+from .nowplaying import leaf_for
 from .playlists import Playlist, split_playlist
 from .status import StatusJson
 
@@ -31,6 +32,8 @@ class Root(Resource):
         self.registry = registry
         self.hls = hls
         self.dash = dash
+        #: The covers (:class:`gocast.outputs.artwork.Artworks`) ``/<mount>/artwork.jpg`` serves.
+        self.artworks: Any = None
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         full = "/" + b"/".join([path] + list(request.postpath)).decode("utf-8", "replace")
@@ -38,6 +41,9 @@ class Root(Resource):
             prefixed = streams.for_path(full) if streams is not None else None
             if prefixed is not None:
                 return prefixed
+        track = leaf_for(self.registry, full, self.artworks)
+        if track is not None:
+            return track
         found = split_playlist(full)
         if found is not None:
             mount = self.registry.get(found[0])
@@ -79,7 +85,7 @@ def build_root(registry: MountRegistry, health: HealthState, clock: Any,
                metrics: Optional[Metrics] = None, reloader: Any = None, hls: Any = None,
                api: Any = None, gate: Any = None, geo: Any = None,
                admin_children: Optional[Dict[bytes, Resource]] = None,
-               auth_failures: Any = None, dash: Any = None) -> Resource:
+               auth_failures: Any = None, dash: Any = None, artworks: Any = None) -> Resource:
     """
     The web tree. Paths (``admin_root``, ``metrics.path``) are fixed here;
     everything else reads the running config through the registry.
@@ -91,6 +97,7 @@ def build_root(registry: MountRegistry, health: HealthState, clock: Any,
     hls_resource = HlsResource(hls, registry, gate, geo) if hls is not None else None
     dash_resource = DashResource(dash, registry, gate, geo) if dash is not None else None
     root = Root(registry, hls_resource, dash_resource)
+    root.artworks = artworks
     ctx = AdminContext(registry, health.started, clock, auth_failures)
     if metrics is not None and config.metrics.enabled:
         put_at(root, config.metrics.path, MetricsResource(metrics, ctx, api.keys if api is not None else None))

@@ -268,6 +268,22 @@ def request_arg(request: Request, name: bytes) -> Optional[str]:
     return values[-1].decode("utf-8", "replace") if values else None
 
 
+#: A Host header fit to repeat in a URL: a name or an address, and a port.
+_PLAIN_HOST = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
+
+
+def public_base(request: Request, server: Any) -> str:
+    """
+    ``scheme://host[:port]`` the client used, when its Host header is a
+    plain host; else ``server.hostname`` and ``server.port``: what a URL
+    GoCast hands out (a snippet, a cover link) starts with.
+    """
+    host = header_text(request, b"host")
+    if not _PLAIN_HOST.fullmatch(host):
+        host = "%s:%d" % (server.hostname, server.port)
+    return "%s://%s" % ("https" if request.isSecure() else "http", host)
+
+
 def header_text(request: Request, name: bytes) -> str:
     """Header ``name`` as text, empty when absent."""
     value = request.getHeader(name)

@@ -687,7 +687,7 @@ export interface components {
                     readonly outro?: string;
                 };
             };
-            /** @description Album art and extended metadata. Not implemented yet. */
+            /** @description Album art and extended metadata (docs/nowplaying.md). */
             metadata?: {
                 /** @description Serve album art at /<mount>/artwork.jpg. */
                 artwork_enabled?: boolean;
@@ -695,6 +695,8 @@ export interface components {
                 readonly artwork_cache?: string;
                 /** @description Artwork is resized to fit this box. */
                 artwork_size?: string;
+                /** @description Hosts GoCast may fetch a cover URL from (given by a source or the API); *.example.com takes its subdomains. Other URLs are passed on to players as they are. Config file only. */
+                readonly artwork_hosts?: string[];
             };
             /** @description Ad insertion. Not implemented yet. */
             ads?: {
@@ -1012,6 +1014,28 @@ export interface operations {
                                 /** @description Its mount has audio. */
                                 live: boolean;
                             }[];
+                            now_playing?: {
+                                mount: string;
+                                live: boolean;
+                                title: string | null;
+                                artist: string | null;
+                                album?: string | null;
+                                /** @description The cover: this server's /<mount>/artwork.jpg when the mount serves artwork, else the URL given with the track. */
+                                artwork: string | null;
+                                duration?: number | null;
+                                genre?: string | null;
+                                year?: number | null;
+                                song?: string | null;
+                                started_at?: string | null;
+                                history: {
+                                    title?: string | null;
+                                    artist?: string | null;
+                                    album?: string | null;
+                                    song?: string | null;
+                                    started_at?: string | null;
+                                    ended_at?: string | null;
+                                }[];
+                            };
                         }[];
                         meta: {
                             timestamp: string;
@@ -1103,6 +1127,28 @@ export interface operations {
                                 /** @description Its mount has audio. */
                                 live: boolean;
                             }[];
+                            now_playing?: {
+                                mount: string;
+                                live: boolean;
+                                title: string | null;
+                                artist: string | null;
+                                album?: string | null;
+                                /** @description The cover: this server's /<mount>/artwork.jpg when the mount serves artwork, else the URL given with the track. */
+                                artwork: string | null;
+                                duration?: number | null;
+                                genre?: string | null;
+                                year?: number | null;
+                                song?: string | null;
+                                started_at?: string | null;
+                                history: {
+                                    title?: string | null;
+                                    artist?: string | null;
+                                    album?: string | null;
+                                    song?: string | null;
+                                    started_at?: string | null;
+                                    ended_at?: string | null;
+                                }[];
+                            };
                         };
                         meta: {
                             timestamp: string;
@@ -1189,6 +1235,28 @@ export interface operations {
                                 /** @description Its mount has audio. */
                                 live: boolean;
                             }[];
+                            now_playing?: {
+                                mount: string;
+                                live: boolean;
+                                title: string | null;
+                                artist: string | null;
+                                album?: string | null;
+                                /** @description The cover: this server's /<mount>/artwork.jpg when the mount serves artwork, else the URL given with the track. */
+                                artwork: string | null;
+                                duration?: number | null;
+                                genre?: string | null;
+                                year?: number | null;
+                                song?: string | null;
+                                started_at?: string | null;
+                                history: {
+                                    title?: string | null;
+                                    artist?: string | null;
+                                    album?: string | null;
+                                    song?: string | null;
+                                    started_at?: string | null;
+                                    ended_at?: string | null;
+                                }[];
+                            };
                         };
                         meta: {
                             timestamp: string;
@@ -1281,6 +1349,28 @@ export interface operations {
                                 /** @description Its mount has audio. */
                                 live: boolean;
                             }[];
+                            now_playing?: {
+                                mount: string;
+                                live: boolean;
+                                title: string | null;
+                                artist: string | null;
+                                album?: string | null;
+                                /** @description The cover: this server's /<mount>/artwork.jpg when the mount serves artwork, else the URL given with the track. */
+                                artwork: string | null;
+                                duration?: number | null;
+                                genre?: string | null;
+                                year?: number | null;
+                                song?: string | null;
+                                started_at?: string | null;
+                                history: {
+                                    title?: string | null;
+                                    artist?: string | null;
+                                    album?: string | null;
+                                    song?: string | null;
+                                    started_at?: string | null;
+                                    ended_at?: string | null;
+                                }[];
+                            };
                         };
                         meta: {
                             timestamp: string;
@@ -1367,6 +1457,12 @@ export interface operations {
                     title?: string;
                     artist?: string;
                     url?: string;
+                    album?: string;
+                    genre?: string;
+                    /** @description The cover's URL (shown, and fetched when allowed: docs/nowplaying.md). */
+                    artwork?: string;
+                    year?: number;
+                    duration?: number;
                 } | {
                     song: string;
                 } | {
@@ -1390,6 +1486,8 @@ export interface operations {
                             title?: string | null;
                             artist?: string | null;
                             song?: string | null;
+                            album?: string | null;
+                            artwork?: string | null;
                         };
                         meta: {
                             timestamp: string;
