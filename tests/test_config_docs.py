@@ -112,3 +112,15 @@ class DashGuideTests(SynchronousTestCase):
         self.assertTrue(low_latency.config.mounts["/live"].dash.low_latency)
         self.assertEqual(alone.config.mounts["/live"].dash.path, "/dash/live")
         self.assertEqual(len(ladder.config.mounts["/live"].transcoding.outputs), 3)
+
+
+class ProgrammingGuideTests(SynchronousTestCase):
+    """docs/programming.md's config is accepted as written, without warnings."""
+
+    def test_snippet_parses(self):
+        [block] = re.findall(r"```vibe\n(.*?)```", (_DOC.parent / "programming.md").read_text(), re.S)
+        loaded = parse_config(block)
+        self.assertEqual(loaded.warnings, ())
+        metadata = loaded.config.mounts["/live"].metadata
+        self.assertEqual((metadata.artwork_enabled, metadata.artwork_size, metadata.artwork_hosts),
+                         (True, (300, 300), ("covers.example.com", "*.cdn.example.com")))

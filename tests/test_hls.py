@@ -52,6 +52,17 @@ class MpegTsTests(SynchronousTestCase):
             self.assertEqual(decode_pts(encode_pts(pts)), pts)
         self.assertEqual(decode_pts(encode_pts(PTS_WRAP + 5)), 5)
 
+    def test_id3_carries_the_cover_url(self):
+        import io
+
+        from mutagen.id3 import ID3
+
+        tags = ID3(io.BytesIO(id3_tag("Tune", "Band", "/live/artwork.jpg?v=3")))
+        self.assertEqual((str(tags["TIT2"]), str(tags["TPE1"])), ("Tune", "Band"))
+        [cover] = tags.getall("WXXX")
+        self.assertEqual((cover.desc, cover.url), ("artwork", "/live/artwork.jpg?v=3"))
+        self.assertEqual(ID3(io.BytesIO(id3_tag("Tune"))).getall("WXXX"), [])
+
     def test_timed_id3(self):
         data = TSMuxer("mp3").segment([mp3_frame()], [FIRST_PTS], id3_tag("Tune", "Band"))
         by_pid = {}

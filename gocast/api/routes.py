@@ -636,7 +636,7 @@ METADATA_BODY = dict(obj(dict({k: {"type": "string", "maxLength": 1024}
                                for k in ("song", "title", "artist", "url", "album", "genre")},
                               artwork={"type": "string", "maxLength": 2048, "pattern": "^https?://",
                                        "description": "The cover's URL (shown, and fetched when allowed: "
-                                                      "docs/nowplaying.md)."},
+                                                      "docs/programming.md)."},
                               year={"type": "integer", "minimum": 0, "maximum": 9999},
                               duration={"type": "number", "minimum": 0, "maximum": 10 ** 7})),
                      anyOf=[obj({k: {"type": "string", "minLength": 1}}, [k]) for k in ("song", "title", "artist")])

@@ -420,6 +420,6 @@ class MountConfig:
         dict, "Scheduled switching: a cron expression per entry.",
         MapOf(Section(ScheduleEntry), key=Cron()),
         implemented=False)
-    metadata: MetadataConfig = setting(MetadataConfig, "Album art and extended metadata (docs/nowplaying.md).")
+    metadata: MetadataConfig = setting(MetadataConfig, "Album art and extended metadata (docs/programming.md).")
     ads: AdsConfig = setting(AdsConfig, "Ad insertion.", implemented=False)
 

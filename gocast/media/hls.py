@@ -143,9 +143,9 @@ class Segmenter(RenderedPlaylist):
             self._stamps.append(int(round(self.anchor * 90000 + start * 90000)) % PTS_WRAP)
             self._duration += self.elapsed - start
 
-    def set_title(self, title: str, artist: str = "") -> None:
+    def set_title(self, title: str, artist: str = "", artwork: str = "") -> None:
         """Now playing, written as timed ID3 at the start of each segment."""
-        self._id3 = id3_tag(title, artist) if title or artist else b""
+        self._id3 = id3_tag(title, artist, artwork) if title or artist else b""
 
     def _add(self, data: bytes, duration: float, now: float) -> Optional[Segment]:
         if not self._chunks:

@@ -108,9 +108,9 @@ class PartSegmenter(RenderedPlaylist):
 
     # Input
 
-    def set_title(self, title: str, artist: str = "") -> None:
+    def set_title(self, title: str, artist: str = "", artwork: str = "") -> None:
         """Now playing, sent as timed ID3 (``emsg``) at the start of each segment."""
-        self._id3 = id3_tag(title, artist) if title or artist else b""
+        self._id3 = id3_tag(title, artist, artwork) if title or artist else b""
 
     def add(self, data: bytes, duration: float, now: float) -> None:
         """

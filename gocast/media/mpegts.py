@@ -68,13 +68,19 @@ def _syncsafe(n: int) -> bytes:
     return bytes([(n >> 21) & 0x7F, (n >> 14) & 0x7F, (n >> 7) & 0x7F, n & 0x7F])
 
 
-def id3_tag(title: str, artist: str = "") -> bytes:
-    """An ID3v2.4 tag with TIT2 (and TPE1), UTF-8."""
+def id3_tag(title: str, artist: str = "", artwork: str = "") -> bytes:
+    """
+    An ID3v2.4 tag with TIT2 (and TPE1), UTF-8, and the cover's URL in a
+    WXXX frame (description ``artwork``) when there is one.
+    """
     frames = b""
     for frame_id, text in ((b"TIT2", title), (b"TPE1", artist)):
         if text:
             body = b"\x03" + text.encode("utf-8") + b"\x00"
             frames += frame_id + _syncsafe(len(body)) + b"\x00\x00" + body
+    if artwork:
+        body = b"\x03artwork\x00" + artwork.encode("latin-1", "replace")
+        frames += b"WXXX" + _syncsafe(len(body)) + b"\x00\x00" + body
     return b"ID3\x04\x00\x00" + _syncsafe(len(frames)) + frames
 
 

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 
 from ..config._mount import dash_shares_hls
 from ..core.mount import Chunk, Mount
+from ..core.track import artwork_link
 from ..media import Packet, media_type
 from ..media._sync import adts_header
 from ..media.hls import Segmenter
@@ -213,7 +214,7 @@ class HlsOutput:
         elif generation != self._generation:
             segmenter.discontinuity()
         self._generation = generation
-        self.segmenter.set_title(self.feeding.title, self.feeding.artist)
+        self.segmenter.set_title(self.feeding.title, self.feeding.artist, artwork_link(self.feeding) or "")
         self.segmenter.add(data, duration, self.now())
         self._wake()
 

@@ -163,7 +163,11 @@
                                                       (m.content_type || "").replace(/^audio\//, "") +
                                                       (m.bitrate ? " " + m.bitrate + "k" : "")})] : [])),
         element("td", {"class": "num listeners", text: m.listeners}),
-        element("td", {"class": "now-playing", text: m.song || "–"}),
+        element("td", {"class": "now-playing"},
+                (m.artwork && m.artwork.charAt(0) === "/"  // this server's cover (the page may load no other)
+                  ? [element("img", {"class": "cover", src: m.artwork, alt: "", width: "32", height: "32"})] : [])
+                  .concat([element("span", {text: m.song || "–",
+                                            title: m.album ? (m.song || "") + " · " + m.album : ""})])),
         element("td", {"class": "num", text: bits(m.send_bps)}),
         element("td", {}, [toggle, kill])]));
       if (openListeners[path]) {

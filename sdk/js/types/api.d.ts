@@ -687,7 +687,7 @@ export interface components {
                     readonly outro?: string;
                 };
             };
-            /** @description Album art and extended metadata (docs/nowplaying.md). */
+            /** @description Album art and extended metadata (docs/programming.md). */
             metadata?: {
                 /** @description Serve album art at /<mount>/artwork.jpg. */
                 artwork_enabled?: boolean;
@@ -1459,7 +1459,7 @@ export interface operations {
                     url?: string;
                     album?: string;
                     genre?: string;
-                    /** @description The cover's URL (shown, and fetched when allowed: docs/nowplaying.md). */
+                    /** @description The cover's URL (shown, and fetched when allowed: docs/programming.md). */
                     artwork?: string;
                     year?: number;
                     duration?: number;
