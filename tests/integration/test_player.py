@@ -29,7 +29,8 @@ const audio = document.getElementById('audio');
 return {time: audio.currentTime, transport: document.documentElement.dataset.transport || '',
         state: document.documentElement.dataset.state, title: document.getElementById('title').textContent,
         background: getComputedStyle(document.body).backgroundColor,
-        accent: getComputedStyle(document.getElementById('play')).backgroundColor};
+        accent: getComputedStyle(document.getElementById('play')).backgroundColor,
+        cover: document.getElementById('artwork').style.backgroundImage};
 """
 
 
@@ -55,8 +56,8 @@ def plays(driver, url, timeout=30):
 class PlayerTests(TestCase):
     timeout = 180
 
-    async def station(self, hls=True):
-        config = "mounts { live { %s } }" % ("hls { enabled true segment_duration 2 }" if hls else "")
+    async def station(self, hls=True, more=""):
+        config = "mounts { live { %s %s } }" % ("hls { enabled true segment_duration 2 }" if hls else "", more)
         process, base = await start_server(self, reactor, config)
         self.source = spawn_tool(self, reactor, ["ffmpeg"] + TONE + MP3 + [
             "-content_type", "audio/mpeg", "icecast://source:hackme@%s/live" % base[7:]])
@@ -66,7 +67,7 @@ class PlayerTests(TestCase):
         return process, base
 
     async def test_plays_with_hls_js_and_the_title_follows(self):
-        _, base = await self.station()
+        _, base = await self.station(more="metadata { artwork_enabled true }")
         url = base + "/embed/live?autoplay=true&theme=dark&color=ff6600"
         _, state = await threads.deferToThread(plays, self.driver, url)
         self.assertEqual((state["transport"], state["state"]), ("hls.js", "playing"))
@@ -74,8 +75,9 @@ class PlayerTests(TestCase):
         self.assertEqual(state["accent"], "rgb(255, 102, 0)")  # color=ff6600
         await set_title(base, "/live", "Band - A New Tune")
         changed = reactor.seconds()
-        await threads.deferToThread(wait_until, self.driver, lambda s: s["title"] == "A New Tune", 2.0,
-                                    "the new title")
+        state = await threads.deferToThread(wait_until, self.driver, lambda s: s["title"] == "A New Tune", 2.0,
+                                            "the new title")
+        self.assertIn("/live/artwork.jpg?v=", state["cover"])  # the mount's cover (here its placeholder)
         print("title shown %.2fs after the change" % (reactor.seconds() - changed))
         await self.screenshots(base)
 
