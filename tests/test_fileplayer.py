@@ -1,5 +1,7 @@
 """Fallback files, played at their real bitrate on the reactor's clock."""
 
+import json
+
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -96,3 +98,56 @@ class FileFallbackTests(SynchronousTestCase):
         source, _ = h.source()
         close(source)
         self.assertEqual(h.registry.file_mounts, {})
+
+
+def tagged_mp3(path, frames=200, cover=True):
+    """An MP3 file of test frames, tagged by mutagen (title, artist, album, year, genre, a front cover)."""
+    import io
+
+    from mutagen.id3 import APIC, ID3, TALB, TCON, TDRC, TIT2, TPE1
+    from PIL import Image
+
+    path.setContent(FRAME * frames)
+    tags = ID3()
+    for frame in (TIT2(encoding=3, text="Night Loop"), TPE1(encoding=3, text="The Automation"),
+                  TALB(encoding=3, text="Overnight"), TDRC(encoding=3, text="2024-05-01"),
+                  TCON(encoding=3, text="Ambient")):
+        tags.add(frame)
+    if cover:
+        png = io.BytesIO()
+        Image.new("RGB", (64, 64), (10, 20, 200)).save(png, "PNG")
+        tags.add(APIC(encoding=3, mime="image/png", type=3, desc="front", data=png.getvalue()))
+    tags.save(path.path)
+
+
+class FileTagsTests(SynchronousTestCase):
+    def test_listeners_of_a_fallback_file_see_its_tags_and_cover(self):
+        path = FilePath(self.mktemp() + ".ogg")  # an MP3 whatever its name says: read from its bytes
+        tagged_mp3(path)
+        h = Harness('mounts { live { fallback { file "%s" loop true } metadata { artwork_enabled true '
+                    'artwork_size 32x32 } } }' % path.path)
+        source, _ = h.source()
+        feed_frames(source, 20)
+        _, transport = h.listener(extra="Icy-MetaData: 1\r\n")
+        close(source)
+        for _ in range(30):
+            h.clock.advance(0.1)
+        self.assertIn(b"StreamTitle='The Automation - Night Loop';", transport.value())
+        playing = h.registry.file_mounts["/live"]
+        self.assertEqual(playing.content_type, "audio/mpeg")
+        track = playing.track
+        self.assertEqual((track.album, track.genre, track.year), ("Overnight", "Ambient", 2024))
+        self.assertAlmostEqual(track.duration, 200 * 1152 / 44100, places=1)
+        self.assertEqual((track.picture.mime, track.picture.data[:4]), ("image/png", b"\x89PNG"))
+        self.assertIsNotNone(playing.cover)  # made from the picture
+        document = json.loads(h.get("/live/metadata.json")[2])
+        self.assertEqual((document["mount"], document["playing_from"], document["title"], document["album"]),
+                         ("/live", "/live#fallback-file", "Night Loop", "Overnight"))
+        self.assertTrue(document["artwork"].startswith("http://radio.test:8000/live/artwork.jpg?v="))
+        self.assertEqual(h.get("/live/artwork.jpg")[2], playing.cover.jpeg)
+
+    def test_a_file_without_tags_plays_untitled(self):
+        from gocast.inputs.filetags import read_tags
+
+        self.assertEqual(read_tags(FRAME * 50)[:2], ("", ""))
+        self.assertEqual(read_tags(b"not audio at all")[:2], ("", ""))

@@ -200,7 +200,7 @@ def mount_data(ctx: ApiContext, mount: Mount) -> Dict[str, Any]:
         "bytes_sent": mount.total_bytes_sent, "public": config.public, "hidden": config.hidden,
         "hls": config.hls.enabled, "source": source_data(mount, ctx.now()),
         "transcoded_from": parent, "transcoding": ladder.describe() if ladder is not None else [],
-        "now_playing": now_playing(mount),
+        "now_playing": now_playing(ctx.registry.on_air(mount.path) or mount, path=mount.path),
     }
 
 

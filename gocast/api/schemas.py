@@ -68,6 +68,8 @@ NOW_PLAYING = obj({"mount": STRING, "live": {"type": "boolean"}, "title": nullab
                                    "when the mount serves artwork, else the URL given with the track."),
                    "duration": nullable("number"), "genre": nullable("string"), "year": nullable("integer"),
                    "song": nullable("string"), "started_at": nullable("string"),
+                   "playing_from": dict(nullable("string"), description="The mount its listeners hear when it is "
+                                        "not this one (a fallback)."),
                    "history": array(obj({"title": nullable("string"), "artist": nullable("string"),
                                          "album": nullable("string"), "song": nullable("string"),
                                          "started_at": nullable("string"), "ended_at": nullable("string")}))},

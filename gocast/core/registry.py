@@ -90,6 +90,13 @@ class MountRegistry:
     def get(self, path: str) -> Optional[Mount]:
         return self.mounts.get(path)
 
+    def find(self, path: str) -> Optional[Mount]:
+        """Any mount by its path, a fallback file's own (``/live#fallback-file``) included."""
+        mount = self.mounts.get(path)
+        if mount is None:
+            mount = next((m for m in self.file_mounts.values() if m.path == path), None)
+        return mount
+
     def is_configured(self, path: str) -> bool:
         return path in self.config.mounts
 
@@ -173,6 +180,24 @@ class MountRegistry:
             return mount
         return self.first_live_fallback(path)
 
+    def on_air(self, path: str) -> Optional[Mount]:
+        """
+        What listeners of ``path`` hear now: the mount, its nearest live
+        fallback, or a fallback file already playing for it (none is started).
+        """
+        mount = self.mounts.get(path)
+        if mount is None or mount.source is not None:
+            return mount
+        chain = self.fallback_chain(path)
+        for candidate in chain:
+            if candidate.source is not None:
+                return candidate
+        for owner in [path] + [m.path for m in chain]:
+            playing = self.file_mounts.get(owner)
+            if playing is not None and playing.source is not None:
+                return playing
+        return mount
+
     def first_live_fallback(self, path: str) -> Optional[Mount]:
         """The nearest fallback mount with a source, else the nearest fallback file, started."""
         chain = self.fallback_chain(path)
@@ -198,10 +223,11 @@ class MountRegistry:
             return None
         config = attr.evolve(owner_mount.config, fallback=FallbackConfig(), max_listeners=0)
         mount = Mount(owner + "#fallback-file", config, self.config.limits, self.bus, self.later)
+        self.file_mounts[owner] = mount  # findable while it starts (its tags are its first now-playing)
         if not self.file_players.start(mount, fallback.file, fallback.loop,
                                        on_end=lambda: self._file_ended(owner, mount)):
+            del self.file_mounts[owner]
             return None
-        self.file_mounts[owner] = mount
         return mount
 
     def _file_ended(self, owner: str, mount: Mount) -> None:

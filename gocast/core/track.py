@@ -69,7 +69,7 @@ def host_allowed(url: str, hosts: Tuple[str, ...]) -> bool:
     return False
 
 
-def artwork_link(mount: Any) -> Optional[str]:
+def artwork_link(mount: Any, path: str = "") -> Optional[str]:
     """
     Where the current cover is: this server's ``/<mount>/artwork.jpg`` when
     the mount serves artwork and makes this track's cover itself (from a
@@ -80,24 +80,26 @@ def artwork_link(mount: Any) -> Optional[str]:
     track, settings = mount.track, mount.config.metadata
     if settings.artwork_enabled and (not track.artwork or track.picture is not None
                                      or host_allowed(track.artwork, settings.artwork_hosts)):
-        return "%s/artwork.jpg?v=%d" % (mount.path, mount.metadata_version)
+        return "%s/artwork.jpg?v=%d" % (path or mount.path, mount.metadata_version)
     return track.artwork or None
 
 
-def now_playing(mount: Any, base: str = "") -> Dict[str, Any]:
+def now_playing(mount: Any, base: str = "", path: str = "") -> Dict[str, Any]:
     """
     metadata.json, as the roadmap shows it (title, artist, album, artwork,
     duration, genre, year), with ``song``, ``started_at`` and the tracks
     before (``history``). ``base`` (``http://host:port``) makes this
-    server's artwork link absolute.
+    server's artwork link absolute; ``path`` is the mount asked for when
+    ``mount`` is what its listeners hear instead (a fallback).
     """
     track = mount.track
-    artwork = artwork_link(mount)
+    artwork = artwork_link(mount, path)
     if artwork and artwork.startswith("/"):
         artwork = base + artwork
-    return {"mount": mount.path, "live": mount.source is not None, "title": mount.title or None,
+    return {"mount": path or mount.path, "live": mount.source is not None, "title": mount.title or None,
             "artist": mount.artist or None, "album": track.album or None, "artwork": artwork,
             "duration": track.duration, "genre": track.genre or None, "year": track.year,
             "song": mount.song or None, "started_at": iso(mount.track_started),
+            "playing_from": mount.path if path and path != mount.path else None,
             "history": [dict(entry, started_at=iso(entry["started_at"]), ended_at=iso(entry["ended_at"]))
                         for entry in mount.history]}

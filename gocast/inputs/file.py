@@ -2,21 +2,26 @@
 """
 Fallback files: ``fallback { file /path/silence.mp3 loop true }``.
 
-A file is cut into whole frames once (MP3, AAC, Ogg), then fed to a mount
-of its own at its real bitrate, paced by the reactor's clock: a little
-ahead of real time, so listeners never starve, never faster.
+A file is cut into whole frames once (MP3, AAC, Ogg: known from its bytes,
+else its name), then fed to a mount of its own at its real bitrate, paced
+by the reactor's clock: a little ahead of real time, so listeners never
+starve, never faster. Its tags (:mod:`gocast.inputs.filetags`) are the
+mount's now-playing while it plays.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import attr
 from twisted.logger import Logger
 
 from ..config.files import describe, open_regular
 from ..core.mount import Mount, SourceInfo
+from ..core.track import NO_INFO, TrackInfo
 from ..media import Packet, framer_for
+from .filetags import content_type_of, read_tags
 
 #: How far ahead of real time the player keeps the mount.
 LEAD = 0.5
@@ -42,14 +47,27 @@ def cut(data: bytes, content_type: str) -> List[Packet]:
     return packets
 
 
+Tags = Tuple[str, str, TrackInfo]
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Loaded:
+    """A file read and cut: its frames, its content type, and (title, artist, the rest) from its tags."""
+
+    packets: List[Packet]
+    content_type: str
+    tags: Tags
+
+
 class FilePlayer:
     """Feeds one file to one mount, in real time."""
 
     def __init__(self, mount: Mount, packets: List[Packet], content_type: str, loop: bool, clock: Any,
-                 on_end: Callable[[], None]):
+                 on_end: Callable[[], None], tags: Tags = ("", "", NO_INFO)):
         self.mount = mount
         self.packets = packets
         self.content_type = content_type
+        self.tags = tags
         self.loop = loop
         self.clock = clock
         self.on_end = on_end
@@ -61,6 +79,9 @@ class FilePlayer:
     def start(self) -> None:
         self.mount.start_source(SourceInfo(self.content_type, "file", "GoCast fallback file",
                                            self.clock.seconds()))
+        title, artist, info = self.tags
+        if title or artist:
+            self.mount.set_metadata(title=title, artist=artist, info=info)
         self._started = self.clock.seconds()
         self._tick()
 
@@ -95,36 +116,36 @@ class FilePlayers:
 
     def __init__(self, clock: Any):
         self.clock = clock
-        self._cache: Dict[str, List[Packet]] = {}
+        self._cache: Dict[str, Loaded] = {}
         self.playing: Dict[Mount, FilePlayer] = {}
 
-    def load(self, path: str) -> Optional[List[Packet]]:
-        packets = self._cache.get(path)
-        if packets is not None:
-            return packets
-        content_type = content_type_for(path)
-        if content_type is None:
-            self._log.error("fallback file {path}: unknown format; use .mp3, .aac, .ogg or .opus",
-                            path=path)
-            return None
+    def load(self, path: str) -> Optional[Loaded]:
+        """The file's frames, what it is (from its bytes, else its name) and its tags; read once."""
+        loaded = self._cache.get(path)
+        if loaded is not None:
+            return loaded
         try:
             with os.fdopen(open_regular(path), "rb") as f:
                 data = f.read(MAX_FILE)
         except OSError as e:
             self._log.error("fallback file {path}: {why}", path=path, why=describe(e))
             return None
+        content_type = content_type_of(data) or content_type_for(path)
+        if content_type is None:
+            self._log.error("fallback file {path}: not MP3, AAC or Ogg (Opus, Vorbis, FLAC)", path=path)
+            return None
         packets = cut(data, content_type)
         if not sum(p.duration for p in packets):
             self._log.error("fallback file {path}: no audio frames found", path=path)
             return None
-        self._cache[path] = packets
-        return packets
+        loaded = self._cache[path] = Loaded(packets, content_type, read_tags(data))
+        return loaded
 
     def start(self, mount: Mount, path: str, loop: bool, on_end: Callable[[], None]) -> bool:
-        packets = self.load(path)
-        if packets is None:
+        loaded = self.load(path)
+        if loaded is None:
             return False
-        player = FilePlayer(mount, packets, content_type_for(path) or "", loop, self.clock, on_end)
+        player = FilePlayer(mount, loaded.packets, loaded.content_type, loop, self.clock, on_end, loaded.tags)
         self.playing[mount] = player
         player.start()
         return True

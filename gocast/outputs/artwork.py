@@ -61,7 +61,7 @@ class Artworks:
         bus.subscribe(self.changed, ["source.metadata"])
 
     def changed(self, event: Event) -> None:
-        mount = self.registry.get(event.mount or "")
+        mount = self.registry.find(event.mount or "")
         if mount is None or not mount.config.metadata.artwork_enabled:
             return
         mount.cover = None

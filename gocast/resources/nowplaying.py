@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_nowplaying -*-
 """
-``GET /<mount>/metadata.json`` (what is playing, for station websites and
-players: the roadmap's fields, ``started_at`` and the tracks before) and
+``GET /<mount>/metadata.json`` (what its listeners hear, a fallback's track
+when they are on one, for station websites and players: the roadmap's
+fields, ``started_at`` and the tracks before) and
 ``GET /<mount>/artwork.jpg`` (its cover, or a placeholder, when the mount
 sets ``metadata { artwork_enabled true }``). Both may be read by any
 page (CORS, like the streams) and must not be cached without asking
@@ -26,24 +27,26 @@ LEAVES = ("metadata.json", "artwork.jpg")
 class NowPlayingJson(Resource):
     isLeaf = True
 
-    def __init__(self, mount: Any, config: Any):
+    def __init__(self, mount: Any, registry: Any):
         super().__init__()
         self.mount = mount
-        self.config = config
+        self.registry = registry
 
     def render_GET(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"application/json")
         request.setHeader(b"cache-control", b"no-cache")
-        document = now_playing(self.mount, public_base(request, self.config.server))
+        heard = self.registry.on_air(self.mount.path) or self.mount
+        document = now_playing(heard, public_base(request, self.registry.config.server), self.mount.path)
         return json.dumps(document, ensure_ascii=False).encode("utf-8")
 
 
 class ArtworkJpeg(Resource):
     isLeaf = True
 
-    def __init__(self, mount: Any, artworks: Any):
+    def __init__(self, mount: Any, registry: Any, artworks: Any):
         super().__init__()
         self.mount = mount
+        self.registry = registry
         self.artworks = artworks
 
     def render_GET(self, request: Request) -> bytes:
@@ -51,7 +54,7 @@ class ArtworkJpeg(Resource):
             request.setResponseCode(404)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"this mount serves no artwork (metadata { artwork_enabled true } turns it on)\n"
-        cover = self.artworks.cover(self.mount)
+        cover = self.artworks.cover(self.registry.on_air(self.mount.path) or self.mount)
         request.setHeader(b"cache-control", b"no-cache")
         request.setHeader(b"etag", cover.etag.encode("ascii"))
         request.setHeader(b"x-content-type-options", b"nosniff")
@@ -67,4 +70,6 @@ def leaf_for(registry: Any, path: str, artworks: Any) -> Any:
     mount = registry.get(base) if leaf in LEAVES and base else None
     if mount is None:
         return None
-    return NowPlayingJson(mount, registry.config) if leaf == "metadata.json" else ArtworkJpeg(mount, artworks)
+    if leaf == "metadata.json":
+        return NowPlayingJson(mount, registry)
+    return ArtworkJpeg(mount, registry, artworks)

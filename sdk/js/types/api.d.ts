@@ -1027,6 +1027,8 @@ export interface operations {
                                 year?: number | null;
                                 song?: string | null;
                                 started_at?: string | null;
+                                /** @description The mount its listeners hear when it is not this one (a fallback). */
+                                playing_from?: string | null;
                                 history: {
                                     title?: string | null;
                                     artist?: string | null;
@@ -1140,6 +1142,8 @@ export interface operations {
                                 year?: number | null;
                                 song?: string | null;
                                 started_at?: string | null;
+                                /** @description The mount its listeners hear when it is not this one (a fallback). */
+                                playing_from?: string | null;
                                 history: {
                                     title?: string | null;
                                     artist?: string | null;
@@ -1248,6 +1252,8 @@ export interface operations {
                                 year?: number | null;
                                 song?: string | null;
                                 started_at?: string | null;
+                                /** @description The mount its listeners hear when it is not this one (a fallback). */
+                                playing_from?: string | null;
                                 history: {
                                     title?: string | null;
                                     artist?: string | null;
@@ -1362,6 +1368,8 @@ export interface operations {
                                 year?: number | null;
                                 song?: string | null;
                                 started_at?: string | null;
+                                /** @description The mount its listeners hear when it is not this one (a fallback). */
+                                playing_from?: string | null;
                                 history: {
                                     title?: string | null;
                                     artist?: string | null;
