@@ -77,8 +77,9 @@ class FilePlayer:
         self._call: Any = None
 
     def start(self) -> None:
+        # Its in-stream titles (Ogg comments) are in the tags read with mutagen, which say more.
         self.mount.start_source(SourceInfo(self.content_type, "file", "GoCast fallback file",
-                                           self.clock.seconds()))
+                                           self.clock.seconds(), inband_metadata=False))
         title, artist, info = self.tags
         if title or artist:
             self.mount.set_metadata(title=title, artist=artist, info=info)
