@@ -154,6 +154,17 @@ class UploadTests(TestCase):
         await deferToThread(s3.create_bucket, Bucket=bucket)
         return moto, s3
 
+    async def uploaded(self, s3, bucket, process, timeout=30):
+        """The keys in ``bucket``, once there is one (the server's log in the failure)."""
+        deadline = reactor.seconds() + timeout
+        while True:
+            listing = await deferToThread(s3.list_objects_v2, Bucket=bucket)
+            keys = [item["Key"] for item in listing.get("Contents", [])]
+            if keys:
+                return keys
+            self.assertLess(reactor.seconds(), deadline, process.output.decode()[-2000:])
+            await task.deferLater(reactor, 0.5, lambda: None)
+
     async def test_recordings_uploaded_and_checked(self):
         moto, s3 = await self.s3_with("archive")
         folder = os.path.abspath(self.mktemp())
@@ -195,15 +206,7 @@ class UploadTests(TestCase):
         s3 = moto.client()
         await deferToThread(s3.create_bucket, Bucket="late")
 
-        async def uploaded():
-            listing = await deferToThread(s3.list_objects_v2, Bucket="late")
-            return [item["Key"] for item in listing.get("Contents", [])]
-
-        deadline = reactor.seconds() + 60
-        while not await uploaded():
-            self.assertLess(reactor.seconds(), deadline, process.output.decode()[-2000:])
-            await task.deferLater(reactor, 0.5, lambda: None)
-        [key] = await uploaded()
+        [key] = await self.uploaded(s3, "late", process, timeout=60)
         [name] = [n for n in os.listdir(folder) if n.endswith(".mp3")]
         self.assertEqual(key, "live/" + name)
         body = await deferToThread(lambda: s3.get_object(Bucket="late", Key=key)["Body"].read())
@@ -224,15 +227,7 @@ class UploadTests(TestCase):
         process, base = await start_server(self, reactor, config)
         await stream(self, base, "ogg", 4)
 
-        async def in_the_bucket():
-            listing = await deferToThread(s3.list_objects_v2, Bucket="my-radio-archive")
-            return [item["Key"] for item in listing.get("Contents", [])]
-
-        deadline = reactor.seconds() + 30
-        while not await in_the_bucket():
-            self.assertLess(reactor.seconds(), deadline, process.output.decode()[-2000:])
-            await task.deferLater(reactor, 0.5, lambda: None)
-        [key] = await in_the_bucket()
+        [key] = await self.uploaded(s3, "my-radio-archive", process)
         self.assertTrue(key.startswith("live/live-") and key.endswith(".mp3"), key)  # format mp3: transcoded
         [name] = [n for n in os.listdir(folder) if n.endswith(".mp3")]
         player = spawn_tool(self, reactor, ["ffmpeg", "-hide_banner", "-v", "error", "-i",
